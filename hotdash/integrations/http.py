@@ -1,0 +1,427 @@
+"""Outbound HTTP shared by the Fly and GitHub clients.
+
+One factory (:func:`build_client`) builds every client: explicit timeouts, our user agent,
+provider auth and headers. :class:`ApiClient` maps failures onto two exception kinds,
+retries what is safe to retry and reconciles non-idempotent creates before repeating them.
+Tokens never leave the ``Authorization`` header: not in exceptions, not in logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+import hotdash
+
+log = logging.getLogger("hotdash.integrations")
+
+T = TypeVar("T")
+
+# Methods that may be repeated blindly: a repeat converges on the same result.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+REDACTED = "[redacted]"
+
+
+def _rebuild(cls: type[APIError], state: dict[str, Any]) -> APIError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, str(error))
+    return error
+
+
+class APIError(Exception):
+    """A call to an external API failed. Carries what is needed to debug it, never the token."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        method: str,
+        path: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.provider = provider
+        self.method = method
+        self.path = path
+        self.status = status
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        status = self.status if self.status is not None else "no response"
+        text = f"{self.provider} {self.method} {self.path} -> {status}: {self.message}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery pickles exceptions; the keyword-only constructor needs help.
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
+
+class RetryableAPIError(APIError):
+    """Timeouts, connection errors, 408, 429, 5xx and rate limits: trying later may succeed."""
+
+    retryable = True
+
+
+class PermanentAPIError(APIError):
+    """Any other 4xx: repeating the same request will fail the same way."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What differs between the APIs we talk to."""
+
+    name: str
+    request_id_header: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    follow_redirects: bool = False
+
+    def authorization(self, token: str) -> str:
+        # Fly macaroons (`fly tokens deploy`) carry their own scheme; everything else is Bearer.
+        return token if token.startswith("FlyV1 ") else f"Bearer {token}"
+
+
+FLY = Provider(name="fly", request_id_header="fly-request-id")
+GITHUB = Provider(
+    name="github",
+    request_id_header="x-github-request-id",
+    headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+    # Asset downloads redirect to storage; httpx drops Authorization on cross-origin hops.
+    follow_redirects=True,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter.
+
+    ``attempts`` counts every try including the first. A server-directed wait (Retry-After,
+    x-ratelimit-reset) longer than ``max_server_wait`` is not slept through: the error is raised
+    with ``retry_after`` set so a task can reschedule itself instead of holding a worker.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_server_wait: float = 60.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2**attempt)
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+# --- test seam -------------------------------------------------------------------------------
+
+_transport_override: httpx.BaseTransport | None = None
+
+
+class _Borrowed(httpx.BaseTransport):
+    """A shared transport used, but not closed, by each client built while it is installed."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.inner.handle_request(request)
+
+
+@contextlib.contextmanager
+def use_transport(transport: httpx.BaseTransport) -> Iterator[httpx.BaseTransport]:
+    """Route every client built by :func:`build_client` inside the block through ``transport``."""
+    global _transport_override
+    previous = _transport_override
+    _transport_override = transport
+    try:
+        yield transport
+    finally:
+        _transport_override = previous
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+def _parse_retry_after(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now)
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    # Fly: {"error", "status", "message"?}; GitHub: {"message", "errors"?, "documentation_url"}.
+    message = body.get("message") or body.get("error") or response.reason_phrase
+    if isinstance(body.get("status"), str) and body.get("error"):
+        message = f"{message} [{body['status']}]"
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        details = "; ".join(
+            str(e.get("message") or e.get("code")) if isinstance(e, dict) else str(e)
+            for e in errors
+        )
+        message = f"{message} ({details})"
+    return str(message)
+
+
+class ApiClient:
+    """An httpx client for one provider with error mapping, retries and reconciliation."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        provider: Provider,
+        token: str,
+        retry: RetryPolicy,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.http = http
+        self.provider = provider
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+        self._token = token
+        self._rng = rng
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ApiClient {self.provider.name} {self.http.base_url}>"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _redact(self, text: str) -> str:
+        token = self._token.removeprefix("FlyV1 ")
+        return text.replace(token, REDACTED) if token else text
+
+    def _error(
+        self, kind: type[APIError], request: httpx.Request, message: str, **extra: Any
+    ) -> APIError:
+        return kind(
+            self._redact(message),
+            provider=self.provider.name,
+            method=request.method,
+            path=request.url.path,
+            **extra,
+        )
+
+    def _error_for(self, request: httpx.Request, response: httpx.Response) -> APIError:
+        status = response.status_code
+        headers = response.headers
+        now = self.clock()
+        retry_after = _parse_retry_after(headers.get("retry-after"), now)
+        exhausted = headers.get("x-ratelimit-remaining") == "0"
+        if retry_after is None and exhausted and headers.get("x-ratelimit-reset", "").isdigit():
+            retry_after = max(0.0, int(headers["x-ratelimit-reset"]) - now)
+        rate_limited = status == 403 and (exhausted or "retry-after" in headers)
+        retryable = status in (408, 429) or status >= 500 or rate_limited
+        return self._error(
+            RetryableAPIError if retryable else PermanentAPIError,
+            request,
+            _error_message(response),
+            status=status,
+            request_id=headers.get(self.provider.request_id_header),
+            retry_after=retry_after,
+        )
+
+    def send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send one request; return a 2xx response or raise the mapped :class:`APIError`."""
+        request = self.http.build_request(
+            method,
+            url,
+            params=params,
+            json=json,
+            headers=headers,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        started = time.monotonic()
+        try:
+            response = self.http.send(request, follow_redirects=self.provider.follow_redirects)
+            response.read()
+        except httpx.TimeoutException as exc:
+            message = f"timed out ({type(exc).__name__})"
+            raise self._error(RetryableAPIError, request, message) from exc
+        except httpx.TransportError as exc:
+            message = f"connection failed ({type(exc).__name__}: {exc})"
+            raise self._error(RetryableAPIError, request, message) from exc
+        log.debug(
+            "%s %s %s -> %s in %.0f ms (request id %s)",
+            self.provider.name,
+            method,
+            request.url.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            response.headers.get(self.provider.request_id_header),
+        )
+        if response.is_success:
+            return response
+        raise self._error_for(request, response)
+
+    def delay_for(self, error: APIError, attempt: int) -> float:
+        """How long to wait before retrying: what the server asked for, else backoff."""
+        if error.retry_after is not None:
+            return error.retry_after
+        return self.retry.backoff(attempt, self._rng)
+
+    def pause(self, error: APIError, attempt: int) -> None:
+        """Wait before retry number ``attempt + 1``, or re-raise when the budget is spent."""
+        delay = self.delay_for(error, attempt)
+        if attempt + 1 >= self.retry.attempts or delay > self.retry.max_server_wait:
+            raise error
+        log.warning(
+            "%s; retry %d of %d in %.2f s", error, attempt + 1, self.retry.attempts - 1, delay
+        )
+        self.sleep(delay)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request, retrying retryable failures only when repeating it is harmless.
+
+        ``idempotent`` defaults to "the method is safe" (GET, HEAD, OPTIONS, PUT, DELETE);
+        pass True for a POST that sets a state (start, stop) and False to never retry.
+        """
+        repeatable = method.upper() in SAFE_METHODS if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            try:
+                return self.send_once(method, url, **kwargs)
+            except RetryableAPIError as error:
+                if not repeatable:
+                    raise
+                self.pause(error, attempt)
+                attempt += 1
+
+    def create(
+        self,
+        method: str,
+        url: str,
+        *,
+        parse: Callable[[httpx.Response], T],
+        find: Callable[[], T | None],
+        **kwargs: Any,
+    ) -> T:
+        """Perform a non-idempotent create at most once per confirmed failure.
+
+        After a retryable failure the earlier attempt may still have taken effect (the response
+        was lost, the gateway timed out). ``find`` looks for its result; only when it finds
+        nothing is the create sent again.
+        """
+        attempt = 0
+        while True:
+            try:
+                return parse(self.send_once(method, url, **kwargs))
+            except RetryableAPIError as error:
+                self.pause(error, attempt)
+                attempt += 1
+                found = find()
+                if found is not None:
+                    log.info(
+                        "%s %s %s: the earlier attempt took effect; using its result",
+                        self.provider.name,
+                        method,
+                        error.path,
+                    )
+                    return found
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs).json()
+
+    def paginate(
+        self, url: str, *, params: Mapping[str, Any] | None = None, item_key: str | None = None
+    ) -> Iterator[Any]:
+        """Yield every item of a list endpoint, following ``Link: rel="next"`` verbatim."""
+        next_url: str | None = url
+        next_params = params
+        while next_url:
+            response = self.request("GET", next_url, params=next_params)
+            body = response.json()
+            yield from body[item_key] if item_key else body
+            next_url = response.links.get("next", {}).get("url")
+            next_params = None
+
+
+def build_client(
+    provider: Provider,
+    *,
+    base_url: str,
+    token: str,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+) -> ApiClient:
+    """The one factory for outbound API clients (see :func:`use_transport` for tests)."""
+    headers = {
+        "User-Agent": f"hotdash/{hotdash.__version__}",
+        "Authorization": provider.authorization(token),
+        **provider.headers,
+    }
+    override = _transport_override
+    http = httpx.Client(
+        base_url=base_url,
+        headers=headers,
+        timeout=timeout,
+        transport=_Borrowed(override) if override is not None else None,
+    )
+    return ApiClient(
+        http,
+        provider=provider,
+        token=token,
+        retry=retry or RetryPolicy(),
+        sleep=sleep,
+        clock=clock,
+        rng=rng or random.Random(),
+    )

@@ -1,0 +1,180 @@
+"""The demo world shared by the sandbox and ``seed_demo``.
+
+Everything here is deterministic so that the sandbox (which serves it over HTTP) and the
+database seed (which records it) agree without talking to each other. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+APP_NAME = "hot-dash"
+REPO_OWNER = "hotdash-demo"
+REPO_NAME = "hot-dash"
+FLY_ORG = "hotdash-demo"
+VERSION_FILE = "package.json"
+REQUIRED_CHECKS = ("ci/test", "ci/lint")
+PRODUCTION_FLY_APP = "hot-dash"
+STAGING_FLY_APP = "hot-dash-staging"
+REGION = "ord"
+# A label on an image that makes the sandbox fail its health checks.
+BROKEN_IMAGE_LABEL = "hotdash.sandbox/health"
+EPOCH = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+
+
+def sha1_of(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class DemoCommit:
+    sha: str
+    message: str
+    author: str
+
+
+@dataclass(frozen=True)
+class DemoRelease:
+    version: str  # without the leading "v"
+    prerelease: bool
+    published_at: datetime
+    commits: tuple[DemoCommit, ...]  # commits since the previous release, oldest first
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.version}"
+
+    @property
+    def commit_sha(self) -> str:
+        return self.commits[-1].sha
+
+    @property
+    def artifact_name(self) -> str:
+        return f"{APP_NAME}-{self.version}.tar.gz"
+
+    @property
+    def artifact_bytes(self) -> bytes:
+        return f"{APP_NAME} {self.version} build artifact\n".encode() * 64
+
+    @property
+    def artifact_sha256(self) -> str:
+        return sha256_of(self.artifact_bytes)
+
+    @property
+    def checksum_file(self) -> bytes:
+        return f"{self.artifact_sha256}  {self.artifact_name}\n".encode()
+
+    @property
+    def image_ref(self) -> str:
+        return f"registry.fly.io/{APP_NAME}:{self.tag}"
+
+    @property
+    def image_digest(self) -> str:
+        return "sha256:" + sha256_of(f"image {self.image_ref}".encode())
+
+    @property
+    def changelog_lines(self) -> tuple[str, ...]:
+        return tuple(commit.message for commit in self.commits)
+
+
+def _commits(version: str, messages: list[tuple[str, str]]) -> tuple[DemoCommit, ...]:
+    return tuple(
+        DemoCommit(sha=sha1_of(f"{APP_NAME}:{version}:{index}"), message=message, author=author)
+        for index, (message, author) in enumerate(messages)
+    )
+
+
+_HISTORY: list[tuple[str, bool, list[tuple[str, str]]]] = [
+    ("1.0.0", False, [("feat: first public release (#1)", "alice"), ("chore: set up CI (#2)", "bob")]),
+    ("1.1.0", False, [("feat: release list page (#4)", "alice"), ("fix: time zones in logs (#5)", "carol")]),
+    ("1.1.1", False, [("fix: crash on empty changelog (#7)", "bob")]),
+    (
+        "1.2.0",
+        False,
+        [
+            ("feat: approval drawer (#9)", "alice"),
+            ("perf: cache overview query (#10)", "carol"),
+            ("docs: explain rollbacks (#11)", "bob"),
+        ],
+    ),
+    ("1.3.0-rc.1", True, [("feat: preview environments (#13)", "alice"), ("fix: lock banner wording (#14)", "bob")]),
+    ("1.3.0", False, [("fix: preview comment marker (#16)", "carol"), ("feat!: audit export (#17)", "alice")]),
+]
+
+DEMO_RELEASES: tuple[DemoRelease, ...] = tuple(
+    DemoRelease(
+        version=version,
+        prerelease=prerelease,
+        published_at=EPOCH + timedelta(days=7 * index),
+        commits=_commits(version, messages),
+    )
+    for index, (version, prerelease, messages) in enumerate(_HISTORY)
+)
+
+# What runs on Fly when the demo starts.
+LIVE_VERSIONS = {"production": "1.2.0", "staging": "1.3.0-rc.1"}
+
+
+def release(version: str) -> DemoRelease:
+    for candidate in DEMO_RELEASES:
+        if candidate.version == version:
+            return candidate
+    raise KeyError(version)
+
+
+# What the demo Fly apps run on (shared by the sandbox's machines and the seeded environments).
+FLY_APPS = {"production": PRODUCTION_FLY_APP, "staging": STAGING_FLY_APP}
+MACHINE_COUNTS = {"production": 2, "staging": 1}
+MACHINE_GUEST = {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048}
+INTERNAL_PORT = 8080
+HEALTH_CHECK_PATH = "/health"
+HEALTH_CHECK_GRACE = "10s"
+
+
+def machine_config(version: str, environment: str) -> dict:
+    """The Fly machine config of one demo machine running ``version`` in ``environment``."""
+    demo = release(version)
+    check_timing = {"interval": "15s", "timeout": "5s", "grace_period": HEALTH_CHECK_GRACE}
+    return {
+        "image": demo.image_ref,
+        "env": {"PRIMARY_REGION": REGION, "FLY_PROCESS_GROUP": "app", "APP_ENV": environment},
+        "guest": dict(MACHINE_GUEST),
+        "metadata": {
+            "fly_platform_version": "v2",
+            "fly_process_group": "app",
+            "hotdash_version": version,
+        },
+        "services": [
+            {
+                "protocol": "tcp",
+                "internal_port": INTERNAL_PORT,
+                "autostart": True,
+                # Legacy boolean form ("off"); the spec still types autostop as boolean.
+                "autostop": False,
+                "min_machines_running": 1,
+                "concurrency": {"type": "requests", "soft_limit": 200, "hard_limit": 250},
+                "ports": [
+                    {"port": 80, "handlers": ["http"], "force_https": True},
+                    {"port": 443, "handlers": ["tls", "http"]},
+                ],
+            }
+        ],
+        "checks": {
+            "http": {
+                "type": "http",
+                "port": INTERNAL_PORT,
+                "method": "GET",
+                "path": HEALTH_CHECK_PATH,
+                **check_timing,
+            },
+            "tcp": {"type": "tcp", "port": INTERNAL_PORT, **check_timing},
+        },
+        "restart": {"policy": "on-failure", "max_retries": 10},
+        "stop_config": {"signal": "SIGINT", "timeout": "5s"},
+    }
