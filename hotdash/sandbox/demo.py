@@ -91,8 +91,16 @@ def _commits(version: str, messages: list[tuple[str, str]]) -> tuple[DemoCommit,
 
 
 _HISTORY: list[tuple[str, bool, list[tuple[str, str]]]] = [
-    ("1.0.0", False, [("feat: first public release (#1)", "alice"), ("chore: set up CI (#2)", "bob")]),
-    ("1.1.0", False, [("feat: release list page (#4)", "alice"), ("fix: time zones in logs (#5)", "carol")]),
+    (
+        "1.0.0",
+        False,
+        [("feat: first public release (#1)", "alice"), ("chore: set up CI (#2)", "bob")],
+    ),
+    (
+        "1.1.0",
+        False,
+        [("feat: release list page (#4)", "alice"), ("fix: time zones in logs (#5)", "carol")],
+    ),
     ("1.1.1", False, [("fix: crash on empty changelog (#7)", "bob")]),
     (
         "1.2.0",
@@ -103,8 +111,16 @@ _HISTORY: list[tuple[str, bool, list[tuple[str, str]]]] = [
             ("docs: explain rollbacks (#11)", "bob"),
         ],
     ),
-    ("1.3.0-rc.1", True, [("feat: preview environments (#13)", "alice"), ("fix: lock banner wording (#14)", "bob")]),
-    ("1.3.0", False, [("fix: preview comment marker (#16)", "carol"), ("feat!: audit export (#17)", "alice")]),
+    (
+        "1.3.0-rc.1",
+        True,
+        [("feat: preview environments (#13)", "alice"), ("fix: lock banner wording (#14)", "bob")],
+    ),
+    (
+        "1.3.0",
+        False,
+        [("fix: preview comment marker (#16)", "carol"), ("feat!: audit export (#17)", "alice")],
+    ),
 ]
 
 DEMO_RELEASES: tuple[DemoRelease, ...] = tuple(

@@ -1,0 +1,54 @@
+# HotDash: `make run` serves the dashboard with the sandbox; `make test` passes the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+SANDBOX_PORT ?= 8001
+export SANDBOX_PORT
+
+.PHONY: install run test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  HotDash:  http://127.0.0.1:$(PORT)/   (sandbox: http://127.0.0.1:$(SANDBOX_PORT)/)"
+	@echo "  Stop everything with Ctrl-C."
+	@echo ""
+	@DEBUG=true bash -c 'trap "trap - EXIT INT TERM; kill 0" EXIT INT TERM; \
+	  $(BIN)/python manage.py sandbox --port $(SANDBOX_PORT) \
+	    --webhook-url http://127.0.0.1:$(PORT)/webhooks/github & \
+	  $(BIN)/celery -A hotdash worker --loglevel INFO --concurrency 2 --hostname worker@%h & \
+	  $(BIN)/celery -A hotdash beat --loglevel INFO --schedule var/celerybeat-schedule & \
+	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload & \
+	  wait'
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install
+	$(BIN)/ruff check .
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from approvals import views
+
+app_name = "approvals"
+
+urlpatterns = [
+    path("approvals/", views.queue, name="queue"),
+    path("approvals/pending-count/", views.pending_count, name="pending-count"),
+    path("audit/", views.audit, name="audit"),
+]

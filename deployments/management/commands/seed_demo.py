@@ -1,0 +1,236 @@
+"""Create the demo world (app hot-dash, production and staging, six releases, history, users).
+
+Idempotent: a second run finds everything in place and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from approvals import policy
+from approvals.audit import record
+from deployments.models import App, Deploy, DeployStep, Environment, Release
+from hotdash.sandbox import demo
+
+DEFAULT_DEMO_PASSWORD = "hotdash-demo"
+DEMO_USERS = (
+    ("alice", policy.DEPLOYER),
+    ("bob", policy.APPROVER),
+    ("carol", policy.APPROVER),
+    ("dave", policy.VIEWER),
+    ("admin", policy.ADMIN),
+)
+# Deploy history: which releases went live, in order, in each environment.
+HISTORY = {
+    "production": ("1.0.0", "1.1.0", "1.1.1", "1.2.0"),
+    "staging": ("1.1.1", "1.2.0", "1.3.0-rc.1"),
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo app, environments, releases, deploy history and users (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = settings.DEMO_PASSWORD
+        if not password:
+            if not settings.DEBUG:
+                raise CommandError(
+                    "Refusing to create demo users with a default password while DEBUG is off. "
+                    "Set DEMO_PASSWORD explicitly."
+                )
+            password = DEFAULT_DEMO_PASSWORD
+        with transaction.atomic():
+            created = self._seed(password)
+        if created:
+            self.stdout.write(self.style.SUCCESS(f"Demo data created ({', '.join(created)})."))
+        else:
+            self.stdout.write("Demo data already present; nothing changed.")
+        self.stdout.write(
+            "Logins (password: %s):" % ("$DEMO_PASSWORD" if settings.DEMO_PASSWORD else password)
+        )
+        for username, role in DEMO_USERS:
+            self.stdout.write(f"  {username:<6} {role}")
+
+    def _seed(self, password: str) -> list[str]:
+        created: list[str] = []
+        users = self._users(password, created)
+        app, was_created = App.objects.get_or_create(
+            name=demo.APP_NAME,
+            defaults={
+                "github_owner": demo.REPO_OWNER,
+                "github_repo": demo.REPO_NAME,
+                "fly_org": demo.FLY_ORG,
+                "version_file_path": demo.VERSION_FILE,
+                "required_checks": list(demo.REQUIRED_CHECKS),
+            },
+        )
+        if was_created:
+            created.append("app")
+        environments = {
+            "production": self._environment(
+                app,
+                created,
+                name="production",
+                kind=Environment.Kind.PRODUCTION,
+                fly_app_name=demo.PRODUCTION_FLY_APP,
+                machine_count=2,
+                machine_cpus=2,
+                machine_memory_mb=2048,
+                approvals_required=1,
+            ),
+            "staging": self._environment(
+                app,
+                created,
+                name="staging",
+                kind=Environment.Kind.STAGING,
+                fly_app_name=demo.STAGING_FLY_APP,
+                machine_count=1,
+                machine_cpus=1,
+                machine_memory_mb=1024,
+                approvals_required=0,
+            ),
+        }
+        releases = {item.version: self._release(app, item, created) for item in demo.DEMO_RELEASES}
+        for env_name, versions in HISTORY.items():
+            self._history(environments[env_name], [releases[v] for v in versions], users, created)
+        if created:
+            record(
+                actor="system",
+                verb="demo.seeded",
+                target=app,
+                app=app.name,
+                data={"created": created},
+            )
+        return created
+
+    def _users(self, password: str, created: list[str]) -> dict[str, Any]:
+        user_model = get_user_model()
+        users = {}
+        for username, role in DEMO_USERS:
+            user, was_created = user_model.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.com"}
+            )
+            if was_created:
+                user.set_password(password)
+                if role == policy.ADMIN:
+                    user.is_staff = True
+                    user.is_superuser = True
+                user.save()
+                user.groups.add(Group.objects.get(name=role))
+                created.append(f"user {username}")
+            users[username] = user
+        return users
+
+    def _environment(
+        self, app: App, created: list[str], *, name: str, **fields: Any
+    ) -> Environment:
+        defaults = {
+            "region": demo.REGION,
+            "url": f"https://{fields['fly_app_name']}.fly.dev",
+            "machine_cpu_kind": "shared",
+            "max_unavailable_percent": 30,
+            "health_tcp_interval_seconds": 15,
+            "health_http_path": "/health",
+            "health_http_interval_seconds": 30,
+            "health_grace_seconds": 30,
+            "allow_self_approval": False,
+            **fields,
+        }
+        environment, was_created = Environment.objects.get_or_create(
+            app=app, name=name, defaults=defaults
+        )
+        if was_created:
+            created.append(f"environment {name}")
+        return environment
+
+    def _release(self, app: App, item: demo.DemoRelease, created: list[str]) -> Release:
+        release, was_created = Release.objects.get_or_create(
+            app=app,
+            version=item.version,
+            defaults={
+                "tag": item.tag,
+                "is_prerelease": item.prerelease,
+                "commit_sha": item.commit_sha,
+                "title": item.tag,
+                "changelog": {
+                    "commits": [{"sha": c.sha, "message": c.message} for c in item.commits]
+                },
+                "artifact_name": item.artifact_name,
+                "artifact_sha256": item.artifact_sha256,
+                "artifact_digest": f"sha256:{item.artifact_sha256}",
+                "image_ref": item.image_ref,
+                "image_digest": item.image_digest,
+                "validation": Release.Validation.VALID,
+                "validation_results": [
+                    {
+                        "check": "version_file",
+                        "ok": True,
+                        "message": "package.json says " + item.version,
+                    },
+                    {"check": "artifact", "ok": True, "message": f"{item.artifact_name} present"},
+                    {"check": "checksum", "ok": True, "message": "checksum matches asset digest"},
+                    {"check": "image", "ok": True, "message": "image reference and digest known"},
+                ],
+                "published_at": item.published_at,
+                "synced_at": item.published_at,
+            },
+        )
+        if was_created:
+            created.append(f"release {item.tag}")
+        return release
+
+    def _history(
+        self,
+        environment: Environment,
+        releases: list[Release],
+        users: dict[str, Any],
+        created: list[str],
+    ) -> None:
+        if environment.deploys.exists():
+            return
+        previous: Release | None = None
+        for index, release in enumerate(releases):
+            started = release.published_at + timedelta(hours=2 + index)
+            deploy = Deploy.objects.create(
+                environment=environment,
+                release=release,
+                kind=Deploy.Kind.DEPLOY,
+                state=Deploy.State.SUCCEEDED,
+                requested_by=users["alice"],
+                reason=f"Ship {release.tag}",
+                previous_release=previous,
+                previous_image_ref=previous.image_ref if previous else "",
+                image_ref=release.image_ref,
+                image_digest=release.image_digest,
+                artifact_sha256=release.artifact_sha256,
+                commit_sha=release.commit_sha,
+                health_verified=True,
+                health_summary="All checks passing after the verification window.",
+                created_at=started - timedelta(minutes=20),
+                queued_at=started - timedelta(minutes=5),
+                started_at=started,
+                finished_at=started + timedelta(minutes=4),
+            )
+            DeployStep.objects.create(
+                deploy=deploy,
+                position=1,
+                kind=DeployStep.Kind.UPDATE_BATCH,
+                title=f"Update {environment.machine_count} machine(s) to {release.tag}",
+                state=DeployStep.State.DONE,
+            )
+            previous = release
+        environment.current_release = previous
+        environment.current_image_ref = previous.image_ref if previous else ""
+        environment.health = Environment.Health.HEALTHY
+        environment.health_checked_at = previous.published_at if previous else None
+        environment.save(
+            update_fields=["current_release", "current_image_ref", "health", "health_checked_at"]
+        )
+        created.append(f"history {environment.name}")

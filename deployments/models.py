@@ -1,0 +1,505 @@
+"""Apps, environments, releases, builds, deploys, previews: tables, states and DB constraints.
+
+Domain rules live in services; these models keep invariants the database can enforce.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class App(models.Model):
+    """A deployable product, built by CI from one GitHub repository."""
+
+    name = models.SlugField(max_length=60, unique=True)
+    github_owner = models.CharField(max_length=100)
+    github_repo = models.CharField(max_length=100)
+    fly_org = models.CharField(max_length=100)
+    version_file_path = models.CharField(max_length=200, default="package.json")
+    required_checks = models.JSONField(default=list, blank=True)
+    rollback_targets_kept = models.PositiveSmallIntegerField(default=3)
+    preview_enabled = models.BooleanField(default=True)
+    preview_app_template = models.CharField(max_length=100, default="{app}-pr-{number}")
+    preview_max_age_days = models.PositiveSmallIntegerField(default=30)
+    preview_opt_in_label = models.CharField(max_length=50, default="preview")
+    notification_webhook_url = models.URLField(blank=True)
+    notification_webhook_secret = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def github_full_name(self) -> str:
+        return f"{self.github_owner}/{self.github_repo}"
+
+
+class Environment(models.Model):
+    """Where a release runs: production, staging, or the preview of one pull request."""
+
+    class Kind(models.TextChoices):
+        PRODUCTION = "production", "Production"
+        STAGING = "staging", "Staging"
+        PREVIEW = "preview", "Preview"
+
+    class RolloutStrategy(models.TextChoices):
+        ROLLING = "rolling", "Rolling"
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded"
+        FAILING = "failing", "Failing"
+
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="environments")
+    name = models.SlugField(max_length=60)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    fly_app_name = models.CharField(max_length=63, unique=True)
+    url = models.URLField(blank=True)
+    region = models.CharField(max_length=8, default="ord")
+    machine_count = models.PositiveSmallIntegerField(default=1)
+    machine_cpu_kind = models.CharField(max_length=20, default="shared")
+    machine_cpus = models.PositiveSmallIntegerField(default=1)
+    machine_memory_mb = models.PositiveIntegerField(default=512)
+    rollout_strategy = models.CharField(
+        max_length=20, choices=RolloutStrategy.choices, default=RolloutStrategy.ROLLING
+    )
+    max_unavailable_percent = models.PositiveSmallIntegerField(default=30)
+    health_tcp_interval_seconds = models.PositiveIntegerField(default=15)
+    health_http_path = models.CharField(max_length=200, default="/health")
+    health_http_interval_seconds = models.PositiveIntegerField(default=30)
+    health_timeout_seconds = models.PositiveIntegerField(default=5)
+    health_grace_seconds = models.PositiveIntegerField(default=30)
+    health_attempts = models.PositiveSmallIntegerField(default=5)
+    verification_window_seconds = models.PositiveIntegerField(default=60)
+    approvals_required = models.PositiveSmallIntegerField(default=0)
+    allow_self_approval = models.BooleanField(default=False)
+    approval_ttl_minutes = models.PositiveIntegerField(default=60)
+    rollback_fast_path = models.BooleanField(
+        default=True,
+        help_text="A rollback to a release that was live and healthy here needs no approval.",
+    )
+    # The lock: who holds it, why, since when. Empty locked_at means unlocked.
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lock_reason = models.TextField(blank=True)
+    # What is live, recorded when a deploy succeeds (the fact, not a guess).
+    current_release = models.ForeignKey(
+        "Release", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    current_image_ref = models.CharField(max_length=300, blank=True)
+    health = models.CharField(max_length=20, choices=Health.choices, default=Health.UNKNOWN)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["app__name", "kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "name"], name="environment_unique_name_per_app"),
+            models.CheckConstraint(
+                condition=Q(max_unavailable_percent__gte=1, max_unavailable_percent__lte=100),
+                name="environment_max_unavailable_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name}/{self.name}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+
+class FreezeWindow(models.Model):
+    """A period in which deploys to an environment are refused unless an admin overrides."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="freeze_windows"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")),
+                name="freeze_window_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment}: {self.reason}"
+
+
+class Release(models.Model):
+    """A tagged, checksummed, already-built version of an App."""
+
+    class Validation(models.TextChoices):
+        PENDING = "pending", "Pending validation"
+        VALID = "valid", "Valid"
+        INVALID = "invalid", "Invalid"
+        REJECTED = "rejected", "Rejected (not SemVer)"
+
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="releases")
+    version = models.CharField(max_length=100)  # "1.2.0"; the raw tag for rejected tags
+    tag = models.CharField(max_length=120)
+    is_prerelease = models.BooleanField(default=False)
+    commit_sha = models.CharField(max_length=40, blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    changelog = models.JSONField(default=dict, blank=True)
+    artifact_name = models.CharField(max_length=200, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_digest = models.CharField(max_length=80, blank=True)
+    image_ref = models.CharField(max_length=300, blank=True)
+    image_digest = models.CharField(max_length=80, blank=True)
+    validation = models.CharField(
+        max_length=20, choices=Validation.choices, default=Validation.PENDING
+    )
+    validation_results = models.JSONField(default=list, blank=True)
+    github_release_id = models.BigIntegerField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    deleted_on_github_at = models.DateTimeField(null=True, blank=True)
+    # The sticky mark a rollback leaves on the release it rolled away from.
+    bad_marked_at = models.DateTimeField(null=True, blank=True)
+    bad_marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    bad_reason = models.TextField(blank=True)
+
+    class Meta:
+        # SemVer precedence cannot be expressed as a portable SQL order; see deployments.semver.
+        ordering = ["-published_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "version"], name="release_unique_version_per_app"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} {self.tag}"
+
+    @property
+    def is_bad(self) -> bool:
+        return self.bad_marked_at is not None
+
+    @property
+    def is_deployable(self) -> bool:
+        return (
+            self.validation == self.Validation.VALID
+            and not self.is_bad
+            and self.deleted_on_github_at is None
+        )
+
+
+class Build(models.Model):
+    """An image CI built for one commit (previews deploy builds; releases carry their own)."""
+
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="builds")
+    commit_sha = models.CharField(max_length=40)
+    image_ref = models.CharField(max_length=300)
+    image_digest = models.CharField(max_length=80)
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "commit_sha"], name="build_unique_commit_per_app"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name}@{self.commit_sha[:7]}"
+
+
+class Deploy(models.Model):
+    """One attempt to put a Release (or a preview Build) on an Environment."""
+
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy", "Deploy"
+        ROLLBACK = "rollback", "Rollback"
+        AUTO_ROLLBACK = "auto_rollback", "Automatic rollback"
+        PREVIEW = "preview", "Preview"
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        VERIFYING = "verifying", "Verifying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+        SUPERSEDED = "superseded", "Superseded"
+
+    ACTIVE_STATES = (State.RUNNING, State.VERIFYING)
+    TERMINAL_STATES = (
+        State.SUCCEEDED,
+        State.FAILED,
+        State.REJECTED,
+        State.EXPIRED,
+        State.CANCELLED,
+        State.SUPERSEDED,
+    )
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deploys")
+    release = models.ForeignKey(
+        Release, null=True, blank=True, on_delete=models.PROTECT, related_name="deploys"
+    )
+    build = models.ForeignKey(
+        Build, null=True, blank=True, on_delete=models.PROTECT, related_name="deploys"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DEPLOY)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.REQUESTED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # "system", "github" or "worker" when no person asked (auto-rollbacks, previews).
+    requested_by_system = models.CharField(max_length=20, blank=True)
+    reason = models.TextField()
+    # What was live when this deploy was requested, and what it replaces on the machines.
+    previous_release = models.ForeignKey(
+        Release, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    previous_image_ref = models.CharField(max_length=300, blank=True)
+    # The exact bits that were approved; the worker re-checks them before touching Fly.
+    image_ref = models.CharField(max_length=300, blank=True)
+    image_digest = models.CharField(max_length=80, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    commit_sha = models.CharField(max_length=40, blank=True)
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
+    )
+    superseded_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Admin overrides of a lock, freeze window or failing checks, with the mandatory reason.
+    overrides = models.JSONField(default=list, blank=True)
+    override_reason = models.TextField(blank=True)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    fast_path = models.BooleanField(default=False)
+    # Worker bookkeeping: attempts are counted here, not by the broker.
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    abort_requested_at = models.DateTimeField(null=True, blank=True)
+    github_deployment_id = models.BigIntegerField(null=True, blank=True)
+    health_verified = models.BooleanField(null=True, blank=True)
+    health_summary = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment"],
+                condition=Q(state__in=["running", "verifying"]),
+                name="one_active_deploy_per_environment",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_by__isnull=False) | ~Q(requested_by_system=""),
+                name="deploy_has_requester",
+            ),
+        ]
+        indexes = [models.Index(fields=["environment", "state"], name="deploy_env_state_idx")]
+
+    def __str__(self) -> str:
+        return f"Deploy #{self.pk}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL_STATES
+
+    @property
+    def requester_name(self) -> str:
+        return self.requested_by.get_username() if self.requested_by else self.requested_by_system
+
+
+class DeployStep(models.Model):
+    """One step of a deploy's plan, visible before approval and updated as the worker runs it."""
+
+    class Kind(models.TextChoices):
+        VERIFY_ARTIFACT = "verify_artifact", "Verify artifact"
+        GITHUB_DEPLOYMENT = "github_deployment", "Create GitHub deployment"
+        UPDATE_BATCH = "update_batch", "Update machines"
+        VERIFY = "verify", "Verification window"
+        GITHUB_STATUS = "github_status", "Report to GitHub"
+        ROLLBACK_MACHINES = "rollback_machines", "Roll machines back"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    data = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    detail = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["deploy", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deploy", "position"], name="deploy_step_unique_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deploy} step {self.position}: {self.title}"
+
+
+class DeployLog(models.Model):
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="logs")
+    created_at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["deploy", "id"]
+
+    def __str__(self) -> str:
+        return self.message[:80]
+
+
+class Preview(models.Model):
+    """The lifecycle of one pull request's preview environment."""
+
+    class State(models.TextChoices):
+        CREATING = "creating", "Creating"
+        RUNNING = "running", "Running"
+        SLEEPING = "sleeping", "Sleeping"
+        FAILED = "failed", "Failed"
+        DESTROYED = "destroyed", "Destroyed"
+
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="previews")
+    environment = models.OneToOneField(
+        Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="preview"
+    )
+    pr_number = models.PositiveIntegerField()
+    pr_title = models.CharField(max_length=300, blank=True)
+    pr_author = models.CharField(max_length=100, blank=True)
+    branch = models.CharField(max_length=255, blank=True)
+    head_sha = models.CharField(max_length=40, blank=True)
+    is_fork = models.BooleanField(default=False)
+    is_draft = models.BooleanField(default=False)
+    url = models.URLField(blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CREATING)
+    comment_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "pr_number"], name="preview_unique_pr_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} PR #{self.pr_number}"
+
+
+class WebhookDelivery(models.Model):
+    """Every GitHub delivery we accepted, keyed by X-GitHub-Delivery (replays are no-ops)."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    delivery_id = models.CharField(max_length=100, unique=True)
+    event = models.CharField(max_length=50)
+    action = models.CharField(max_length=50, blank=True)
+    payload = models.JSONField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED)
+    detail = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event}.{self.action} {self.delivery_id}"
+
+
+class ApiToken(models.Model):
+    """A personal API token; only its SHA-256 is stored, the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Notification(models.Model):
+    """An outgoing, HMAC-signed notification to an app's webhook, retried and logged."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="notifications")
+    deploy = models.ForeignKey(
+        Deploy, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.app.name}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time each Celery worker proved it executes tasks (shown on the Ops page)."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.hostname

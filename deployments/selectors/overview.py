@@ -1,0 +1,86 @@
+"""Reads for the Overview page and /metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+
+from approvals.models import ApprovalRequest
+from deployments.models import App, Deploy, Environment, Preview
+
+
+@dataclass(frozen=True)
+class EnvironmentSummary:
+    environment: Environment
+    last_deploy: Deploy | None
+    pending_approvals: int
+
+
+@dataclass(frozen=True)
+class AppSummary:
+    app: App
+    environments: list[EnvironmentSummary]
+    active_previews: int
+
+
+def overview_list() -> list[AppSummary]:
+    """Every app with its long-lived environments: live release, health, lock, last deploy,
+    pending approvals. Four queries whatever the number of apps and environments."""
+    latest_deploy = Deploy.objects.filter(environment=OuterRef("pk")).order_by("-created_at", "-id")
+    environments = (
+        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
+        .select_related("current_release", "locked_by")
+        .annotate(
+            last_deploy_id=Subquery(latest_deploy.values("id")[:1]),
+            pending_approvals=Count(
+                "deploys", filter=Q(deploys__state=Deploy.State.AWAITING_APPROVAL)
+            ),
+        )
+        .order_by("kind", "name")
+    )
+    apps = list(
+        App.objects.prefetch_related(Prefetch("environments", queryset=environments)).annotate(
+            active_previews=Count(
+                "previews", filter=~Q(previews__state=Preview.State.DESTROYED), distinct=True
+            )
+        )
+    )
+    deploy_ids = [env.last_deploy_id for app in apps for env in app.environments.all()]
+    deploys = Deploy.objects.select_related("release", "requested_by").in_bulk(
+        [pk for pk in deploy_ids if pk]
+    )
+    return [
+        AppSummary(
+            app=app,
+            environments=[
+                EnvironmentSummary(
+                    environment=env,
+                    last_deploy=deploys.get(env.last_deploy_id),
+                    pending_approvals=env.pending_approvals,
+                )
+                for env in app.environments.all()
+            ],
+            active_previews=app.active_previews,
+        )
+        for app in apps
+    ]
+
+
+def metrics_snapshot() -> list[tuple[str, str, list[tuple[dict[str, str], int]]]]:
+    deploys = Deploy.objects.values("state").annotate(total=Count("id")).order_by("state")
+    pending = ApprovalRequest.objects.filter(state=ApprovalRequest.State.PENDING).count()
+    previews = Preview.objects.values("state").annotate(total=Count("id")).order_by("state")
+    return [
+        (
+            "hotdash_deploys",
+            "Deploys by state.",
+            [({"state": row["state"]}, row["total"]) for row in deploys],
+        ),
+        ("hotdash_pending_approvals", "Approval requests waiting for a decision.", [({}, pending)]),
+        (
+            "hotdash_previews",
+            "Preview environments by state.",
+            [({"state": row["state"]}, row["total"]) for row in previews],
+        ),
+    ]

@@ -1,0 +1,5 @@
+"""Celery tasks, one module per topic; importing them here registers them with the app."""
+
+from deployments.tasks import ops
+
+__all__ = ["ops"]

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from deployments.views import deploys, previews, releases
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("releases/", releases.release_list_page, name="release-list"),
+    path("releases/<int:pk>/", releases.release_detail, name="release-detail"),
+    path("rollbacks/", releases.rollback_list_page, name="rollback-list"),
+    path("previews/", previews.preview_list_page, name="preview-list"),
+    path("deploys/", deploys.deploy_list_page, name="deploy-list"),
+    path("deploys/<int:pk>/", deploys.deploy_detail, name="deploy-detail"),
+]

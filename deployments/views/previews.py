@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from approvals import policy
+from deployments.selectors.previews import preview_list
+from hotdash.permissions import role_required
+
+
+@require_GET
+@role_required(policy.can_view)
+def preview_list_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "deployments/preview_list.html", {"previews": preview_list()})

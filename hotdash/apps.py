@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HotdashConfig(AppConfig):
+    name = "hotdash"
+    verbose_name = "HotDash"

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from deployments.views.overview import overview
+from hotdash import views
+
+urlpatterns = [
+    path("", overview, name="overview"),
+    path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
+    path("ops/", views.ops, name="ops"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("deployments.urls")),
+    path("", include("approvals.urls")),
+]

@@ -1,0 +1,86 @@
+"""Shared fixtures: personas, the demo world, database-vendor markers, worker processes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.db import connection
+
+from approvals import policy
+
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """PostgreSQL-only tests are skipped on the SQLite run; CI runs the suite on both."""
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    if on_postgres:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (run with DATABASE_URL=postgres://…)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, role: str | None = None, **extra):
+        user = django_user_model.objects.create_user(
+            username=username, password="correct horse battery", **extra
+        )
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def requester(make_user):
+    return make_user("requester", policy.DEPLOYER)
+
+
+@pytest.fixture
+def approver(make_user):
+    return make_user("approver", policy.APPROVER)
+
+
+@pytest.fixture
+def second_approver(make_user):
+    return make_user("approver2", policy.APPROVER)
+
+
+@pytest.fixture
+def viewer(make_user):
+    return make_user("viewer", policy.VIEWER)
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("root", policy.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def outsider(make_user):
+    """Signed in, but holding no role at all."""
+    return make_user("mallory")
+
+
+@pytest.fixture
+def demo(db, settings):
+    """The seeded demo world (app hot-dash with production and staging)."""
+    settings.DEMO_PASSWORD = "demo-password-for-tests"
+    call_command("seed_demo", stdout=io.StringIO())
+    from deployments.models import App
+
+    return App.objects.get(name="hot-dash")
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"

@@ -1,0 +1,86 @@
+"""The permission matrix: every role against every page and every state-changing action.
+
+Later features add their rows to PAGES and ACTIONS; the matrix must stay complete.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+ROLES = ["anonymous", "outsider", "viewer", "requester", "approver", "admin_user"]
+READERS = {"viewer", "requester", "approver", "admin_user"}
+
+PAGES = [
+    ("overview", {}),
+    ("deployments:release-list", {}),
+    ("deployments:preview-list", {}),
+    ("deployments:deploy-list", {}),
+    ("deployments:rollback-list", {}),
+    ("approvals:queue", {}),
+    ("approvals:audit", {}),
+    ("ops", {}),
+]
+
+
+def login_as(client, request, role):
+    if role != "anonymous":
+        client.force_login(request.getfixturevalue(role))
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("name", "kwargs"), PAGES)
+def test_page_access(client, demo, request, role, name, kwargs):
+    login_as(client, request, role)
+    url = reverse(name, kwargs=kwargs)
+    response = client.get(url)
+    if role == "anonymous":
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    elif role in READERS:
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_detail_pages(client, demo, request, role):
+    from deployments.models import Deploy, Release
+
+    login_as(client, request, role)
+    urls = [
+        reverse("deployments:deploy-detail", args=[Deploy.objects.first().pk]),
+        reverse("deployments:release-detail", args=[Release.objects.first().pk]),
+    ]
+    expected = 302 if role == "anonymous" else 200 if role in READERS else 403
+    assert [client.get(url).status_code for url in urls] == [expected, expected]
+
+
+def test_admin_requires_staff(client, demo, viewer, admin_user):
+    client.force_login(viewer)
+    assert client.get("/admin/").status_code == 302
+    client.force_login(admin_user)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_public_endpoints_need_no_login(client, db):
+    assert client.get("/health").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    assert client.get(reverse("login")).status_code == 200
+
+
+def test_pages_show_the_sandbox_banner(client, demo, viewer, settings):
+    client.force_login(viewer)
+    settings.SANDBOX_MODE = True
+    assert b"Sandbox mode." in client.get("/").content
+    settings.SANDBOX_MODE = False
+    assert b"Sandbox mode." not in client.get("/").content
+
+
+def test_overview_shows_each_environment(client, demo, viewer, django_assert_max_num_queries):
+    client.force_login(viewer)
+    with django_assert_max_num_queries(12):
+        response = client.get("/")
+    html = response.content.decode()
+    assert "production" in html and "staging" in html
+    assert "v1.2.0" in html and "v1.3.0-rc.1" in html
