@@ -1,11 +1,11 @@
 from django.urls import path
 
-from approvals import views
+from approvals import audit_views, views
 
 app_name = "approvals"
 
 urlpatterns = [
     path("approvals/", views.queue, name="queue"),
     path("approvals/pending-count/", views.pending_count, name="pending-count"),
-    path("audit/", views.audit, name="audit"),
+    path("audit/", audit_views.audit, name="audit"),
 ]

@@ -1,14 +1,12 @@
-"""Approval queue and audit pages."""
+"""The approval queue and the pending-count badge."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from approvals import policy
-from approvals.models import AuditEvent
 from approvals.selectors import approval_count_pending, approval_list_pending
 from hotdash.permissions import role_required
 
@@ -30,11 +28,3 @@ def pending_count(request: HttpRequest) -> HttpResponse:
         "components/_pending_count.html",
         {"pending_approvals_count": approval_count_pending()},
     )
-
-
-@require_GET
-@never_cache
-@role_required(policy.can_view)
-def audit(request: HttpRequest) -> HttpResponse:
-    events = AuditEvent.objects.order_by("-id")[:100]
-    return render(request, "approvals/audit.html", {"events": events})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 from django.contrib.auth.models import Group
@@ -12,6 +13,14 @@ from django.db import connection
 from approvals import policy
 
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this run's private var/ directory (see hotdash.test_settings)."""
+    from django.conf import settings
+
+    if settings.VAR_DIR.name.startswith("test-"):
+        shutil.rmtree(settings.VAR_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

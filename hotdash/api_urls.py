@@ -1,0 +1,56 @@
+"""/api/v1/: every JSON endpoint, and the OpenAPI schema assembled from the API modules."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from hotdash import __version__
+
+# Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
+API_MODULES: list[str] = []
+
+
+@login_not_required
+@require_GET
+def openapi_schema(request: HttpRequest) -> JsonResponse:
+    paths: dict = {}
+    for name in API_MODULES:
+        paths.update(import_module(name).OPENAPI_PATHS)
+    schema = {
+        "openapi": "3.1.0",
+        "info": {"title": "HotDash API", "version": __version__},
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "details": {"type": "object"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": dict(sorted(paths.items())),
+    }
+    return JsonResponse(schema)
+
+
+urlpatterns = [
+    path("openapi.json", openapi_schema, name="openapi"),
+]
