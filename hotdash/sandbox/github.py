@@ -1,0 +1,1127 @@
+"""The simulated GitHub REST API (served under ``/github``) and its webhooks.
+
+One repository, ``hotdash-demo/hot-dash``, seeded from demo.py: a linear main branch with the
+demo commits, a tag and a release (with artifact and checksum assets) per demo version, and
+``package.json`` at every commit. Pull requests, pushes and new releases are made through
+:class:`GitHubWorld` methods, which queue webhook deliveries for the caller to send.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import random
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from . import demo
+from .web import Problem, Request, Response, Router
+
+DOCS = "https://docs.github.com/rest"
+REPO_ID = 424242
+BOT = "hotdash[bot]"
+DEFAULT_CHECKS = demo.REQUIRED_CHECKS
+ZERO_SHA = "0" * 40
+DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+    def iso(self, at: float | None = None) -> str: ...
+
+
+class WebhookTarget(Protocol):
+    url: str
+    secret: str
+    sink: Callable[[dict[str, str], bytes], int] | None
+    deliveries: list[dict[str, Any]]
+
+
+def package_json(version: str) -> bytes:
+    return (json.dumps({"name": demo.APP_NAME, "version": version}, indent=2) + "\n").encode()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 value GitHub sends for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _user(login: str) -> dict[str, Any]:
+    bot = login.endswith("[bot]")
+    return {
+        "login": login,
+        "id": int(hashlib.sha1(login.encode(), usedforsecurity=False).hexdigest()[:7], 16),
+        "type": "Bot" if bot else "User",
+        "html_url": f"https://github.com/{login}",
+    }
+
+
+class GitHubWorld:
+    """Repository state plus the GitHub routes."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        rng: random.Random,
+        webhook: WebhookTarget,
+        register_image: Callable[..., None],
+    ) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.webhook = webhook
+        self.register_image = register_image
+        self.owner, self.repo = demo.REPO_OWNER, demo.REPO_NAME
+        self.full_name = f"{self.owner}/{self.repo}"
+        self.commits: dict[str, dict[str, Any]] = {}
+        self.branches: dict[str, str] = {}
+        self.tags: dict[str, str] = {}
+        self.releases: list[dict[str, Any]] = []  # oldest first
+        self.assets: dict[int, dict[str, Any]] = {}
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.comments: dict[int, dict[str, Any]] = {}
+        self.deployments: dict[int, dict[str, Any]] = {}
+        self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
+        self.commit_statuses: dict[str, list[dict[str, Any]]] = {}
+        self.check_overrides: dict[str, dict[str, tuple[str, str | None]]] = {}
+        # Forced answers for the next deployment creates (202 auto-merge, 409 conflict).
+        self.next_deployment_responses: list[int] = []
+        self.actions_secrets = ["FLY_API_TOKEN", "HOTDASH_API_TOKEN"]
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
+        self.requests_used = 0
+        self._ids: dict[str, int] = {}
+        self.router = self._routes()
+        self._seed()
+
+    def _next(self, kind: str, start: int) -> int:
+        self._ids[kind] = self._ids.get(kind, start - 1) + 1
+        return self._ids[kind]
+
+    # --- repository model ----------------------------------------------------------------
+
+    def _commit(
+        self, message: str, author: str, parents: list[str], version: str, at: float, sha: str = ""
+    ) -> str:
+        sha = sha or demo.sha1_of(f"sandbox:{message}:{at}:{parents}:{self.rng.random()}")
+        self.commits[sha] = {
+            "sha": sha,
+            "message": message,
+            "author": author,
+            "date": at,
+            "parents": parents,
+            "version": version,
+            "seq": len(self.commits),
+        }
+        return sha
+
+    def _release(self, release: demo.DemoRelease, at: float, author: str) -> dict[str, Any]:
+        release_id = self._next("release", 1000)
+        assets = []
+        for name, data, content_type in (
+            (release.artifact_name, release.artifact_bytes, "application/gzip"),
+            (f"{release.artifact_name}.sha256", release.checksum_file, "text/plain"),
+        ):
+            asset_id = self._next("asset", 5000)
+            self.assets[asset_id] = {
+                "id": asset_id,
+                "name": name,
+                "data": data,
+                "content_type": content_type,
+                "tag": release.tag,
+                "at": at,
+            }
+            assets.append(asset_id)
+        record = {
+            "id": release_id,
+            "tag": release.tag,
+            "prerelease": release.prerelease,
+            "body": "\n".join(f"- {line}" for line in release.changelog_lines),
+            "at": at,
+            "author": author,
+            "assets": assets,
+        }
+        self.releases.append(record)
+        self.tags[release.tag] = release.commit_sha
+        return record
+
+    def _seed(self) -> None:
+        head: list[str] = []
+        for release in demo.DEMO_RELEASES:
+            published = release.published_at.timestamp()
+            count = len(release.commits)
+            for index, commit in enumerate(release.commits):
+                at = published - (count - index) * 3600
+                sha = self._commit(
+                    commit.message, commit.author, head, release.version, at, commit.sha
+                )
+                head = [sha]
+            self._release(release, published, "github-actions[bot]")
+        self.branches["main"] = head[0]
+
+    def resolve(self, ref: str) -> str | None:
+        ref = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+        if ref in self.branches:
+            return self.branches[ref]
+        if ref in self.tags:
+            return self.tags[ref]
+        if len(ref) >= 7:
+            return next((sha for sha in self.commits if sha.startswith(ref)), None)
+        return None
+
+    def _sha(self, ref: str, status: int = 404) -> str:
+        sha = self.resolve(ref)
+        if sha is None:
+            raise Problem(
+                status,
+                f"No commit found for SHA: {ref}" if status == 404 else f"No ref found for: {ref}",
+            )
+        return sha
+
+    def _ancestors(self, sha: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [sha]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.commits[current]["parents"])
+        return seen
+
+    def check_runs_for(self, sha: str) -> dict[str, tuple[str, str | None]]:
+        runs: dict[str, tuple[str, str | None]] = dict.fromkeys(
+            DEFAULT_CHECKS, ("completed", "success")
+        )
+        runs.update(self.check_overrides.get(sha, {}))
+        return runs
+
+    def set_check(
+        self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
+    ) -> None:
+        """Make check run ``name`` of a ref report ``status``/``conclusion``."""
+        self.check_overrides.setdefault(self._sha(ref), {})[name] = (status, conclusion)
+
+    def _latest_statuses(self, sha: str) -> list[dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        for status in self.commit_statuses.get(sha, []):
+            latest[status["context"]] = status
+        return list(latest.values())
+
+    # --- JSON shapes ---------------------------------------------------------------------
+
+    def _api(self, req: Request, path: str = "") -> str:
+        return f"{req.base_url}/repos/{self.full_name}{path}"
+
+    def repository(self) -> dict[str, Any]:
+        return {
+            "id": REPO_ID,
+            "node_id": "R_sandbox",
+            "name": self.repo,
+            "full_name": self.full_name,
+            "private": True,
+            "owner": {**_user(self.owner), "type": "Organization"},
+            "html_url": f"https://github.com/{self.full_name}",
+            "default_branch": "main",
+        }
+
+    def _commit_json(self, req: Request, sha: str) -> dict[str, Any]:
+        commit = self.commits[sha]
+        person = {
+            "name": commit["author"],
+            "email": f"{commit['author']}@example.com",
+            "date": self.clock.iso(commit["date"]),
+        }
+        return {
+            "sha": sha,
+            "node_id": f"C_{sha[:10]}",
+            "url": self._api(req, f"/commits/{sha}"),
+            "html_url": f"https://github.com/{self.full_name}/commit/{sha}",
+            "commit": {"message": commit["message"], "author": person, "committer": person},
+            "author": _user(commit["author"]),
+            "committer": _user(commit["author"]),
+            "parents": [
+                {"sha": p, "url": self._api(req, f"/commits/{p}")} for p in commit["parents"]
+            ],
+        }
+
+    def _asset_json(self, req: Request, asset: dict[str, Any]) -> dict[str, Any]:
+        data = asset["data"]
+        return {
+            "url": self._api(req, f"/releases/assets/{asset['id']}"),
+            "id": asset["id"],
+            "node_id": f"RA_{asset['id']}",
+            "name": asset["name"],
+            "label": None,
+            "state": "uploaded",
+            "content_type": asset["content_type"],
+            "size": len(data),
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "download_count": 0,
+            "created_at": self.clock.iso(asset["at"]),
+            "updated_at": self.clock.iso(asset["at"]),
+            "uploader": _user("github-actions[bot]"),
+            "browser_download_url": (
+                f"{req.base_url}/{self.full_name}/releases/download/{asset['tag']}/{asset['name']}"
+            ),
+        }
+
+    def _release_json(self, req: Request, release: dict[str, Any]) -> dict[str, Any]:
+        rid, tag = release["id"], release["tag"]
+        return {
+            "url": self._api(req, f"/releases/{rid}"),
+            "html_url": f"https://github.com/{self.full_name}/releases/tag/{tag}",
+            "assets_url": self._api(req, f"/releases/{rid}/assets"),
+            "upload_url": f"https://uploads.github.com/repos/{self.full_name}/releases/{rid}/assets{{?name,label}}",
+            "tarball_url": self._api(req, f"/tarball/{tag}"),
+            "zipball_url": self._api(req, f"/zipball/{tag}"),
+            "id": rid,
+            "node_id": f"RE_{rid}",
+            "tag_name": tag,
+            "target_commitish": "main",
+            "name": tag,
+            "body": release["body"],
+            "draft": False,
+            "prerelease": release["prerelease"],
+            "immutable": False,
+            "created_at": self.clock.iso(release["at"]),
+            "published_at": self.clock.iso(release["at"]),
+            "author": _user(release["author"]),
+            "assets": [self._asset_json(req, self.assets[a]) for a in release["assets"]],
+        }
+
+    def _pull_json(self, req: Request | None, pull: dict[str, Any]) -> dict[str, Any]:
+        base_url = req.base_url if req else "https://api.github.com"
+        number = pull["number"]
+        repo = self.repository()
+
+        def side(ref: str, sha: str) -> dict[str, Any]:
+            return {
+                "label": f"{self.owner}:{ref}",
+                "ref": ref,
+                "sha": sha,
+                "user": repo["owner"],
+                "repo": repo,
+            }
+
+        return {
+            "url": f"{base_url}/repos/{self.full_name}/pulls/{number}",
+            "id": 900000 + number,
+            "node_id": f"PR_{number}",
+            "html_url": f"https://github.com/{self.full_name}/pull/{number}",
+            "number": number,
+            "state": pull["state"],
+            "locked": False,
+            "title": pull["title"],
+            "user": _user(pull["author"]),
+            "body": pull["body"],
+            "labels": [],
+            "created_at": self.clock.iso(pull["created_at"]),
+            "updated_at": self.clock.iso(pull["updated_at"]),
+            "closed_at": self.clock.iso(pull["closed_at"]) if pull["closed_at"] else None,
+            "merged_at": self.clock.iso(pull["merged_at"]) if pull["merged_at"] else None,
+            "merge_commit_sha": pull["merge_commit_sha"],
+            "draft": pull["draft"],
+            "head": side(pull["branch"], pull["head_sha"]),
+            "base": side("main", self.branches["main"]),
+            "author_association": "MEMBER",
+            "merged": pull["merged_at"] is not None,
+            "mergeable": None if pull["state"] == "closed" else True,
+            "mergeable_state": "clean",
+            "commits": len(self._ancestors(pull["head_sha"]) - self._ancestors(pull["base_sha"])),
+        }
+
+    def _comment_json(self, req: Request, comment: dict[str, Any]) -> dict[str, Any]:
+        cid = comment["id"]
+        return {
+            "id": cid,
+            "node_id": f"IC_{cid}",
+            "url": self._api(req, f"/issues/comments/{cid}"),
+            "html_url": f"https://github.com/{self.full_name}/pull/{comment['number']}#issuecomment-{cid}",
+            "issue_url": self._api(req, f"/issues/{comment['number']}"),
+            "body": comment["body"],
+            "user": _user(comment["author"]),
+            "created_at": self.clock.iso(comment["created_at"]),
+            "updated_at": self.clock.iso(comment["updated_at"]),
+            "author_association": "NONE",
+        }
+
+    def _deployment_json(self, req: Request, dep: dict[str, Any]) -> dict[str, Any]:
+        url = self._api(req, f"/deployments/{dep['id']}")
+        return {
+            **{k: v for k, v in dep.items() if k not in ("at",)},
+            "node_id": f"DE_{dep['id']}",
+            "url": url,
+            "statuses_url": f"{url}/statuses",
+            "repository_url": self._api(req),
+            "creator": _user(BOT),
+            "created_at": self.clock.iso(dep["at"]),
+            "updated_at": self.clock.iso(dep["at"]),
+        }
+
+    # --- pagination and errors -----------------------------------------------------------
+
+    @staticmethod
+    def page(req: Request, items: list[Any], wrap: str | None = None) -> Response:
+        """One page of ``items`` with a GitHub-style ``link`` header (per_page ≤ 100)."""
+        try:
+            per_page = min(100, max(1, int(req.arg("per_page", "30") or 30)))
+            number = max(1, int(req.arg("page", "1") or 1))
+        except ValueError as exc:
+            raise Problem(422, "per_page and page must be integers") from exc
+        last = max(1, math.ceil(len(items) / per_page))
+        chunk = items[(number - 1) * per_page : number * per_page]
+
+        def url(page: int) -> str:
+            query = {k: v[0] for k, v in req.query.items()}
+            query.update(page=str(page), per_page=str(per_page))
+            return f"{req.base_url}{req.path}?{urlencode(query)}"
+
+        links = []
+        if number < last:
+            links += [f'<{url(number + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        if number > 1:
+            links += [f'<{url(number - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"']
+        headers = {"link": ", ".join(links)} if links else {}
+        body = {"total_count": len(items), wrap: chunk} if wrap else chunk
+        return Response(200, body, headers)
+
+    def _check_repo(self, owner: str, repo: str) -> None:
+        if (owner, repo) != (self.owner, self.repo):
+            raise Problem(404, "Not Found")
+
+    def rate_headers(self) -> dict[str, str]:
+        self.requests_used += 1
+        reset = (int(self.clock.now()) // 3600 + 1) * 3600
+        return {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": str(max(0, 5000 - self.requests_used)),
+            "x-ratelimit-used": str(self.requests_used),
+            "x-ratelimit-reset": str(reset),
+            "x-ratelimit-resource": "core",
+        }
+
+    # --- routes --------------------------------------------------------------------------
+
+    def _routes(self) -> Router:
+        router = Router()
+        repo = "/repos/{owner}/{repo}"
+        for method, pattern, handler in (
+            ("GET", repo + "/releases", self.list_releases),
+            ("GET", repo + "/releases/tags/{tag}", self.release_by_tag),
+            ("GET", repo + "/releases/{release_id:\\d+}", self.get_release),
+            ("GET", repo + "/releases/{release_id:\\d+}/assets", self.list_assets),
+            ("GET", repo + "/releases/assets/{asset_id:\\d+}", self.get_asset),
+            ("GET", "/{owner}/{repo}/releases/download/{tag}/{name}", self.download),
+            ("GET", repo + "/tags", self.list_tags),
+            ("GET", repo + "/contents/{path:.+}", self.contents),
+            ("GET", repo + "/compare/{basehead:.+}", self.compare),
+            ("GET", repo + "/commits/{ref}/check-runs", self.check_runs),
+            ("GET", repo + "/commits/{ref}/status", self.combined_status),
+            ("POST", repo + "/statuses/{sha}", self.create_commit_status),
+            ("GET", repo + "/deployments", self.list_deployments),
+            ("POST", repo + "/deployments", self.create_deployment),
+            ("GET", repo + "/deployments/{deployment_id:\\d+}", self.get_deployment),
+            (
+                "GET",
+                repo + "/deployments/{deployment_id:\\d+}/statuses",
+                self.list_deployment_statuses,
+            ),
+            (
+                "POST",
+                repo + "/deployments/{deployment_id:\\d+}/statuses",
+                self.create_deployment_status,
+            ),
+            ("GET", repo + "/pulls", self.list_pulls),
+            ("GET", repo + "/pulls/{number:\\d+}", self.get_pull),
+            ("GET", repo + "/issues/{number:\\d+}/comments", self.list_comments),
+            ("POST", repo + "/issues/{number:\\d+}/comments", self.create_comment),
+            ("GET", repo + "/issues/comments/{comment_id:\\d+}", self.get_comment),
+            ("PATCH", repo + "/issues/comments/{comment_id:\\d+}", self.update_comment),
+            ("GET", repo + "/branches/{branch}/protection", self.branch_protection),
+            ("GET", repo + "/actions/secrets", self.list_actions_secrets),
+        ):
+            router.add(method, pattern, handler)
+        return router
+
+    def list_releases(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        newest_first = sorted(self.releases, key=lambda r: (r["at"], r["id"]), reverse=True)
+        return self.page(req, [self._release_json(req, r) for r in newest_first])
+
+    def _find_release(self, **match: Any) -> dict[str, Any]:
+        for release in self.releases:
+            if all(release[k] == v for k, v in match.items()):
+                return release
+        raise Problem(404, "Not Found")
+
+    def release_by_tag(self, req: Request, owner: str, repo: str, tag: str) -> Response:
+        self._check_repo(owner, repo)
+        return Response(200, self._release_json(req, self._find_release(tag=tag)))
+
+    def get_release(self, req: Request, owner: str, repo: str, release_id: str) -> Response:
+        self._check_repo(owner, repo)
+        return Response(200, self._release_json(req, self._find_release(id=int(release_id))))
+
+    def list_assets(self, req: Request, owner: str, repo: str, release_id: str) -> Response:
+        self._check_repo(owner, repo)
+        release = self._find_release(id=int(release_id))
+        return self.page(req, [self._asset_json(req, self.assets[a]) for a in release["assets"]])
+
+    def get_asset(self, req: Request, owner: str, repo: str, asset_id: str) -> Response:
+        self._check_repo(owner, repo)
+        asset = self.assets.get(int(asset_id))
+        if asset is None:
+            raise Problem(404, "Not Found")
+        data = self._asset_json(req, asset)
+        if req.headers.get("accept") == "application/octet-stream":
+            return Response(302, headers={"location": data["browser_download_url"]})
+        return Response(200, data)
+
+    def download(self, req: Request, owner: str, repo: str, tag: str, name: str) -> Response:
+        self._check_repo(owner, repo)
+        for asset in self.assets.values():
+            if asset["tag"] == tag and asset["name"] == name:
+                return Response(200, raw=asset["data"], content_type="application/octet-stream")
+        raise Problem(404, "Not Found")
+
+    def list_tags(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        tags = sorted(
+            self.tags.items(), key=lambda item: self.commits[item[1]]["seq"], reverse=True
+        )
+        return self.page(
+            req,
+            [
+                {"name": name, "commit": {"sha": sha, "url": self._api(req, f"/commits/{sha}")}}
+                for name, sha in tags
+            ],
+        )
+
+    def contents(self, req: Request, owner: str, repo: str, path: str) -> Response:
+        self._check_repo(owner, repo)
+        sha = self._sha(req.arg("ref") or "main")
+        if path != demo.VERSION_FILE:
+            raise Problem(404, "Not Found")
+        data = package_json(self.commits[sha]["version"])
+        encoded = base64.b64encode(data).decode()
+        return Response(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(data),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
+                + "\n",
+                "sha": hashlib.sha1(
+                    b"blob %d\0" % len(data) + data, usedforsecurity=False
+                ).hexdigest(),
+                "url": self._api(req, f"/contents/{path}?ref={sha}"),
+            },
+        )
+
+    def compare(self, req: Request, owner: str, repo: str, basehead: str) -> Response:
+        self._check_repo(owner, repo)
+        base, sep, head = basehead.partition("...")
+        if not sep:
+            raise Problem(404, "Not Found")
+        base_sha, head_sha = self._sha(base), self._sha(head)
+        ahead_set, behind_set = self._ancestors(head_sha), self._ancestors(base_sha)
+        ahead = sorted(ahead_set - behind_set, key=lambda s: self.commits[s]["seq"])
+        behind = behind_set - ahead_set
+        status = (
+            "identical"
+            if not ahead and not behind
+            else "ahead"
+            if not behind
+            else "behind"
+            if not ahead
+            else "diverged"
+        )
+        page = self.page(req, [self._commit_json(req, s) for s in ahead])
+        body = {
+            "url": self._api(req, f"/compare/{basehead}"),
+            "html_url": f"https://github.com/{self.full_name}/compare/{basehead}",
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": len(behind),
+            "total_commits": len(ahead),
+            "base_commit": self._commit_json(req, base_sha),
+            "merge_base_commit": self._commit_json(
+                req, max(ahead_set & behind_set, key=lambda s: self.commits[s]["seq"])
+            ),
+            "commits": page.body,
+            "files": [
+                {
+                    "filename": demo.VERSION_FILE,
+                    "status": "modified",
+                    "additions": 1,
+                    "deletions": 1,
+                    "changes": 2,
+                }
+            ]
+            if ahead
+            else [],
+        }
+        return Response(200, body, page.headers)
+
+    def check_runs(self, req: Request, owner: str, repo: str, ref: str) -> Response:
+        self._check_repo(owner, repo)
+        sha = self._sha(ref)
+        runs = []
+        for name, (status, conclusion) in sorted(self.check_runs_for(sha).items()):
+            run_id = int(
+                hashlib.sha1(f"{sha}:{name}".encode(), usedforsecurity=False).hexdigest()[:8], 16
+            )
+            done = status == "completed"
+            runs.append(
+                {
+                    "id": run_id,
+                    "node_id": f"CR_{run_id}",
+                    "name": name,
+                    "head_sha": sha,
+                    "status": status,
+                    "conclusion": conclusion if done else None,
+                    "started_at": self.clock.iso(self.commits[sha]["date"] + 10),
+                    "completed_at": self.clock.iso(self.commits[sha]["date"] + 200)
+                    if done
+                    else None,
+                    "html_url": f"https://github.com/{self.full_name}/runs/{run_id}",
+                    "details_url": f"https://github.com/{self.full_name}/runs/{run_id}",
+                    "app": {"slug": "github-actions", "name": "GitHub Actions"},
+                    "check_suite": {"id": run_id // 2},
+                    "output": {"title": name, "summary": conclusion or status},
+                    "pull_requests": [],
+                }
+            )
+        return self.page(req, runs, wrap="check_runs")
+
+    def combined_status(self, req: Request, owner: str, repo: str, ref: str) -> Response:
+        self._check_repo(owner, repo)
+        sha = self._sha(ref)
+        statuses = self._latest_statuses(sha)
+        states = {s["state"] for s in statuses}
+        if states & {"error", "failure"}:
+            state = "failure"
+        elif not statuses or "pending" in states:
+            state = "pending"
+        else:
+            state = "success"
+        return Response(
+            200,
+            {
+                "state": state,
+                "statuses": statuses,
+                "sha": sha,
+                "total_count": len(statuses),
+                "repository": self.repository(),
+                "commit_url": self._api(req, f"/commits/{sha}"),
+                "url": self._api(req, f"/commits/{sha}/status"),
+            },
+        )
+
+    def create_commit_status(self, req: Request, owner: str, repo: str, sha: str) -> Response:
+        self._check_repo(owner, repo)
+        full = self._sha(sha, 422)
+        body = req.json()
+        if body.get("state") not in ("error", "failure", "pending", "success"):
+            raise Problem(422, "Validation Failed: state is invalid")
+        status = {
+            "id": self._next("status", 1),
+            "state": body["state"],
+            "context": body.get("context") or "default",
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+            "created_at": self.clock.iso(),
+            "updated_at": self.clock.iso(),
+        }
+        self.commit_statuses.setdefault(full, []).append(status)
+        return Response(201, status)
+
+    # --- deployments ---------------------------------------------------------------------
+
+    def list_deployments(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        filters = {k: req.arg(k) for k in ("sha", "ref", "task", "environment") if req.arg(k)}
+        items = [
+            self._deployment_json(req, d)
+            for d in sorted(self.deployments.values(), key=lambda d: d["id"], reverse=True)
+            if all(d[k] == v for k, v in filters.items())
+        ]
+        return self.page(req, items)
+
+    def _contexts_green(self, sha: str, required: list[str] | None) -> bool:
+        states = {name: conclusion for name, (_, conclusion) in self.check_runs_for(sha).items()}
+        states.update({s["context"]: s["state"] for s in self._latest_statuses(sha)})
+        wanted = list(states) if required is None else required
+        return all(states.get(name) == "success" for name in wanted)
+
+    def create_deployment(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        body = req.json()
+        ref = body.get("ref")
+        if not ref:
+            raise Problem(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+        sha = self._sha(ref, 422)
+        forced = self.next_deployment_responses.pop(0) if self.next_deployment_responses else None
+        if forced == 202:
+            return Response(202, {"message": f"Auto-merged main into {ref} on deployment."})
+        if forced == 409 or not self._contexts_green(sha, body.get("required_contexts")):
+            raise Problem(409, f"Conflict: Commit status checks failed for {ref}.")
+        environment = body.get("environment") or "production"
+        deployment = {
+            "id": self._next("deployment", 7000),
+            "sha": sha,
+            "ref": ref,
+            "task": body.get("task") or "deploy",
+            "payload": body.get("payload") or {},
+            "original_environment": environment,
+            "environment": environment,
+            "description": body.get("description"),
+            "transient_environment": bool(body.get("transient_environment")),
+            "production_environment": body.get(
+                "production_environment", environment == "production"
+            ),
+            "at": self.clock.now(),
+        }
+        self.deployments[deployment["id"]] = deployment
+        return Response(201, self._deployment_json(req, deployment))
+
+    def _deployment(self, deployment_id: str) -> dict[str, Any]:
+        deployment = self.deployments.get(int(deployment_id))
+        if deployment is None:
+            raise Problem(404, "Not Found")
+        return deployment
+
+    def get_deployment(self, req: Request, owner: str, repo: str, deployment_id: str) -> Response:
+        self._check_repo(owner, repo)
+        return Response(200, self._deployment_json(req, self._deployment(deployment_id)))
+
+    def list_deployment_statuses(
+        self, req: Request, owner: str, repo: str, deployment_id: str
+    ) -> Response:
+        self._check_repo(owner, repo)
+        self._deployment(deployment_id)
+        return self.page(req, list(reversed(self.deployment_statuses.get(int(deployment_id), []))))
+
+    def _add_deployment_status(
+        self, req: Request, deployment: dict[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        status_id = self._next("deployment_status", 8000)
+        log_url = body.get("log_url") or body.get("target_url") or ""
+        status = {
+            "id": status_id,
+            "node_id": f"DES_{status_id}",
+            "state": body["state"],
+            "description": body.get("description") or "",
+            "environment": body.get("environment") or deployment["environment"],
+            "environment_url": body.get("environment_url") or "",
+            "log_url": log_url,
+            "target_url": log_url,
+            "creator": _user(BOT),
+            "created_at": self.clock.iso(),
+            "updated_at": self.clock.iso(),
+            "deployment_url": self._api(req, f"/deployments/{deployment['id']}"),
+            "repository_url": self._api(req),
+        }
+        self.deployment_statuses.setdefault(deployment["id"], []).append(status)
+        return status
+
+    def create_deployment_status(
+        self, req: Request, owner: str, repo: str, deployment_id: str
+    ) -> Response:
+        self._check_repo(owner, repo)
+        deployment = self._deployment(deployment_id)
+        body = req.json()
+        if body.get("state") not in DEPLOYMENT_STATES:
+            raise Problem(422, "Validation Failed: state is not included in the list")
+        status = self._add_deployment_status(req, deployment, body)
+        if body["state"] == "success" and body.get("auto_inactive", True):
+            for other in self.deployments.values():
+                earlier = self.deployment_statuses.get(other["id"], [])
+                if (
+                    other["id"] != deployment["id"]
+                    and other["environment"] == deployment["environment"]
+                    and not other["transient_environment"]
+                    and not other["production_environment"]
+                    and earlier
+                    and earlier[-1]["state"] == "success"
+                ):
+                    self._add_deployment_status(req, other, {"state": "inactive"})
+        return Response(
+            201, status, {"location": status["deployment_url"] + f"/statuses/{status['id']}"}
+        )
+
+    # --- pull requests and comments ------------------------------------------------------
+
+    def _pull(self, number: str | int) -> dict[str, Any]:
+        pull = self.pulls.get(int(number))
+        if pull is None:
+            raise Problem(404, "Not Found")
+        return pull
+
+    def list_pulls(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        state = req.arg("state", "open")
+        head, base = req.arg("head"), req.arg("base")
+        items = [
+            self._pull_json(req, p)
+            for p in sorted(self.pulls.values(), key=lambda p: p["number"], reverse=True)
+            if state in ("all", p["state"])
+            and (head is None or head == f"{self.owner}:{p['branch']}")
+            and (base is None or base == "main")
+        ]
+        for item in items:  # the list form lacks these
+            for key in ("merged", "mergeable", "mergeable_state", "commits"):
+                item.pop(key)
+        return self.page(req, items)
+
+    def get_pull(self, req: Request, owner: str, repo: str, number: str) -> Response:
+        self._check_repo(owner, repo)
+        return Response(200, self._pull_json(req, self._pull(number)))
+
+    def list_comments(self, req: Request, owner: str, repo: str, number: str) -> Response:
+        self._check_repo(owner, repo)
+        self._pull(number)
+        items = [
+            self._comment_json(req, c)
+            for c in sorted(self.comments.values(), key=lambda c: c["id"])
+            if c["number"] == int(number)
+        ]
+        return self.page(req, items)
+
+    def create_comment(self, req: Request, owner: str, repo: str, number: str) -> Response:
+        self._check_repo(owner, repo)
+        self._pull(number)
+        body = req.json().get("body")
+        if not body:
+            raise Problem(422, "Validation Failed: body is missing")
+        now = self.clock.now()
+        comment = {
+            "id": self._next("comment", 3000),
+            "number": int(number),
+            "body": body,
+            "author": BOT,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.comments[comment["id"]] = comment
+        data = self._comment_json(req, comment)
+        return Response(201, data, {"location": data["url"]})
+
+    def _comment(self, comment_id: str) -> dict[str, Any]:
+        comment = self.comments.get(int(comment_id))
+        if comment is None:
+            raise Problem(404, "Not Found")
+        return comment
+
+    def get_comment(self, req: Request, owner: str, repo: str, comment_id: str) -> Response:
+        self._check_repo(owner, repo)
+        return Response(200, self._comment_json(req, self._comment(comment_id)))
+
+    def update_comment(self, req: Request, owner: str, repo: str, comment_id: str) -> Response:
+        self._check_repo(owner, repo)
+        comment = self._comment(comment_id)
+        body = req.json().get("body")
+        if not body:
+            raise Problem(422, "Validation Failed: body is missing")
+        comment.update(body=body, updated_at=self.clock.now())
+        return Response(200, self._comment_json(req, comment))
+
+    def branch_protection(self, req: Request, owner: str, repo: str, branch: str) -> Response:
+        self._check_repo(owner, repo)
+        if branch not in self.branches:
+            raise Problem(404, "Branch not found")
+        if branch != "main":
+            raise Problem(404, "Branch not protected")
+        url = self._api(req, "/branches/main/protection")
+        return Response(
+            200,
+            {
+                "url": url,
+                "required_status_checks": {
+                    "url": f"{url}/required_status_checks",
+                    "strict": True,
+                    "contexts": list(DEFAULT_CHECKS),
+                    "checks": [{"context": name, "app_id": 15368} for name in DEFAULT_CHECKS],
+                },
+                "required_pull_request_reviews": {
+                    "dismiss_stale_reviews": True,
+                    "require_code_owner_reviews": False,
+                    "required_approving_review_count": 1,
+                },
+                "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": True},
+                "required_linear_history": {"enabled": False},
+                "allow_force_pushes": {"enabled": False},
+                "allow_deletions": {"enabled": False},
+            },
+        )
+
+    def list_actions_secrets(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        at = self.clock.iso(demo.EPOCH.timestamp())
+        items = [
+            {"name": name, "created_at": at, "updated_at": at} for name in self.actions_secrets
+        ]
+        return self.page(req, items, wrap="secrets")
+
+    # --- simulated activity (the control API and tests call these) -----------------------
+
+    def _payload(self, *, actor: str, **fields: Any) -> dict[str, Any]:
+        return {**fields, "repository": self.repository(), "sender": _user(actor)}
+
+    def _queue(self, event: str, payload: dict[str, Any]) -> None:
+        self.outbox.append((event, payload))
+
+    def _push(self, ref: str, before: str, after: str, commits: list[str], actor: str) -> None:
+        self._queue(
+            "push",
+            self._payload(
+                ref=ref,
+                before=before,
+                after=after,
+                created=before == ZERO_SHA,
+                deleted=False,
+                forced=False,
+                base_ref=None,
+                compare=f"https://github.com/{self.full_name}/compare/{before[:12]}...{after[:12]}",
+                commits=[
+                    {
+                        "id": sha,
+                        "message": self.commits[sha]["message"],
+                        "timestamp": self.clock.iso(self.commits[sha]["date"]),
+                        "author": {
+                            "name": self.commits[sha]["author"],
+                            "username": self.commits[sha]["author"],
+                        },
+                    }
+                    for sha in commits
+                ],
+                head_commit={"id": after, "message": self.commits[after]["message"]},
+                pusher={"name": actor},
+                actor=actor,
+            ),
+        )
+
+    def open_pull(
+        self,
+        title: str,
+        branch: str,
+        *,
+        author: str = "alice",
+        body: str = "",
+        commits: list[str] | None = None,
+        version: str | None = None,
+        draft: bool = False,
+    ) -> dict[str, Any]:
+        """Open a PR from a new branch off main with one commit per message."""
+        if branch in self.branches:
+            raise Problem(422, f"branch {branch} already exists")
+        now = self.clock.now()
+        base = self.branches["main"]
+        version = version or self.commits[base]["version"]
+        head = base
+        for offset, message in enumerate(commits or [title]):
+            head = self._commit(message, author, [head], version, now + offset)
+        self.branches[branch] = head
+        number = self._next("pull", 18)  # the demo history used #1-#17
+        pull = {
+            "number": number,
+            "title": title,
+            "body": body,
+            "author": author,
+            "branch": branch,
+            "state": "open",
+            "draft": draft,
+            "head_sha": head,
+            "base_sha": base,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+            "merged_at": None,
+            "merge_commit_sha": None,
+        }
+        self.pulls[number] = pull
+        self._queue(
+            "pull_request",
+            self._payload(
+                action="opened",
+                number=number,
+                pull_request=self._pull_json(None, pull),
+                actor=author,
+            ),
+        )
+        return pull
+
+    def push_to_pull(
+        self, number: int, message: str = "fix: address review", *, version: str | None = None
+    ) -> dict[str, Any]:
+        """Add a commit to a PR's branch (a ``synchronize`` event)."""
+        pull = self._pull(number)
+        if pull["state"] != "open":
+            raise Problem(422, f"pull request #{number} is closed")
+        before = pull["head_sha"]
+        now = self.clock.now()
+        after = self._commit(
+            message, pull["author"], [before], version or self.commits[before]["version"], now
+        )
+        pull.update(head_sha=after, updated_at=now)
+        self.branches[pull["branch"]] = after
+        self._queue(
+            "pull_request",
+            self._payload(
+                action="synchronize",
+                number=number,
+                before=before,
+                after=after,
+                pull_request=self._pull_json(None, pull),
+                actor=pull["author"],
+            ),
+        )
+        return pull
+
+    def close_pull(self, number: int, *, merge: bool = False, actor: str = "bob") -> dict[str, Any]:
+        """Close a PR, merging it into main first when ``merge``."""
+        pull = self._pull(number)
+        if pull["state"] != "open":
+            raise Problem(422, f"pull request #{number} is already closed")
+        now = self.clock.now()
+        if merge:
+            main = self.branches["main"]
+            source = f"{self.owner}/{pull['branch']}"
+            message = f"Merge pull request #{number} from {source}\n\n{pull['title']}"
+            merged = self._commit(
+                message,
+                actor,
+                [main, pull["head_sha"]],
+                self.commits[pull["head_sha"]]["version"],
+                now,
+            )
+            self.branches["main"] = merged
+            pull.update(merged_at=now, merge_commit_sha=merged)
+        pull.update(state="closed", closed_at=now, updated_at=now)
+        self._queue(
+            "pull_request",
+            self._payload(
+                action="closed",
+                number=number,
+                pull_request=self._pull_json(None, pull),
+                actor=actor,
+            ),
+        )
+        if merge:
+            self._push(
+                "refs/heads/main", main, pull["merge_commit_sha"], [pull["merge_commit_sha"]], actor
+            )
+        return pull
+
+    def publish_release(
+        self,
+        version: str,
+        *,
+        prerelease: bool = False,
+        commits: list[str] | None = None,
+        healthy: bool = True,
+        author: str = "alice",
+    ) -> dict[str, Any]:
+        """CI's work for a new version: commits on main, tag, release with artifact and
+        checksum assets, and an image in the Fly registry (labelled broken unless ``healthy``)."""
+        tag = f"v{version}"
+        if tag in self.tags:
+            raise Problem(422, f"Validation Failed: tag_name {tag} already_exists")
+        now = self.clock.now()
+        before = self.branches["main"]
+        head = before
+        shas = []
+        for offset, message in enumerate(commits or [f"feat: release {version}"]):
+            head = self._commit(message, author, [head], version, now - 60 + offset)
+            shas.append(head)
+        self.branches["main"] = head
+        release = demo.DemoRelease(
+            version=version,
+            prerelease=prerelease,
+            published_at=datetime.fromtimestamp(now, tz=UTC),
+            commits=tuple(
+                demo.DemoCommit(sha=s, message=self.commits[s]["message"], author=author)
+                for s in shas
+            ),
+        )
+        labels = {"org.opencontainers.image.version": version}
+        if not healthy:
+            labels[demo.BROKEN_IMAGE_LABEL] = "fail"
+        self.register_image(release.image_ref, digest=release.image_digest, labels=labels)
+        record = self._release(release, now, "github-actions[bot]")
+        self._push("refs/heads/main", before, head, shas, author)
+        fake = Request("GET", "", {}, {}, b"", "https://api.github.com")
+        self._queue(
+            "release",
+            self._payload(
+                action="published",
+                release=self._release_json(fake, record),
+                actor="github-actions[bot]",
+            ),
+        )
+        return record
+
+    def deliver_outbox(self) -> list[dict[str, Any]]:
+        """Send queued webhook events (call without holding the world lock)."""
+        sent = []
+        while self.outbox:
+            event, payload = self.outbox.pop(0)
+            sent.append(self._deliver(event, payload))
+        return sent
+
+    def _deliver(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/sandbox",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": f"{self.rng.getrandbits(128):032x}",
+            "X-GitHub-Hook-ID": "1",
+            "X-GitHub-Hook-Installation-Target-Type": "repository",
+            "X-GitHub-Hook-Installation-Target-ID": str(REPO_ID),
+        }
+        if self.webhook.secret:
+            headers["X-Hub-Signature-256"] = sign(self.webhook.secret, body)
+        status: int | None = None
+        if self.webhook.sink is not None:
+            status = self.webhook.sink(headers, body)
+        elif self.webhook.url:
+            request = urllib.request.Request(
+                self.webhook.url, data=body, headers=headers, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+        delivery = {
+            "id": headers["X-GitHub-Delivery"],
+            "event": event,
+            "action": payload.get("action"),
+            "status": status,
+            "headers": headers,
+            "body": body.decode(),
+        }
+        self.webhook.deliveries.append(delivery)
+        return delivery
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "main": self.branches["main"],
+            "releases": [r["tag"] for r in self.releases],
+            "pulls": {
+                n: {"state": p["state"], "head": p["head_sha"], "branch": p["branch"]}
+                for n, p in self.pulls.items()
+            },
+            "deployments": len(self.deployments),
+        }

@@ -1,0 +1,271 @@
+"""The sandbox's state: a virtual clock, fault rules, the request log, and both simulated
+services. Imports nothing of ours outside this package.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from . import demo
+from .fly import FlyWorld
+from .github import GitHubWorld
+
+T = TypeVar("T")
+
+# Test worlds start a day after the last demo release, so demo timestamps are in the past.
+DEMO_NOW = max(r.published_at for r in demo.DEMO_RELEASES) + timedelta(days=1)
+
+
+class Clock:
+    """Virtual time in epoch seconds.
+
+    A frozen clock moves only when advanced (tests); a running clock follows the wall clock
+    multiplied by ``speed`` (the ``sandbox`` command). Machine states are computed from it.
+    """
+
+    def __init__(self, *, start: float, speed: float = 1.0, frozen: bool = True) -> None:
+        self.speed = speed
+        self.frozen = frozen
+        self._start = start
+        self._offset = 0.0
+        self._wall_start = time.monotonic()
+
+    def now(self) -> float:
+        running = 0.0 if self.frozen else (time.monotonic() - self._wall_start) * self.speed
+        return self._start + running + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += max(0.0, seconds)
+
+    def wait(self, seconds: float, condition: threading.Condition) -> None:
+        """Let ``seconds`` of virtual time pass, releasing the world lock meanwhile."""
+        if self.frozen:
+            self.advance(seconds)
+        else:
+            condition.wait(seconds / self.speed)
+
+    def iso(self, at: float | None = None) -> str:
+        moment = datetime.fromtimestamp(self.now() if at is None else at, tz=UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+FAULT_KINDS = ("latency", "error", "status", "rate_limit", "hang", "lose", "drop")
+
+
+@dataclass
+class Fault:
+    """One fault rule. Matches requests by service (fly/github/*), method and a path regex
+    (searched in the path below the service prefix); ``times`` None means forever.
+
+    Kinds: ``latency`` (add ``seconds`` of real delay), ``error`` (answer ``status`` with
+    probability ``rate``), ``status`` (answer ``status``: e.g. a burst of N 503s),
+    ``rate_limit`` (429, or 403 on GitHub with ``status=403``, with Retry-After ``retry_after``
+    and/or ``x-ratelimit-remaining: 0`` + reset ``reset_in`` seconds ahead), ``hang`` (sleep
+    ``seconds`` of real time, then answer normally), ``lose`` (apply the request, then answer
+    502), ``drop`` (apply it, then close the connection without answering).
+    """
+
+    kind: str
+    service: str = "*"
+    method: str = "*"
+    path: str = ""
+    times: int | None = None
+    status: int = 503
+    rate: float = 1.0
+    seconds: float = 0.0
+    retry_after: float | None = None
+    reset_in: float | None = None
+    id: int = 0
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
+        re.compile(self.path)
+
+    def matches(self, service: str, method: str, path: str) -> bool:
+        return (
+            (self.times is None or self.hits < self.times)
+            and self.service in ("*", service)
+            and self.method in ("*", method)
+            and re.search(self.path, path) is not None
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    service: str  # fly / github
+    method: str
+    path: str  # below the service prefix, e.g. /apps/hot-dash/machines
+    query: dict[str, list[str]]
+    status: int  # what the client was told; 0 when the connection was dropped
+    at: float  # virtual time
+    fault: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Webhook:
+    """Where simulated GitHub events go. ``sink`` (tests) replaces the HTTP POST."""
+
+    url: str = ""
+    secret: str = ""
+    sink: Callable[[dict[str, str], bytes], int] | None = None
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class World:
+    """Everything the sandbox knows. All access goes through ``lock``."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        rate_limits: bool = False,
+        webhook: Webhook | None = None,
+    ) -> None:
+        self.lock = threading.Condition(threading.RLock())
+        self.clock = clock or Clock(start=DEMO_NOW.timestamp())
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.webhook = webhook or Webhook()
+        self.hang_release = threading.Event()
+        self._rate_limits = rate_limits
+        self._populate()
+
+    def _populate(self) -> None:
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self._fault_ids = 0
+        self.fly = FlyWorld(self.clock, self.rng, self.lock, rate_limits=self._rate_limits)
+        self.github = GitHubWorld(self.clock, self.rng, self.webhook, self.fly.register_image)
+
+    def reset(self) -> None:
+        """Back to the demo world: faults, request log, machines, PRs, deliveries all cleared."""
+        with self.lock:
+            self.rng.seed(self.seed)
+            self.webhook.deliveries.clear()
+            self._populate()
+
+    # --- faults --------------------------------------------------------------------------
+
+    def add_fault(self, kind: str, **options: Any) -> Fault:
+        """Install a fault rule (see :class:`Fault`) and return it."""
+        with self.lock:
+            self._fault_ids += 1
+            fault = Fault(kind=kind, id=self._fault_ids, **options)
+            self.faults.append(fault)
+            return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def faults_for(self, service: str, method: str, path: str) -> list[Fault]:
+        """The matching faults, one per kind; each counts as hit."""
+        chosen: dict[str, Fault] = {}
+        for fault in self.faults:
+            if fault.kind not in chosen and fault.matches(service, method, path):
+                if fault.kind == "error" and self.rng.random() >= fault.rate:
+                    continue
+                fault.hits += 1
+                chosen[fault.kind] = fault
+        return list(chosen.values())
+
+    # --- time, health, limits ------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward (machines boot, checks pass their grace period)."""
+        with self.lock:
+            self.clock.advance(seconds)
+            self.lock.notify_all()
+
+    def set_rate_limits(self, enabled: bool) -> None:
+        with self.lock:
+            self._rate_limits = enabled
+            self.fly.rate_limits = enabled
+
+    def fail_next_images(self, count: int) -> None:
+        """The next ``count`` distinct images deployed (create or update) fail health checks."""
+        with self.lock:
+            self.fly.fail_next = count
+
+    def mark_image(self, image: str, *, healthy: bool) -> None:
+        """Make one image pass or fail health checks from now on."""
+        with self.lock:
+            self.fly.mark_image(image, healthy=healthy)
+
+    # --- GitHub activity (each queues webhooks, delivered once the lock is released) -----
+
+    def _activity(self, action: Callable[[], T]) -> T:
+        with self.lock:
+            result = action()
+        self.github.deliver_outbox()
+        return result
+
+    def open_pull(self, title: str, branch: str, **options: Any) -> dict[str, Any]:
+        """Open a PR (see GitHubWorld.open_pull); delivers ``pull_request.opened``."""
+        return self._activity(lambda: self.github.open_pull(title, branch, **options))
+
+    def push_to_pull(
+        self, number: int, message: str = "fix: address review", **options: Any
+    ) -> dict[str, Any]:
+        """Push a commit to a PR; delivers ``pull_request.synchronize``."""
+        return self._activity(lambda: self.github.push_to_pull(number, message, **options))
+
+    def close_pull(self, number: int, *, merge: bool = False) -> dict[str, Any]:
+        """Close or merge a PR; delivers ``pull_request.closed`` (and ``push`` when merged)."""
+        return self._activity(lambda: self.github.close_pull(number, merge=merge))
+
+    def publish_release(self, version: str, **options: Any) -> dict[str, Any]:
+        """Publish a release (see GitHubWorld.publish_release); delivers push and release."""
+        return self._activity(lambda: self.github.publish_release(version, **options))
+
+    def set_check(
+        self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
+    ) -> None:
+        """Make a check run of a commit report ``status``/``conclusion``."""
+        with self.lock:
+            self.github.set_check(ref, name, status, conclusion)
+
+    # --- the request log -----------------------------------------------------------------
+
+    def record(self, entry: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(entry)
+
+    def calls(
+        self, method: str | None = None, path: str | None = None, service: str | None = None
+    ) -> list[RecordedRequest]:
+        """Recorded requests, filtered by exact method, path regex (full match) and service."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method)
+                and (path is None or re.fullmatch(path, r.path))
+                and (service is None or r.service == service)
+            ]
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "now": self.clock.iso(),
+                "fly": self.fly.summary(),
+                "github": self.github.summary(),
+                "faults": [f.as_dict() for f in self.faults],
+                "rate_limits": self._rate_limits,
+            }
