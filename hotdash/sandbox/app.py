@@ -135,10 +135,10 @@ class SandboxApp:
                 response = self._fault_response(service, pre)
             else:
                 response = self._dispatch(service, req)
-            response.headers.update(self._common_headers(service))
             lost = faults.get("lose") or faults.get("drop")
             if lost is not None and pre is None:
                 response = Response(502, _error_body(service, 502, "bad gateway"))
+            response.headers = {**self._common_headers(service), **response.headers}
             applied = pre or lost or next(iter(faults.values()), None)
             world.record(
                 RecordedRequest(
