@@ -23,7 +23,8 @@ def make_fly(sandbox: Any, sleeps: list[float]) -> Callable[..., FlyClient]:
     def make(**options: Any) -> FlyClient:
         # The sandbox's virtual clock drives /wait deadlines, so waits are instant and exact.
         options.setdefault("clock", sandbox.clock.now)
-        return fly_client(sleep=sleeps.append, **options)
+        options.setdefault("sleep", sleeps.append)
+        return fly_client(**options)
 
     return make
 
