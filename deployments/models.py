@@ -417,6 +417,8 @@ class Preview(models.Model):
     url = models.URLField(blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.CREATING)
     comment_id = models.BigIntegerField(null=True, blank=True)
+    # Names of the staging secrets copied onto the preview app; values are never stored.
+    secret_names = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     destroyed_at = models.DateTimeField(null=True, blank=True)
