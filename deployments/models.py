@@ -165,6 +165,9 @@ class Release(models.Model):
         max_length=20, choices=Validation.choices, default=Validation.PENDING
     )
     validation_results = models.JSONField(default=list, blank=True)
+    # As GitHub reported them at the last sync: [{name, size, digest}] and [{name, status, ...}].
+    assets = models.JSONField(default=list, blank=True)
+    ci_checks = models.JSONField(default=list, blank=True)
     github_release_id = models.BigIntegerField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
