@@ -397,7 +397,7 @@ class FlyWorld:
                     if m.app == app["name"] and m.state(now) != "destroyed"
                 ),
                 "volume_count": 0,
-                "network": app["network"],
+                # ListApp.network is typed object in the spec; the string form is omitted.
             }
             for app in self.apps.values()
             if app["organization"]["slug"] == org
