@@ -156,11 +156,14 @@ def test_management_command_serves_on_a_port():
     process = subprocess.Popen(
         [sys.executable, str(manage), "sandbox", "--port", "0", "--speed", "10"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
     try:
         banner = process.stdout.readline()
+        if not banner:
+            pytest.fail(f"the command did not start:\n{process.stderr.read()}")
         root = banner.split(" ")[2].rstrip(":")
         assert root.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{root}/_sandbox/state", timeout=5) as response:
