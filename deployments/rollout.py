@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def batch_size(machine_count: int, max_unavailable_percent: int) -> int:
@@ -15,5 +17,48 @@ def batch_size(machine_count: int, max_unavailable_percent: int) -> int:
 
 def plan_batches(machine_ids: Sequence[str], max_unavailable_percent: int) -> list[list[str]]:
     """Split machines into consecutive batches of ``batch_size``; order is preserved."""
+    if not machine_ids:
+        return []
     size = batch_size(len(machine_ids), max_unavailable_percent)
     return [list(machine_ids[i : i + size]) for i in range(0, len(machine_ids), size)]
+
+
+def health_deadline_seconds(*, grace: int, timeout: int, attempts: int) -> int:
+    """How long after an update a machine may take to be started with passing checks:
+    the grace period, then ``attempts`` checks of up to ``timeout`` seconds each."""
+    return grace + timeout * max(1, attempts)
+
+
+def retry_delay(attempt: int, *, retry_after: float | None = None, cap: float = 60.0) -> float:
+    """Seconds before retrying after a retryable upstream error: what the server asked for,
+    else doubling from 2 s, capped."""
+    if retry_after is not None:
+        return min(cap, max(1.0, retry_after))
+    return min(cap, 2.0 ** max(1, attempt))
+
+
+def health_checks_config(
+    *, port: int, http_path: str, interval: int, timeout: int, grace: int
+) -> dict[str, dict[str, Any]]:
+    """Fly machine checks (HTTP and TCP) from an environment's health settings."""
+    timing = {"interval": f"{interval}s", "timeout": f"{timeout}s", "grace_period": f"{grace}s"}
+    return {
+        "http": {"type": "http", "port": port, "method": "GET", "path": http_path, **timing},
+        "tcp": {"type": "tcp", "port": port, **timing},
+    }
+
+
+def target_config(
+    current: Mapping[str, Any],
+    *,
+    image: str,
+    checks: Mapping[str, Any],
+    metadata: Mapping[str, str],
+) -> dict[str, Any]:
+    """The full config an update sends (Fly replaces configs whole): the machine's current
+    config with the new image, the environment's checks and our metadata."""
+    config = copy.deepcopy(dict(current))
+    config["image"] = image
+    config["checks"] = copy.deepcopy(dict(checks))
+    config["metadata"] = {**(config.get("metadata") or {}), **metadata}
+    return config
