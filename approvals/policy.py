@@ -57,3 +57,15 @@ def can_export_audit(user: Any) -> bool:
 def highest_role(user: Any) -> str:
     roles = roles_of(user)
     return next((role for role in reversed(ROLE_ORDER) if role in roles), "none")
+
+
+def rollback_fast_path_allowed(
+    *, environment: Any, target_release: Any, live_healthy_versions: Any, user: Any
+) -> bool:
+    """A rollback skips approvals when the environment allows the fast path, the target was
+    live and healthy there before, and an approver asks (their own confirmation suffices)."""
+    return (
+        environment.rollback_fast_path
+        and target_release.version in live_healthy_versions
+        and can_approve(user)
+    )

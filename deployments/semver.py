@@ -49,8 +49,7 @@ class Version:
         if not self.prerelease:
             return (self.major, self.minor, self.patch, 1, ())
         identifiers = tuple(
-            (0, int(part), "") if _NUMERIC.match(part) else (1, 0, part)
-            for part in self.prerelease
+            (0, int(part), "") if _NUMERIC.match(part) else (1, 0, part) for part in self.prerelease
         )
         return (self.major, self.minor, self.patch, 0, identifiers)
 
@@ -90,9 +89,7 @@ def parse(tag: str) -> Version:
         if len(number) > 1 and number.startswith("0"):
             raise InvalidVersion(tag, f"{label} version {number!r} has a leading zero")
         values.append(int(number))
-    prerelease = (
-        _identifiers(tag, pre_text, "prerelease", numeric_rule=True) if dash else ()
-    )
+    prerelease = _identifiers(tag, pre_text, "prerelease", numeric_rule=True) if dash else ()
     build = _identifiers(tag, build_text, "build metadata", numeric_rule=False) if plus else ()
     return Version(*values, prerelease=prerelease, build=build)
 

@@ -16,8 +16,16 @@ from django.db import transaction
 
 from approvals import policy
 from approvals.audit import record
-from deployments.models import App, Deploy, DeployStep, Environment, Release
+from deployments.models import App, Build, Deploy, DeployStep, Environment, Release
+from deployments.services.releases import (
+    artifact_checks,
+    changelog_build,
+    image_check,
+    version_file_check,
+)
+from hotdash.integrations.github import Commit
 from hotdash.sandbox import demo
+from hotdash.sandbox.github import package_json
 
 DEFAULT_DEMO_PASSWORD = "hotdash-demo"
 DEMO_USERS = (
@@ -151,6 +159,34 @@ class Command(BaseCommand):
         return environment
 
     def _release(self, app: App, item: demo.DemoRelease, created: list[str]) -> Release:
+        index = demo.DEMO_RELEASES.index(item)
+        base_tag = demo.DEMO_RELEASES[index - 1].tag if index else None
+        commits = [
+            Commit(
+                sha=c.sha, message=c.message, author_name=c.author, author_login=c.author, date=None
+            )
+            for c in item.commits
+        ]
+        assets = [
+            {
+                "id": 0,
+                "name": item.artifact_name,
+                "size": len(item.artifact_bytes),
+                "digest": f"sha256:{item.artifact_sha256}",
+            },
+            {
+                "id": 0,
+                "name": f"{item.artifact_name}.sha256",
+                "size": len(item.checksum_file),
+                "digest": "sha256:" + demo.sha256_of(item.checksum_file),
+            },
+        ]
+        # CI registers the image it built for the release commit (what POST /api/v1/builds does).
+        Build.objects.get_or_create(
+            app=app,
+            commit_sha=item.commit_sha,
+            defaults={"image_ref": item.image_ref, "image_digest": item.image_digest},
+        )
         release, was_created = Release.objects.get_or_create(
             app=app,
             version=item.version,
@@ -159,9 +195,17 @@ class Command(BaseCommand):
                 "is_prerelease": item.prerelease,
                 "commit_sha": item.commit_sha,
                 "title": item.tag,
-                "changelog": {
-                    "commits": [{"sha": c.sha, "message": c.message} for c in item.commits]
-                },
+                "changelog": changelog_build(
+                    commits=commits if base_tag else (),
+                    repo_full_name=app.github_full_name,
+                    base_tag=base_tag,
+                    head_tag=item.tag,
+                ),
+                "assets": assets,
+                "ci_checks": [
+                    {"name": name, "state": "success", "ok": True, "url": ""}
+                    for name in demo.REQUIRED_CHECKS
+                ],
                 "artifact_name": item.artifact_name,
                 "artifact_sha256": item.artifact_sha256,
                 "artifact_digest": f"sha256:{item.artifact_sha256}",
@@ -169,14 +213,22 @@ class Command(BaseCommand):
                 "image_digest": item.image_digest,
                 "validation": Release.Validation.VALID,
                 "validation_results": [
-                    {
-                        "check": "version_file",
-                        "ok": True,
-                        "message": "package.json says " + item.version,
-                    },
-                    {"check": "artifact", "ok": True, "message": f"{item.artifact_name} present"},
-                    {"check": "checksum", "ok": True, "message": "checksum matches asset digest"},
-                    {"check": "image", "ok": True, "message": "image reference and digest known"},
+                    version_file_check(
+                        path=demo.VERSION_FILE,
+                        tag=item.tag,
+                        version=item.version,
+                        content=package_json(item.version),
+                    ),
+                    *artifact_checks(
+                        artifact=item.artifact_name,
+                        assets=assets,
+                        checksum_text=item.checksum_file.decode(),
+                    ),
+                    image_check(
+                        image_ref=item.image_ref,
+                        image_digest=item.image_digest,
+                        commit_sha=item.commit_sha,
+                    ),
                 ],
                 "published_at": item.published_at,
                 "synced_at": item.published_at,
