@@ -169,12 +169,51 @@ CELERY_ENABLE_UTC = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
+    "audit-verify": {
+        "task": "approvals.tasks.audit_verify",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     "worker-heartbeat": {
         "task": "deployments.tasks.ops.worker_heartbeat",
         "schedule": 30.0,
         "options": {"expires": 30},
     },
+    "webhook-deliveries-resend-stuck": {
+        "task": "deployments.tasks.webhooks.webhook_deliveries_resend_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+    "preview-orphan-sweep": {
+        "task": "deployments.tasks.previews.preview_orphan_sweep",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    "preview-expire-sweep": {
+        "task": "deployments.tasks.previews.preview_expire_sweep",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    "preview-state-refresh": {
+        "task": "deployments.tasks.previews.preview_state_refresh",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
+    "deploy-reconcile": {
+        "task": "deployments.tasks.deploys.deploy_reconcile",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
 }
+# Deploy engine: a worker's lease on a deploy, how often waits re-check, when to give up.
+DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60, minimum=1)
+DEPLOY_MAX_ATTEMPTS = env_int("DEPLOY_MAX_ATTEMPTS", 5, minimum=1)
+DEPLOY_POLL_SECONDS = env_int("DEPLOY_POLL_SECONDS", 5, minimum=0)
+DEPLOY_QUEUE_POLL_SECONDS = env_int("DEPLOY_QUEUE_POLL_SECONDS", 5, minimum=0)
+DEPLOY_DISPATCH_GRACE_SECONDS = env_int("DEPLOY_DISPATCH_GRACE_SECONDS", 30, minimum=0)
+DEPLOY_FLY_LEASE_SECONDS = env_int("DEPLOY_FLY_LEASE_SECONDS", 30, minimum=1)
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
+NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 
 # --- Fly.io and GitHub ----------------------------------------------------------------------
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1)
@@ -199,6 +238,10 @@ GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
 if not GITHUB_WEBHOOK_SECRET and SANDBOX_MODE:
     GITHUB_WEBHOOK_SECRET = "sandbox-webhook-secret"
 HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 30, minimum=1)
+# GitHub sends at most 25 MB; the webhook view reads the raw stream under this cap itself.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=1024)
+# A delivery still "received" after this long lost its task message and is sent again.
+WEBHOOK_STUCK_AFTER_SECONDS = env_int("WEBHOOK_STUCK_AFTER_SECONDS", 300, minimum=10)
 
 # --- Audit --------------------------------------------------------------------------------
 AUDIT_HMAC_KEY = env_str("AUDIT_HMAC_KEY")

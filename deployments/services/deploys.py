@@ -1,22 +1,75 @@
-"""Deploy execution: queue, claim, advance, finish, fail, cancel, abort, supersede, reconcile.
+"""Deploy execution: queue, claim, run steps, finish, fail, roll back, cancel, abort, supersede,
+reconcile.
 
-Every transition is one call in one transaction that also writes its audit event.
+The database is the source of truth. A Deploy row carries a lease in ``lease_owner``:
+
+* ``next:<token>`` — a run message carrying ``token`` is on its way (due before
+  ``lease_expires_at``); messages with any other token are stale and dropped.
+* ``run:<worker>:<id>`` — a worker is executing a step until ``lease_expires_at``; every write
+  it makes is fenced on still holding this value.
+
+Workers never sleep waiting for Fly: a step that must wait hands the lease back as a fresh
+``next:`` token and the task re-sends itself with a countdown. The reconciler re-sends deploys
+whose lease expired (lost message, dead worker) and counts the lost workers in ``attempts``.
+Every transition is one transaction that also writes its audit event.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from approvals.audit import record
-from deployments.models import Deploy
+from deployments import rollout
+from deployments.models import Deploy, DeployLog, DeployStep, Environment
+from deployments.services.notifications import notification_send
+from hotdash.integrations import (
+    APIError,
+    FlyClient,
+    GitHubClient,
+    PermanentAPIError,
+    RetryableAPIError,
+    fly_client,
+    github_client,
+)
+from hotdash.integrations.fly import Machine
 
 log = logging.getLogger(__name__)
 
+State = Deploy.State
+StepState = DeployStep.State
+ROLLBACK_KINDS = (Deploy.Kind.DEPLOY, Deploy.Kind.ROLLBACK)
+OPEN_STATES = (State.QUEUED, State.RUNNING, State.VERIFYING)
 
-def _audit(*, deploy: Deploy, actor, verb: str, data: dict | None = None, ip: str | None = None):
+
+class DeployStateError(Exception):
+    """The deploy is not in a state that allows this; nothing was changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Next:
+    """Send ``deploy_run(deploy_id, token)`` again after ``countdown`` seconds."""
+
+    deploy_id: int
+    token: str
+    countdown: float
+
+
+def _audit(*, deploy: Deploy, actor: Any, verb: str, data: dict | None = None, ip=None) -> None:
     env = deploy.environment
     record(
         actor=actor,
@@ -29,31 +82,1025 @@ def _audit(*, deploy: Deploy, actor, verb: str, data: dict | None = None, ip: st
     )
 
 
-def deploy_send(*, deploy_id: int, countdown: float | None = None) -> bool:
+def _log(deploy: Deploy, message: str, level: str = DeployLog.Level.INFO) -> None:
+    DeployLog.objects.create(deploy=deploy, level=level, message=message)
+
+
+def _next_token(deploy: Deploy, *, due_in: float, now: datetime) -> str:
+    token = uuid.uuid4().hex
+    deploy.lease_owner = f"next:{token}"
+    deploy.lease_expires_at = now + timedelta(seconds=due_in + settings.DEPLOY_LEASE_SECONDS)
+    return token
+
+
+def deploy_send(*, deploy_id: int, token: str, countdown: float | None = None) -> bool:
     """Publish the run message. A broker error is logged, not raised: the reconciler resends."""
     from deployments.tasks.deploys import deploy_run
 
     try:
-        deploy_run.apply_async(args=[deploy_id], countdown=countdown)
+        deploy_run.apply_async(args=[deploy_id, token], countdown=countdown or None)
     except Exception:  # noqa: BLE001 - any broker failure; the durable row is the source of truth
-        log.warning("could not publish deploy_run for deploy %s; reconciler will resend", deploy_id)
+        log.warning("could not publish deploy_run for deploy %s; the reconciler resends", deploy_id)
         return False
     return True
 
 
-def deploy_queue(*, deploy: Deploy, actor) -> Deploy:
+# --- transitions people and other services ask for -------------------------------------------
+
+
+def deploy_queue(*, deploy: Deploy, actor: Any) -> Deploy:
     """Mark ``deploy`` queued; its run message is sent when the caller's transaction commits."""
     with transaction.atomic():
         locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
-        if locked.state not in (Deploy.State.REQUESTED, Deploy.State.AWAITING_APPROVAL):
-            raise ValueError(
-                f"deploy {locked.pk} is {locked.state}; only a requested or approved deploy "
-                "can be queued"
+        if locked.state not in (State.REQUESTED, State.AWAITING_APPROVAL):
+            raise DeployStateError(
+                "not_queueable", f"Deploy #{locked.pk} is {locked.get_state_display().lower()}."
             )
-        locked.state = Deploy.State.QUEUED
-        locked.queued_at = timezone.now()
-        locked.save(update_fields=["state", "queued_at"])
+        now = timezone.now()
+        locked.state = State.QUEUED
+        locked.queued_at = now
+        token = _next_token(locked, due_in=settings.DEPLOY_DISPATCH_GRACE_SECONDS, now=now)
+        locked.save(update_fields=["state", "queued_at", "lease_owner", "lease_expires_at"])
         _audit(deploy=locked, actor=actor, verb="deploy.queued")
-        transaction.on_commit(lambda: deploy_send(deploy_id=locked.pk))
-    deploy.state, deploy.queued_at = locked.state, locked.queued_at
-    return locked
+        transaction.on_commit(lambda: deploy_send(deploy_id=locked.pk, token=token))
+    deploy.refresh_from_db()
+    return deploy
+
+
+def deploy_cancel(*, deploy: Deploy, actor: Any, reason: str, ip: str | None = None) -> Deploy:
+    """Cancel a deploy that has not started (requested, awaiting approval or queued)."""
+    with transaction.atomic():
+        locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
+        if locked.state not in (State.REQUESTED, State.AWAITING_APPROVAL, State.QUEUED):
+            raise DeployStateError(
+                "not_cancellable",
+                f"Deploy #{locked.pk} is {locked.get_state_display().lower()}; only a deploy "
+                "that has not started can be cancelled (abort a running one).",
+            )
+        previous = locked.state
+        _end(locked, State.CANCELLED, error=f"Cancelled: {reason}")
+        _log(locked, f"Cancelled by {_name(actor)}: {reason}")
+        _audit(
+            deploy=locked,
+            actor=actor,
+            verb="deploy.cancelled",
+            data={"from": previous, "reason": reason},
+            ip=ip,
+        )
+    deploy.refresh_from_db()
+    return deploy
+
+
+def deploy_abort(*, deploy: Deploy, actor: Any, reason: str, ip: str | None = None) -> Deploy:
+    """Ask a running deploy to stop: the worker finishes the current batch, rolls back what
+    changed and ends the deploy failed (aborted)."""
+    with transaction.atomic():
+        locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
+        if locked.state not in Deploy.ACTIVE_STATES:
+            raise DeployStateError(
+                "not_running",
+                f"Deploy #{locked.pk} is {locked.get_state_display().lower()}; only a running "
+                "deploy can be aborted (cancel one that has not started).",
+            )
+        if locked.abort_requested_at is None:
+            locked.abort_requested_at = timezone.now()
+            locked.save(update_fields=["abort_requested_at"])
+            _log(locked, f"Abort requested by {_name(actor)}: {reason}", DeployLog.Level.WARNING)
+            _audit(
+                deploy=locked, actor=actor, verb="deploy.abort_requested", data={"reason": reason}
+            )
+    deploy.refresh_from_db()
+    return deploy
+
+
+def deploy_supersede(*, old: Deploy, new: Deploy, actor: Any) -> Deploy:
+    """Replace ``old`` by ``new``: at once if it has not started, else after its current batch
+    (no rollback: the newer deploy takes over the machines)."""
+    with transaction.atomic():
+        locked = Deploy.objects.select_for_update().get(pk=old.pk)
+        if locked.is_terminal:
+            raise DeployStateError(
+                "finished", f"Deploy #{locked.pk} already ended ({locked.state})."
+            )
+        locked.superseded_by = new
+        if locked.state in Deploy.ACTIVE_STATES:
+            locked.save(update_fields=["superseded_by"])
+            _log(locked, f"Superseded by deploy #{new.pk}; stopping after the current batch.")
+            _audit(
+                deploy=locked, actor=actor, verb="deploy.supersede_requested", data={"by": new.pk}
+            )
+        else:
+            previous = locked.state
+            _end(locked, State.SUPERSEDED, error=f"Superseded by deploy #{new.pk}.")
+            _log(locked, f"Superseded by deploy #{new.pk}.")
+            _audit(
+                deploy=locked,
+                actor=actor,
+                verb="deploy.superseded",
+                data={"by": new.pk, "from": previous},
+            )
+    old.refresh_from_db()
+    return old
+
+
+def deploy_reconcile(*, now: datetime | None = None) -> list[int]:
+    """Re-send every open deploy whose lease expired: a lost message (``next:``) or a worker
+    that died mid-step (``run:``, counted in ``attempts``). Returns the ids re-sent."""
+    now = now or timezone.now()
+    expired = Deploy.objects.filter(state__in=OPEN_STATES).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    )
+    sent: list[int] = []
+    for deploy_id in expired.order_by("queued_at", "id").values_list("id", flat=True):
+        with transaction.atomic():
+            deploy = (
+                Deploy.objects.select_for_update(skip_locked=True)
+                .filter(pk=deploy_id, state__in=OPEN_STATES)
+                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+                .select_related("environment__app")
+                .first()
+            )
+            if deploy is None:
+                continue
+            lost = deploy.lease_owner.startswith("run:")
+            if lost:
+                _note_lost_worker(deploy)
+            token = _next_token(deploy, due_in=0, now=now)
+            deploy.save(update_fields=["lease_owner", "lease_expires_at", "attempts"])
+            transaction.on_commit(lambda d=deploy.pk, t=token: deploy_send(deploy_id=d, token=t))
+            if not lost:
+                _audit(deploy=deploy, actor="system", verb="deploy.resent")
+        sent.append(deploy_id)
+    return sent
+
+
+def _note_lost_worker(deploy: Deploy) -> None:
+    worker = deploy.lease_owner.split(":")[1] if ":" in deploy.lease_owner else "?"
+    deploy.attempts += 1
+    _log(
+        deploy,
+        f"Worker {worker} stopped answering mid-step; resuming (attempt {deploy.attempts}).",
+        DeployLog.Level.WARNING,
+    )
+    _audit(
+        deploy=deploy,
+        actor="system",
+        verb="deploy.resumed",
+        data={"lost_worker": worker, "attempts": deploy.attempts},
+    )
+
+
+# --- helpers shared by the transitions -------------------------------------------------------
+
+
+def _name(actor: Any) -> str:
+    return actor if isinstance(actor, str) else actor.get_username()
+
+
+def _end(deploy: Deploy, state: str, *, error: str = "") -> None:
+    """Move ``deploy`` (locked) to a terminal state; unstarted steps are skipped."""
+    deploy.state = state
+    deploy.finished_at = timezone.now()
+    deploy.lease_owner = ""
+    deploy.lease_expires_at = None
+    if error:
+        deploy.error = error
+    deploy.save(
+        update_fields=[
+            "state",
+            "finished_at",
+            "lease_owner",
+            "lease_expires_at",
+            "error",
+            "superseded_by",
+            "health_verified",
+            "health_summary",
+        ]
+    )
+    deploy.steps.filter(state=StepState.PENDING).update(state=StepState.SKIPPED)
+
+
+# --- the worker side -------------------------------------------------------------------------
+
+
+class Fenced(Exception):  # noqa: N818 - a control-flow signal
+    """This worker no longer holds the deploy's lease: stop without writing anything."""
+
+
+class Wait(Exception):  # noqa: N818 - a control-flow signal
+    """The current step must wait ``seconds`` before running again."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class StepFailed(Exception):  # noqa: N818 - a control-flow signal
+    """The deploy fails; ``rollback`` says whether changed machines go back."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rollback: bool = True,
+        health: bool = False,
+        verb: str = "deploy.failed",
+    ) -> None:
+        self.message = message
+        self.rollback = rollback
+        self.health = health
+        self.verb = verb
+        super().__init__(message)
+
+
+@dataclass
+class _Progress:
+    """What one committed unit of worker progress writes."""
+
+    deploy_fields: dict[str, Any] = field(default_factory=dict)
+    step: DeployStep | None = None
+    step_fields: dict[str, Any] = field(default_factory=dict)
+    logs: list[tuple[str, str]] = field(default_factory=list)
+    audits: list[tuple[str, dict]] = field(default_factory=list)
+
+
+def deploy_execute(*, deploy_id: int, token: str, worker: str) -> Next | None:
+    """Run the deploy's next steps until one must wait (returns when to run again) or the
+    deploy ends (None). Safe to call with stale or duplicate messages: they are dropped."""
+    run = _acquire(deploy_id=deploy_id, token=token, worker=worker)
+    if run is None:
+        return None
+    deploy = Deploy.objects.select_related("environment__app", "release", "build").get(pk=deploy_id)
+    with (
+        fly_client() as fly,
+        github_client(
+            deploy.environment.app.github_owner, deploy.environment.app.github_repo
+        ) as github,
+    ):
+        return _Runner(deploy, run, fly, github).drive()
+
+
+def _acquire(*, deploy_id: int, token: str, worker: str) -> str | None:
+    """Take the run lease for this message, or None when the message must be dropped."""
+    with transaction.atomic():
+        deploy = (
+            Deploy.objects.select_for_update()
+            .select_related("environment__app")
+            .filter(pk=deploy_id)
+            .first()
+        )
+        if deploy is None or deploy.state not in OPEN_STATES:
+            return None
+        now = timezone.now()
+        live = deploy.lease_expires_at is not None and deploy.lease_expires_at > now
+        if live and deploy.lease_owner != f"next:{token}":
+            log.info("deploy %s: dropping a stale or duplicate message", deploy_id)
+            return None
+        if not live and deploy.lease_owner.startswith("run:"):
+            _note_lost_worker(deploy)
+        run = f"run:{worker}:{uuid.uuid4().hex[:8]}"
+        deploy.lease_owner = run
+        deploy.lease_expires_at = now + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS)
+        deploy.save(update_fields=["lease_owner", "lease_expires_at", "attempts"])
+    return run
+
+
+class _Runner:
+    def __init__(self, deploy: Deploy, run: str, fly: FlyClient, github: GitHubClient) -> None:
+        self.deploy = deploy
+        self.run = run
+        self.fly = fly
+        self.github = github
+        self.env: Environment = deploy.environment
+
+    # --- committing progress, fenced on the lease ----------------------------------------
+
+    def commit(self, progress: _Progress) -> None:
+        with transaction.atomic():
+            locked = Deploy.objects.select_for_update().get(pk=self.deploy.pk)
+            if locked.lease_owner != self.run:
+                raise Fenced
+            now = timezone.now()
+            fields = {
+                **progress.deploy_fields,
+                "lease_expires_at": now + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS),
+            }
+            Deploy.objects.filter(pk=locked.pk).update(**fields)
+            for name, value in fields.items():
+                setattr(self.deploy, name, value)
+            if progress.step is not None and progress.step_fields:
+                for name, value in progress.step_fields.items():
+                    setattr(progress.step, name, value)
+                progress.step.save(update_fields=list(progress.step_fields))
+            for level, message in progress.logs:
+                _log(self.deploy, message, level)
+            for verb, data in progress.audits:
+                _audit(deploy=self.deploy, actor="worker", verb=verb, data=data)
+
+    def yield_for(self, seconds: float) -> Next:
+        with transaction.atomic():
+            locked = Deploy.objects.select_for_update().get(pk=self.deploy.pk)
+            if locked.lease_owner != self.run:
+                raise Fenced
+            token = _next_token(locked, due_in=seconds, now=timezone.now())
+            locked.save(update_fields=["lease_owner", "lease_expires_at"])
+        return Next(deploy_id=self.deploy.pk, token=token, countdown=seconds)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def drive(self) -> Next | None:
+        try:
+            if self.deploy.attempts > settings.DEPLOY_MAX_ATTEMPTS:
+                raise StepFailed(
+                    f"Gave up after {self.deploy.attempts - 1} attempts (worker lost or "
+                    f"upstream errors; limit DEPLOY_MAX_ATTEMPTS={settings.DEPLOY_MAX_ATTEMPTS})."
+                )
+            while True:
+                if self.deploy.state == State.QUEUED:
+                    self.claim()
+                    continue
+                step = self.deploy.steps.exclude(
+                    state__in=(StepState.DONE, StepState.SKIPPED)
+                ).first()
+                if step is None:
+                    self.succeed()
+                    return None
+                self.check_stop(step)
+                if self.deploy.is_terminal:
+                    return None
+                getattr(self, f"step_{step.kind}")(step)
+        except Wait as wait:
+            return self.yield_for(wait.seconds)
+        except Fenced:
+            log.info("deploy %s: lease lost; another worker carries on", self.deploy.pk)
+            return None
+        except RetryableAPIError as error:
+            return self.retry_later(error)
+        except PermanentAPIError as error:
+            self.fail(StepFailed(f"{error}"))
+            return None
+        except StepFailed as failure:
+            self.fail(failure)
+            return None
+
+    def retry_later(self, error: RetryableAPIError) -> Next | None:
+        attempts = self.deploy.attempts + 1
+        if attempts > settings.DEPLOY_MAX_ATTEMPTS:
+            self.fail(StepFailed(f"Gave up after {attempts - 1} attempts: {error}"))
+            return None
+        delay = rollout.retry_delay(attempts, retry_after=error.retry_after)
+        self.commit(
+            _Progress(
+                deploy_fields={"attempts": attempts},
+                logs=[(DeployLog.Level.WARNING, f"{error}; retrying in {delay:.0f} s.")],
+            )
+        )
+        return self.yield_for(delay)
+
+    # --- claiming the environment --------------------------------------------------------
+
+    def claim(self) -> None:
+        """queued → running, relying on the one-active-deploy index; FIFO among the queued,
+        automatic rollbacks first."""
+        deploy = self.deploy
+        ahead = (
+            Deploy.objects.filter(environment=deploy.environment, state=State.QUEUED)
+            .exclude(pk=deploy.pk)
+            .filter(_queued_before(deploy))
+            .order_by("queued_at", "id")
+            .first()
+        )
+        blocker = ahead
+        if ahead is None:
+            try:
+                with transaction.atomic():
+                    claimed = Deploy.objects.filter(
+                        pk=deploy.pk, state=State.QUEUED, lease_owner=self.run
+                    ).update(
+                        state=State.RUNNING,
+                        started_at=timezone.now(),
+                        attempts=F("attempts") + 1,
+                    )
+                    if not claimed:
+                        raise Fenced
+                    deploy.refresh_from_db()
+                    _log(deploy, f"Started on worker {self.run.split(':')[1]}.")
+                    _audit(deploy=deploy, actor="worker", verb="deploy.started")
+                    return
+            except IntegrityError:
+                blocker = (
+                    Deploy.objects.filter(
+                        environment=deploy.environment, state__in=Deploy.ACTIVE_STATES
+                    ).first()
+                    or ahead
+                )
+        waiting = (
+            f"Waiting: environment {self.env.name} is busy with deploy #{blocker.pk}."
+            if blocker
+            else f"Waiting: environment {self.env.name} is busy."
+        )
+        self.note_once(waiting)
+        raise Wait(settings.DEPLOY_QUEUE_POLL_SECONDS)
+
+    def note_once(self, message: str) -> None:
+        """Log a waiting reason once, not at every poll."""
+        last = self.deploy.logs.order_by("-id").values_list("message", flat=True).first()
+        if last != message:
+            self.commit(_Progress(logs=[(DeployLog.Level.INFO, message)]))
+
+    # --- stopping at a batch boundary ----------------------------------------------------
+
+    def check_stop(self, step: DeployStep) -> None:
+        fresh = Deploy.objects.values("abort_requested_at", "superseded_by").get(pk=self.deploy.pk)
+        between_batches = step.state == StepState.PENDING or step.kind == DeployStep.Kind.VERIFY
+        if not between_batches:
+            return
+        if fresh["abort_requested_at"]:
+            raise StepFailed(
+                "Aborted on request: stopped after the current batch.", verb="deploy.aborted"
+            )
+        if fresh["superseded_by"] and step.kind in (
+            DeployStep.Kind.UPDATE_BATCH,
+            DeployStep.Kind.VERIFY,
+        ):
+            self.end_superseded(fresh["superseded_by"])
+
+    def end_superseded(self, by: int) -> None:
+        self.report_github("inactive", f"Superseded by deploy #{by}")
+        with transaction.atomic():
+            locked = Deploy.objects.select_for_update().get(pk=self.deploy.pk)
+            if locked.lease_owner != self.run:
+                raise Fenced
+            _end(locked, State.SUPERSEDED, error=f"Superseded by deploy #{by}.")
+            _log(locked, f"Stopped after the current batch: superseded by deploy #{by}.")
+            _audit(deploy=locked, actor="worker", verb="deploy.superseded", data={"by": by})
+        self.deploy = locked
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def start_step(self, step: DeployStep, message: str) -> None:
+        if step.state == StepState.PENDING:
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={"state": StepState.RUNNING, "started_at": timezone.now()},
+                    logs=[(DeployLog.Level.INFO, message)],
+                )
+            )
+
+    def finish_step(self, step: DeployStep, detail: str) -> None:
+        self.commit(
+            _Progress(
+                step=step,
+                step_fields={
+                    "state": StepState.DONE,
+                    "finished_at": timezone.now(),
+                    "detail": detail,
+                    "data": step.data,
+                },
+                logs=[(DeployLog.Level.INFO, detail)],
+            )
+        )
+
+    def step_verify_artifact(self, step: DeployStep) -> None:
+        self.start_step(step, "Re-checking the artifact checksum and image digest.")
+        deploy = self.deploy
+        problems = []
+        if not deploy.image_ref:
+            problems.append("no image reference was approved")
+        source = deploy.release or deploy.build
+        if source is not None:
+            if source.image_digest != deploy.image_digest:
+                problems.append(
+                    f"image digest is now {source.image_digest or 'empty'}, "
+                    f"approved {deploy.image_digest or 'empty'}"
+                )
+            if source.image_ref != deploy.image_ref:
+                problems.append(f"image is now {source.image_ref}, approved {deploy.image_ref}")
+        if deploy.release is not None and deploy.release.artifact_sha256 != (
+            deploy.artifact_sha256
+        ):
+            problems.append(
+                f"artifact SHA-256 is now {deploy.release.artifact_sha256 or 'empty'}, "
+                f"approved {deploy.artifact_sha256 or 'empty'}"
+            )
+        if problems:
+            raise StepFailed(
+                "Artifact verification failed: " + "; ".join(problems) + ". Nothing was changed.",
+                rollback=False,
+            )
+        self.finish_step(
+            step,
+            f"Artifact verified: {deploy.image_ref} @ {deploy.image_digest or '(no digest)'}.",
+        )
+
+    def step_github_deployment(self, step: DeployStep) -> None:
+        deploy = self.deploy
+        ref = step.data.get("ref") or deploy.commit_sha or (deploy.release and deploy.release.tag)
+        if not ref:
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={"state": StepState.SKIPPED, "detail": "No commit to report."},
+                )
+            )
+            return
+        self.start_step(step, "Creating the GitHub deployment.")
+        if deploy.github_deployment_id is None:
+            key = str(deploy.pk)
+            found = self.github.find_deployment(ref=ref, environment=self.env.name, key=key)
+            created = found or self.github.create_deployment(
+                ref=ref,
+                environment=self.env.name,
+                key=key,
+                description=f"HotDash deploy #{deploy.pk}: {deploy.image_ref}",
+                required_contexts=[],
+                transient=self.env.kind == Environment.Kind.PREVIEW,
+                production=self.env.kind == Environment.Kind.PRODUCTION,
+            )
+            self.commit(
+                _Progress(
+                    deploy_fields={"github_deployment_id": created.id},
+                    audits=[("deploy.github_deployment_created", {"id": created.id, "ref": ref})],
+                )
+            )
+        self.github.create_deployment_status(
+            deploy.github_deployment_id,
+            "in_progress",
+            description=f"Rolling out {deploy.image_ref}",
+        )
+        self.finish_step(
+            step, f"GitHub deployment {deploy.github_deployment_id} is in progress ({ref})."
+        )
+
+    def machine_metadata(self) -> dict[str, str]:
+        return {
+            "hotdash_environment": str(self.env.pk),
+            "hotdash_deploy": str(self.deploy.pk),
+        }
+
+    def checks_config(self, port: int) -> dict[str, Any]:
+        env = self.env
+        return rollout.health_checks_config(
+            port=port,
+            http_path=env.health_http_path,
+            interval=env.health_http_interval_seconds,
+            timeout=env.health_timeout_seconds,
+            grace=env.health_grace_seconds,
+        )
+
+    def step_update_batch(self, step: DeployStep) -> None:
+        data = step.data
+        data.setdefault("updated", [])
+        if "updated_at" not in data:
+            self.start_step(step, f"Batch {data.get('batch', '?')}: {step.title}.")
+            if "create" in data:
+                self.create_machines(step)
+            else:
+                self.update_machines(step)
+            data["updated_at"] = timezone.now().isoformat()
+            self.commit(_Progress(step=step, step_fields={"data": data}))
+        self.wait_healthy(step, data["updated"], since=parse_datetime(data["updated_at"]))
+        self.finish_step(
+            step, f"Batch {data.get('batch', '?')}: {', '.join(data['updated'])} healthy."
+        )
+
+    def update_machines(self, step: DeployStep) -> None:
+        app = self.env.fly_app_name
+        image = self.deploy.image_ref
+        for machine_id in step.data.get("machines", []):
+            if machine_id in step.data["updated"]:
+                continue
+            try:
+                lease = self.fly.acquire_lease(
+                    app,
+                    machine_id,
+                    ttl=settings.DEPLOY_FLY_LEASE_SECONDS,
+                    description=f"hotdash deploy {self.deploy.pk}",
+                )
+            except PermanentAPIError as error:
+                if error.status != 409:
+                    raise
+                # Someone (perhaps a worker that died holding it) leases it; leases expire.
+                self.note_once(f"Machine {machine_id} is leased by someone else; waiting.")
+                raise Wait(settings.DEPLOY_POLL_SECONDS) from error
+            try:
+                machine = self.fly.get_machine(app, machine_id)
+                changed = machine.config.get("image") != image
+                if changed:
+                    port = _internal_port(machine.config)
+                    config = rollout.target_config(
+                        machine.config,
+                        image=image,
+                        checks=self.checks_config(port),
+                        metadata=self.machine_metadata(),
+                    )
+                    self.fly.update_machine(
+                        app,
+                        machine_id,
+                        config,
+                        current_version=machine.instance_id,
+                        nonce=lease.nonce,
+                    )
+            finally:
+                _release_quietly(self.fly, app, machine_id, lease.nonce)
+            step.data["updated"].append(machine_id)
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={"data": step.data},
+                    logs=[
+                        (
+                            DeployLog.Level.INFO,
+                            f"Machine {machine_id} updated to {image}."
+                            if changed
+                            else f"Machine {machine_id} already runs {image}; not updated again.",
+                        )
+                    ],
+                    audits=[
+                        (
+                            "deploy.machine_updated",
+                            {"machine": machine_id, "image": image, "changed": changed},
+                        )
+                    ],
+                )
+            )
+
+    def create_machines(self, step: DeployStep) -> None:
+        env = self.env
+        app = env.fly_app_name
+        if self.fly.find_app(app) is None:
+            self.fly.create_app(app, env.app.fly_org)
+            self.commit(_Progress(audits=[("deploy.fly_app_created", {"app": app})]))
+        step.data.setdefault("machines", [])
+        existing = {m.name: m for m in self.fly.list_machines(app)}
+        for index in range(int(step.data["create"])):
+            name = f"{app}-d{self.deploy.pk}-b{step.data.get('batch', 0)}-{index + 1}"
+            machine = existing.get(name)
+            if machine is None:
+                machine = self.fly.create_machine(
+                    app, self.new_machine_config(), name=name, region=env.region
+                )
+            if machine.id in step.data["updated"]:
+                continue
+            step.data["machines"].append(machine.id)
+            step.data["updated"].append(machine.id)
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={"data": step.data},
+                    logs=[(DeployLog.Level.INFO, f"Machine {machine.id} ({name}) created.")],
+                    audits=[
+                        (
+                            "deploy.machine_created",
+                            {"machine": machine.id, "name": name, "image": self.deploy.image_ref},
+                        )
+                    ],
+                )
+            )
+
+    def new_machine_config(self) -> dict[str, Any]:
+        env = self.env
+        port = 8080
+        preview = env.kind == Environment.Kind.PREVIEW
+        return {
+            "image": self.deploy.image_ref,
+            "guest": {
+                "cpu_kind": env.machine_cpu_kind,
+                "cpus": env.machine_cpus,
+                "memory_mb": env.machine_memory_mb,
+            },
+            "env": {"PRIMARY_REGION": env.region, "APP_ENV": env.kind},
+            "metadata": self.machine_metadata(),
+            "services": [
+                {
+                    "protocol": "tcp",
+                    "internal_port": port,
+                    "autostart": True,
+                    "autostop": "suspend" if preview else "off",
+                    "min_machines_running": 0 if preview else 1,
+                    "ports": [
+                        {"port": 80, "handlers": ["http"], "force_https": True},
+                        {"port": 443, "handlers": ["tls", "http"]},
+                    ],
+                }
+            ],
+            "checks": self.checks_config(port),
+            "restart": {"policy": "on-failure", "max_retries": 10},
+        }
+
+    def machine_health(self, machine_ids: list[str]) -> tuple[list[str], dict[str, str]]:
+        """(healthy ids, {unhealthy id: why}); a machine running another digest fails loudly."""
+        healthy: list[str] = []
+        problems: dict[str, str] = {}
+        for machine_id in machine_ids:
+            machine = self.fly.get_machine(self.env.fly_app_name, machine_id)
+            digest = machine.image_ref.digest if machine.image_ref else ""
+            if (
+                machine.state == "started"
+                and self.deploy.image_digest
+                and digest
+                and (digest != self.deploy.image_digest)
+            ):
+                raise StepFailed(
+                    f"Machine {machine_id} runs image digest {digest}, but "
+                    f"{self.deploy.image_digest} was approved."
+                )
+            if machine.state == "started" and machine.healthy:
+                healthy.append(machine_id)
+            else:
+                problems[machine_id] = _why_unhealthy(machine)
+        return healthy, problems
+
+    def wait_healthy(self, step: DeployStep, machine_ids: list[str], *, since: datetime) -> None:
+        healthy, problems = self.machine_health(machine_ids)
+        if not problems:
+            step.data["healthy"] = healthy
+            return
+        env = self.env
+        limit = rollout.health_deadline_seconds(
+            grace=env.health_grace_seconds,
+            timeout=env.health_timeout_seconds,
+            attempts=env.health_attempts,
+        )
+        elapsed = (timezone.now() - since).total_seconds()
+        if elapsed >= limit:
+            raise StepFailed(
+                f"Health checks failed after {limit} s: "
+                + "; ".join(f"{m}: {why}" for m, why in problems.items()),
+                health=True,
+            )
+        if step.data.get("healthy") != healthy:
+            step.data["healthy"] = healthy
+            self.commit(_Progress(step=step, step_fields={"data": step.data}))
+        raise Wait(min(settings.DEPLOY_POLL_SECONDS, max(0.0, limit - elapsed)))
+
+    def step_verify(self, step: DeployStep) -> None:
+        if self.deploy.state != State.VERIFYING:
+            self.commit(
+                _Progress(
+                    deploy_fields={"state": State.VERIFYING},
+                    audits=[("deploy.verifying", {})],
+                )
+            )
+        if "since" not in step.data:
+            step.data["since"] = timezone.now().isoformat()
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={
+                        "state": StepState.RUNNING,
+                        "started_at": timezone.now(),
+                        "data": step.data,
+                    },
+                    logs=[
+                        (
+                            DeployLog.Level.INFO,
+                            f"Watching health for {self.env.verification_window_seconds} s.",
+                        )
+                    ],
+                )
+            )
+        machines = self.changed_machines()
+        healthy, problems = self.machine_health(machines)
+        if problems:
+            raise StepFailed(
+                "Health checks failed during the verification window: "
+                + "; ".join(f"{m}: {why}" for m, why in problems.items()),
+                health=True,
+            )
+        elapsed = (timezone.now() - parse_datetime(step.data["since"])).total_seconds()
+        remaining = self.env.verification_window_seconds - elapsed
+        if remaining > 0:
+            raise Wait(min(settings.DEPLOY_POLL_SECONDS, remaining))
+        step.data["healthy"] = healthy
+        summary = (
+            f"{len(healthy)} machine(s) healthy through the "
+            f"{self.env.verification_window_seconds} s verification window."
+        )
+        self.finish_step(step, summary)
+
+    def step_github_status(self, step: DeployStep) -> None:
+        if self.deploy.github_deployment_id is None:
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={"state": StepState.SKIPPED, "detail": "No GitHub deployment."},
+                )
+            )
+            return
+        self.github.create_deployment_status(
+            self.deploy.github_deployment_id,
+            "success",
+            description=f"Live: {self.deploy.image_ref}",
+            environment_url=self.env.url or None,
+        )
+        self.finish_step(step, "GitHub deployment marked success.")
+
+    def step_rollback_machines(self, step: DeployStep) -> None:
+        # Only ever written as a record on a failed deploy; nothing to run.
+        self.commit(_Progress(step=step, step_fields={"state": StepState.SKIPPED}))
+
+    def changed_machines(self) -> list[str]:
+        machines: list[str] = []
+        for data in self.deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH).values_list(
+            "data", flat=True
+        ):
+            machines += data.get("updated", [])
+        return machines
+
+    def report_github(self, state: str, description: str) -> None:
+        """Best effort: the deploy's outcome is recorded here whether or not GitHub answers."""
+        if self.deploy.github_deployment_id is None:
+            return
+        try:
+            self.github.create_deployment_status(
+                self.deploy.github_deployment_id, state, description=description
+            )
+        except APIError as error:
+            log.warning(
+                "deploy %s: GitHub status %s not recorded: %s", self.deploy.pk, state, error
+            )
+
+    # --- endings -------------------------------------------------------------------------
+
+    def succeed(self) -> None:
+        verify = self.deploy.steps.filter(kind=DeployStep.Kind.VERIFY).first()
+        summary = verify.detail if verify else "All machines healthy."
+        with transaction.atomic():
+            locked = (
+                Deploy.objects.select_for_update().select_related("release").get(pk=self.deploy.pk)
+            )
+            if locked.lease_owner != self.run:
+                raise Fenced
+            env = Environment.objects.select_for_update().get(pk=self.env.pk)
+            if locked.release is not None:
+                env.current_release = locked.release
+            env.current_image_ref = locked.image_ref
+            env.health = Environment.Health.HEALTHY
+            env.health_checked_at = timezone.now()
+            env.save(
+                update_fields=[
+                    "current_release",
+                    "current_image_ref",
+                    "health",
+                    "health_checked_at",
+                ]
+            )
+            locked.health_verified = True
+            locked.health_summary = summary
+            _end(locked, State.SUCCEEDED)
+            _log(locked, f"Succeeded: {locked.image_ref} is live on {env}.")
+            _audit(
+                deploy=locked,
+                actor="worker",
+                verb="deploy.succeeded",
+                data={"image_ref": locked.image_ref, "machines": self.changed_machines()},
+            )
+            notification_send(deploy=locked, event="deploy.succeeded")
+        self.deploy = locked
+
+    def fail(self, failure: StepFailed) -> None:
+        deploy = self.deploy
+        self.report_github("failure", failure.message[:140])
+        changed = self.changed_machines()
+        with transaction.atomic():
+            locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
+            if locked.lease_owner != self.run:
+                raise Fenced
+            step = locked.steps.filter(state=StepState.RUNNING).first()
+            if step is not None:
+                step.state = StepState.FAILED
+                step.finished_at = timezone.now()
+                step.detail = failure.message
+                step.save(update_fields=["state", "finished_at", "detail"])
+            if failure.health:
+                locked.health_verified = False
+                locked.health_summary = failure.message
+            _end(locked, State.FAILED, error=failure.message)
+            _log(locked, failure.message, DeployLog.Level.ERROR)
+            _audit(
+                deploy=locked,
+                actor="worker",
+                verb=failure.verb,
+                data={"error": failure.message, "changed_machines": changed},
+            )
+            if changed:
+                Environment.objects.filter(pk=self.env.pk).update(
+                    health=Environment.Health.FAILING, health_checked_at=timezone.now()
+                )
+            rollback = None
+            if failure.rollback and changed:
+                rollback = _start_auto_rollback(failed=locked, machines=changed)
+            elif changed:
+                _log(
+                    locked,
+                    "Nothing was rolled back automatically: "
+                    + (
+                        "this was itself an automatic rollback; the environment needs attention."
+                        if locked.kind == Deploy.Kind.AUTO_ROLLBACK
+                        else "there is no previous image to return to."
+                    ),
+                    DeployLog.Level.ERROR,
+                )
+            notification_send(deploy=locked, event="deploy.failed")
+            if rollback is not None:
+                notification_send(deploy=rollback, event="deploy.auto_rolled_back")
+        self.deploy = locked
+
+
+def _queued_before(deploy: Deploy) -> Q:
+    """Deploys queued ahead of ``deploy`` for its environment: automatic rollbacks jump the
+    queue (the environment is broken), then first come, first served."""
+    earlier = Q(queued_at__lt=deploy.queued_at) | Q(queued_at=deploy.queued_at, pk__lt=deploy.pk)
+    if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+        return Q(kind=Deploy.Kind.AUTO_ROLLBACK) & earlier
+    return Q(kind=Deploy.Kind.AUTO_ROLLBACK) | earlier
+
+
+def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | None:
+    """Create and queue (no approval) the deploy that puts ``machines`` back on the image
+    ``failed`` replaced. Runs inside the failing transaction."""
+    if failed.kind not in ROLLBACK_KINDS or not failed.previous_image_ref:
+        return None
+    from deployments.services.requests import plan_steps
+
+    env = failed.environment
+    previous = failed.previous_release
+    rollback = Deploy.objects.create(
+        environment=env,
+        release=previous,
+        kind=Deploy.Kind.AUTO_ROLLBACK,
+        requested_by_system="system",
+        reason=f"Automatic rollback after deploy #{failed.pk} failed: {failed.error}"[:2000],
+        previous_release=failed.release,
+        previous_image_ref=failed.image_ref,
+        image_ref=failed.previous_image_ref,
+        image_digest=previous.image_digest if previous else "",
+        artifact_sha256=previous.artifact_sha256 if previous else "",
+        commit_sha=previous.commit_sha if previous else "",
+        rollback_of=failed,
+    )
+    target = previous.tag if previous else failed.previous_image_ref
+    steps = plan_steps(
+        environment=env,
+        target_name=target,
+        commit_sha=rollback.commit_sha,
+        machine_ids=machines,
+        verify_data={
+            "image_ref": rollback.image_ref,
+            "image_digest": rollback.image_digest,
+            "artifact_sha256": rollback.artifact_sha256,
+        },
+    )
+    steps = [s for s in steps if "create" not in s[2]]
+    DeployStep.objects.bulk_create(
+        DeployStep(deploy=rollback, position=position, kind=kind, title=title, data=data)
+        for position, (kind, title, data) in enumerate(steps, start=1)
+    )
+    position = failed.steps.count() + 1
+    DeployStep.objects.create(
+        deploy=failed,
+        position=position,
+        kind=DeployStep.Kind.ROLLBACK_MACHINES,
+        title=f"Roll {', '.join(machines)} back to {target}",
+        state=StepState.DONE,
+        detail=f"Handed to automatic rollback deploy #{rollback.pk}.",
+        data={"machines": machines, "rollback_deploy": rollback.pk},
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    _log(
+        failed,
+        f"Rolling machines {', '.join(machines)} back to {target} (deploy #{rollback.pk}).",
+        DeployLog.Level.WARNING,
+    )
+    _audit(
+        deploy=rollback,
+        actor="system",
+        verb="deploy.auto_rollback_started",
+        data={"rollback_of": failed.pk, "machines": machines, "image_ref": rollback.image_ref},
+    )
+    deploy_queue(deploy=rollback, actor="system")
+    return rollback
+
+
+def _internal_port(config: dict[str, Any]) -> int:
+    for service in config.get("services") or ():
+        if service.get("internal_port"):
+            return int(service["internal_port"])
+    return 8080
+
+
+def _why_unhealthy(machine: Machine) -> str:
+    if machine.state != "started":
+        return f"state {machine.state}"
+    failing = [f"{c.name} {c.status} ({c.output})" for c in machine.checks if not c.passing]
+    return ", ".join(failing) or "no check results yet"
+
+
+def _release_quietly(fly: FlyClient, app: str, machine_id: str, nonce: str) -> None:
+    try:
+        fly.release_lease(app, machine_id, nonce)
+    except APIError as error:
+        # The lease expires on its own; the update itself already succeeded or failed.
+        log.warning("could not release the Fly lease on %s: %s", machine_id, error)

@@ -1,12 +1,24 @@
-"""Thin deploy tasks: run the next step of a deploy, reconcile lost messages and leases."""
+"""Thin deploy tasks: run a deploy's next steps, re-sending itself when a step must wait;
+reconcile lost messages and dead workers (beat, every 30 s)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from deployments.services.deploys import deploy_execute, deploy_reconcile, deploy_send
 
-@shared_task(ignore_result=True)
-def deploy_run(deploy_id: int) -> None:
-    from deployments.services.deploys import deploy_step_run
 
-    deploy_step_run(deploy_id=deploy_id)
+@shared_task(bind=True, ignore_result=True)
+def deploy_run(self, deploy_id: int, token: str = "") -> None:
+    following = deploy_execute(
+        deploy_id=deploy_id, token=token, worker=self.request.hostname or "worker"
+    )
+    if following is not None:
+        deploy_send(
+            deploy_id=following.deploy_id, token=following.token, countdown=following.countdown
+        )
+
+
+@shared_task(name="deployments.tasks.deploys.deploy_reconcile", ignore_result=True)
+def deploy_reconcile_task() -> None:
+    deploy_reconcile()

@@ -1,0 +1,109 @@
+"""Engine fixtures: a deploy of the demo world, and a driver that runs its steps in-process
+against the frozen sandbox, moving the sandbox clock and Django's clock together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from deployments.models import Deploy, DeployStep, Environment, Release
+from deployments.services.deploys import deploy_execute, deploy_queue
+from deployments.services.requests import plan_steps
+from hotdash.integrations import fly_client
+
+
+def fast_health(environment: Environment) -> Environment:
+    """Small health timings so rollouts finish in a few virtual seconds."""
+    environment.health_grace_seconds = 1
+    environment.health_timeout_seconds = 2
+    environment.health_attempts = 3
+    environment.health_http_interval_seconds = 1
+    environment.verification_window_seconds = 4
+    environment.save()
+    return environment
+
+
+def make_deploy(
+    environment: Environment, release: Release, *, requested_by, queue: bool = True
+) -> Deploy:
+    """A deploy of ``release`` planned over the environment's Fly machines (as deploy_request
+    plans it), queued unless ``queue`` is False."""
+    deploy = Deploy.objects.create(
+        environment=environment,
+        release=release,
+        requested_by=requested_by,
+        reason="ship it",
+        image_ref=release.image_ref,
+        image_digest=release.image_digest,
+        artifact_sha256=release.artifact_sha256,
+        commit_sha=release.commit_sha,
+        previous_release=environment.current_release,
+        previous_image_ref=environment.current_image_ref,
+    )
+    with fly_client() as fly:
+        machine_ids = [m.id for m in fly.list_machines(environment.fly_app_name)]
+    steps = plan_steps(
+        environment=environment,
+        target_name=release.tag,
+        commit_sha=release.commit_sha,
+        machine_ids=machine_ids,
+        verify_data={"image_ref": release.image_ref},
+    )
+    DeployStep.objects.bulk_create(
+        DeployStep(deploy=deploy, position=n, kind=kind, title=title, data=data)
+        for n, (kind, title, data) in enumerate(steps, start=1)
+    )
+    if queue:
+        deploy_queue(deploy=deploy, actor=requested_by)
+    return deploy
+
+
+def pending_token(deploy: Deploy) -> str:
+    deploy.refresh_from_db()
+    return deploy.lease_owner.removeprefix("next:")
+
+
+@dataclass
+class Driver:
+    sandbox: object
+    traveller: object
+    steps: int = 0
+
+    def tick(self, seconds: float) -> None:
+        """Let ``seconds`` pass for the sandbox's machines and for the engine's deadlines."""
+        self.sandbox.advance(seconds)
+        self.traveller.shift(seconds)
+
+    def run_once(self, deploy: Deploy, worker: str = "test-worker"):
+        self.steps += 1
+        return deploy_execute(deploy_id=deploy.pk, token=pending_token(deploy), worker=worker)
+
+    def run(self, deploy: Deploy, *, until=None, limit: int = 200) -> Deploy:
+        """Run the deploy like the task chain would, waiting each countdown, until it ends
+        (or ``until(deploy)`` holds)."""
+        for _ in range(limit):
+            following = self.run_once(deploy)
+            deploy.refresh_from_db()
+            if following is None or (until and until(deploy)):
+                return deploy
+            self.tick(max(following.countdown, 0.5))
+        raise AssertionError(f"deploy #{deploy.pk} still {deploy.state} after {limit} runs")
+
+
+@pytest.fixture
+def production(demo, sandbox):
+    return fast_health(demo.environments.get(name="production"))
+
+
+@pytest.fixture
+def release_130(demo):
+    return demo.releases.get(version="1.3.0")
+
+
+@pytest.fixture
+def driver(sandbox, time_machine, settings):
+    settings.DEPLOY_POLL_SECONDS = 1
+    settings.DEPLOY_QUEUE_POLL_SECONDS = 1
+    time_machine.move_to(sandbox.clock.now(), tick=False)
+    return Driver(sandbox=sandbox, traveller=time_machine)
