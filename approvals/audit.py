@@ -1,27 +1,59 @@
-"""The audit log's single entry point: ``record`` writes one hash-chained event.
+"""The audit log's single entry point (``record``) and its verification (``verify``).
 
 Every state-changing service calls ``record`` inside its own transaction, so a change and its
 evidence commit together or not at all. Events are keyed-HMAC chained: each stores the hash of
-the previous event and its own hash over a canonical serialisation of its fields.
+the previous event and its own hash over a canonical serialisation of its fields, keyed with
+settings.AUDIT_HMAC_KEY, so someone with only database access cannot recompute the chain.
+The table is append-only in the database too (triggers from migration 0004).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from approvals.models import AuditChainHead, AuditEvent
+from approvals.models import AuditChainHead, AuditEvent, AuditVerification
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTORS = {"system", "worker", "github"}
+# Keys of ``data`` whose text the Audit page's free-text filter searches.
+SEARCHABLE_KEYS = ("reason", "comment", "override_reason", "change_message")
+# The fields an event's hash covers, in export order; ``hash`` and ``search_text`` follow.
+HASHED_FIELDS = (
+    "id",
+    "created_at",
+    "actor_type",
+    "actor_user_id",
+    "actor_name",
+    "verb",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "app_name",
+    "environment_name",
+    "data",
+    "ip",
+    "prev_hash",
+)
+EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
+# Triggers installed by migration 0004, per database vendor.
+GUARD_TRIGGERS = {
+    "postgresql": ("audit_append_only_row", "audit_append_only_truncate"),
+    "sqlite": ("audit_append_only_update", "audit_append_only_delete"),
+}
 
 
 @dataclass(frozen=True)
@@ -36,29 +68,53 @@ def target_of(obj: Any) -> Target:
     return Target(type=obj._meta.model_name, id=str(obj.pk), repr=str(obj)[:300])
 
 
-def canonical_payload(event: AuditEvent) -> bytes:
-    fields = {
-        "id": event.pk,
-        "created_at": event.created_at.isoformat(),
-        "actor_type": event.actor_type,
-        "actor_user_id": event.actor_user_id,
-        "actor_name": event.actor_name,
-        "verb": event.verb,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "target_repr": event.target_repr,
-        "app_name": event.app_name,
-        "environment_name": event.environment_name,
-        "data": event.data,
-        "ip": event.ip,
-        "prev_hash": event.prev_hash,
-    }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str).encode()
+def canonical_payload(fields: Mapping[str, Any] | AuditEvent) -> bytes:
+    """The bytes an event's hash covers: its hashed fields as sorted, compact JSON.
+
+    Accepts an event or a mapping of its fields (a row of ``values()`` or of an export);
+    ``created_at`` may be a datetime or its ISO 8601 text.
+    """
+    if isinstance(fields, AuditEvent):
+        fields = {name: getattr(fields, name) for name in HASHED_FIELDS}
+    created_at = fields["created_at"]
+    payload = {name: fields[name] for name in HASHED_FIELDS}
+    payload["created_at"] = created_at if isinstance(created_at, str) else created_at.isoformat()
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def compute_hash(event: AuditEvent) -> str:
+def compute_hash(fields: Mapping[str, Any] | AuditEvent) -> str:
     key = settings.AUDIT_HMAC_KEY.encode()
-    return hmac.new(key, canonical_payload(event), hashlib.sha256).hexdigest()
+    return hmac.new(key, canonical_payload(fields), hashlib.sha256).hexdigest()
+
+
+def search_text_of(data: Mapping[str, Any]) -> str:
+    """The lower-cased text of ``data``'s reason/comment fields, for free-text search."""
+    parts = [str(data[key]) for key in SEARCHABLE_KEYS if data.get(key)]
+    return "\n".join(parts).lower()
+
+
+def _normalise_ip(ip: str | None) -> str | None:
+    # The database may rewrite an address (PostgreSQL inet lower-cases IPv6): hash the
+    # canonical form, which reads back unchanged.
+    if not ip:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+def _locked_head() -> AuditChainHead:
+    """The chain head, locked for this transaction (re-created at genesis after a flush)."""
+    head = AuditChainHead.objects.select_for_update().filter(id=1).first()
+    if head is None:
+        try:
+            with transaction.atomic():
+                AuditChainHead.objects.create(id=1, last_event_id=0, last_hash=GENESIS_HASH)
+        except IntegrityError:
+            pass  # another writer created it first; lock theirs
+        head = AuditChainHead.objects.select_for_update().get(id=1)
+    return head
 
 
 def record(
@@ -74,7 +130,8 @@ def record(
     """Append one event to the chain. ``actor`` is a user, or "system"/"worker"/"github".
 
     Call it inside the transaction of the change it records. Concurrent writers queue on the
-    chain-head row, so the chain never forks.
+    chain-head row, so the chain never forks (and explicit ids make a fork a key violation).
+    Verbs are dotted and documented in docs/audit-verbs.md.
     """
     if isinstance(actor, str):
         if actor not in SYSTEM_ACTORS:
@@ -85,8 +142,9 @@ def record(
     else:
         actor_type, actor_user, actor_name = AuditEvent.ActorType.USER, actor, actor.get_username()
     described = target if isinstance(target, Target) or target is None else target_of(target)
+    clean_data = json.loads(json.dumps(data or {}, default=str))
     with transaction.atomic():
-        head = AuditChainHead.objects.select_for_update().get(id=1)
+        head = _locked_head()
         event = AuditEvent(
             id=head.last_event_id + 1,
             created_at=timezone.now(),
@@ -99,9 +157,10 @@ def record(
             target_repr=described.repr if described else "",
             app_name=app,
             environment_name=environment,
-            data=json.loads(json.dumps(data or {}, default=str)),
-            ip=ip,
+            data=clean_data,
+            ip=_normalise_ip(ip),
             prev_hash=head.last_hash,
+            search_text=search_text_of(clean_data),
         )
         event.hash = compute_hash(event)
         event.save(force_insert=True)
@@ -109,3 +168,138 @@ def record(
         head.last_hash = event.hash
         head.save(update_fields=["last_event_id", "last_hash"])
     return event
+
+
+# --- Verification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events_verified: int
+    broken_event_id: int | None = None
+    reason: str = ""
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.events_verified} events verified"
+        where = f" at event #{self.broken_event_id}" if self.broken_event_id else ""
+        return f"audit chain broken{where}: {self.reason}"
+
+
+def verify_rows(
+    rows: Iterable[Mapping[str, Any]], *, head: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Walk events in id order: contiguous ids from 1, each linked to and hashed correctly.
+
+    ``rows`` are mappings of EXPORT_FIELDS (plus ``search_text`` when it should be checked);
+    ``head`` is (last_event_id, last_hash) from the chain head, to catch a deleted tail.
+    Stops at the first break and says why.
+    """
+    expected_id, prev_hash, count = 1, GENESIS_HASH, 0
+    for row in rows:
+        event_id = row["id"]
+        if event_id != expected_id:
+            return VerifyResult(
+                False, count, event_id, f"expected event #{expected_id} next: events are missing"
+            )
+        if row["prev_hash"] != prev_hash:
+            return VerifyResult(
+                False,
+                count,
+                event_id,
+                "prev_hash does not match the previous event's hash "
+                "(an event before it was removed or rewritten)",
+            )
+        if not hmac.compare_digest(compute_hash(row), row["hash"]):
+            return VerifyResult(
+                False, count, event_id, "hash mismatch: the event's fields were altered"
+            )
+        if "search_text" in row and row["search_text"] != search_text_of(row["data"]):
+            return VerifyResult(False, count, event_id, "search text does not match its data")
+        prev_hash, expected_id, count = row["hash"], event_id + 1, count + 1
+    if head is not None:
+        head_id, head_hash = head
+        if head_id != expected_id - 1:
+            return VerifyResult(
+                False,
+                count,
+                head_id,
+                f"the chain head names event #{head_id} but the log ends at #{expected_id - 1} "
+                "(events were removed from the end)",
+            )
+        if head_hash != prev_hash:
+            return VerifyResult(
+                False, count, head_id, "the chain head's hash does not match the last event"
+            )
+    return VerifyResult(True, count)
+
+
+def guard_problem() -> str:
+    """Why the database's append-only guard is not in force, or "" when it is."""
+    vendor = connection.vendor
+    expected = GUARD_TRIGGERS.get(vendor)
+    if expected is None:
+        return f"no append-only guard is defined for {vendor}"
+    with connection.cursor() as cursor:
+        if vendor == "postgresql":
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass "
+                "AND NOT tgisinternal AND tgenabled <> 'D'",
+                [AuditEvent._meta.db_table],
+            )
+        else:
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                [AuditEvent._meta.db_table],
+            )
+        active = {name for (name,) in cursor.fetchall()}
+    missing = [name for name in expected if name not in active]
+    return f"append-only trigger(s) missing or disabled: {', '.join(missing)}" if missing else ""
+
+
+def verify(*, chunk_size: int = 5000) -> VerifyResult:
+    """Verify the whole chain in the database, then that the append-only guard is in force.
+
+    Reads the chain head first and walks events up to it, so writers appending meanwhile
+    neither block it nor make it fail. Memory stays flat: rows stream in chunks.
+    """
+    head = AuditChainHead.objects.filter(id=1).values_list("last_event_id", "last_hash").first()
+    head = head or (0, GENESIS_HASH)
+    rows = (
+        AuditEvent.objects.filter(id__lte=head[0])
+        .order_by("id")
+        .values(*EXPORT_FIELDS, "search_text")
+        .iterator(chunk_size=chunk_size)
+    )
+    result = verify_rows(rows, head=head)
+    if result.ok and (problem := guard_problem()):
+        return VerifyResult(False, result.events_verified, None, problem)
+    return result
+
+
+def audit_chain_verify() -> AuditVerification:
+    """Verify the chain and store the result for the Ops and Audit pages.
+
+    A broken chain is also logged as an error and recorded as ``audit.verification_failed``.
+    """
+    started_at = timezone.now()
+    result = verify()
+    with transaction.atomic():
+        verification = AuditVerification.objects.create(
+            started_at=started_at,
+            finished_at=timezone.now(),
+            ok=result.ok,
+            events_verified=result.events_verified,
+            broken_event_id=result.broken_event_id,
+            reason=result.reason,
+        )
+        if not result.ok:
+            logger.error("Audit verification failed: %s", result.summary())
+            record(
+                actor="system",
+                verb="audit.verification_failed",
+                target=verification,
+                data={"broken_event_id": result.broken_event_id, "reason": result.reason},
+            )
+    return verification

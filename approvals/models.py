@@ -94,14 +94,21 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # Lower-cased reason/comment text from ``data`` for free-text search; derived, so it stays
+    # out of the hash, and audit verification checks that it still matches ``data``.
+    search_text = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["verb", "id"], name="audit_verb_idx"),
+            # Verb prefixes ("deploy.") are LIKE 'deploy.%': needs a pattern opclass on PostgreSQL.
+            models.Index(
+                fields=["verb"], opclasses=["varchar_pattern_ops"], name="audit_verb_prefix_idx"
+            ),
             models.Index(fields=["actor_name", "id"], name="audit_actor_idx"),
             models.Index(fields=["app_name", "environment_name", "id"], name="audit_scope_idx"),
-            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+            models.Index(fields=["target_type", "target_id", "id"], name="audit_target_id_idx"),
             models.Index(fields=["created_at"], name="audit_created_idx"),
         ]
 
@@ -118,3 +125,20 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head at #{self.last_event_id}"
+
+
+class AuditVerification(models.Model):
+    """One run of the audit chain verification (hourly beat task or ``audit_verify``)."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    events_verified = models.BigIntegerField(default=0)
+    broken_event_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"audit verification #{self.pk}: {'ok' if self.ok else 'BROKEN'}"

@@ -8,4 +8,8 @@ urlpatterns = [
     path("approvals/", views.queue, name="queue"),
     path("approvals/pending-count/", views.pending_count, name="pending-count"),
     path("audit/", audit_views.audit, name="audit"),
+    path("audit/export.csv", audit_views.audit_export, {"fmt": "csv"}, name="audit-export-csv"),
+    path(
+        "audit/export.jsonl", audit_views.audit_export, {"fmt": "jsonl"}, name="audit-export-jsonl"
+    ),
 ]

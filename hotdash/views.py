@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from approvals import policy
+from approvals.selectors_audit import audit_last_verification
 from deployments.selectors.overview import metrics_snapshot
 from hotdash import __version__
 from hotdash.health import check_broker, check_database
-from hotdash.permissions import role_required
+from hotdash.integrations.http import APIError
+from hotdash.permissions import client_ip, role_required
+from hotdash.sandbox_simulation import SimulationForm, simulate
 
 
 @login_not_required
@@ -48,4 +53,24 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @role_required(policy.can_view)
 def ops(request: HttpRequest) -> HttpResponse:
     checks = [check_database(), check_broker()]
-    return render(request, "ops.html", {"checks": checks})
+    context = {"checks": checks, "verification": audit_last_verification()}
+    return render(request, "ops.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(policy.can_administer)
+def sandbox_control(request: HttpRequest) -> HttpResponse:
+    """Admins simulate the outside world: PRs, pushes, releases, failing images."""
+    if not settings.SANDBOX_MODE:
+        raise Http404("The simulation page exists only in sandbox mode.")
+    form = SimulationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = simulate(data=form.cleaned_data, actor=request.user, ip=client_ip(request))
+        except APIError as exc:
+            form.add_error(None, f"The sandbox refused: {exc}")
+        else:
+            messages.success(request, f"Done: {form.cleaned_data['action']} → {result}")
+            return redirect("sandbox-control")
+    status = 422 if form.errors else 200
+    return render(request, "sandbox_control.html", {"form": form}, status=status)

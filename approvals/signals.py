@@ -1,0 +1,69 @@
+"""Audit events for sign-in, sign-out, failed sign-in and Django admin changes.
+
+Admin changes arrive through the admin's own LogEntry rows, saved inside the admin's
+transaction, so the audit event commits with the configuration change it describes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from approvals.audit import Target, record
+from hotdash.permissions import client_ip
+
+ADMIN_VERBS = {ADDITION: "admin.added", CHANGE: "admin.changed", DELETION: "admin.deleted"}
+
+
+def _ip(request: Any) -> str | None:
+    return client_ip(request) if request is not None else None
+
+
+@receiver(user_logged_in, dispatch_uid="audit_login")
+def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    record(actor=user, verb="auth.login", target=user, ip=_ip(request))
+
+
+@receiver(user_logged_out, dispatch_uid="audit_logout")
+def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None:  # signing out without a session changes nothing
+        record(actor=user, verb="auth.logout", target=user, ip=_ip(request))
+
+
+@receiver(user_login_failed, dispatch_uid="audit_login_failed")
+def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs):
+    # Only the username: the credentials also hold the (masked) password, never stored.
+    username = str(credentials.get("username", ""))[:150]
+    record(
+        actor=None,
+        verb="auth.login_failed",
+        data={"username": username},
+        ip=_ip(request),
+    )
+
+
+@receiver(post_save, sender=LogEntry, dispatch_uid="audit_admin_log_entry")
+def audit_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
+    if not created:
+        return
+    content_type = instance.content_type
+    model = f"{content_type.app_label}.{content_type.model}" if content_type else ""
+    record(
+        actor=instance.user,
+        verb=ADMIN_VERBS.get(instance.action_flag, "admin.changed"),
+        target=Target(
+            type=content_type.model if content_type else "",
+            id=str(instance.object_id or ""),
+            repr=instance.object_repr[:300],
+        ),
+        data={
+            "model": model,
+            "object_id": instance.object_id,
+            "object": instance.object_repr,
+            "change_message": instance.get_change_message(),
+        },
+    )

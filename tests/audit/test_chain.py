@@ -1,0 +1,209 @@
+"""The hash chain verifies, the table refuses changes, and tampering is caught."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from contextlib import contextmanager
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
+
+from approvals.audit import GENESIS_HASH, audit_chain_verify, record, verify
+from approvals.models import AuditChainHead, AuditEvent, AuditVerification
+
+TABLE = AuditEvent._meta.db_table
+
+
+@contextmanager
+def guard_lifted():
+    """What an attacker with DDL rights does: switch the append-only triggers off."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+            yield cursor
+            cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+        else:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name=%s", [TABLE]
+            )
+            triggers = cursor.fetchall()
+            assert len(triggers) == 2
+            for name, _sql in triggers:
+                cursor.execute(f"DROP TRIGGER {name}")
+            yield cursor
+            for _name, sql in triggers:
+                cursor.execute(sql)
+
+
+def run_verify() -> str:
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+    return out.getvalue()
+
+
+def test_record_links_each_event_to_the_previous_one(events):
+    assert events[0].id == 1 and events[0].prev_hash == GENESIS_HASH
+    for previous, event in zip(events, events[1:], strict=False):
+        assert event.id == previous.id + 1
+        assert event.prev_hash == previous.hash
+    head = AuditChainHead.objects.get()
+    assert (head.last_event_id, head.last_hash) == (events[-1].id, events[-1].hash)
+
+
+def test_audit_verify_reports_the_count_and_stores_the_result(events):
+    assert run_verify().strip() == "5 events verified"
+    stored = AuditVerification.objects.get()
+    assert stored.ok and stored.events_verified == 5 and stored.broken_event_id is None
+
+
+def test_the_hash_is_keyed(events, settings):
+    settings.AUDIT_HMAC_KEY = "a different key"
+    result = verify()
+    assert not result.ok and result.broken_event_id == 1
+    assert "hash mismatch" in result.reason
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE {TABLE} SET actor_name = 'someone-else' WHERE id = 2",
+        f"UPDATE {TABLE} SET data = '{{}}'",
+        f"DELETE FROM {TABLE} WHERE id = 3",
+        f"DELETE FROM {TABLE}",
+    ],
+)
+def test_raw_sql_cannot_alter_or_remove_an_event(events, statement):
+    before = list(AuditEvent.objects.order_by("id").values_list("id", "actor_name", "data"))
+    with (
+        pytest.raises(IntegrityError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
+    assert list(AuditEvent.objects.order_by("id").values_list("id", "actor_name", "data")) == before
+
+
+@pytest.mark.postgres
+def test_truncate_is_refused_on_postgres(events):
+    with (
+        pytest.raises(IntegrityError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"TRUNCATE {TABLE}")
+    assert AuditEvent.objects.count() == 5
+
+
+def test_the_orm_cannot_update_or_delete_either(events):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AuditEvent.objects.filter(id=1).update(verb="deploy.cancelled")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        events[0].delete()
+
+
+def test_an_event_altered_with_the_trigger_disabled_is_caught(events):
+    with guard_lifted() as cursor:
+        cursor.execute(
+            f"UPDATE {TABLE} SET data = %s WHERE id = 2", [json.dumps({"comment": "approved!"})]
+        )
+    with pytest.raises(CommandError) as caught:
+        run_verify()
+    assert caught.value.returncode != 0
+    assert "event #2" in str(caught.value) and "hash mismatch" in str(caught.value)
+    stored = AuditVerification.objects.get()
+    assert not stored.ok and stored.broken_event_id == 2
+    assert AuditEvent.objects.filter(verb="audit.verification_failed").exists()
+
+
+def test_a_rewritten_search_text_is_caught(events):
+    with guard_lifted() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET search_text = 'nothing to see' WHERE id = 1")
+    result = verify()
+    assert (result.ok, result.broken_event_id) == (False, 1)
+    assert "search text" in result.reason
+
+
+def test_a_removed_event_is_caught(events):
+    with guard_lifted() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = 3")
+    result = verify()
+    assert (result.ok, result.broken_event_id) == (False, 4)
+    assert "missing" in result.reason
+
+
+def test_a_removed_tail_is_caught_by_the_chain_head(events):
+    with guard_lifted() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id >= 4")
+    result = verify()
+    assert not result.ok and result.broken_event_id == 5
+    assert "removed from the end" in result.reason
+
+
+def test_a_missing_guard_fails_verification(events):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER audit_append_only_row")
+        else:
+            cursor.execute("DROP TRIGGER audit_append_only_update")
+    result = verify()
+    assert not result.ok and result.events_verified == 5
+    assert "append-only trigger" in result.reason
+
+
+def test_an_export_verifies_offline(client, viewer, events, tmp_path):
+    client.force_login(viewer)
+    response = client.get("/audit/export.jsonl")
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"".join(response.streaming_content))
+    out = io.StringIO()
+    call_command("audit_verify", "--file", str(path), stdout=out)
+    # The five events, the sign-in, and not the export's own record.
+    assert out.getvalue().strip() == "6 events verified"
+
+    lines = path.read_text().splitlines()
+    tampered = json.loads(lines[2])
+    tampered["actor_name"] = "someone-else"
+    lines[2] = json.dumps(tampered)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CommandError, match="event #3: hash mismatch"):
+        call_command("audit_verify", "--file", str(path))
+
+
+def test_the_beat_task_stores_the_result(events, settings):
+    from approvals.tasks import audit_verify
+
+    assert settings.CELERY_BEAT_SCHEDULE["audit-verify"]["task"] == audit_verify.name
+    assert audit_verify() is True
+    assert audit_chain_verify().events_verified == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_never_fork_the_chain():
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write(worker: int) -> None:
+        try:
+            start.wait()
+            for n in range(25):
+                with transaction.atomic():
+                    record(actor="worker", verb="bench.written", data={"w": worker, "n": n})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    assert ids == list(range(1, 201))
+    assert verify().ok
