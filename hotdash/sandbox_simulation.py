@@ -1,0 +1,68 @@
+"""Simulate the outside world from the dashboard (sandbox mode, admins only), audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db import transaction
+
+from approvals.audit import record
+from hotdash.integrations.sandbox_control import sandbox_control
+
+
+class SimulationForm(forms.Form):
+    ACTIONS = [
+        ("open_pull", "Open a pull request"),
+        ("push", "Push to a pull request"),
+        ("close", "Close a pull request"),
+        ("merge", "Merge a pull request"),
+        ("release", "Publish a release"),
+        ("fail_next", "Make the next image fail its health checks"),
+    ]
+    action = forms.ChoiceField(choices=ACTIONS)
+    title = forms.CharField(required=False, max_length=200)
+    branch = forms.RegexField(required=False, regex=r"^[\w./-]+$", max_length=100)
+    number = forms.IntegerField(required=False, min_value=1)
+    version = forms.RegexField(required=False, regex=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+    prerelease = forms.BooleanField(required=False)
+    count = forms.IntegerField(required=False, min_value=1, max_value=10)
+
+    NEEDS = {
+        "open_pull": ("title", "branch"),
+        "push": ("number",),
+        "close": ("number",),
+        "merge": ("number",),
+        "release": ("version",),
+        "fail_next": ("count",),
+    }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in self.NEEDS.get(data.get("action", ""), ()):
+            if data.get(name) in (None, ""):
+                self.add_error(name, "Required for this action.")
+        return data
+
+
+def simulate(*, data: dict[str, Any], actor: Any, ip: str | None) -> dict[str, Any]:
+    """Ask the sandbox to act out ``data["action"]`` and audit that an admin did so.
+
+    The call happens first: the audit event records what the sandbox answered.
+    """
+    control = sandbox_control()
+    action = data["action"]
+    if action == "open_pull":
+        result = control.open_pull(title=data["title"], branch=data["branch"])
+    elif action == "push":
+        result = control.push_to_pull(number=data["number"])
+    elif action in {"close", "merge"}:
+        result = control.close_pull(number=data["number"], merge=action == "merge")
+    elif action == "release":
+        result = control.publish_release(version=data["version"], prerelease=data["prerelease"])
+    else:
+        result = control.fail_next_images(count=data["count"])
+    params = {key: value for key, value in data.items() if value not in (None, "", False)}
+    with transaction.atomic():
+        record(actor=actor, verb=f"sandbox.{action}", data={"params": params}, ip=ip)
+    return result
