@@ -7,6 +7,7 @@ viewer (read everything, export audit) < deployer (request deploys and rollbacks
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 VIEWER = "viewer"
@@ -57,6 +58,92 @@ def can_export_audit(user: Any) -> bool:
 def highest_role(user: Any) -> str:
     roles = roles_of(user)
     return next((role for role in reversed(ROLE_ORDER) if role in roles), "none")
+
+
+# --- deploy requests -------------------------------------------------------------------------
+
+OVERRIDABLE = frozenset({"lock", "freeze_window", "checks"})
+
+
+def can_override(user: Any) -> bool:
+    """Only admins may deploy through a lock, a freeze window or failing checks."""
+    return can_administer(user)
+
+
+def can_cancel(user: Any, deploy: Any) -> bool:
+    """The requester may withdraw their own deploy; approvers may cancel anyone's."""
+    if can_approve(user):
+        return True
+    return can_request_deploy(user) and deploy.requested_by_id == user.pk
+
+
+def can_abort(user: Any) -> bool:
+    """Stopping a rollout half-way is an approver's call."""
+    return can_approve(user)
+
+
+def can_lock(user: Any) -> bool:
+    return can_administer(user)
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+def approvals_needed(environment: Any, *, fast_path: bool = False) -> int:
+    """How many distinct approvals a deploy to ``environment`` needs (0: queue it at once)."""
+    return 0 if fast_path else environment.approvals_required
+
+
+def request_lifetime(environment: Any) -> timedelta:
+    """How long an approval request stays open before it ends ``expired``."""
+    return timedelta(minutes=environment.approval_ttl_minutes)
+
+
+def approval_refusal(*, user: Any, request: Any, decided_user_ids: set[int]) -> tuple[str, str]:
+    """Why ``user`` may not decide the pending ``request`` as (code, message); ("", "") if they may.
+
+    Approvers only; never the requester (unless the environment allows self-approval); never
+    twice.
+    """
+    deploy = request.deploy
+    if not can_approve(user):
+        return "not_approver", "Only approvers may approve or reject deploys."
+    if deploy.requested_by_id == user.pk and not deploy.environment.allow_self_approval:
+        return "self_approval", "You requested this deploy; someone else has to decide it."
+    if user.pk in decided_user_ids:
+        return "already_decided", "You have already decided this request."
+    return "", ""
+
+
+def is_eligible_approver(*, user: Any, request: Any, decided_user_ids: set[int]) -> bool:
+    return approval_refusal(user=user, request=request, decided_user_ids=decided_user_ids)[0] == ""
+
+
+def changes_since_request(*, request: Any, release: Any) -> list[str]:
+    """What differs between the bits an approval request is bound to and ``release`` now.
+
+    Any entry voids the request: approvals are for exact bits, not for a version name.
+    """
+    if release is None:
+        return []
+    changes = []
+    if release.version != request.bound_release_version:
+        changes.append(f"release {request.bound_release_version} → {release.version}")
+    if release.commit_sha != request.bound_commit_sha:
+        changes.append("commit changed")
+    if release.artifact_sha256 != request.bound_artifact_sha256:
+        changes.append(
+            f"artifact checksum {request.bound_artifact_sha256[:12]} → "
+            f"{release.artifact_sha256[:12] or 'none'}"
+        )
+    if release.image_digest != request.bound_image_digest:
+        changes.append(
+            f"image digest {request.bound_image_digest[:19]} → "
+            f"{release.image_digest[:19] or 'none'}"
+        )
+    if not release.is_deployable:
+        changes.append("release is no longer deployable (invalid, marked bad or deleted)")
+    return changes
 
 
 def rollback_fast_path_allowed(

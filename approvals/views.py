@@ -1,21 +1,52 @@
-"""The approval queue and the pending-count badge."""
+"""The approval queue, the drawer (GET) and the decision (POST), and the pending-count badge.
+
+The drawer URL is an ordinary page without JavaScript; with htmx it renders only the
+``drawer`` partial into #drawer-root. The decide view answers 422 (form errors), 403/409
+(refused: the form re-rendered read-only with the reason) or success with ``HX-Trigger``
+events; without htmx it redirects to the queue (post/redirect/get).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import reswap, trigger_client_event
 
 from approvals import policy
-from approvals.selectors import approval_count_pending, approval_list_pending
-from hotdash.permissions import role_required
+from approvals.audit import Target, record
+from approvals.forms import DecisionForm
+from approvals.models import ApprovalRequest
+from approvals.selectors import (
+    approval_count_pending,
+    approval_drawer_facts,
+    approval_get,
+    approval_list_pending,
+)
+from approvals.services import ApprovalRefused, approval_decide
+from hotdash.permissions import client_ip, role_required
+
+# Events the server announces; page regions subscribe with hx-trigger="<name> from:body".
+APPROVAL_DECIDED = "approval-decided"
+DRAWER_CLOSE = "drawer-close"
+
+
+def _is_partial(request: HttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 @require_GET
 @role_required(policy.can_view)
 def queue(request: HttpRequest) -> HttpResponse:
     template = "approvals/queue.html"
-    if request.htmx and not request.htmx.history_restore_request:
+    if _is_partial(request):
         template += "#pending-list"
     return render(request, template, {"pending": approval_list_pending()})
 
@@ -28,3 +59,102 @@ def pending_count(request: HttpRequest) -> HttpResponse:
         "components/_pending_count.html",
         {"pending_approvals_count": approval_count_pending()},
     )
+
+
+def _drawer_context(
+    request: HttpRequest, approval: ApprovalRequest, form: DecisionForm, notice: str = ""
+) -> dict[str, Any]:
+    deploy = approval.deploy
+    return {
+        "facts": approval_drawer_facts(approval=approval, user=request.user),
+        "form": form,
+        "notice": notice,
+        "as_drawer": _is_partial(request),
+        "title": f"Deploy #{deploy.pk} · {deploy.environment}",
+    }
+
+
+@never_cache
+@vary_on_headers("HX-Request")
+@require_GET
+@role_required(policy.can_view)
+def drawer(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = approval_get(pk=pk)
+    template = "approvals/drawer.html" + ("#drawer" if _is_partial(request) else "")
+    return render(request, template, _drawer_context(request, approval, DecisionForm()))
+
+
+@never_cache
+@require_POST
+@role_required(policy.can_view)
+def decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Viewers reach the service on purpose: their refusal is audited like any other."""
+    approval = approval_get(pk=pk)
+    form = DecisionForm(request.POST)
+    partial = "#decision-form" if _is_partial(request) else ""
+    if not form.is_valid():
+        context = _drawer_context(request, approval, form)
+        return render(request, "approvals/drawer.html" + partial, context, status=422)
+    verdict = form.cleaned_data["decision"]
+    try:
+        approval_decide(
+            request=approval,
+            user=request.user,
+            verdict=verdict,
+            comment=form.cleaned_data["comment"],
+            ip=client_ip(request),
+        )
+    except ApprovalRefused as refusal:
+        context = _drawer_context(request, approval_get(pk=pk), form, notice=refusal.message)
+        response = render(
+            request, "approvals/drawer.html" + partial, context, status=refusal.status
+        )
+        if refusal.status == 409:
+            # Someone else closed it: the lists behind the drawer should catch up.
+            trigger_client_event(response, APPROVAL_DECIDED, {"approval": pk, "decision": ""})
+        return response
+    approval = approval_get(pk=pk)
+    message = f"{'Approved' if verdict == 'approve' else 'Rejected'} deploy #{approval.deploy_id}."
+    if not _is_partial(request):
+        messages.success(request, message)
+        return redirect("approvals:queue")
+    response = render(
+        request,
+        "approvals/drawer.html#decided",
+        {"message": message, "pending_approvals_count": approval_count_pending()},
+    )
+    reswap(response, "none")
+    trigger_client_event(
+        response,
+        APPROVAL_DECIDED,
+        {"approval": pk, "deploy": approval.deploy_id, "decision": verdict},
+    )
+    trigger_client_event(response, DRAWER_CLOSE, after="settle")
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's 403 for a missing/bad CSRF token, with the attempt audited for signed-in users."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            match = None
+        if match is not None and match.view_name == "approvals:decide":
+            pk = str(match.kwargs["pk"])
+            record(
+                actor=user,
+                verb="approval.refused",
+                target=Target(type="approvalrequest", id=pk, repr=f"Approval request #{pk}"),
+                data={"reason": "csrf", "message": reason},
+                ip=client_ip(request),
+            )
+        else:
+            record(
+                actor=user,
+                verb="request.csrf_refused",
+                data={"path": request.path, "method": request.method, "message": reason},
+                ip=client_ip(request),
+            )
+    return django_csrf_failure(request, reason=reason)

@@ -1,0 +1,324 @@
+"""Approval requests and decisions: open, decide, expire, void, supersede.
+
+Every function owns its transaction, locks the approval request row (then its deploy row, in
+that order everywhere) and writes its audit event(s) in the same transaction. A refused
+decision still commits its ``approval.refused`` event (and an expiry or voiding it caused)
+before :class:`ApprovalRefused` is raised.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import policy
+from approvals.audit import record
+from approvals.models import ApprovalRequest, Decision
+from deployments.models import Deploy
+from deployments.services.deploys import deploy_queue, deploy_supersede
+
+# How a refusal is answered over HTTP (drawer and API alike).
+REFUSAL_STATUS = {
+    "not_approver": 403,
+    "self_approval": 403,
+    "already_decided": 409,
+    "closed": 409,
+    "expired": 409,
+    "changed": 409,
+    "comment_required": 422,
+    "invalid_verdict": 422,
+}
+
+
+class ApprovalRefused(Exception):
+    """A decision that was not recorded; ``code`` is a key of REFUSAL_STATUS."""
+
+    def __init__(self, code: str, message: str, request: ApprovalRequest) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request = request
+
+    @property
+    def status(self) -> int:
+        return REFUSAL_STATUS[self.code]
+
+
+def _audit(
+    *, request: ApprovalRequest, actor: Any, verb: str, data: dict | None = None, ip=None
+) -> None:
+    environment = request.deploy.environment
+    record(
+        actor=actor,
+        verb=verb,
+        target=request,
+        app=environment.app.name,
+        environment=environment.name,
+        data={"deploy": request.deploy_id, **(data or {})},
+        ip=ip,
+    )
+
+
+def _close(
+    *,
+    request: ApprovalRequest,
+    deploy: Deploy,
+    state: str,
+    deploy_state: str,
+    now: datetime,
+    error: str = "",
+) -> None:
+    request.state = state
+    request.decided_at = now
+    request.save(update_fields=["state", "decided_at"])
+    deploy.state = deploy_state
+    deploy.finished_at = now
+    deploy.error = error or deploy.error
+    deploy.save(update_fields=["state", "finished_at", "error"])
+
+
+def _locked(request_id: int) -> tuple[ApprovalRequest, Deploy]:
+    request = (
+        ApprovalRequest.objects.select_for_update(of=("self",))
+        .select_related("deploy__environment__app", "deploy__release")
+        .get(pk=request_id)
+    )
+    deploy = Deploy.objects.select_for_update().get(pk=request.deploy_id)
+    request.deploy = deploy
+    return request, deploy
+
+
+@transaction.atomic
+def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) -> ApprovalRequest:
+    """Put ``deploy`` (state requested) in front of approvers, bound to its exact bits.
+
+    Older pending requests for the same environment are superseded by this one.
+    """
+    environment = deploy.environment
+    now = timezone.now()
+    request = ApprovalRequest.objects.create(
+        deploy=deploy,
+        approvals_required=policy.approvals_needed(environment),
+        bound_release_version=deploy.release.version if deploy.release else "",
+        bound_commit_sha=deploy.commit_sha,
+        bound_artifact_sha256=deploy.artifact_sha256,
+        bound_image_digest=deploy.image_digest,
+        expires_at=now + policy.request_lifetime(environment),
+        created_at=now,
+    )
+    Deploy.objects.filter(pk=deploy.pk, state=Deploy.State.REQUESTED).update(
+        state=Deploy.State.AWAITING_APPROVAL
+    )
+    deploy.state = Deploy.State.AWAITING_APPROVAL
+    _audit(
+        request=request,
+        actor=actor,
+        verb="approval.requested",
+        data={"required": request.approvals_required, "expires_at": request.expires_at},
+        ip=ip,
+    )
+    older = ApprovalRequest.objects.filter(
+        state=ApprovalRequest.State.PENDING, deploy__environment=environment
+    ).exclude(pk=request.pk)
+    for old_id in older.order_by("pk").values_list("pk", flat=True):
+        old, old_deploy = _locked(old_id)
+        if old.state != ApprovalRequest.State.PENDING:
+            continue
+        old.state = ApprovalRequest.State.SUPERSEDED
+        old.decided_at = now
+        old.save(update_fields=["state", "decided_at"])
+        _audit(
+            request=old,
+            actor=actor,
+            verb="approval.superseded",
+            data={"superseded_by": deploy.pk},
+            ip=ip,
+        )
+        deploy_supersede(old=old_deploy, new=deploy, actor=actor)
+    return request
+
+
+def _refusal(
+    *, request: ApprovalRequest, deploy: Deploy, user: Any, verdict: str, comment: str, now
+) -> tuple[str, str]:
+    """(code, message) when the decision must not be recorded; may close the request first."""
+    if not policy.can_approve(user):
+        return "not_approver", "Only approvers may approve or reject deploys."
+    if request.state != ApprovalRequest.State.PENDING:
+        return "closed", f"This request is already {request.get_state_display().lower()}."
+    if deploy.state != Deploy.State.AWAITING_APPROVAL:
+        # The deploy was cancelled or superseded elsewhere; the request follows it.
+        closed = (
+            ApprovalRequest.State.SUPERSEDED
+            if deploy.state == Deploy.State.SUPERSEDED
+            else ApprovalRequest.State.CANCELLED
+        )
+        request.state = closed
+        request.decided_at = now
+        request.save(update_fields=["state", "decided_at"])
+        return "closed", f"The deploy is {deploy.get_state_display().lower()}."
+    if request.expires_at <= now:
+        _expire(request=request, deploy=deploy, now=now)
+        return "expired", f"This request expired at {request.expires_at:%Y-%m-%d %H:%M} UTC."
+    if deploy.release_id:
+        changes = policy.changes_since_request(request=request, release=deploy.release)
+        if changes:
+            _void(request=request, deploy=deploy, changes=changes, now=now)
+            return "changed", "The release changed since it was requested: " + "; ".join(changes)
+    decided = set(request.decisions.values_list("user_id", flat=True))
+    code, message = policy.approval_refusal(user=user, request=request, decided_user_ids=decided)
+    if code:
+        return code, message
+    if verdict not in Decision.Verdict.values:
+        return "invalid_verdict", "Decide approve or reject."
+    if verdict == Decision.Verdict.REJECT and not comment.strip():
+        return "comment_required", "Say why you reject: a reason is required."
+    return "", ""
+
+
+def approval_decide(
+    *,
+    request: ApprovalRequest,
+    user: Any,
+    verdict: str,
+    comment: str = "",
+    ip: str | None = None,
+) -> ApprovalRequest:
+    """Record ``user``'s approve/reject on a pending request.
+
+    The final approval queues the deploy in the same transaction (its run message is sent on
+    commit); a rejection ends request and deploy ``rejected``. Raises :class:`ApprovalRefused`
+    after committing an ``approval.refused`` event when policy or state forbids the decision.
+    """
+    with transaction.atomic(durable=True):
+        now = timezone.now()
+        locked, deploy = _locked(request.pk)
+        code, message = _refusal(
+            request=locked, deploy=deploy, user=user, verdict=verdict, comment=comment, now=now
+        )
+        if code:
+            _audit(
+                request=locked,
+                actor=user,
+                verb="approval.refused",
+                data={"reason": code, "message": message, "verdict": verdict},
+                ip=ip,
+            )
+        else:
+            _decide(
+                request=locked, deploy=deploy, user=user, verdict=verdict, comment=comment, ip=ip
+            )
+    if code:
+        raise ApprovalRefused(code, message, locked)
+    return locked
+
+
+def _decide(
+    *, request: ApprovalRequest, deploy: Deploy, user: Any, verdict: str, comment: str, ip
+) -> None:
+    now = timezone.now()
+    Decision.objects.create(
+        request=request, user=user, verdict=verdict, comment=comment.strip(), created_at=now
+    )
+    approvals = request.decisions.filter(verdict=Decision.Verdict.APPROVE).count()
+    _audit(
+        request=request,
+        actor=user,
+        verb=f"approval.{'approved' if verdict == Decision.Verdict.APPROVE else 'rejected'}",
+        data={
+            "comment": comment.strip(),
+            "approvals": approvals,
+            "required": request.approvals_required,
+        },
+        ip=ip,
+    )
+    if verdict == Decision.Verdict.REJECT:
+        _close(
+            request=request,
+            deploy=deploy,
+            state=ApprovalRequest.State.REJECTED,
+            deploy_state=Deploy.State.REJECTED,
+            now=now,
+        )
+    elif approvals >= request.approvals_required:
+        request.state = ApprovalRequest.State.APPROVED
+        request.decided_at = now
+        request.save(update_fields=["state", "decided_at"])
+        deploy_queue(deploy=deploy, actor=user)
+
+
+def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:
+    _close(
+        request=request,
+        deploy=deploy,
+        state=ApprovalRequest.State.EXPIRED,
+        deploy_state=Deploy.State.EXPIRED,
+        now=now,
+    )
+    _audit(request=request, actor="system", verb="approval.expired", data={"at": now})
+
+
+def _void(*, request: ApprovalRequest, deploy: Deploy, changes: list[str], now) -> None:
+    _close(
+        request=request,
+        deploy=deploy,
+        state=ApprovalRequest.State.VOIDED,
+        deploy_state=Deploy.State.CANCELLED,
+        now=now,
+        error="Approval voided: " + "; ".join(changes),
+    )
+    _audit(request=request, actor="system", verb="approval.voided", data={"changes": changes})
+
+
+def approval_expire_due(*, now: datetime | None = None) -> int:
+    """Expire every pending request past its lifetime (beat); returns how many ended."""
+    now = now or timezone.now()
+    due = ApprovalRequest.objects.filter(state=ApprovalRequest.State.PENDING, expires_at__lte=now)
+    expired = 0
+    for request_id in due.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            request, deploy = _locked(request_id)
+            if request.state == ApprovalRequest.State.PENDING and request.expires_at <= now:
+                _expire(request=request, deploy=deploy, now=now)
+                expired += 1
+    return expired
+
+
+def approval_void_changed(*, release: Any = None) -> int:
+    """Void pending requests whose release no longer has the bits that were requested
+    (optionally only those of ``release``); returns how many were voided."""
+    pending = ApprovalRequest.objects.filter(
+        state=ApprovalRequest.State.PENDING, deploy__release__isnull=False
+    ).select_related("deploy__release")
+    if release is not None:
+        pending = pending.filter(deploy__release=release)
+    stale = [
+        request.pk
+        for request in pending
+        if policy.changes_since_request(request=request, release=request.deploy.release)
+    ]
+    voided = 0
+    for request_id in stale:
+        with transaction.atomic():
+            request, deploy = _locked(request_id)
+            changes = policy.changes_since_request(request=request, release=deploy.release)
+            if request.state == ApprovalRequest.State.PENDING and changes:
+                _void(request=request, deploy=deploy, changes=changes, now=timezone.now())
+                voided += 1
+    return voided
+
+
+@transaction.atomic
+def approval_request_cancel(*, deploy: Deploy, actor: Any, ip: str | None = None) -> None:
+    """Close the pending request of a deploy that is being cancelled (call inside the cancel's
+    transaction)."""
+    request = ApprovalRequest.objects.select_for_update().filter(deploy=deploy).first()
+    if request is None or request.state != ApprovalRequest.State.PENDING:
+        return
+    request.state = ApprovalRequest.State.CANCELLED
+    request.decided_at = timezone.now()
+    request.save(update_fields=["state", "decided_at"])
+    _audit(request=request, actor=actor, verb="approval.cancelled", ip=ip)

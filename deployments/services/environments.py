@@ -1,0 +1,125 @@
+"""Environment locks and freeze windows: who may deploy when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import policy
+from approvals.audit import record
+from deployments.models import Environment, FreezeWindow
+
+
+class EnvironmentChangeRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _check(actor: Any, reason: str) -> None:
+    if not isinstance(actor, str) and not policy.can_lock(actor):
+        raise EnvironmentChangeRefused("forbidden", "Only admins may change locks and windows.")
+    if not reason.strip():
+        raise EnvironmentChangeRefused("reason_required", "A reason is required.")
+
+
+def _audit(*, environment: Environment, actor: Any, verb: str, data: dict, ip: str | None) -> None:
+    record(
+        actor=actor,
+        verb=verb,
+        target=environment,
+        app=environment.app.name,
+        environment=environment.name,
+        data=data,
+        ip=ip,
+    )
+
+
+@transaction.atomic
+def environment_lock(
+    *, environment: Environment, actor: Any, reason: str, ip: str | None = None
+) -> Environment:
+    """Lock the environment against deploys (admins, or the system after a rollback).
+
+    Locking a locked environment replaces holder and reason (audited as a new lock).
+    """
+    _check(actor, reason)
+    env = Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
+    env.locked_at = timezone.now()
+    env.locked_by = None if isinstance(actor, str) else actor
+    env.lock_reason = reason.strip()
+    env.save(update_fields=["locked_at", "locked_by", "lock_reason"])
+    _audit(environment=env, actor=actor, verb="environment.locked", data={"reason": reason}, ip=ip)
+    return env
+
+
+@transaction.atomic
+def environment_unlock(
+    *, environment: Environment, actor: Any, reason: str, ip: str | None = None
+) -> Environment:
+    """Lift the lock; unlocking an unlocked environment changes nothing and records nothing."""
+    _check(actor, reason)
+    env = Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
+    if not env.is_locked:
+        return env
+    previous = {"locked_at": env.locked_at, "lock_reason": env.lock_reason}
+    env.locked_at, env.locked_by, env.lock_reason = None, None, ""
+    env.save(update_fields=["locked_at", "locked_by", "lock_reason"])
+    _audit(
+        environment=env,
+        actor=actor,
+        verb="environment.unlocked",
+        data={"reason": reason, **previous},
+        ip=ip,
+    )
+    return env
+
+
+@transaction.atomic
+def freeze_window_add(
+    *,
+    environment: Environment,
+    actor: Any,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    ip: str | None = None,
+) -> FreezeWindow:
+    _check(actor, reason)
+    if ends_at <= starts_at:
+        raise EnvironmentChangeRefused(
+            "invalid_window", "A freeze window must end after it starts."
+        )
+    env = Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
+    window = FreezeWindow.objects.create(
+        environment=env, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()
+    )
+    _audit(
+        environment=env,
+        actor=actor,
+        verb="freeze_window.added",
+        data={"window": window.pk, "starts_at": starts_at, "ends_at": ends_at, "reason": reason},
+        ip=ip,
+    )
+    return window
+
+
+@transaction.atomic
+def freeze_window_remove(*, window: FreezeWindow, actor: Any, ip: str | None = None) -> None:
+    if not isinstance(actor, str) and not policy.can_lock(actor):
+        raise EnvironmentChangeRefused("forbidden", "Only admins may change locks and windows.")
+    env = (
+        Environment.objects.select_for_update().select_related("app").get(pk=window.environment_id)
+    )
+    data = {
+        "window": window.pk,
+        "starts_at": window.starts_at,
+        "ends_at": window.ends_at,
+        "reason": window.reason,
+    }
+    FreezeWindow.objects.filter(pk=window.pk).delete()
+    _audit(environment=env, actor=actor, verb="freeze_window.removed", data=data, ip=ip)
