@@ -991,21 +991,22 @@ class _Runner:
             rollback = None
             if failure.rollback and changed:
                 rollback = _start_auto_rollback(failed=locked, machines=changed)
-            elif changed:
-                _log(
-                    locked,
-                    "Nothing was rolled back automatically: "
-                    + (
-                        "this was itself an automatic rollback; the environment needs attention."
-                        if locked.kind == Deploy.Kind.AUTO_ROLLBACK
-                        else "there is no previous image to return to."
-                    ),
-                    DeployLog.Level.ERROR,
-                )
+            if changed and rollback is None:
+                _log(locked, _no_rollback_reason(locked), DeployLog.Level.ERROR)
             notification_send(deploy=locked, event="deploy.failed")
             if rollback is not None:
                 notification_send(deploy=rollback, event="deploy.auto_rolled_back")
         self.deploy = locked
+
+
+def _no_rollback_reason(deploy: Deploy) -> str:
+    if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+        why = "this was itself an automatic rollback; the environment needs attention."
+    elif deploy.kind == Deploy.Kind.PREVIEW:
+        why = "previews are not rolled back; the next push deploys again."
+    else:
+        why = "there is no previous image to return to; the environment needs attention."
+    return "Nothing was rolled back automatically: " + why
 
 
 def _queued_before(deploy: Deploy) -> Q:

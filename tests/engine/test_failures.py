@@ -1,0 +1,173 @@
+"""Failed health checks, automatic rollback, cancel, abort, supersede."""
+
+from __future__ import annotations
+
+import pytest
+
+from approvals.models import AuditEvent
+from deployments.models import Deploy, DeployStep, Environment
+from deployments.services.deploys import (
+    DeployStateError,
+    deploy_abort,
+    deploy_cancel,
+    deploy_supersede,
+)
+from tests.engine.conftest import make_deploy
+
+UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
+
+
+def updates(sandbox) -> list[str]:
+    return [r.path.rsplit("/", 1)[1] for r in sandbox.calls("POST", UPDATE, service="fly")]
+
+
+def images(sandbox) -> dict[str, str]:
+    return {m["id"]: m["image"] for m in sandbox.world.fly.summary()["hot-dash"]}
+
+
+def verbs(deploy: Deploy) -> list[str]:
+    return list(
+        AuditEvent.objects.filter(target_type="deploy", target_id=str(deploy.pk))
+        .order_by("id")
+        .values_list("verb", flat=True)
+    )
+
+
+def test_failing_health_checks_stop_the_rollout_and_roll_back_what_changed(
+    production, release_130, requester, sandbox, driver
+):
+    live = production.current_image_ref
+    sandbox.mark_image(release_130.image_ref, healthy=False)
+    deploy = make_deploy(production, release_130, requested_by=requester)
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.FAILED
+    assert deploy.health_verified is False
+    assert deploy.error.startswith("Health checks failed after")
+    assert "critical" in deploy.error
+    [changed] = updates(sandbox)  # the second batch never started
+    batches = deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH)
+    assert [b.state for b in batches] == [DeployStep.State.FAILED, DeployStep.State.SKIPPED]
+    record = deploy.steps.get(kind=DeployStep.Kind.ROLLBACK_MACHINES)
+    rollback = Deploy.objects.get(rollback_of=deploy)
+    assert record.data == {"machines": [changed], "rollback_deploy": rollback.pk}
+    assert rollback.kind == Deploy.Kind.AUTO_ROLLBACK
+    assert rollback.state == Deploy.State.QUEUED
+    assert rollback.requested_by_system == "system"
+    assert rollback.image_ref == live
+    assert deploy.logs.filter(message__contains=f"deploy #{rollback.pk}").exists()
+    github = sandbox.world.github.deployment_statuses[deploy.github_deployment_id]
+    assert github[-1]["state"] == "failure"
+    assert verbs(deploy)[-1] == "deploy.failed"
+    assert verbs(rollback) == ["deploy.auto_rollback_started", "deploy.queued"]
+    production.refresh_from_db()
+    assert production.health == Environment.Health.FAILING
+
+    rollback = driver.run(rollback)
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    assert updates(sandbox) == [changed, changed]  # forward once, back once; the other untouched
+    assert set(images(sandbox).values()) == {live}
+    production.refresh_from_db()
+    assert production.current_image_ref == live
+    assert production.current_release == deploy.previous_release
+    assert production.health == Environment.Health.HEALTHY
+
+
+def test_a_failing_automatic_rollback_does_not_roll_back_again(
+    production, release_130, requester, sandbox, driver
+):
+    sandbox.mark_image(release_130.image_ref, healthy=False)
+    sandbox.mark_image(production.current_image_ref, healthy=False)
+    deploy = driver.run(make_deploy(production, release_130, requested_by=requester))
+    rollback = Deploy.objects.get(rollback_of=deploy)
+
+    rollback = driver.run(rollback)
+
+    assert rollback.state == Deploy.State.FAILED
+    assert not Deploy.objects.filter(rollback_of=rollback).exists()
+    assert rollback.logs.filter(message__contains="needs attention").exists()
+
+
+def test_cancel_a_queued_deploy_and_refuse_to_cancel_a_running_one(
+    production, release_130, requester, approver, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    deploy_cancel(deploy=deploy, actor=approver, reason="wrong release")
+    assert deploy.state == Deploy.State.CANCELLED
+    assert verbs(deploy)[-1] == "deploy.cancelled"
+    assert driver.run_once(deploy) is None  # its message arrives and is dropped
+    assert sandbox.calls("POST", service="fly") == []
+
+    running = make_deploy(production, release_130, requested_by=requester)
+    driver.run(running, until=lambda d: d.state == Deploy.State.RUNNING)
+    with pytest.raises(DeployStateError) as refused:
+        deploy_cancel(deploy=running, actor=approver, reason="too late")
+    assert refused.value.code == "not_cancellable"
+    running.refresh_from_db()
+    assert running.state == Deploy.State.RUNNING
+
+
+def test_abort_finishes_the_current_batch_then_rolls_back(
+    production, release_130, requester, admin_user, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    driver.run(deploy, until=lambda d: len(updates(sandbox)) == 1)
+    deploy_abort(deploy=deploy, actor=admin_user, reason="customer report")
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.FAILED
+    assert deploy.error.startswith("Aborted on request")
+    first, second = deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH)
+    assert first.state == DeployStep.State.DONE  # the batch in flight finished healthy
+    assert second.state == DeployStep.State.SKIPPED
+    assert verbs(deploy)[-1] == "deploy.aborted"
+    assert "deploy.abort_requested" in verbs(deploy)
+    rollback = driver.run(Deploy.objects.get(rollback_of=deploy))
+    assert rollback.state == Deploy.State.SUCCEEDED
+    assert set(images(sandbox).values()) == {production.current_image_ref}
+
+
+def test_supersede_stops_a_running_deploy_after_its_batch_without_rollback(
+    production, release_130, requester, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    newer = make_deploy(production, release_130, requested_by=requester, queue=False)
+    driver.run(deploy, until=lambda d: len(updates(sandbox)) == 1)
+    deploy_supersede(old=deploy, new=newer, actor="github")
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.SUPERSEDED
+    assert deploy.superseded_by == newer
+    assert not Deploy.objects.filter(rollback_of=deploy).exists()
+    assert len(updates(sandbox)) == 1
+    assert verbs(deploy)[-2:] == ["deploy.supersede_requested", "deploy.superseded"]
+
+
+def test_a_deploy_waits_while_its_environment_is_busy_then_runs_in_order(
+    production, release_130, requester, sandbox, driver
+):
+    first = make_deploy(production, release_130, requested_by=requester)
+    second = make_deploy(production, release_130, requested_by=requester)
+
+    assert driver.run_once(second) is not None  # FIFO: the older one goes first
+    second.refresh_from_db()
+    assert second.state == Deploy.State.QUEUED
+    assert (
+        second.logs.last().message
+        == f"Waiting: environment production is busy with deploy #{first.pk}."
+    )
+
+    driver.run(first, until=lambda d: d.state == Deploy.State.RUNNING)
+    driver.run_once(second)
+    second.refresh_from_db()
+    assert second.state == Deploy.State.QUEUED
+    assert second.logs.filter(message__startswith="Waiting").count() == 1  # said once
+
+    assert driver.run(first).state == Deploy.State.SUCCEEDED
+    second = driver.run(second)
+    assert second.state == Deploy.State.SUCCEEDED
+    assert second.started_at >= first.finished_at
