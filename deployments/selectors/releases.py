@@ -1,25 +1,249 @@
-"""Reads for release pages."""
+"""Reads for the releases, release, rollback and rollbacks pages and the releases API.
+
+Releases are ordered in Python by SemVer precedence (see deployments.semver); releases per
+app are bounded, and every function here runs a fixed number of queries.
+"""
 
 from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from deployments.models import Deploy, Release
+from deployments import semver
+from deployments.models import App, Deploy, Environment, Release
+
+ROLLBACK_KINDS = (Deploy.Kind.ROLLBACK, Deploy.Kind.AUTO_ROLLBACK)
+PRERELEASE_FILTERS = ("include", "exclude", "only")
 
 
-def release_list() -> QuerySet[Release]:
-    return Release.objects.select_related("app").order_by("app__name", "-published_at", "-id")
+@dataclass(frozen=True)
+class ReleaseFilters:
+    prereleases: str = "include"  # include / exclude / only
+    deployable: bool = False
+    environment: str = ""  # environment name: releases that were ever live there
+
+    @classmethod
+    def from_query(cls, query) -> ReleaseFilters:
+        pre = query.get("prereleases", "include")
+        return cls(
+            prereleases=pre if pre in PRERELEASE_FILTERS else "include",
+            deployable=query.get("deployable") in ("1", "true", "on"),
+            environment=query.get("environment", "").strip(),
+        )
+
+
+@dataclass
+class ReleaseRow:
+    release: Release
+    live_in: list[Environment] = field(default_factory=list)
+    deployed_to: set[str] = field(default_factory=set)
+
+    @property
+    def blockers(self) -> list[str]:
+        return release_blockers(self.release)
+
+
+@dataclass
+class AppReleases:
+    app: App
+    environments: list[Environment]
+    rows: list[ReleaseRow]
+
+
+def release_blockers(release: Release) -> list[str]:
+    """Why ``release`` cannot be deployed, one sentence each ([] when it can)."""
+    reasons = []
+    if release.deleted_on_github_at is not None:
+        reasons.append(f"Deleted on GitHub on {release.deleted_on_github_at:%Y-%m-%d %H:%M} UTC.")
+    if release.is_bad:
+        who = release.bad_marked_by.get_username() if release.bad_marked_by else "system"
+        reasons.append(f"Marked bad by {who}: {release.bad_reason}")
+    if release.validation == Release.Validation.PENDING:
+        reasons.append("Not validated yet.")
+    reasons += [r["message"] for r in release.validation_results if not r.get("ok")]
+    return reasons
+
+
+def _ordered(releases: list[Release]) -> list[Release]:
+    """Newest first by precedence; rejected tags last, newest published first."""
+    valid = [r for r in releases if r.validation != Release.Validation.REJECTED]
+    rejected = [r for r in releases if r.validation == Release.Validation.REJECTED]
+    return semver.sorted_by_precedence(valid, version_of=lambda r: r.version) + rejected
+
+
+def releases_by_app(
+    *, app_name: str = "", filters: ReleaseFilters | None = None
+) -> list[AppReleases]:
+    """Every app's releases, newest first by precedence, with where each is live and where it
+    was ever deployed. Four queries whatever the number of releases."""
+    filters = filters or ReleaseFilters()
+    apps = App.objects.order_by("name")
+    if app_name:
+        apps = apps.filter(name=app_name)
+    apps = list(apps)
+    environments = list(
+        Environment.objects.filter(app__in=apps)
+        .exclude(kind=Environment.Kind.PREVIEW)
+        .order_by("kind", "name")
+    )
+    releases = list(Release.objects.filter(app__in=apps).select_related("app", "bad_marked_by"))
+    deployed: dict[int, set[str]] = defaultdict(set)
+    names = {env.pk: env.name for env in environments}
+    for release_id, env_id in (
+        Deploy.objects.filter(
+            environment__in=environments, state=Deploy.State.SUCCEEDED, release__isnull=False
+        )
+        .values_list("release_id", "environment_id")
+        .distinct()
+    ):
+        deployed[release_id].add(names[env_id])
+    result = []
+    for app in apps:
+        app_envs = [env for env in environments if env.app_id == app.pk]
+        rows = []
+        for release in _ordered([r for r in releases if r.app_id == app.pk]):
+            row = ReleaseRow(
+                release=release,
+                live_in=[env for env in app_envs if env.current_release_id == release.pk],
+                deployed_to=deployed[release.pk],
+            )
+            if _keep(row, filters):
+                rows.append(row)
+        result.append(AppReleases(app=app, environments=app_envs, rows=rows))
+    return result
+
+
+def _keep(row: ReleaseRow, filters: ReleaseFilters) -> bool:
+    release = row.release
+    if filters.prereleases == "exclude" and release.is_prerelease:
+        return False
+    if filters.prereleases == "only" and not release.is_prerelease:
+        return False
+    if filters.deployable and not release.is_deployable:
+        return False
+    return not filters.environment or filters.environment in row.deployed_to
 
 
 def release_get(*, pk: int) -> Release:
-    return get_object_or_404(Release.objects.select_related("app"), pk=pk)
+    return get_object_or_404(Release.objects.select_related("app", "bad_marked_by"), pk=pk)
 
 
-def rollback_list(*, limit: int = 100) -> QuerySet[Deploy]:
-    kinds = [Deploy.Kind.ROLLBACK, Deploy.Kind.AUTO_ROLLBACK]
+def release_deploy_history(*, release: Release) -> QuerySet[Deploy]:
     return (
-        Deploy.objects.filter(kind__in=kinds)
-        .select_related("environment__app", "release", "previous_release", "requested_by")
-        .order_by("-created_at", "-id")[:limit]
+        Deploy.objects.filter(release=release)
+        .select_related("environment", "requested_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+# --- rollback targets ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    release: Release
+    last_live_at: object  # datetime of the healthy deploy that last put it live
+    blockers: tuple[str, ...]
+
+    @property
+    def eligible(self) -> bool:
+        return not self.blockers
+
+
+@dataclass
+class RollbackChoices:
+    environment: Environment
+    current: Release | None
+    targets: list[RollbackTarget]
+    archived: list[RollbackTarget]
+
+
+def live_healthy_versions(*, environment: Environment) -> list[str]:
+    """Versions that were live and healthy in ``environment``, most recent first."""
+    rows = (
+        Deploy.objects.filter(
+            environment=environment,
+            state=Deploy.State.SUCCEEDED,
+            health_verified=True,
+            release__isnull=False,
+        )
+        .order_by("-finished_at", "-id")
+        .values_list("release__version", flat=True)
+    )
+    return list(dict.fromkeys(rows))
+
+
+def rollback_choices(*, environment: Environment) -> RollbackChoices:
+    """The last N (app.rollback_targets_kept) releases that were live and healthy here, other
+    than the current one, are rollback targets; older ones are archived. Three queries."""
+    deploys = (
+        Deploy.objects.filter(
+            environment=environment,
+            state=Deploy.State.SUCCEEDED,
+            health_verified=True,
+            release__isnull=False,
+        )
+        .select_related("release__bad_marked_by")
+        .order_by("-finished_at", "-id")
+    )
+    seen: dict[int, RollbackTarget] = {}
+    for deploy in deploys:
+        release = deploy.release
+        if release.pk in seen or release.pk == environment.current_release_id:
+            continue
+        seen[release.pk] = RollbackTarget(
+            release=release,
+            last_live_at=deploy.finished_at,
+            blockers=tuple(release_blockers(release)),
+        )
+    ordered = list(seen.values())
+    kept = environment.app.rollback_targets_kept
+    return RollbackChoices(
+        environment=environment,
+        current=environment.current_release,
+        targets=ordered[:kept],
+        archived=ordered[kept:],
+    )
+
+
+def environment_get(*, pk: int) -> Environment:
+    return get_object_or_404(
+        Environment.objects.select_related("app", "current_release", "locked_by"), pk=pk
+    )
+
+
+def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
+    """The environments of the release's app where it is currently a rollback target."""
+    environments = (
+        Environment.objects.filter(app=release.app)
+        .exclude(kind=Environment.Kind.PREVIEW)
+        .select_related("app")
+    )
+    return [
+        env
+        for env in environments
+        if any(t.release.pk == release.pk for t in rollback_choices(environment=env).targets)
+    ]
+
+
+# --- rollbacks history -----------------------------------------------------------------------
+
+
+def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> QuerySet[Deploy]:
+    deploys = Deploy.objects.filter(kind__in=ROLLBACK_KINDS)
+    if environment_id:
+        deploys = deploys.filter(environment_id=environment_id)
+    return deploys.select_related(
+        "environment__app", "release", "previous_release", "requested_by"
+    ).order_by("environment__app__name", "environment__name", "-created_at", "-id")[:limit]
+
+
+def rollback_environments() -> QuerySet[Environment]:
+    return (
+        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
+        .select_related("app", "locked_by", "current_release")
+        .order_by("app__name", "kind", "name")
     )

@@ -304,7 +304,7 @@ def _store(*, app: App, remote: RemoteRelease, actor: Any) -> Release:
         was = (release.validation, release.validation_results, release.deleted_on_github_at)
         release.tag = github.tag_name
         release.title = (github.name or github.tag_name)[:200]
-        release.is_prerelease = bool(remote.version and remote.version.is_prerelease)
+        release.is_prerelease = _is_prerelease(github)
         release.github_release_id = github.id
         release.published_at = github.published_at or github.created_at or release.published_at
         release.synced_at = now
@@ -390,6 +390,14 @@ def release_mark_deleted(*, release: Release, actor: Any) -> Release:
     return release
 
 
+def _is_prerelease(github: GitHubRelease) -> bool:
+    """Flagged on GitHub, or a SemVer prerelease tag (``-rc.1``) whatever the flag says."""
+    try:
+        return github.prerelease or semver.parse(github.tag_name).is_prerelease
+    except semver.InvalidVersion:
+        return github.prerelease
+
+
 def _needs_fetch(release: Release | None, github: GitHubRelease) -> bool:
     """Unchanged valid releases are not re-read on every reconcile."""
     if release is None or release.validation != Release.Validation.VALID:
@@ -398,7 +406,7 @@ def _needs_fetch(release: Release | None, github: GitHubRelease) -> bool:
         return True
     return (
         release.assets != _assets(github)
-        or release.is_prerelease != semver.parse(github.tag_name).is_prerelease
+        or release.is_prerelease != _is_prerelease(github)
     )
 
 
