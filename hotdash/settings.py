@@ -179,6 +179,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30},
     },
+    # Catches release webhooks GitHub never delivered (or we dropped).
+    "release-reconcile": {
+        "task": "deployments.tasks.releases.release_reconcile",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
     "webhook-deliveries-resend-stuck": {
         "task": "deployments.tasks.webhooks.webhook_deliveries_resend_stuck",
         "schedule": 60.0,

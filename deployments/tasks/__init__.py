@@ -1,5 +1,5 @@
 """Celery tasks, one module per topic; importing them here registers them with the app."""
 
-from deployments.tasks import deploys, notifications, ops
+from deployments.tasks import deploys, notifications, ops, releases
 
-__all__ = ["deploys", "notifications", "ops"]
+__all__ = ["deploys", "notifications", "ops", "releases"]
