@@ -9,6 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from deployments.api_releases import app_releases
 from hotdash import __version__
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).

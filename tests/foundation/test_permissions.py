@@ -19,6 +19,8 @@ PAGES = [
     ("deployments:rollback-list", {}),
     ("approvals:queue", {}),
     ("approvals:audit", {}),
+    ("approvals:audit-export-csv", {}),
+    ("approvals:audit-export-jsonl", {}),
     ("ops", {}),
 ]
 
