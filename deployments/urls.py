@@ -16,6 +16,11 @@ urlpatterns = [
     path("environments/<int:pk>/rollback/", releases.rollback_form, name="rollback-form"),
     path("rollbacks/", releases.rollback_list_page, name="rollback-list"),
     path("previews/", previews.preview_list_page, name="preview-list"),
+    path(
+        "previews/<int:pk>/redeploy/", previews.preview_redeploy_action, name="preview-redeploy"
+    ),
+    path("previews/<int:pk>/wake/", previews.preview_wake_action, name="preview-wake"),
+    path("previews/<int:pk>/destroy/", previews.preview_destroy_action, name="preview-destroy"),
     path("deploys/", deploys.deploy_list_page, name="deploy-list"),
     path("deploys/<int:pk>/", deploys.deploy_detail, name="deploy-detail"),
 ]

@@ -9,11 +9,12 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from deployments.api_builds import builds_create
 from deployments.api_releases import app_releases
 from hotdash import __version__
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
-API_MODULES: list[str] = []
+API_MODULES: list[str] = ["deployments.api_builds"]
 
 
 @login_not_required
@@ -54,4 +55,5 @@ def openapi_schema(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("openapi.json", openapi_schema, name="openapi"),
+    path("builds", builds_create, name="api-builds-create"),
 ]

@@ -1,11 +1,30 @@
-"""Reads for preview pages."""
+"""Reads for preview pages: one query for the list, the latest deploy annotated per row."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
 
-from deployments.models import Preview
+from deployments.models import Deploy, Preview
+
+
+def _with_last_deploy(queryset: QuerySet[Preview]) -> QuerySet[Preview]:
+    latest = Deploy.objects.filter(
+        environment=OuterRef("environment"), kind=Deploy.Kind.PREVIEW
+    ).order_by("-created_at", "-id")
+    return queryset.annotate(
+        last_deploy_id=Subquery(latest.values("id")[:1]),
+        last_deploy_state=Subquery(latest.values("state")[:1]),
+        last_deploy_at=Subquery(latest.values("created_at")[:1]),
+        last_deploy_commit=Subquery(latest.values("commit_sha")[:1]),
+    )
 
 
 def preview_list() -> QuerySet[Preview]:
-    return Preview.objects.select_related("app", "environment").order_by("-updated_at")
+    return _with_last_deploy(
+        Preview.objects.select_related("app", "environment").order_by("-updated_at", "-id")
+    )
+
+
+def preview_get(*, pk: int) -> Preview:
+    return get_object_or_404(preview_list(), pk=pk)

@@ -1,0 +1,85 @@
+"""``POST /api/v1/builds``: CI registers the image it built for a commit."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+
+from approvals import policy
+from deployments.models import App, Build
+from deployments.services.builds import BuildInvalid, build_register
+from hotdash.api import ApiError, api_endpoint, json_body, require_fields
+from hotdash.permissions import client_ip
+
+CONFLICT_CODES = frozenset({"build_conflict"})
+
+
+def _build_json(build: Build) -> dict:
+    return {
+        "id": build.pk,
+        "app": build.app.name,
+        "sha": build.commit_sha,
+        "image": build.image_ref,
+        "digest": build.image_digest,
+        "created_at": build.created_at.isoformat(),
+    }
+
+
+@api_endpoint("POST")
+def builds_create(request: HttpRequest) -> JsonResponse:
+    if not policy.can_request_deploy(request.user):
+        raise ApiError(403, "forbidden", "Registering builds needs the deployer role.")
+    data = json_body(request)
+    require_fields(data, "app", "sha", "image", "digest")
+    for name in ("app", "sha", "image", "digest"):
+        if not isinstance(data[name], str):
+            raise ApiError(422, "invalid_field", f"{name} must be a string.")
+    app = App.objects.filter(name=data["app"]).first()
+    if app is None:
+        raise ApiError(404, "unknown_app", f"No app named {data['app'][:60]!r}.")
+    try:
+        build, created = build_register(
+            app=app,
+            commit_sha=data["sha"],
+            image_ref=data["image"],
+            image_digest=data["digest"],
+            user=request.user,
+            ip=client_ip(request),
+        )
+    except BuildInvalid as exc:
+        raise ApiError(409 if exc.code in CONFLICT_CODES else 422, exc.code, exc.message) from None
+    return JsonResponse({"build": _build_json(build)}, status=201 if created else 200)
+
+
+_BUILD_SCHEMA = {
+    "type": "object",
+    "required": ["app", "sha", "image", "digest"],
+    "properties": {
+        "app": {"type": "string", "description": "HotDash app name, e.g. hot-dash"},
+        "sha": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+        "image": {"type": "string", "description": "e.g. registry.fly.io/hot-dash:pr-18-abc1234"},
+        "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+    },
+}
+_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+OPENAPI_PATHS = {
+    "/builds": {
+        "post": {
+            "summary": "Register the image CI built for a commit (previews deploy it)",
+            "operationId": "builds_create",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _BUILD_SCHEMA}},
+            },
+            "responses": {
+                "201": {"description": "Registered; open previews at this commit deploy it"},
+                "200": {"description": "Already registered with the same image and digest"},
+                "401": {"description": "No valid bearer token", **_ERROR},
+                "403": {"description": "The token's user is not a deployer", **_ERROR},
+                "404": {"description": "Unknown app", **_ERROR},
+                "409": {"description": "The commit already has a different build", **_ERROR},
+                "422": {"description": "Missing or malformed field", **_ERROR},
+            },
+        }
+    }
+}

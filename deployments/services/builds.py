@@ -1,0 +1,150 @@
+"""Builds: the image CI built for one commit. Previews deploy builds once their PR head has one.
+
+CI registers builds through ``POST /api/v1/builds``; in sandbox mode, where no CI exists, a
+build is simulated for a PR head the first time a preview needs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from approvals.audit import record
+from deployments.models import App, Build, Preview
+
+log = logging.getLogger(__name__)
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class BuildInvalid(Exception):
+    """A build registration that cannot be accepted; ``code`` is stable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def build_register(
+    *,
+    app: App,
+    commit_sha: str,
+    image_ref: str,
+    image_digest: str,
+    user: Any = None,
+    ip: str | None = None,
+) -> tuple[Build, bool]:
+    """Register the image CI built for a commit. Returns (build, created).
+
+    Repeating the same registration is a no-op; a different image for a commit that already
+    has one is refused (``build_conflict``): a commit's build is immutable once deployed.
+    On commit, every open preview whose PR head is that commit deploys it.
+    """
+    commit_sha = commit_sha.strip().lower()
+    image_ref = image_ref.strip()
+    image_digest = image_digest.strip().lower()
+    if not SHA_RE.match(commit_sha):
+        raise BuildInvalid("invalid_sha", "sha must be a full 40-character hex commit SHA.")
+    if not image_ref or len(image_ref) > 300 or any(c.isspace() for c in image_ref):
+        raise BuildInvalid("invalid_image", "image must be an image reference (≤ 300 characters).")
+    if not DIGEST_RE.match(image_digest):
+        raise BuildInvalid("invalid_digest", "digest must look like sha256:<64 hex characters>.")
+    existing = Build.objects.filter(app=app, commit_sha=commit_sha).first()
+    if existing is not None:
+        return _same_or_conflict(existing, image_ref, image_digest), False
+    try:
+        with transaction.atomic():
+            build = Build.objects.create(
+                app=app,
+                commit_sha=commit_sha,
+                image_ref=image_ref,
+                image_digest=image_digest,
+                registered_by=user,
+            )
+            _audit(build=build, actor=user, ip=ip, simulated=False)
+            transaction.on_commit(lambda: build_ready_send(build_pk=build.pk))
+    except IntegrityError:  # a concurrent registration of the same commit won
+        existing = Build.objects.get(app=app, commit_sha=commit_sha)
+        return _same_or_conflict(existing, image_ref, image_digest), False
+    return build, True
+
+
+def _same_or_conflict(existing: Build, image_ref: str, image_digest: str) -> Build:
+    if (existing.image_ref, existing.image_digest) != (image_ref, image_digest):
+        raise BuildInvalid(
+            "build_conflict",
+            f"{existing.commit_sha[:7]} already has a build ({existing.image_ref} "
+            f"{existing.image_digest[:19]}…); a commit's build cannot change.",
+        )
+    return existing
+
+
+def _audit(*, build: Build, actor: Any, ip: str | None, simulated: bool) -> None:
+    record(
+        actor=actor if actor is not None else "github",
+        verb="build.registered",
+        target=build,
+        app=build.app.name,
+        data={
+            "commit": build.commit_sha,
+            "image_ref": build.image_ref,
+            "image_digest": build.image_digest,
+            "simulated": simulated,
+        },
+        ip=ip,
+    )
+
+
+def build_ready_send(*, build_pk: int) -> None:
+    from deployments.tasks.previews import preview_build_ready
+
+    try:
+        preview_build_ready.apply_async(args=[build_pk])
+    except Exception:  # noqa: BLE001 - the next push or a redeploy picks the build up
+        log.warning("could not publish preview_build_ready for build %s", build_pk)
+
+
+def simulated_image(*, app: App, commit_sha: str, pr_number: int) -> tuple[str, str]:
+    """The image a sandbox "CI" would push for a PR head, and its digest (computed the way the
+    sandbox registry computes digests for images it has not been told about)."""
+    image = f"registry.fly.io/{app.name}:pr-{pr_number}-{commit_sha[:7]}"
+    return image, "sha256:" + hashlib.sha256(f"image {image}".encode()).hexdigest()
+
+
+def build_simulate(*, app: App, commit_sha: str, pr_number: int) -> Build:
+    """Sandbox mode only: stand in for CI and register the PR head's build (no notification;
+    the caller deploys it)."""
+    if not settings.SANDBOX_MODE:
+        raise RuntimeError("builds are simulated only in sandbox mode")
+    image, digest = simulated_image(app=app, commit_sha=commit_sha, pr_number=pr_number)
+    with transaction.atomic():
+        build, created = Build.objects.get_or_create(
+            app=app, commit_sha=commit_sha, defaults={"image_ref": image, "image_digest": digest}
+        )
+        if created:
+            _audit(build=build, actor="system", ip=None, simulated=True)
+    return build
+
+
+def build_handle_push(*, app: App, payload: dict[str, Any]) -> str:
+    """A ``push`` delivery in sandbox mode: a push to a previewed branch simulates CI building
+    its new head (real builds come from CI through the API)."""
+    ref = payload.get("ref") or ""
+    after = payload.get("after") or ""
+    if payload.get("deleted") or not ref.startswith("refs/heads/") or not SHA_RE.match(after):
+        return f"push to {ref or 'an unknown ref'}: nothing to build"
+    branch = ref.removeprefix("refs/heads/")
+    previews = Preview.objects.filter(app=app, branch=branch).exclude(state=Preview.State.DESTROYED)
+    built = []
+    for preview in previews:
+        build = build_simulate(app=app, commit_sha=after, pr_number=preview.pr_number)
+        transaction.on_commit(lambda pk=build.pk: build_ready_send(build_pk=pk))
+        built.append(build.image_ref)
+    return f"push to {branch}: simulated {', '.join(built)}" if built else f"push to {branch}"

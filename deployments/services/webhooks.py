@@ -1,0 +1,230 @@
+"""GitHub webhook deliveries: verify, store once, process in a worker, dispatch by event.
+
+The endpoint stores a delivery and its audit event in one transaction and sends the task on
+commit; the task processes it exactly once per state change (a replayed delivery id is a no-op,
+a delivery whose message was lost is sent again by the stuck-delivery beat).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from approvals.audit import record
+from deployments.models import App, WebhookDelivery
+from deployments.services.builds import build_handle_push
+from deployments.services.previews import (
+    SYNC_ACTIONS,
+    preview_close,
+    preview_sync,
+    pull_request_facts,
+)
+from deployments.services.releases import (
+    ReleaseSyncFailed,
+    ReleaseWebhookIgnored,
+    release_handle_webhook,
+)
+from hotdash.integrations import PermanentAPIError, RetryableAPIError
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_PREFIX = "sha256="
+HANDLED_EVENTS = frozenset({"pull_request", "push", "release"})
+
+
+class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
+    """The delivery is valid but there is nothing to do; the reason is stored on it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def signature_valid(*, secret: str, body: bytes, header: str | None) -> bool:
+    """GitHub's X-Hub-Signature-256 check over the raw bytes, in constant time.
+
+    Fails closed: no secret, no header or a header without the ``sha256=`` prefix is invalid.
+    """
+    if not secret or not header or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(SIGNATURE_PREFIX + expected, header)
+
+
+def webhook_refused_record(*, event: str, delivery_id: str, reason: str, ip: str | None) -> None:
+    """Audit a refused delivery: event name, delivery id and why; never the body or signature."""
+    with transaction.atomic():
+        record(
+            actor="github",
+            verb="webhook.refused",
+            data={"event": event[:50], "delivery_id": delivery_id[:100], "reason": reason},
+            ip=ip,
+        )
+    log.warning(
+        "webhook refused (%s): event=%s delivery=%s ip=%s", reason, event[:50], delivery_id, ip
+    )
+
+
+def webhook_delivery_receive(
+    *, delivery_id: str, event: str, payload: dict[str, Any], ip: str | None
+) -> tuple[WebhookDelivery, bool]:
+    """Store a verified delivery once. Returns (delivery, created); a replay is (existing, False).
+
+    The dedupe key and the stored event commit together, so a failed attempt never poisons a
+    later redelivery; the processing task is sent only once the row is committed.
+    """
+    action = payload.get("action")
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                delivery_id=delivery_id,
+                event=event,
+                action=action if isinstance(action, str) else "",
+                payload=payload,
+            )
+            record(
+                actor="github",
+                verb="webhook.received",
+                target=delivery,
+                app=_app_name_for(payload),
+                data={"event": event, "action": delivery.action, "delivery_id": delivery_id},
+                ip=ip,
+            )
+            transaction.on_commit(lambda: webhook_delivery_send(delivery_pk=delivery.pk))
+    except IntegrityError:
+        return WebhookDelivery.objects.get(delivery_id=delivery_id), False
+    return delivery, True
+
+
+def webhook_delivery_send(*, delivery_pk: int) -> bool:
+    """Publish the processing message; a broker error is logged: the stuck-delivery beat resends."""
+    from deployments.tasks.webhooks import webhook_delivery_process_task
+
+    try:
+        webhook_delivery_process_task.apply_async(args=[delivery_pk])
+    except Exception:  # noqa: BLE001 - any broker failure; the stored row is the source of truth
+        log.warning("could not publish webhook delivery %s; the beat will resend", delivery_pk)
+        return False
+    return True
+
+
+def _app_name_for(payload: dict[str, Any]) -> str:
+    app = _app_for(payload)
+    return app.name if app else ""
+
+
+def _app_for(payload: dict[str, Any]) -> App | None:
+    repository = payload.get("repository")
+    full_name = repository.get("full_name") if isinstance(repository, dict) else None
+    if not isinstance(full_name, str) or "/" not in full_name:
+        return None
+    owner, _, repo = full_name.partition("/")
+    return App.objects.filter(github_owner__iexact=owner, github_repo__iexact=repo).first()
+
+
+def _dispatch(delivery: WebhookDelivery) -> str:
+    """Act on one delivery; return a short description, or raise DeliveryIgnored."""
+    app = _app_for(delivery.payload)
+    if app is None:
+        raise DeliveryIgnored("unknown repository")
+    if delivery.event == "pull_request":
+        return _pull_request(app=app, action=delivery.action, payload=delivery.payload)
+    if delivery.event == "push":
+        if not settings.SANDBOX_MODE:
+            raise DeliveryIgnored("push: builds come from CI through /api/v1/builds")
+        return build_handle_push(app=app, payload=delivery.payload)
+    if delivery.event == "release":
+        try:
+            release = release_handle_webhook(
+                app=app, action=delivery.action, payload=delivery.payload
+            )
+        except ReleaseWebhookIgnored as exc:
+            raise DeliveryIgnored(exc.reason) from None
+        except ReleaseSyncFailed as exc:
+            if isinstance(exc.__cause__, RetryableAPIError):
+                raise exc.__cause__ from exc  # GitHub may answer later: the task retries
+            raise
+        return f"release {release.tag}" if release else "release: nothing to do"
+    raise DeliveryIgnored(f"event {delivery.event} is not handled")
+
+
+def _pull_request(*, app: App, action: str, payload: dict[str, Any]) -> str:
+    facts = pull_request_facts(payload)
+    if action == "closed":
+        merged = bool(payload["pull_request"].get("merged"))
+        return preview_close(app=app, number=facts.number, merged=merged)
+    opted_in = (payload.get("label") or {}).get("name") == app.preview_opt_in_label
+    if action in SYNC_ACTIONS or (action == "labeled" and opted_in):
+        return preview_sync(app=app, facts=facts)
+    raise DeliveryIgnored(f"pull_request.{action} is not handled")
+
+
+def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
+    """Process a stored delivery once. Retryable upstream errors propagate (the task retries);
+    anything permanent ends the delivery ``failed`` with the reason."""
+    delivery = WebhookDelivery.objects.get(pk=delivery_pk)
+    if delivery.state != WebhookDelivery.State.RECEIVED:
+        return delivery
+    try:
+        outcome, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery)
+    except DeliveryIgnored as exc:
+        outcome, detail = WebhookDelivery.State.IGNORED, exc.reason
+    except PermanentAPIError as exc:
+        outcome, detail = WebhookDelivery.State.FAILED, str(exc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # Signed by GitHub but not the shape this event should have.
+        outcome, detail = WebhookDelivery.State.FAILED, f"malformed payload: {exc!r}"
+    return _finish(delivery_pk=delivery_pk, state=outcome, detail=detail)
+
+
+def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:
+    """Give up on a delivery (retries exhausted)."""
+    return _finish(delivery_pk=delivery_pk, state=WebhookDelivery.State.FAILED, detail=detail)
+
+
+def _finish(*, delivery_pk: int, state: str, detail: str) -> WebhookDelivery:
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_pk)
+        if delivery.state != WebhookDelivery.State.RECEIVED:
+            return delivery
+        delivery.state = state
+        delivery.detail = detail[:2000]
+        delivery.processed_at = timezone.now()
+        delivery.save(update_fields=["state", "detail", "processed_at"])
+        record(
+            actor="worker",
+            verb=f"webhook.{state}",
+            target=delivery,
+            app=_app_name_for(delivery.payload),
+            data={
+                "event": delivery.event,
+                "action": delivery.action,
+                "delivery_id": delivery.delivery_id,
+                "detail": delivery.detail,
+            },
+        )
+    if state == WebhookDelivery.State.FAILED:
+        log.error("webhook delivery %s failed: %s", delivery.delivery_id, delivery.detail)
+    return delivery
+
+
+def webhook_deliveries_resend_stuck(*, now=None) -> list[int]:
+    """Send again every delivery still ``received`` after WEBHOOK_STUCK_AFTER_SECONDS."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.WEBHOOK_STUCK_AFTER_SECONDS)
+    stuck = list(
+        WebhookDelivery.objects.filter(
+            state=WebhookDelivery.State.RECEIVED, received_at__lt=cutoff
+        ).values_list("pk", flat=True)[:500]
+    )
+    for pk in stuck:
+        webhook_delivery_send(delivery_pk=pk)
+    if stuck:
+        log.warning("re-sent %d stuck webhook deliveries", len(stuck))
+    return stuck

@@ -1,0 +1,47 @@
+"""Thin preview tasks: deploy a newly registered build, and the beat sweeps."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from deployments.models import Build
+from deployments.services.previews import (
+    preview_deploy_for_build,
+    preview_orphans_sweep,
+    previews_expire,
+    previews_state_refresh,
+)
+from hotdash.integrations import RetryableAPIError
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(RetryableAPIError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=6,
+)
+def preview_build_ready(build_pk: int) -> None:
+    build = Build.objects.select_related("app").get(pk=build_pk)
+    preview_deploy_for_build(build=build)
+
+
+@shared_task(ignore_result=True)
+def preview_orphan_sweep() -> None:
+    for fly_app in preview_orphans_sweep():
+        log.warning("orphan sweep destroyed preview app %s", fly_app)
+
+
+@shared_task(ignore_result=True)
+def preview_expire_sweep() -> None:
+    for fly_app in previews_expire():
+        log.info("preview app %s destroyed: past its maximum age", fly_app)
+
+
+@shared_task(ignore_result=True)
+def preview_state_refresh() -> None:
+    previews_state_refresh()

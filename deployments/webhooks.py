@@ -1,0 +1,88 @@
+"""``POST /webhooks/github``: verify, store once, answer fast; a worker does the rest.
+
+No cookies and no CSRF token: the HMAC signature over the raw body is the authentication,
+and it fails closed (no secret configured refuses every delivery).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from deployments.services.webhooks import (
+    HANDLED_EVENTS,
+    signature_valid,
+    webhook_delivery_receive,
+    webhook_refused_record,
+)
+from hotdash.permissions import client_ip
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The raw body, or None when it is over ``limit`` bytes. Reads the stream directly so that
+    Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) does not refuse GitHub's 25 MB first."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def github_webhook(request: HttpRequest) -> HttpResponse:
+    event = request.headers.get("X-GitHub-Event", "")[:50]
+    delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    ip = client_ip(request)
+    secret = settings.GITHUB_WEBHOOK_SECRET
+    if not secret:
+        webhook_refused_record(event=event, delivery_id=delivery_id, reason="no_secret", ip=ip)
+        return _error(
+            503, "not_configured", "GITHUB_WEBHOOK_SECRET is not set: every delivery is refused."
+        )
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    body = _read_body(request, limit)
+    if body is None:
+        return _error(413, "body_too_large", f"Deliveries over {limit} bytes are refused.")
+    if not signature_valid(
+        secret=secret, body=body, header=request.headers.get("X-Hub-Signature-256")
+    ):
+        present = "X-Hub-Signature-256" in request.headers
+        reason = "bad_signature" if present else "missing_signature"
+        webhook_refused_record(event=event, delivery_id=delivery_id, reason=reason, ip=ip)
+        return _error(401, "bad_signature", "X-Hub-Signature-256 is missing or does not match.")
+    if not event or not delivery_id or len(delivery_id) > 100:
+        return _error(
+            400,
+            "missing_headers",
+            "X-GitHub-Event and X-GitHub-Delivery (at most 100 characters) are required.",
+        )
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _error(400, "invalid_json", "The body is not valid JSON.")
+    if not isinstance(payload, dict):
+        return _error(400, "invalid_json", "The body must be a JSON object.")
+    if event == "ping":
+        return JsonResponse({"status": "pong", "zen": str(payload.get("zen", ""))[:200]})
+    if event not in HANDLED_EVENTS:
+        return HttpResponse(status=204)
+    delivery, created = webhook_delivery_receive(
+        delivery_id=delivery_id, event=event, payload=payload, ip=ip
+    )
+    if not created:
+        return JsonResponse({"status": "duplicate", "delivery": delivery.delivery_id})
+    return JsonResponse({"status": "queued", "delivery": delivery.delivery_id}, status=202)
