@@ -14,7 +14,7 @@ from deployments.api_releases import app_releases
 from hotdash import __version__
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
-API_MODULES: list[str] = ["deployments.api_builds"]
+API_MODULES: list[str] = ["deployments.api_builds", "deployments.api_releases"]
 
 
 @login_not_required
@@ -55,5 +55,6 @@ def openapi_schema(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("openapi.json", openapi_schema, name="openapi"),
+    path("apps/<slug:app>/releases", app_releases, name="api-app-releases"),
     path("builds", builds_create, name="api-builds-create"),
 ]
