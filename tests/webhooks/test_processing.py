@@ -1,0 +1,97 @@
+"""The worker's side: dispatch by event, ignored and failed deliveries, lost messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from approvals.models import AuditEvent
+from deployments.models import Build, WebhookDelivery
+from deployments.services.webhooks import (
+    webhook_deliveries_resend_stuck,
+    webhook_delivery_process,
+)
+
+REFERENCE = Path("/work/shared/reference/github-webhooks")
+
+
+def reference(name: str) -> dict:
+    return json.loads((REFERENCE / name).read_bytes())
+
+
+def for_demo_repo(payload: dict) -> dict:
+    payload["repository"] = {**payload["repository"], "full_name": "hotdash-demo/hot-dash"}
+    return payload
+
+
+def test_a_delivery_from_an_unknown_repository_is_ignored(db, post_delivery, process_deliveries):
+    post_delivery("pull_request", reference("pull_request.opened.payload.json"))
+    [delivery] = process_deliveries()
+    assert delivery.state == WebhookDelivery.State.IGNORED
+    assert delivery.detail == "unknown repository"
+    assert AuditEvent.objects.filter(verb="webhook.ignored").count() == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["pull_request.converted_to_draft.payload.json", "pull_request.labeled.payload.json"]
+)
+def test_actions_without_work_are_ignored(demo, post_delivery, process_deliveries, name):
+    post_delivery("pull_request", for_demo_repo(reference(name)))
+    [delivery] = process_deliveries()
+    assert delivery.state == WebhookDelivery.State.IGNORED
+    assert delivery.detail.startswith("pull_request.")
+
+
+def test_a_signed_but_malformed_payload_fails_with_a_reason(
+    demo, post_delivery, process_deliveries
+):
+    payload = for_demo_repo(reference("pull_request.opened.payload.json"))
+    del payload["pull_request"]
+    post_delivery("pull_request", payload)
+    [delivery] = process_deliveries()
+    assert delivery.state == WebhookDelivery.State.FAILED
+    assert delivery.detail.startswith("malformed payload")
+
+
+def test_release_deliveries_go_to_the_release_handler(demo, post_delivery, process_deliveries):
+    payload = for_demo_repo(reference("release.published.payload.json"))
+    payload["release"]["draft"] = True
+    post_delivery("release", payload)
+    [delivery] = process_deliveries()
+    # The release owner's handler refuses drafts; the delivery records its reason.
+    assert delivery.state == WebhookDelivery.State.IGNORED
+    assert "draft" in delivery.detail
+
+
+def test_push_outside_sandbox_mode_is_ignored(demo, post_delivery, process_deliveries, settings):
+    settings.SANDBOX_MODE = False
+    post_delivery("push", for_demo_repo(reference("push.payload.json")))
+    [delivery] = process_deliveries()
+    assert delivery.state == WebhookDelivery.State.IGNORED
+    assert "CI" in delivery.detail
+    assert not Build.objects.filter(commit_sha=reference("push.payload.json")["after"]).exists()
+
+
+def test_processing_twice_does_nothing_the_second_time(db, post_delivery, process_deliveries):
+    post_delivery("push", reference("push.payload.json"))
+    [delivery] = process_deliveries()
+    again = webhook_delivery_process(delivery_pk=delivery.pk)
+    assert again.state == delivery.state and again.processed_at == delivery.processed_at
+    assert AuditEvent.objects.filter(verb__in=["webhook.ignored", "webhook.processed"]).count() == 1
+
+
+def test_deliveries_whose_message_was_lost_are_sent_again(db, post_delivery, settings):
+    post_delivery("push", reference("push.payload.json"), delivery_id="lost")
+    post_delivery("push", reference("push.payload.json"), delivery_id="recent")
+    settings.WEBHOOK_STUCK_AFTER_SECONDS = 300
+    WebhookDelivery.objects.filter(delivery_id="lost").update(
+        received_at=timezone.now() - timedelta(minutes=10)
+    )
+    lost = WebhookDelivery.objects.get(delivery_id="lost")
+    assert webhook_deliveries_resend_stuck() == [lost.pk]
+    webhook_delivery_process(delivery_pk=lost.pk)
+    assert webhook_deliveries_resend_stuck() == []
