@@ -58,6 +58,36 @@ def test_detail_pages(client, demo, request, role):
     assert [client.get(url).status_code for url in urls] == [expected, expected]
 
 
+# State-changing release/rollback endpoints: (method, url name, minimum role, form data).
+RELEASE_ACTIONS = [
+    ("post", "deployments:release-sync", "requester", {"app": "hot-dash"}),
+    ("post", "deployments:release-clear-bad", "approver", {"reason": ""}),
+    ("get", "deployments:rollback-form", "requester", {}),
+    ("post", "deployments:rollback-form", "requester", {}),
+]
+RANKS = {"outsider": 0, "viewer": 1, "requester": 2, "approver": 3, "admin_user": 4}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "name", "minimum", "data"), RELEASE_ACTIONS)
+def test_release_actions(client, demo, sandbox, request, role, method, name, minimum, data):
+    from deployments.models import Release
+
+    login_as(client, request, role)
+    args = {
+        "deployments:release-sync": [],
+        "deployments:release-clear-bad": [Release.objects.first().pk],
+        "deployments:rollback-form": [demo.environments.get(name="staging").pk],
+    }[name]
+    response = getattr(client, method)(reverse(name, args=args), data)
+    if role == "anonymous":
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    elif RANKS[role] < RANKS[minimum]:
+        assert response.status_code == 403
+    else:
+        assert response.status_code in (200, 302, 422)
+
+
 def test_admin_requires_staff(client, demo, viewer, admin_user):
     client.force_login(viewer)
     assert client.get("/admin/").status_code == 302
