@@ -88,6 +88,32 @@ def test_release_actions(client, demo, sandbox, request, role, method, name, min
         assert response.status_code in (200, 302, 422)
 
 
+PREVIEW_ACTIONS = [
+    "deployments:preview-redeploy",
+    "deployments:preview-wake",
+    "deployments:preview-destroy",
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", PREVIEW_ACTIONS)
+def test_preview_actions(client, demo, sandbox, request, role, name):
+    from deployments.models import Environment, Preview
+
+    environment = Environment.objects.create(
+        app=demo, name="pr-5", kind=Environment.Kind.PREVIEW, fly_app_name="hot-dash-pr-5"
+    )
+    preview = Preview.objects.create(app=demo, pr_number=5, environment=environment)
+    login_as(client, request, role)
+    response = client.post(reverse(name, args=[preview.pk]))
+    if role == "anonymous":
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    elif RANKS[role] < RANKS["requester"]:
+        assert response.status_code == 403
+    else:
+        assert response.status_code == 302  # done or refused: the page shows the message
+
+
 def test_admin_requires_staff(client, demo, viewer, admin_user):
     client.force_login(viewer)
     assert client.get("/admin/").status_code == 302
