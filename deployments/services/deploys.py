@@ -928,7 +928,9 @@ class _Runner:
         summary = verify.detail if verify else "All machines healthy."
         with transaction.atomic():
             locked = (
-                Deploy.objects.select_for_update().select_related("release").get(pk=self.deploy.pk)
+                Deploy.objects.select_for_update(of=("self",))
+                .select_related("release")
+                .get(pk=self.deploy.pk)
             )
             if locked.lease_owner != self.run:
                 raise Fenced

@@ -1,0 +1,107 @@
+"""Outgoing webhook notifications: Slack-compatible JSON, HMAC-signed, retried and logged."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.db import transaction
+
+from deployments.models import Notification
+from deployments.services.notifications import notification_deliver, notification_send
+from tests.engine.conftest import make_deploy
+
+
+class Receiver:
+    """A real HTTP endpoint on a loopback port that answers the queued status codes."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(statuses: list[int]) -> Receiver:
+        made.append(Receiver(statuses))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.server.shutdown()
+        item.server.server_close()
+
+
+def test_a_notification_is_signed_slack_json_retried_until_delivered(
+    demo, production, release_130, requester, receiver, settings
+):
+    hook = receiver([500, 200])
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = "s3cret-for-tests"
+    demo.save()
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    with transaction.atomic():
+        notification = notification_send(deploy=deploy, event="deploy.succeeded")
+
+    assert notification_deliver(notification_id=notification.pk) == 2.0  # retry in 2 s
+    assert notification_deliver(notification_id=notification.pk) is None
+
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.DELIVERED
+    assert notification.attempts == 2
+    lines = notification.last_error.splitlines()
+    assert lines[0].endswith("HTTP 500") and lines[1].endswith("delivered")
+    headers, body = hook.received[-1]
+    expected = hmac.new(b"s3cret-for-tests", body, hashlib.sha256).hexdigest()
+    assert headers["X-HotDash-Signature"] == f"sha256={expected}"
+    payload = json.loads(body)
+    assert payload["text"].startswith("Deploy succeeded: hot-dash v1.3.0 → production")
+    assert payload["blocks"][0]["type"] == "header"
+    assert payload["deploy"]["id"] == deploy.pk
+    assert "s3cret" not in notification.last_error + json.dumps(notification.payload)
+
+
+def test_delivery_gives_up_after_the_maximum_attempts(
+    demo, production, release_130, requester, receiver, settings
+):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 2
+    demo.notification_webhook_url = receiver([503, 503, 503]).url
+    demo.save()
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    notification = notification_send(deploy=deploy, event="deploy.failed")
+
+    assert notification_deliver(notification_id=notification.pk) is not None
+    assert notification_deliver(notification_id=notification.pk) is None
+
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.FAILED
+    assert notification.last_error.count("HTTP 503") == 2
+    assert notification_deliver(notification_id=notification.pk) is None  # no third try
+
+
+def test_no_webhook_configured_means_no_notification(production, release_130, requester):
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    assert notification_send(deploy=deploy, event="deploy.succeeded") is None
+    with pytest.raises(ValueError, match="unknown notification event"):
+        notification_send(deploy=deploy, event="deploy.exploded")
