@@ -404,10 +404,7 @@ def _needs_fetch(release: Release | None, github: GitHubRelease) -> bool:
         return True
     if release.deleted_on_github_at is not None or release.github_release_id != github.id:
         return True
-    return (
-        release.assets != _assets(github)
-        or release.is_prerelease != _is_prerelease(github)
-    )
+    return release.assets != _assets(github) or release.is_prerelease != _is_prerelease(github)
 
 
 @dataclass
@@ -491,12 +488,20 @@ def release_handle_webhook(
         raise ReleaseWebhookIgnored(f"No app is configured for repository {repo}.")
     if action not in WEBHOOK_ACTIONS:
         raise ReleaseWebhookIgnored(f"Release action {action!r} needs no work.")
-    try:
-        github = parse_release(payload["release"])
-    except (KeyError, TypeError, ValueError) as error:
+    data = payload.get("release")
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("id"), int)
+        and isinstance(data.get("tag_name"), str)
+    ):
         raise ReleaseWebhookIgnored(
-            f"Malformed release payload: missing or invalid field {error}."
-        ) from None
+            "Malformed release payload: release.id (integer) and release.tag_name (string) "
+            "are required."
+        )
+    try:
+        github = parse_release(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ReleaseWebhookIgnored(f"Malformed release payload: {error!r}.") from None
     if action == "deleted":
         release = Release.objects.filter(app=app, tag=github.tag_name).first()
         if release is None:
