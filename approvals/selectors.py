@@ -84,8 +84,17 @@ def commits_between(*, previous: Release | None, target: Release | None) -> list
             releases = releases.filter(published_at__gt=previous.published_at)
     commits = []
     for release in releases.order_by("published_at", "id"):
-        for commit in (release.changelog or {}).get("commits", []):
-            commits.append({"release": release.tag, **commit})
+        for group in (release.changelog or {}).get("groups", []):
+            for entry in group.get("entries", []):
+                commits.append(
+                    {
+                        "release": release.tag,
+                        "sha": entry.get("sha", ""),
+                        "message": entry.get("subject", ""),
+                        "group": group.get("title", ""),
+                        "author": entry.get("author", ""),
+                    }
+                )
     return commits
 
 

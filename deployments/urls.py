@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.views import deploys, previews, releases
+from deployments.views import deploys, environments, previews, profile, releases
 
 app_name = "deployments"
 
@@ -16,11 +16,34 @@ urlpatterns = [
     path("environments/<int:pk>/rollback/", releases.rollback_form, name="rollback-form"),
     path("rollbacks/", releases.rollback_list_page, name="rollback-list"),
     path("previews/", previews.preview_list_page, name="preview-list"),
-    path(
-        "previews/<int:pk>/redeploy/", previews.preview_redeploy_action, name="preview-redeploy"
-    ),
+    path("previews/<int:pk>/redeploy/", previews.preview_redeploy_action, name="preview-redeploy"),
     path("previews/<int:pk>/wake/", previews.preview_wake_action, name="preview-wake"),
     path("previews/<int:pk>/destroy/", previews.preview_destroy_action, name="preview-destroy"),
     path("deploys/", deploys.deploy_list_page, name="deploy-list"),
     path("deploys/<int:pk>/", deploys.deploy_detail, name="deploy-detail"),
+    path("deploys/new/", deploys.deploy_new, name="deploy-new"),
+    path("deploys/<int:pk>/cancel/", deploys.deploy_cancel_view, name="deploy-cancel"),
+    path("deploys/<int:pk>/abort/", deploys.deploy_abort_view, name="deploy-abort"),
+    path("environments/<int:pk>/", environments.environment_detail, name="environment-detail"),
+    path(
+        "environments/<int:pk>/machines/",
+        environments.environment_machines_partial,
+        name="environment-machines",
+    ),
+    path(
+        "environments/<int:pk>/lock/", environments.environment_lock_view, name="environment-lock"
+    ),
+    path(
+        "environments/<int:pk>/freeze-windows/",
+        environments.freeze_window_add_view,
+        name="freeze-window-add",
+    ),
+    path(
+        "environments/<int:pk>/freeze-windows/<int:window_pk>/remove/",
+        environments.freeze_window_remove_view,
+        name="freeze-window-remove",
+    ),
+    path("profile/", profile.profile, name="profile"),
+    path("profile/tokens/", profile.token_create, name="token-create"),
+    path("profile/tokens/<int:pk>/revoke/", profile.token_revoke, name="token-revoke"),
 ]

@@ -102,6 +102,7 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "approvals.views.csrf_failure"  # audits refused POSTs
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
@@ -207,6 +208,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "deploy-reconcile": {
         "task": "deployments.tasks.deploys.deploy_reconcile",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
+    "approval-sweep": {
+        "task": "deployments.tasks.approvals.approval_sweep",
         "schedule": 30.0,
         "options": {"expires": 30},
     },

@@ -2,22 +2,104 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from deployments.models import Deploy
+from deployments.models import Deploy, DeployLog, DeployStep
 
 
 def deploy_list(*, limit: int = 100) -> QuerySet[Deploy]:
     return Deploy.objects.select_related(
-        "environment__app", "release", "build", "requested_by"
+        "environment__app", "release", "build", "requested_by", "approval_request"
     ).order_by("-created_at", "-id")[:limit]
 
 
 def deploy_get(*, pk: int) -> Deploy:
     return get_object_or_404(
         Deploy.objects.select_related(
-            "environment__app", "release", "previous_release", "requested_by", "rollback_of"
+            "environment__app",
+            "environment__locked_by",
+            "environment__current_release",
+            "release",
+            "previous_release",
+            "requested_by",
+            "rollback_of",
+            "superseded_by",
+            "overridden_by",
+            "approval_request",
         ),
         pk=pk,
     )
+
+
+@dataclass(frozen=True)
+class MachineProgress:
+    id: str
+    state: str  # pending / updated / healthy
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step: DeployStep
+    percent: int
+    machines: list[MachineProgress]
+
+
+def deploy_step_progress(*, deploy: Deploy) -> list[StepProgress]:
+    """Each plan step with a completion percentage; batches also per machine (updated, then
+    healthy), read from the data the worker keeps on the step."""
+    progress = []
+    for step in deploy.steps.all():
+        updated = set(step.data.get("updated", []))
+        healthy = set(step.data.get("healthy", []))
+        machines = [
+            MachineProgress(
+                id=machine_id,
+                state="healthy"
+                if machine_id in healthy
+                else "updated"
+                if machine_id in updated
+                else "pending",
+            )
+            for machine_id in step.data.get("machines", [])
+        ]
+        if step.state in (DeployStep.State.DONE, DeployStep.State.SKIPPED):
+            percent = 100
+        elif machines:
+            done = sum({"pending": 0, "updated": 1, "healthy": 2}[m.state] for m in machines)
+            percent = round(100 * done / (2 * len(machines)))
+        else:
+            percent = 50 if step.state == DeployStep.State.RUNNING else 0
+        progress.append(StepProgress(step=step, percent=percent, machines=machines))
+    return progress
+
+
+def deploy_queue_position(*, deploy: Deploy) -> int | None:
+    """1 when next in line for its environment; None unless queued."""
+    if deploy.state != Deploy.State.QUEUED:
+        return None
+    earlier = Q(queued_at__lt=deploy.queued_at) | Q(queued_at=deploy.queued_at, pk__lt=deploy.pk)
+    # The engine's order: automatic rollbacks jump the queue, then first come, first served.
+    if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+        ahead_of_it = Q(kind=Deploy.Kind.AUTO_ROLLBACK) & earlier
+    else:
+        ahead_of_it = Q(kind=Deploy.Kind.AUTO_ROLLBACK) | earlier
+    ahead = Deploy.objects.filter(
+        environment_id=deploy.environment_id, state=Deploy.State.QUEUED
+    ).filter(ahead_of_it)
+    return ahead.count() + 1
+
+
+def deploy_environment_busy_with(*, deploy: Deploy) -> Deploy | None:
+    """The deploy running on the same environment, which this queued one waits for."""
+    return (
+        Deploy.objects.filter(environment_id=deploy.environment_id, state__in=Deploy.ACTIVE_STATES)
+        .exclude(pk=deploy.pk)
+        .first()
+    )
+
+
+def deploy_log_tail(*, deploy: Deploy, lines: int = 50) -> list[DeployLog]:
+    return list(reversed(deploy.logs.order_by("-id")[:lines]))

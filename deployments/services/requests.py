@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from approvals import policy
 from approvals.audit import SYSTEM_ACTORS, record
-from approvals.services import approval_request_open
+from approvals.services import approval_request_cancel, approval_request_open
 from deployments import rollout
 from deployments.models import Build, Deploy, DeployStep, Environment, FreezeWindow, Release
-from deployments.services.deploys import deploy_queue
+from deployments.services.deploys import deploy_cancel, deploy_queue
 from hotdash.integrations import APIError, PermanentAPIError, fly_client, github_client
 
 OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
@@ -474,3 +474,15 @@ def _create(
     else:
         deploy_queue(deploy=deploy, actor=actor)
     return deploy
+
+
+def deploy_request_cancel(
+    *, deploy: Deploy, actor: Any, reason: str, ip: str | None = None
+) -> Deploy:
+    """Withdraw a deploy that has not started; its pending approval request closes with it.
+
+    Raises deployments.services.deploys.DeployStateError when the deploy already started.
+    """
+    with transaction.atomic():
+        approval_request_cancel(deploy=deploy, actor=actor, ip=ip)
+        return deploy_cancel(deploy=deploy, actor=actor, reason=reason, ip=ip)

@@ -1,5 +1,5 @@
 """Celery tasks, one module per topic; importing them here registers them with the app."""
 
-from deployments.tasks import deploys, notifications, ops, previews, releases, webhooks
+from deployments.tasks import approvals, deploys, notifications, ops, previews, releases, webhooks
 
-__all__ = ["deploys", "notifications", "ops", "previews", "releases", "webhooks"]
+__all__ = ["approvals", "deploys", "notifications", "ops", "previews", "releases", "webhooks"]

@@ -1,21 +1,226 @@
+"""Deploys: the list, the deploy page (live while it runs), requesting one, cancel and abort."""
+
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
-from deployments.selectors.deploys import deploy_get, deploy_list
-from hotdash.permissions import role_required
+from deployments.models import Deploy, Environment, Release
+from deployments.selectors.deploys import (
+    deploy_environment_busy_with,
+    deploy_get,
+    deploy_list,
+    deploy_log_tail,
+    deploy_queue_position,
+    deploy_step_progress,
+)
+from deployments.services.deploys import DeployStateError, deploy_abort
+from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
+from hotdash.permissions import client_ip, role_required
+
+# How a refused request is answered (the API uses the same table).
+REFUSAL_STATUS = {
+    "forbidden": 403,
+    "environment_locked": 409,
+    "freeze_window": 409,
+    "checks_failing": 409,
+    "upstream_error": 502,
+}
+
+
+def refusal_status(refusal: DeployRefused) -> int:
+    return REFUSAL_STATUS.get(refusal.code, 422)
+
+
+def _is_partial(request: HttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+class DeployRequestForm(forms.Form):
+    environment = forms.ModelChoiceField(
+        queryset=Environment.objects.exclude(kind=Environment.Kind.PREVIEW).select_related("app")
+    )
+    release = forms.ModelChoiceField(queryset=Release.objects.select_related("app"))
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    overrides = forms.MultipleChoiceField(
+        choices=[
+            ("lock", "the environment lock"),
+            ("freeze_window", "the freeze window"),
+            ("checks", "failing CI checks"),
+        ],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Override (admins only)",
+    )
+    override_reason = forms.CharField(max_length=2000, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        environment, release = data.get("environment"), data.get("release")
+        if environment and release and environment.app_id != release.app_id:
+            self.add_error("release", f"{release} is not a release of {environment.app}.")
+        return data
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=2000)
 
 
 @require_GET
 @role_required(policy.can_view)
 def deploy_list_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "deployments/deploy_list.html", {"deploys": deploy_list()})
+    template = "deployments/deploy_list.html" + ("#deploy-table" if _is_partial(request) else "")
+    deploys = list(deploy_list())
+    return render(
+        request,
+        template,
+        {"deploys": deploys, "any_live": any(not deploy.is_terminal for deploy in deploys)},
+    )
 
 
+def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
+    return {
+        "deploy": deploy,
+        "steps": deploy_step_progress(deploy=deploy),
+        "log": deploy_log_tail(deploy=deploy),
+        "queue_position": deploy_queue_position(deploy=deploy),
+        "waiting_for": deploy_environment_busy_with(deploy=deploy)
+        if deploy.state == Deploy.State.QUEUED
+        else None,
+        "approval": getattr(deploy, "approval_request", None),
+        "can_cancel": deploy.state
+        in (Deploy.State.REQUESTED, Deploy.State.AWAITING_APPROVAL, Deploy.State.QUEUED)
+        and policy.can_cancel(request.user, deploy),
+        "can_abort": deploy.state in Deploy.ACTIVE_STATES
+        and deploy.abort_requested_at is None
+        and policy.can_abort(request.user),
+        "reason_form": ReasonForm(),
+    }
+
+
+@never_cache
+@vary_on_headers("HX-Request")
 @require_GET
 @role_required(policy.can_view)
 def deploy_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "deployments/deploy_detail.html", {"deploy": deploy_get(pk=pk)})
+    deploy = deploy_get(pk=pk)
+    template = "deployments/deploy_detail.html" + ("#deploy-live" if _is_partial(request) else "")
+    return render(request, template, _detail_context(request, deploy))
+
+
+def _initial(request: HttpRequest) -> dict[str, Any]:
+    initial = {}
+    for name in ("environment", "release"):
+        value = request.GET.get(name, "")
+        if value.isdigit():
+            initial[name] = int(value)
+    return initial
+
+
+def _request_page(
+    request: HttpRequest, form: DeployRequestForm, *, refusal: DeployRefused | None, status: int
+) -> HttpResponse:
+    environment = None
+    env_id = form["environment"].value()
+    if env_id and str(env_id).isdigit():
+        environment = (
+            Environment.objects.select_related("app", "current_release", "locked_by")
+            .filter(pk=env_id)
+            .first()
+        )
+    partial = "#request-form" if request.method == "POST" else "#request-drawer"
+    template = "deployments/deploy_new.html" + (partial if _is_partial(request) else "")
+    context = {
+        "form": form,
+        "refusal": refusal,
+        "environment": environment,
+        "can_override": policy.can_override(request.user),
+        "as_drawer": _is_partial(request),
+        "title": "Request a deploy",
+    }
+    return render(request, template, context, status=status)
+
+
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+@role_required(policy.can_request_deploy)
+def deploy_new(request: HttpRequest) -> HttpResponse:
+    """The request form: a page, or a drawer when opened with htmx."""
+    if request.method == "GET":
+        form = DeployRequestForm(initial=_initial(request))
+        return _request_page(request, form, refusal=None, status=200)
+    form = DeployRequestForm(request.POST)
+    if not form.is_valid():
+        return _request_page(request, form, refusal=None, status=422)
+    data = form.cleaned_data
+    try:
+        deploy = deploy_request(
+            environment=data["environment"],
+            release=data["release"],
+            requested_by=request.user,
+            reason=data["reason"],
+            overrides=data["overrides"],
+            override_reason=data["override_reason"],
+            ip=client_ip(request),
+        )
+    except DeployRefused as refusal:
+        return _request_page(request, form, refusal=refusal, status=refusal_status(refusal))
+    messages.success(request, f"Deploy #{deploy.pk} requested: {deploy.get_state_display()}.")
+    url = reverse("deployments:deploy-detail", args=[deploy.pk])
+    if _is_partial(request):
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def _reason(request: HttpRequest) -> str | None:
+    form = ReasonForm(request.POST)
+    if form.is_valid():
+        return form.cleaned_data["reason"]
+    messages.error(request, "Give a reason.")
+    return None
+
+
+@require_POST
+@role_required(policy.can_request_deploy)
+def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = get_object_or_404(Deploy, pk=pk)
+    if not policy.can_cancel(request.user, deploy):
+        raise PermissionDenied("Only the requester or an approver may cancel this deploy.")
+    reason = _reason(request)
+    if reason is not None:
+        try:
+            deploy_request_cancel(
+                deploy=deploy, actor=request.user, reason=reason, ip=client_ip(request)
+            )
+            messages.success(request, f"Deploy #{deploy.pk} cancelled.")
+        except DeployStateError as error:
+            messages.error(request, error.message)
+    return redirect("deployments:deploy-detail", pk=pk)
+
+
+@require_POST
+@role_required(policy.can_abort)
+def deploy_abort_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = get_object_or_404(Deploy, pk=pk)
+    reason = _reason(request)
+    if reason is not None:
+        try:
+            deploy_abort(deploy=deploy, actor=request.user, reason=reason, ip=client_ip(request))
+            messages.success(
+                request, f"Abort requested: deploy #{deploy.pk} stops after its current batch."
+            )
+        except DeployStateError as error:
+            messages.error(request, error.message)
+    return redirect("deployments:deploy-detail", pk=pk)

@@ -1,0 +1,49 @@
+"""Reads for the environment page."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from deployments.models import Deploy, Environment, FreezeWindow, Release
+from hotdash.integrations import fly_client
+from hotdash.integrations.fly import Machine
+
+
+def environment_detail_get(*, pk: int) -> Environment:
+    return get_object_or_404(
+        Environment.objects.select_related("app", "current_release", "locked_by"), pk=pk
+    )
+
+
+def environment_recent_deploys(*, environment: Environment, limit: int = 10) -> list[Deploy]:
+    return list(
+        environment.deploys.select_related("release", "requested_by", "approval_request").order_by(
+            "-created_at", "-id"
+        )[:limit]
+    )
+
+
+def environment_deployable_releases(*, environment: Environment, limit: int = 5) -> list[Release]:
+    """The newest releases that could be requested here (valid, not bad, not deleted)."""
+    return list(
+        Release.objects.filter(
+            app_id=environment.app_id,
+            validation=Release.Validation.VALID,
+            bad_marked_at__isnull=True,
+            deleted_on_github_at__isnull=True,
+        )
+        .exclude(pk=environment.current_release_id)
+        .order_by("-published_at", "-id")[:limit]
+    )
+
+
+def environment_freeze_windows(*, environment: Environment) -> list[FreezeWindow]:
+    """Current and upcoming windows."""
+    return list(environment.freeze_windows.filter(ends_at__gt=timezone.now()))
+
+
+def environment_machines(*, environment: Environment) -> list[Machine]:
+    """The Fly machines of the environment's app, as Fly reports them now (raises APIError)."""
+    with fly_client() as fly:
+        return fly.list_machines(environment.fly_app_name)

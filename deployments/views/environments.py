@@ -1,0 +1,137 @@
+"""The environment page: what is live, its machines, lock and freeze windows, deploy actions."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals import policy
+from deployments.models import FreezeWindow
+from deployments.selectors.environments import (
+    environment_deployable_releases,
+    environment_detail_get,
+    environment_freeze_windows,
+    environment_machines,
+    environment_recent_deploys,
+)
+from deployments.services.environments import (
+    EnvironmentChangeRefused,
+    environment_lock,
+    environment_unlock,
+    freeze_window_add,
+    freeze_window_remove,
+)
+from hotdash.integrations import APIError
+from hotdash.permissions import client_ip, role_required
+
+
+class LockForm(forms.Form):
+    reason = forms.CharField(max_length=2000)
+
+
+class FreezeWindowForm(forms.Form):
+    starts_at = forms.DateTimeField(help_text="UTC, e.g. 2026-12-24 00:00")
+    ends_at = forms.DateTimeField(help_text="UTC")
+    reason = forms.CharField(max_length=200)
+
+
+@require_GET
+@role_required(policy.can_view)
+def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    environment = environment_detail_get(pk=pk)
+    template = "deployments/environment_detail.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#environment-deploys"
+    context = {
+        "environment": environment,
+        "deploys": environment_recent_deploys(environment=environment),
+        "releases": environment_deployable_releases(environment=environment),
+        "freeze_windows": environment_freeze_windows(environment=environment),
+        "can_request": policy.can_request_deploy(request.user),
+        "can_lock": policy.can_lock(request.user),
+        "lock_form": LockForm(),
+        "window_form": FreezeWindowForm(),
+    }
+    return render(request, template, context)
+
+
+@require_GET
+@role_required(policy.can_view)
+def environment_machines_partial(request: HttpRequest, pk: int) -> HttpResponse:
+    environment = environment_detail_get(pk=pk)
+    try:
+        machines, error = environment_machines(environment=environment), ""
+    except APIError as exc:
+        machines, error = [], f"Could not ask Fly for the machines: {exc.message}"
+    return render(
+        request,
+        "deployments/environment_detail.html#environment-machines",
+        {"environment": environment, "machines": machines, "machines_error": error},
+    )
+
+
+def _apply(request: HttpRequest, action, success: str, **kwargs) -> None:
+    try:
+        action(actor=request.user, ip=client_ip(request), **kwargs)
+        messages.success(request, success)
+    except EnvironmentChangeRefused as refusal:
+        messages.error(request, refusal.message)
+
+
+@require_POST
+@role_required(policy.can_lock)
+def environment_lock_view(request: HttpRequest, pk: int) -> HttpResponse:
+    environment = environment_detail_get(pk=pk)
+    form = LockForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A reason is required to lock or unlock.")
+    elif request.POST.get("action") == "unlock":
+        _apply(
+            request,
+            environment_unlock,
+            f"{environment} unlocked.",
+            environment=environment,
+            reason=form.cleaned_data["reason"],
+        )
+    else:
+        _apply(
+            request,
+            environment_lock,
+            f"{environment} locked.",
+            environment=environment,
+            reason=form.cleaned_data["reason"],
+        )
+    return redirect("deployments:environment-detail", pk=pk)
+
+
+@require_POST
+@role_required(policy.can_lock)
+def freeze_window_add_view(request: HttpRequest, pk: int) -> HttpResponse:
+    environment = environment_detail_get(pk=pk)
+    form = FreezeWindowForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "Freeze window: "
+            + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
+        )
+    else:
+        _apply(
+            request,
+            freeze_window_add,
+            f"Freeze window added to {environment}.",
+            environment=environment,
+            **form.cleaned_data,
+        )
+    return redirect("deployments:environment-detail", pk=pk)
+
+
+@require_POST
+@role_required(policy.can_lock)
+def freeze_window_remove_view(request: HttpRequest, pk: int, window_pk: int) -> HttpResponse:
+    window = get_object_or_404(FreezeWindow, pk=window_pk, environment_id=pk)
+    _apply(request, freeze_window_remove, "Freeze window removed.", window=window)
+    return redirect("deployments:environment-detail", pk=pk)

@@ -1,0 +1,60 @@
+"""The profile page: personal API tokens (created here or with ``create_api_token``)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals import policy
+from deployments.models import ApiToken
+from deployments.selectors.tokens import api_token_list
+from deployments.services.tokens import api_token_create, api_token_revoke
+from hotdash.permissions import client_ip, role_required
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. “CI deploys”.")
+
+
+def _page(request: HttpRequest, *, form: TokenForm, raw_token: str = "", status: int = 200):
+    context = {
+        "tokens": api_token_list(user=request.user),
+        "form": form,
+        "raw_token": raw_token,
+        "role": policy.highest_role(request.user),
+    }
+    return render(request, "deployments/profile.html", context, status=status)
+
+
+@never_cache
+@require_GET
+@role_required(policy.can_view)
+def profile(request: HttpRequest) -> HttpResponse:
+    return _page(request, form=TokenForm())
+
+
+@never_cache
+@require_POST
+@role_required(policy.can_view)
+def token_create(request: HttpRequest) -> HttpResponse:
+    """Shows the new token once, in this response only; it is stored hashed."""
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return _page(request, form=form, status=422)
+    _, raw = api_token_create(
+        user=request.user, name=form.cleaned_data["name"], ip=client_ip(request)
+    )
+    return _page(request, form=TokenForm(), raw_token=raw)
+
+
+@require_POST
+@role_required(policy.can_view)
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    api_token_revoke(token=token, actor=request.user, ip=client_ip(request))
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("deployments:profile")
