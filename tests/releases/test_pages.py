@@ -69,6 +69,8 @@ def test_release_page_offers_deploy_and_rollback_actions(client, demo, requester
     production = demo.environments.get(name="production")
     assert f"/environments/{production.pk}/rollback/?release={release.pk}" in html
     assert "Roll back production to v1.1.1" in html
+    staging = demo.environments.get(name="staging")
+    assert f'href="/deploys/new/?release={release.pk}&amp;environment={staging.pk}"' in html
     history = html.split('id="release-history"')[1]
     assert history.count('class="state state-healthy"') == 2  # live and healthy in both envs
 
