@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from approvals.models import AuditEvent
 from deployments.models import Deploy
 from deployments.services.deploys import deploy_execute
 from tests.engine.conftest import make_deploy, pending_token
@@ -36,7 +37,7 @@ def test_a_claim_that_loses_to_the_index_stays_queued(production, release_130, r
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_workers_never_run_two_deploys_of_one_environment(
     production, release_130, requester, sandbox, settings
 ):
@@ -97,6 +98,12 @@ def test_concurrent_workers_never_run_two_deploys_of_one_environment(
         (d.pk, d.state, d.error) for d in finished
     ]
     assert overlaps == []
-    for earlier, later in zip(finished, finished[1:], strict=False):
-        assert later.started_at >= earlier.finished_at
+    # The audit chain orders events totally: each start comes after the previous end.
+    events = AuditEvent.objects.filter(verb__in=("deploy.started", "deploy.succeeded"))
+    order = [
+        (e.target_id, e.verb) for e in events.filter(target_id__in=map(str, ids)).order_by("id")
+    ]
+    assert order == [
+        (str(pk), verb) for pk in ids for verb in ("deploy.started", "deploy.succeeded")
+    ]
     assert [d.pk for d in finished] == ids  # first come, first served

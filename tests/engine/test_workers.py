@@ -1,0 +1,176 @@
+"""Real worker processes: SIGKILL mid-rollout, and Redis down at the moment of approval."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+from django.db import transaction
+
+from approvals.models import AuditEvent
+from deployments.models import Deploy
+from deployments.services.deploys import deploy_reconcile
+from hotdash.celery import app as celery_app
+from tests.engine.conftest import fast_health, make_deploy
+
+UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
+WORKER_ENV = {
+    "DEPLOY_LEASE_SECONDS": "2",
+    "DEPLOY_POLL_SECONDS": "1",
+    "DEPLOY_QUEUE_POLL_SECONDS": "1",
+    "DEPLOY_FLY_LEASE_SECONDS": "2",
+}
+
+
+def run_sandbox_clock(sandbox) -> None:
+    """Let the live sandbox's machines boot in real time (ten times faster)."""
+    sandbox.world.clock.speed = 10.0
+    sandbox.world.clock.frozen = False
+
+
+def worker_env(sandbox, **extra: str) -> dict[str, str]:
+    return {
+        **WORKER_ENV,
+        "FLY_API_URL": sandbox.fly_url,
+        "GITHUB_API_URL": sandbox.github_url,
+        **extra,
+    }
+
+
+def updates_per_machine(sandbox) -> Counter:
+    return Counter(r.path.rsplit("/", 1)[1] for r in sandbox.calls("POST", UPDATE, service="fly"))
+
+
+def wait_for(condition, *, timeout: float, reconcile: bool = False, what: str = "") -> None:
+    """Poll ``condition``; with ``reconcile`` also play the beat's reconciler every second."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if reconcile:
+            deploy_reconcile()
+        time.sleep(0.5 if reconcile else 0.02)
+
+
+@pytest.fixture
+def engine_settings(settings):
+    settings.DEPLOY_LEASE_SECONDS = 2
+    settings.DEPLOY_DISPATCH_GRACE_SECONDS = 0
+    return settings
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_rollout_survives_its_worker_being_killed(
+    demo, live_sandbox, requester, start_worker, engine_settings
+):
+    run_sandbox_clock(live_sandbox)
+    production = fast_health(demo.environments.get(name="production"))
+    release = demo.releases.get(version="1.3.0")
+    first = start_worker("w1", extra_env=worker_env(live_sandbox))
+    deploy = make_deploy(production, release, requested_by=requester)
+
+    wait_for(lambda: updates_per_machine(live_sandbox), timeout=60, what="the first update")
+    first.kill()  # SIGKILL to the whole process group, mid-rollout
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.RUNNING
+    assert sum(updates_per_machine(live_sandbox).values()) == 1
+    start_worker("w2", extra_env=worker_env(live_sandbox))
+
+    wait_for(
+        lambda: Deploy.objects.get(pk=deploy.pk).is_terminal,
+        timeout=120,
+        reconcile=True,
+        what="the second worker to finish the deploy",
+    )
+
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    machines = {m["id"] for m in live_sandbox.world.fly.summary()["hot-dash"]}
+    assert updates_per_machine(live_sandbox) == Counter(dict.fromkeys(machines, 1))
+    recovered = AuditEvent.objects.filter(
+        target_id=str(deploy.pk), verb__in=("deploy.resumed", "deploy.resent")
+    )
+    assert recovered.exists()  # the reconciler handed the deploy to the second worker
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def broker_on_free_port(engine_settings):
+    """Point this process's Celery producer at a Redis port where nothing listens yet;
+    ``start()`` brings a redis-server up there."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    saved = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = {"socket_connect_timeout": 1, "max_retries": 1}
+    celery_app._after_fork()  # drop pooled connections to the previous broker
+    servers: list[subprocess.Popen] = []
+
+    class Broker:
+        def __init__(self) -> None:
+            self.url = url
+
+        def start(self) -> None:
+            servers.append(
+                subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+            wait_for(lambda: _listening(port), timeout=10, what="redis-server")
+
+    yield Broker()
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=10)
+    celery_app.conf.broker_url, celery_app.conf.broker_transport_options = saved
+    celery_app._after_fork()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_redis_down_at_approval_loses_nothing_and_the_deploy_runs_once_it_is_back(
+    demo, live_sandbox, requester, approver, start_worker, broker_on_free_port
+):
+    run_sandbox_clock(live_sandbox)
+    production = fast_health(demo.environments.get(name="production"))
+    release = demo.releases.get(version="1.3.0")
+    deploy = make_deploy(production, release, requested_by=requester, queue=False)
+
+    with transaction.atomic():  # the approval's transaction; the send fails after commit
+        from deployments.services.deploys import deploy_queue
+
+        deploy_queue(deploy=deploy, actor=approver)
+
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.QUEUED
+    assert AuditEvent.objects.filter(verb="deploy.queued", target_id=str(deploy.pk)).exists()
+    broker_on_free_port.start()
+    start_worker("w1", extra_env=worker_env(live_sandbox, REDIS_URL=broker_on_free_port.url))
+
+    wait_for(
+        lambda: Deploy.objects.get(pk=deploy.pk).is_terminal,
+        timeout=120,
+        reconcile=True,
+        what="the deploy to run after Redis came back",
+    )
+
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    assert AuditEvent.objects.filter(verb="deploy.resent", target_id=str(deploy.pk)).exists()
+    machines = {m["id"] for m in live_sandbox.world.fly.summary()["hot-dash"]}
+    assert updates_per_machine(live_sandbox) == Counter(dict.fromkeys(machines, 1))
