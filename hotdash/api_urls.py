@@ -10,11 +10,16 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from deployments.api_builds import builds_create
+from deployments.api_deploys import deploys_cancel, deploys_create, deploys_decide, deploys_get
 from deployments.api_releases import app_releases
 from hotdash import __version__
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
-API_MODULES: list[str] = ["deployments.api_builds", "deployments.api_releases"]
+API_MODULES: list[str] = [
+    "deployments.api_builds",
+    "deployments.api_deploys",
+    "deployments.api_releases",
+]
 
 
 @login_not_required
@@ -57,4 +62,8 @@ urlpatterns = [
     path("openapi.json", openapi_schema, name="openapi"),
     path("apps/<slug:app>/releases", app_releases, name="api-app-releases"),
     path("builds", builds_create, name="api-builds-create"),
+    path("deploys", deploys_create, name="api-deploys-create"),
+    path("deploys/<int:pk>", deploys_get, name="api-deploys-get"),
+    path("deploys/<int:pk>/decisions", deploys_decide, name="api-deploys-decide"),
+    path("deploys/<int:pk>/cancel", deploys_cancel, name="api-deploys-cancel"),
 ]

@@ -25,6 +25,16 @@ from hotdash.integrations import APIError, PermanentAPIError, fly_client, github
 OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
 
 
+# How a refusal is answered over HTTP (form and API alike); other codes are 422.
+REFUSAL_STATUS = {
+    "forbidden": 403,
+    "environment_locked": 409,
+    "freeze_window": 409,
+    "checks_failing": 409,
+    "upstream_error": 502,
+}
+
+
 class DeployRefused(Exception):
     """A request that must not go ahead; ``code`` is stable and machine-readable."""
 
@@ -33,6 +43,10 @@ class DeployRefused(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+
+    @property
+    def status(self) -> int:
+        return REFUSAL_STATUS.get(self.code, 422)
 
 
 @dataclass(frozen=True)

@@ -29,19 +29,6 @@ from deployments.services.deploys import DeployStateError, deploy_abort
 from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
 from hotdash.permissions import client_ip, role_required
 
-# How a refused request is answered (the API uses the same table).
-REFUSAL_STATUS = {
-    "forbidden": 403,
-    "environment_locked": 409,
-    "freeze_window": 409,
-    "checks_failing": 409,
-    "upstream_error": 502,
-}
-
-
-def refusal_status(refusal: DeployRefused) -> int:
-    return REFUSAL_STATUS.get(refusal.code, 422)
-
 
 def _is_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
@@ -176,7 +163,7 @@ def deploy_new(request: HttpRequest) -> HttpResponse:
             ip=client_ip(request),
         )
     except DeployRefused as refusal:
-        return _request_page(request, form, refusal=refusal, status=refusal_status(refusal))
+        return _request_page(request, form, refusal=refusal, status=refusal.status)
     messages.success(request, f"Deploy #{deploy.pk} requested: {deploy.get_state_display()}.")
     url = reverse("deployments:deploy-detail", args=[deploy.pk])
     if _is_partial(request):

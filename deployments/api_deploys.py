@@ -1,0 +1,384 @@
+"""``/api/v1/deploys``: request a deploy, read it, decide its approval, cancel it.
+
+The same services and policy as the pages: a refusal is ``{"error": {"code", "message",
+"details"}}`` with the refusal's code (e.g. ``environment_locked``, ``self_approval``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+
+from approvals import policy
+from approvals.models import ApprovalRequest, Decision
+from approvals.services import ApprovalRefused, approval_decide
+from deployments.models import Deploy, Environment, Release
+from deployments.selectors.deploys import deploy_get
+from deployments.services.deploys import DeployStateError
+from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
+from hotdash.api import ApiError, api_endpoint, json_body, require_fields
+from hotdash.permissions import client_ip
+
+MAX_TEXT = 2000
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = data.get(name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ApiError(422, "invalid_field", f"{name} must be a string.")
+    if len(value) > MAX_TEXT:
+        raise ApiError(422, "invalid_field", f"{name} is longer than {MAX_TEXT} characters.")
+    if required and not value.strip():
+        raise ApiError(422, "missing_fields", f"Missing required field(s): {name}.")
+    return value
+
+
+def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:
+    decisions = list(approval.decisions.select_related("user"))
+    return {
+        "id": approval.pk,
+        "state": approval.state,
+        "required": approval.approvals_required,
+        "approvals": sum(d.verdict == Decision.Verdict.APPROVE for d in decisions),
+        "expires_at": approval.expires_at.isoformat(),
+        "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+        "decisions": [
+            {
+                "user": d.user.get_username(),
+                "decision": d.verdict,
+                "comment": d.comment,
+                "at": d.created_at.isoformat(),
+            }
+            for d in decisions
+        ],
+    }
+
+
+def deploy_json(deploy: Deploy) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    approval = ApprovalRequest.objects.filter(deploy=deploy).first()
+    return {
+        "id": deploy.pk,
+        "app": deploy.environment.app.name,
+        "environment": deploy.environment.name,
+        "kind": deploy.kind,
+        "state": deploy.state,
+        "version": deploy.release.version if deploy.release else None,
+        "image_ref": deploy.image_ref,
+        "image_digest": deploy.image_digest,
+        "artifact_sha256": deploy.artifact_sha256,
+        "commit_sha": deploy.commit_sha,
+        "previous_version": deploy.previous_release.version if deploy.previous_release else None,
+        "requested_by": deploy.requester_name,
+        "reason": deploy.reason,
+        "overrides": deploy.overrides,
+        "override_reason": deploy.override_reason,
+        "superseded_by": deploy.superseded_by_id,
+        "error": deploy.error,
+        "created_at": iso(deploy.created_at),
+        "queued_at": iso(deploy.queued_at),
+        "started_at": iso(deploy.started_at),
+        "finished_at": iso(deploy.finished_at),
+        "plan": [
+            {
+                "position": step.position,
+                "kind": step.kind,
+                "title": step.title,
+                "state": step.state,
+                "machines": step.data.get("machines", []),
+                "create": step.data.get("create", 0),
+            }
+            for step in deploy.steps.all()
+        ],
+        "approval": _approval_json(approval) if approval else None,
+    }
+
+
+def _deploy_for(pk: int) -> Deploy:
+    deploy = Deploy.objects.filter(pk=pk).first()
+    if deploy is None:
+        raise ApiError(404, "not_found", f"No deploy #{pk}.")
+    return deploy_get(pk=pk)
+
+
+@api_endpoint("POST")
+def deploys_create(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    require_fields(data, "app", "environment", "version", "reason")
+    app_name, env_name, version = (_text(data, n) for n in ("app", "environment", "version"))
+    reason = _text(data, "reason", required=True)
+    overrides = data.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ApiError(422, "invalid_field", "overrides must be a list of strings.")
+    environment = (
+        Environment.objects.select_related("app", "current_release", "locked_by")
+        .filter(app__name=app_name, name=env_name)
+        .first()
+    )
+    if environment is None:
+        raise ApiError(404, "unknown_environment", f"No environment {app_name}/{env_name}.")
+    release = Release.objects.filter(app=environment.app, version=version.removeprefix("v")).first()
+    if release is None:
+        raise ApiError(404, "unknown_release", f"{app_name} has no release {version}.")
+    try:
+        deploy = deploy_request(
+            environment=environment,
+            release=release,
+            requested_by=request.user,
+            reason=reason,
+            overrides=overrides,
+            override_reason=_text(data, "override_reason"),
+            ip=client_ip(request),
+        )
+    except DeployRefused as refusal:
+        raise ApiError(refusal.status, refusal.code, refusal.message, **refusal.details) from None
+    return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)), status=201)
+
+
+@api_endpoint("GET")
+def deploys_get(request: HttpRequest, pk: int) -> JsonResponse:
+    if not policy.can_view(request.user):
+        raise ApiError(403, "forbidden", "Reading deploys needs the viewer role.")
+    return JsonResponse(deploy_json(_deploy_for(pk)))
+
+
+@api_endpoint("POST")
+def deploys_decide(request: HttpRequest, pk: int) -> JsonResponse:
+    deploy = _deploy_for(pk)
+    data = json_body(request)
+    require_fields(data, "decision")
+    verdict = _text(data, "decision")
+    if verdict not in Decision.Verdict.values:
+        raise ApiError(422, "invalid_field", "decision must be approve or reject.")
+    approval = ApprovalRequest.objects.filter(deploy=deploy).first()
+    if approval is None:
+        raise ApiError(409, "not_gated", f"Deploy #{pk} has no approval request.")
+    try:
+        approval_decide(
+            request=approval,
+            user=request.user,
+            verdict=verdict,
+            comment=_text(data, "comment"),
+            ip=client_ip(request),
+        )
+    except ApprovalRefused as refusal:
+        raise ApiError(
+            refusal.status,
+            refusal.code,
+            refusal.message,
+            approval=_approval_json(ApprovalRequest.objects.get(pk=approval.pk)),
+        ) from None
+    return JsonResponse(deploy_json(deploy_get(pk=pk)), status=201)
+
+
+@api_endpoint("POST")
+def deploys_cancel(request: HttpRequest, pk: int) -> JsonResponse:
+    deploy = _deploy_for(pk)
+    if not policy.can_cancel(request.user, deploy):
+        raise ApiError(403, "forbidden", "Only the requester or an approver may cancel.")
+    reason = _text(json_body(request), "reason", required=True)
+    try:
+        deploy_request_cancel(
+            deploy=deploy, actor=request.user, reason=reason, ip=client_ip(request)
+        )
+    except DeployStateError as error:
+        raise ApiError(409, error.code, error.message) from None
+    return JsonResponse(deploy_json(deploy_get(pk=pk)))
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+
+_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_DEPLOY = {
+    "type": "object",
+    "required": ["id", "app", "environment", "kind", "state", "plan", "approval"],
+    "properties": {
+        "id": {"type": "integer"},
+        "app": {"type": "string"},
+        "environment": {"type": "string"},
+        "kind": {"type": "string", "enum": list(Deploy.Kind.values)},
+        "state": {"type": "string", "enum": list(Deploy.State.values)},
+        "version": _NULLABLE_STRING,
+        "image_ref": {"type": "string"},
+        "image_digest": {"type": "string"},
+        "artifact_sha256": {"type": "string"},
+        "commit_sha": {"type": "string"},
+        "previous_version": _NULLABLE_STRING,
+        "requested_by": {"type": "string"},
+        "reason": {"type": "string"},
+        "overrides": {"type": "array", "items": {"type": "string"}},
+        "override_reason": {"type": "string"},
+        "superseded_by": {"type": ["integer", "null"]},
+        "error": {"type": "string"},
+        "created_at": _NULLABLE_STRING,
+        "queued_at": _NULLABLE_STRING,
+        "started_at": _NULLABLE_STRING,
+        "finished_at": _NULLABLE_STRING,
+        "plan": {
+            "type": "array",
+            "description": "The ordered steps the worker runs, visible before approval.",
+            "items": {
+                "type": "object",
+                "required": ["position", "kind", "title", "state"],
+                "properties": {
+                    "position": {"type": "integer"},
+                    "kind": {"type": "string"},
+                    "title": {"type": "string"},
+                    "state": {"type": "string"},
+                    "machines": {"type": "array", "items": {"type": "string"}},
+                    "create": {"type": "integer"},
+                },
+            },
+        },
+        "approval": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["id", "state", "required", "approvals", "expires_at"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "state": {"type": "string", "enum": list(ApprovalRequest.State.values)},
+                        "required": {"type": "integer"},
+                        "approvals": {"type": "integer"},
+                        "expires_at": {"type": "string"},
+                        "decided_at": _NULLABLE_STRING,
+                        "decisions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "user": {"type": "string"},
+                                    "decision": {"type": "string", "enum": ["approve", "reject"]},
+                                    "comment": {"type": "string"},
+                                    "at": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+    },
+}
+_JSON_DEPLOY = {"content": {"application/json": {"schema": _DEPLOY}}}
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+OPENAPI_PATHS = {
+    "/deploys": {
+        "post": {
+            "summary": "Request a deploy of a release to an environment",
+            "operationId": "deploys_create",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["app", "environment", "version", "reason"],
+                    "properties": {
+                        "app": {"type": "string"},
+                        "environment": {"type": "string"},
+                        "version": {"type": "string", "description": "1.2.0 or v1.2.0"},
+                        "reason": {"type": "string"},
+                        "overrides": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": sorted(policy.OVERRIDABLE)},
+                            "description": "Admins only, with override_reason",
+                        },
+                        "override_reason": {"type": "string"},
+                    },
+                }
+            ),
+            "responses": {
+                "201": {"description": "Created: awaiting approval or queued", **_JSON_DEPLOY},
+                "401": {"description": "No valid bearer token", **_ERROR},
+                "403": {"description": "forbidden: the role does not allow it", **_ERROR},
+                "404": {"description": "unknown_environment or unknown_release", **_ERROR},
+                "409": {
+                    "description": "environment_locked, freeze_window or checks_failing "
+                    "(details say who/why/since, the window, the failing checks)",
+                    **_ERROR,
+                },
+                "422": {
+                    "description": "missing_fields, invalid_field, reason_required, "
+                    "release_invalid, release_bad, release_deleted, invalid_override",
+                    **_ERROR,
+                },
+                "502": {"description": "upstream_error: Fly or GitHub failed", **_ERROR},
+            },
+        }
+    },
+    "/deploys/{id}": {
+        "get": {
+            "summary": "A deploy with its plan, step states and approval",
+            "operationId": "deploys_get",
+            "parameters": _ID,
+            "responses": {
+                "200": {"description": "The deploy", **_JSON_DEPLOY},
+                "401": {"description": "No valid bearer token", **_ERROR},
+                "403": {"description": "forbidden", **_ERROR},
+                "404": {"description": "not_found", **_ERROR},
+            },
+        }
+    },
+    "/deploys/{id}/decisions": {
+        "post": {
+            "summary": "Approve or reject (same policy as the drawer)",
+            "operationId": "deploys_decide",
+            "parameters": _ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["decision"],
+                    "properties": {
+                        "decision": {"type": "string", "enum": ["approve", "reject"]},
+                        "comment": {"type": "string", "description": "Required to reject"},
+                    },
+                }
+            ),
+            "responses": {
+                "201": {"description": "Recorded; the deploy as it is now", **_JSON_DEPLOY},
+                "401": {"description": "No valid bearer token", **_ERROR},
+                "403": {"description": "not_approver or self_approval", **_ERROR},
+                "404": {"description": "not_found", **_ERROR},
+                "409": {
+                    "description": "closed (someone decided first: details.approval says "
+                    "what), already_decided, expired, changed, not_gated",
+                    **_ERROR,
+                },
+                "422": {"description": "comment_required, invalid_field", **_ERROR},
+            },
+        }
+    },
+    "/deploys/{id}/cancel": {
+        "post": {
+            "summary": "Cancel a deploy that has not started",
+            "operationId": "deploys_cancel",
+            "parameters": _ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string"}},
+                }
+            ),
+            "responses": {
+                "200": {"description": "Cancelled", **_JSON_DEPLOY},
+                "401": {"description": "No valid bearer token", **_ERROR},
+                "403": {"description": "forbidden", **_ERROR},
+                "404": {"description": "not_found", **_ERROR},
+                "409": {"description": "not_cancellable: it already started", **_ERROR},
+                "422": {"description": "missing_fields", **_ERROR},
+            },
+        }
+    },
+}
