@@ -113,6 +113,8 @@ def audit(request: HttpRequest) -> HttpResponse:
         )
         for event in page.events:
             event.target_url = target_url(event)
+            # Joined here rather than looped in the template: it is the page's hot path.
+            event.details = "; ".join(f"{key}: {value}" for key, value in event.data.items())
         context.update(
             page=page,
             older_query=form.query(before=page.older_cursor) if page.older_cursor else "",

@@ -1,0 +1,59 @@
+"""Benchmarks (`make bench` = `python -m bench`), results in docs/benchmarks.md.
+
+Adding one: write bench/<name>.py with a `run() -> str` returning a markdown section (use
+`machine_markdown()` and `timings()` below), and add "<name>" to BENCHMARKS in
+bench/__main__.py. Each benchmark runs in its own process on its own PostgreSQL database,
+hotdash_<name>_bench (created and migrated for it), and its section in docs/benchmarks.md is
+replaced on each run, leaving the other sections alone. Import Django models inside run().
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def machine_markdown() -> str:
+    """One line naming the machine: cores, CPU model, RAM, Python and PostgreSQL versions."""
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as info:
+        mem_kb = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+    return (
+        f"Machine: {os.cpu_count()} cores ({subprocess.getoutput('nproc')} usable), {cpu}, "
+        f"{mem_kb / 1024 / 1024:.0f} GiB RAM; Python {platform.python_version()}, "
+        f"PostgreSQL {pg}; {time.strftime('%Y-%m-%d', time.gmtime())}."
+    )
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    p95_ms: float
+
+
+def timings(call: Callable[[], object], *, runs: int = 200, warmup: int = 5) -> Timing:
+    """Median and 95th percentile wall time of ``call`` over ``runs`` runs, in milliseconds."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return Timing(statistics.median(samples), samples[int(len(samples) * 0.95) - 1])
