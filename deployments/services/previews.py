@@ -323,7 +323,9 @@ def preview_deploy(
     actor = requested_by or "github"
     with transaction.atomic():
         locked = (
-            Preview.objects.select_for_update().select_related("environment").get(pk=preview.pk)
+            Preview.objects.select_for_update(of=("self",))
+            .select_related("environment")
+            .get(pk=preview.pk)
         )
         environment = locked.environment
         # Since the preview was (re)created: a revived preview deploys again.
@@ -620,7 +622,7 @@ def preview_state_refresh(*, preview: Preview) -> str:
 def _refresh_to(*, preview: Preview, state: str, deploy: Deploy | None) -> None:
     with transaction.atomic():
         locked = (
-            Preview.objects.select_for_update()
+            Preview.objects.select_for_update(of=("self",))
             .select_related("app", "environment")
             .get(pk=preview.pk)
         )
@@ -661,7 +663,7 @@ def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
             fly.start_machine(fly_app, machine.id)
     with transaction.atomic():
         locked = (
-            Preview.objects.select_for_update()
+            Preview.objects.select_for_update(of=("self",))
             .select_related("app", "environment")
             .get(pk=preview.pk)
         )
