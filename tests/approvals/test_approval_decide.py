@@ -127,7 +127,7 @@ def test_a_changed_digest_voids_pending_requests(pending, v130):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_twenty_concurrent_approvals_make_one_rollout(
     request_deploy, production, approver, second_approver, monkeypatch
 ):

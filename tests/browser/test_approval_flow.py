@@ -1,0 +1,127 @@
+"""A real browser (Playwright driving Debian's chromium) against the live app, a real Celery
+worker and the live sandbox: request → approve in the drawer → the page follows the deploy to
+succeeded; rejecting works; the requester sees no approve button."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from deployments.models import Deploy
+from tests.engine.conftest import fast_health
+from tests.engine.test_workers import run_sandbox_clock, worker_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "demo-password-for-tests"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator[object]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def world(demo, live_sandbox, start_worker, settings):
+    settings.DEPLOY_DISPATCH_GRACE_SECONDS = 0
+    run_sandbox_clock(live_sandbox)
+    production = fast_health(demo.environments.get(name="production"))
+    start_worker("w1", extra_env=worker_env(live_sandbox))
+    return production
+
+
+def signed_in(browser, live_server, username: str):
+    page = browser.new_context().new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    return page
+
+
+def request_from_environment_page(page, live_server, production, reason: str) -> Deploy:
+    page.goto(f"{live_server.url}/environments/{production.pk}/")
+    page.click("text=Deploy v1.3.0 to production…")
+    drawer = page.locator("#drawer-root dialog[data-drawer][open]")
+    drawer.locator("textarea[name=reason]").fill(reason)
+    drawer.locator("button:has-text('Request deploy')").click()
+    page.wait_for_url("**/deploys/*/")
+    return Deploy.objects.get(reason=reason)
+
+
+def test_request_approve_and_follow_to_succeeded(browser, live_server, world):
+    alice = signed_in(browser, live_server, "alice")
+    deploy = request_from_environment_page(alice, live_server, world, "ship the audit export")
+    assert alice.locator("#deploy-state").inner_text() == "Awaiting approval"
+    assert alice.locator("#step-3").inner_text().startswith("Batch 1/2")
+    # Her own request: the drawer opens, but offers her no decision.
+    alice.click("#open-approval")
+    alice.locator("#drawer-root dialog[open] #cannot-decide").wait_for()
+    assert alice.locator("button[value=approve]").count() == 0
+
+    bob = signed_in(browser, live_server, "bob")
+    bob.goto(f"{live_server.url}/approvals/")
+    row = bob.locator(f"#approval-{deploy.approval_request.pk}")
+    row.locator("a").click()
+    drawer = bob.locator("#drawer-root dialog[data-drawer][open]")
+    drawer.locator("textarea[name=comment]").fill("looks good")
+    drawer.locator("button[value=approve]").click()
+    bob.locator(".toast", has_text=f"Approved deploy #{deploy.pk}").wait_for()
+    drawer.wait_for(state="detached")
+    row.wait_for(state="detached")  # the queue refreshed itself
+    assert bob.locator("#pending-count").inner_text() == "0"
+
+    bob.goto(f"{live_server.url}/deploys/{deploy.pk}/")
+    bob.locator("#deploy-state", has_text="Succeeded").wait_for(timeout=120_000)
+    # Terminal: the live region stops polling.
+    assert "every" not in (bob.locator("#deploy-live").get_attribute("hx-trigger") or "")
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.SUCCEEDED
+    # alice's page followed it too (it polls while the deploy runs).
+    alice.locator("#deploy-state", has_text="Succeeded").wait_for(timeout=30_000)
+
+
+def test_rejecting_in_the_drawer(browser, live_server, world):
+    alice = signed_in(browser, live_server, "alice")
+    deploy = request_from_environment_page(alice, live_server, world, "try it")
+    bob = signed_in(browser, live_server, "bob")
+    bob.goto(f"{live_server.url}/deploys/")
+    bob.locator(f"#deploy-{deploy.pk} a:has-text('Review')").click()
+    drawer = bob.locator("#drawer-root dialog[data-drawer][open]")
+    drawer.locator("button[value=reject]").click()
+    drawer.locator("text=a reason is required").wait_for()  # 422 swapped into the drawer
+    drawer.locator("textarea[name=comment]").fill("not during the sale")
+    drawer.locator("button[value=reject]").click()
+    drawer.wait_for(state="detached")
+    bob.locator(f"#deploy-{deploy.pk}", has_text="Rejected").wait_for()
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.REJECTED
+    alice.locator("#deploy-state", has_text="Rejected").wait_for()
