@@ -1,0 +1,247 @@
+"""Latency from a deploy's queueing commit to the worker's first Fly API call, next to a bare
+Celery round trip, both through Redis to one real worker process, in the same run.
+
+* Deploy: a one-machine environment of the demo app against the sandbox served over HTTP
+  (clock 100x so machines boot in milliseconds; grace and verification window 0). For each
+  deploy, an ``on_commit`` hook registered before ``deploy_queue`` stamps the commit; a WSGI
+  wrapper stamps the first Fly request the worker makes afterwards (wall clock, same machine).
+  Deploys run one after another (the environment allows one at a time), alternating between
+  two releases so every deploy really updates the machine.
+* Bare round trip: ``worker_heartbeat.apply_async()`` until the task body's timestamp
+  (WorkerHeartbeat.seen_at) — publish, Redis, worker prefetch, task start, one DB write.
+
+Between commit and the first Fly call the worker claims the deploy (lease, conditional
+UPDATE, audit event), re-checks the artifact and creates the GitHub deployment (three
+GitHub calls to the sandbox) before it takes the Fly lease: that is the engine's overhead.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RUNS = int(os.environ.get("BENCH_DEPLOYS", "200"))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Stamps:
+    """WSGI wrapper that remembers the wall time of every Fly request."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.fly: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/fly/"):
+            with self.lock:
+                self.fly.append(time.time())
+        return self.app(environ, start_response)
+
+    def first_after(self, moment: float) -> float | None:
+        with self.lock:
+            return next((t for t in self.fly if t >= moment), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+def run() -> str:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from deployments.models import App, Deploy, DeployStep, WorkerHeartbeat
+    from deployments.services.deploys import deploy_queue
+    from deployments.services.requests import plan_steps
+    from deployments.tasks.ops import worker_heartbeat
+    from hotdash.celery import app as celery_app
+    from hotdash.integrations import fly_client
+    from hotdash.sandbox import SandboxApp, World
+    from hotdash.sandbox.server import serve_in_thread
+
+    redis = None
+    broker = settings.REDIS_URL
+    if not broker:
+        port = _free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        broker = f"redis://127.0.0.1:{port}/0"
+        celery_app.conf.broker_url = broker
+        celery_app.conf.broker_transport_options = {}
+        time.sleep(0.5)
+
+    world = World()
+    world.clock.speed, world.clock.frozen = 100.0, False
+    stamps = Stamps(SandboxApp(world))
+    server = serve_in_thread(stamps)
+    root = f"http://127.0.0.1:{server.server_port}"
+    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
+    settings.DEMO_PASSWORD = "bench-demo-password"
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+    app = App.objects.get(name="hot-dash")
+    staging = app.environments.get(name="staging")
+    staging.health_grace_seconds = 0
+    staging.verification_window_seconds = 0
+    staging.save()
+    releases = [app.releases.get(version="1.3.0"), app.releases.get(version="1.2.0")]
+    with fly_client() as fly:
+        machine_ids = [m.id for m in fly.list_machines(staging.fly_app_name)]
+    requester = get_user_model().objects.get(username="alice")  # the demo deployer
+
+    log = Path(tempfile.mkdtemp()) / "worker.log"
+    env = {
+        **os.environ,
+        "REDIS_URL": broker,
+        "FLY_API_URL": settings.FLY_API_URL,
+        "GITHUB_API_URL": settings.GITHUB_API_URL,
+        "DEPLOY_POLL_SECONDS": "0",
+        "DEPLOY_QUEUE_POLL_SECONDS": "0",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "hotdash",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            "bench@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "wb"),  # noqa: SIM115 - the worker outlives this statement
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(3)
+        # Warm up both paths (imports, connections) before measuring.
+        worker_heartbeat.apply_async()
+        _wait(lambda: WorkerHeartbeat.objects.exists(), 60, "the worker to start")
+
+        bare: list[float] = []
+        for _ in range(RUNS):
+            before = WorkerHeartbeat.objects.order_by("-seen_at").first().seen_at
+            sent = time.time()
+            worker_heartbeat.apply_async()
+            _wait(
+                lambda b=before: WorkerHeartbeat.objects.filter(seen_at__gt=b).exists(),
+                30,
+                "a heartbeat",
+            )
+            seen = WorkerHeartbeat.objects.order_by("-seen_at").first().seen_at.timestamp()
+            bare.append((seen - sent) * 1000)
+
+        engine: list[float] = []
+        for index in range(RUNS + 1):
+            release = releases[index % 2]
+            staging.refresh_from_db()
+            committed: list[float] = []
+            with transaction.atomic():
+                deploy = Deploy.objects.create(
+                    environment=staging,
+                    release=release,
+                    requested_by=requester,
+                    reason="benchmark",
+                    image_ref=release.image_ref,
+                    image_digest=release.image_digest,
+                    artifact_sha256=release.artifact_sha256,
+                    commit_sha=release.commit_sha,
+                    previous_release=staging.current_release,
+                    previous_image_ref=staging.current_image_ref,
+                )
+                steps = plan_steps(
+                    environment=staging,
+                    target_name=release.tag,
+                    commit_sha=release.commit_sha,
+                    machine_ids=machine_ids,
+                    verify_data={},
+                )
+                DeployStep.objects.bulk_create(
+                    DeployStep(deploy=deploy, position=n, kind=k, title=t, data=d)
+                    for n, (k, t, d) in enumerate(steps, start=1)
+                )
+                transaction.on_commit(lambda c=committed: c.append(time.time()))
+                deploy_queue(deploy=deploy, actor=requester)
+            _wait(lambda d=deploy: Deploy.objects.get(pk=d.pk).is_terminal, 60, "a deploy")
+            deploy.refresh_from_db()
+            if deploy.state != Deploy.State.SUCCEEDED:
+                raise RuntimeError(f"deploy #{deploy.pk} {deploy.state}: {deploy.error}")
+            first = stamps.first_after(committed[0])
+            if index:  # the first deploy warms the worker up
+                engine.append((first - committed[0]) * 1000)
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait()
+        server.shutdown()
+        if redis is not None:
+            redis.terminate()
+
+    p50, p95 = _percentile(engine, 50), _percentile(engine, 95)
+    b50, b95 = _percentile(bare, 50), _percentile(bare, 95)
+    mean, bmean = statistics.mean(engine), statistics.mean(bare)
+    ratio = p50 / b50
+    verdict = "meets" if ratio <= 1.5 else "misses"
+    cpu = platform.processor() or platform.machine()
+    return f"""## Deploy latency: approval commit → first Fly API call
+
+Machine: {platform.node()} ({cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()},
+{platform.system()} {platform.release()}); PostgreSQL and Redis on localhost; one Celery worker
+process (prefork, concurrency 2); the sandbox over HTTP on loopback. {RUNS} deploys and
+{RUNS} bare round trips in the same run (`python -m bench deploy_latency`).
+
+| | p50 | p95 | mean |
+|---|---|---|---|
+| commit → worker's first Fly call | {p50:.1f} ms | {p95:.1f} ms | {mean:.1f} ms |
+| bare Celery round trip (send → task running) | {b50:.1f} ms | {b95:.1f} ms | {bmean:.1f} ms |
+
+p50 ratio: {ratio:.2f}× the bare round trip — {verdict} the 1.5× target.
+
+Method: see the docstring of bench/deploy_latency.py. The deploy path includes, before its
+first Fly call, the claim (lease + conditional UPDATE + audit event in one transaction),
+the artifact re-check and three GitHub calls (find, create deployment, `in_progress`).
+Not yet optimized (why the target is missed): every run message builds fresh Fly and GitHub
+clients (httpx creates an SSL context per client, tens of ms each) and the step start, finish
+and claim are separate commits; reusing clients per worker process and folding those commits
+are the next steps.
+"""
