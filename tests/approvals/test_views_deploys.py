@@ -169,3 +169,13 @@ def test_deploy_list_links_pending_deploys_to_the_drawer(client, pending, viewer
     assert html.lstrip().startswith('<section id="deploy-table"')
     assert f'hx-get="{reverse("approvals:drawer", args=[pending.pk])}"' in html
     assert "approval-decided from:body" in html
+
+
+def test_the_live_region_offers_abort_once_running(client, pending, approver):
+    client.force_login(approver)
+    url = reverse("deployments:deploy-detail", args=[pending.deploy_id])
+    live = client.get(url, headers=HTMX).content.decode()
+    assert "Cancel deploy" in live and "Abort rollout" not in live
+    Deploy.objects.filter(pk=pending.deploy_id).update(state=Deploy.State.RUNNING)
+    live = client.get(url, headers=HTMX).content.decode()
+    assert "Abort rollout" in live and "Cancel deploy" not in live
