@@ -36,7 +36,9 @@ def machine_markdown() -> str:
     return (
         f"Machine: {os.cpu_count()} cores ({subprocess.getoutput('nproc')} usable), {cpu}, "
         f"{mem_kb / 1024 / 1024:.0f} GiB RAM; Python {platform.python_version()}, "
-        f"PostgreSQL {pg}; {time.strftime('%Y-%m-%d', time.gmtime())}."
+        f"PostgreSQL {pg}; {time.strftime('%Y-%m-%d', time.gmtime())}; load average "
+        f"{' / '.join(f'{load:.1f}' for load in os.getloadavg())} (1/5/15 min) when written "
+        "(other processes on the machine inflate the tail latencies)."
     )
 
 
