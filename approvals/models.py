@@ -107,6 +107,7 @@ class AuditEvent(models.Model):
                 fields=["verb"], opclasses=["varchar_pattern_ops"], name="audit_verb_prefix_idx"
             ),
             models.Index(fields=["actor_name", "id"], name="audit_actor_idx"),
+            models.Index(fields=["actor_name", "verb", "id"], name="audit_actor_verb_idx"),
             models.Index(fields=["app_name", "environment_name", "id"], name="audit_scope_idx"),
             models.Index(fields=["target_type", "target_id", "id"], name="audit_target_id_idx"),
             models.Index(fields=["created_at"], name="audit_created_idx"),
