@@ -27,6 +27,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """PostgreSQL-only tests are skipped on the SQLite run; CI runs the suite on both."""
     from django.conf import settings
 
+    # Every transactional test restores the migrated rows (role groups, the audit chain head)
+    # by serialized rollback. Mixing serialized and plain flushes breaks whichever runs next
+    # (missing groups, or duplicate content types), so it is all or nothing.
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction"):
+            kwargs = {**marker.kwargs, "serialized_rollback": True}
+            item.add_marker(pytest.mark.django_db(*marker.args, **kwargs), append=False)
+
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     if on_postgres:
         return
