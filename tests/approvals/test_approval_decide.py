@@ -178,3 +178,17 @@ def test_twenty_concurrent_approvals_make_one_rollout(
     assert sent == [approval.deploy_id]
     assert AuditEvent.objects.filter(verb="deploy.queued").count() == 1
     assert AuditEvent.objects.filter(verb="approval.refused").count() == 18
+
+
+def test_the_beat_task_expires_due_requests(pending, settings):
+    from deployments.tasks.approvals import approval_sweep
+
+    assert "deployments.tasks.approvals.approval_sweep" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    ApprovalRequest.objects.filter(pk=pending.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    approval_sweep()
+    pending.refresh_from_db()
+    assert pending.state == ApprovalRequest.State.EXPIRED

@@ -179,3 +179,31 @@ def test_the_live_region_offers_abort_once_running(client, pending, approver):
     Deploy.objects.filter(pk=pending.deploy_id).update(state=Deploy.State.RUNNING)
     live = client.get(url, headers=HTMX).content.decode()
     assert "Abort rollout" in live and "Cancel deploy" not in live
+
+
+def test_admin_overrides_a_lock_from_the_form(client, sandbox, production, v130, admin_user):
+    from deployments.services.environments import environment_lock
+
+    environment_lock(environment=production, actor=admin_user, reason="incident 7")
+    client.force_login(admin_user)
+    form = client.get(reverse("deployments:deploy-new")).content.decode()
+    assert 'name="overrides"' in form
+    client.post(
+        reverse("deployments:deploy-new"),
+        {
+            "environment": production.pk,
+            "release": v130.pk,
+            "reason": "hotfix",
+            "overrides": ["lock"],
+            "override_reason": "security fix cannot wait",
+        },
+    )
+    deploy = Deploy.objects.get(reason="hotfix")
+    assert deploy.overrides == ["lock"]
+    page = client.get(reverse("deployments:deploy-detail", args=[deploy.pk])).content.decode()
+    assert "security fix cannot wait" in page
+
+
+def test_the_override_fields_are_not_offered_to_deployers(client, requester):
+    client.force_login(requester)
+    assert 'name="overrides"' not in client.get(reverse("deployments:deploy-new")).content.decode()
