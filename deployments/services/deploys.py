@@ -776,7 +776,7 @@ class _Runner:
                     "protocol": "tcp",
                     "internal_port": port,
                     "autostart": True,
-                    "autostop": "suspend" if preview else "off",
+                    "autostop": "stop" if preview else "off",
                     "min_machines_running": 0 if preview else 1,
                     "ports": [
                         {"port": 80, "handlers": ["http"], "force_https": True},

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db import transaction
@@ -31,7 +30,7 @@ from deployments.services.deploys import (
     deploy_supersede,
 )
 from deployments.services.requests import DeployRefused, deploy_request
-from hotdash.integrations import FlyClient, PermanentAPIError, fly_client, github_client
+from hotdash.integrations import PermanentAPIError, fly_client, github_client
 from hotdash.integrations.github import parse_pull_request
 
 log = logging.getLogger(__name__)
@@ -255,24 +254,6 @@ def _fly_app_ensure(*, preview: Preview) -> None:
         )
 
 
-@sensitive_variables("values", "body")
-def _staging_secret_values(fly: FlyClient, fly_app: str) -> dict[str, str]:
-    """Staging's secret values, read with ``show_secrets`` only to be written to the preview.
-
-    FlyClient.list_secrets deliberately never asks for values, so this one read goes through
-    its HTTP client directly. Names whose value Fly does not reveal cannot be copied.
-    """
-    body = fly.api.get_json(
-        f"/apps/{quote(fly_app, safe='')}/secrets", params={"show_secrets": "true"}
-    )
-    values = {
-        item["name"]: item["value"]
-        for item in body.get("secrets") or ()
-        if isinstance(item.get("value"), str)
-    }
-    return values
-
-
 @sensitive_variables("values")
 def _secrets_copy(*, preview: Preview) -> None:
     """Copy staging's secrets onto the preview app; forks (untrusted heads) get none."""
@@ -284,7 +265,7 @@ def _secrets_copy(*, preview: Preview) -> None:
             names = []
         else:
             with fly_client() as fly:
-                values = _staging_secret_values(fly, staging.fly_app_name)
+                values = fly.reveal_secrets(staging.fly_app_name)
                 if values:
                     fly.set_secrets(preview.environment.fly_app_name, values)
                 names = sorted(values)

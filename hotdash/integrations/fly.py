@@ -496,6 +496,18 @@ class FlyClient:
         body = self.api.get_json(f"{self._app(app)}/secrets")
         return [Secret(name=s["name"], digest=s.get("digest", "")) for s in body.get("secrets", ())]
 
+    def reveal_secrets(self, app: str) -> dict[str, str]:
+        """Secret VALUES by name (``show_secrets=true``), for copying them to another app only.
+
+        Callers must never log, store or render the result; names Fly does not reveal are left out.
+        """
+        body = self.api.get_json(f"{self._app(app)}/secrets", params={"show_secrets": "true"})
+        return {
+            item["name"]: item["value"]
+            for item in body.get("secrets", ())
+            if isinstance(item.get("value"), str)
+        }
+
     def set_secrets(self, app: str, values: Mapping[str, str | None]) -> int:
         """Set (or, with None, unset) secrets in one call; returns the new secrets version.
 

@@ -123,6 +123,8 @@ class FlyWorld:
         self.broken_images: set[str] = set()
         self.fail_next = 0
         self.secrets: dict[str, dict[str, dict[str, Any]]] = {}
+        # Values live apart from the listing: Fly reveals them only to ``show_secrets=true``.
+        self.secret_values: dict[str, dict[str, str]] = {}
         self.secrets_version: dict[str, int] = {}
         self._buckets: dict[tuple[str, str], list[float]] = {}
         self.router = self._routes()
@@ -165,11 +167,10 @@ class FlyWorld:
                 machine.timeline = [(since, "started")]
                 self._event(machine, "launch", "created", since)
                 self._event(machine, "start", "started", since + BOOT_TIME)
-            self.secrets[app] = {
-                name: {"name": name, "digest": self._hex(16), "created_at": self.clock.iso(since)}
-                for name in ("SECRET_KEY", "DATABASE_URL")
-            }
-            self.secrets_version[app] = 1
+            self.put_secrets(
+                app,
+                {name: f"sandbox-{app}-{name.lower()}" for name in ("SECRET_KEY", "DATABASE_URL")},
+            )
 
     def _add_app(self, name: str, org: str, at: float) -> dict[str, Any]:
         app = {
@@ -430,6 +431,7 @@ class FlyWorld:
                 machine.timeline = [(now, "destroyed")]
         del self.apps[app]
         self.secrets.pop(app, None)
+        self.secret_values.pop(app, None)
         return Response(202)
 
     def list_machines(self, req: Request, app: str) -> Response:
@@ -643,23 +645,35 @@ class FlyWorld:
 
     # --- secrets -------------------------------------------------------------------------
 
+    def put_secrets(self, app: str, values: dict[str, str | None]) -> int:
+        """Set (None: unset) secrets of ``app``; returns the new secrets version."""
+        secrets = self.secrets.setdefault(app, {})
+        stored = self.secret_values.setdefault(app, {})
+        for name, value in values.items():
+            if value is None:
+                secrets.pop(name, None)
+                stored.pop(name, None)
+            else:
+                digest = hashlib.sha256(str(value).encode()).hexdigest()[:16]
+                secrets[name] = {"name": name, "digest": digest, "created_at": self.clock.iso()}
+                stored[name] = str(value)
+        self.secrets_version[app] = self.secrets_version.get(app, 0) + 1
+        return self.secrets_version[app]
+
     def list_secrets(self, req: Request, app: str) -> Response:
         self._app(app)
-        return Response(200, {"secrets": list(self.secrets.get(app, {}).values())})
+        reveal = req.arg("show_secrets") == "true"
+        values = self.secret_values.get(app, {})
+        listing = [
+            {**entry, "value": values[entry["name"]]} if reveal else entry
+            for entry in self.secrets.get(app, {}).values()
+        ]
+        return Response(200, {"secrets": listing})
 
     def set_secrets(self, req: Request, app: str) -> Response:
         self._app(app)
         values = req.json().get("values")
         if not isinstance(values, dict):
             raise Problem(400, "values must be an object")
-        secrets = self.secrets.setdefault(app, {})
-        for name, value in values.items():
-            if value is None:
-                secrets.pop(name, None)
-            else:
-                digest = hashlib.sha256(str(value).encode()).hexdigest()[:16]
-                secrets[name] = {"name": name, "digest": digest, "created_at": self.clock.iso()}
-        self.secrets_version[app] = self.secrets_version.get(app, 0) + 1
-        return Response(
-            200, {"secrets": list(secrets.values()), "version": self.secrets_version[app]}
-        )
+        version = self.put_secrets(app, values)
+        return Response(200, {"secrets": list(self.secrets[app].values()), "version": version})

@@ -221,6 +221,16 @@ def test_secrets_names_and_digests_only(sandbox, fly):
     assert "value" not in str(sandbox.calls("GET", "/apps/hot-dash/secrets")[0].query)
 
 
+def test_secret_values_only_when_revealed(sandbox, fly):
+    fly.set_secrets(PROD, {"SENTRY_DSN": "https://key@sentry.example/1"})
+    plain_listing = fly.api.get_json("/apps/hot-dash/secrets")["secrets"]
+    assert plain_listing and all("value" not in entry for entry in plain_listing)
+    revealed = fly.reveal_secrets(PROD)
+    assert set(revealed) == {"SECRET_KEY", "DATABASE_URL", "SENTRY_DSN"}
+    assert revealed["SENTRY_DSN"] == "https://key@sentry.example/1"
+    assert sandbox.calls("GET", "/apps/hot-dash/secrets")[-1].query == {"show_secrets": ["true"]}
+
+
 def test_rate_limits_answer_429_when_switched_on(sandbox, make_fly, sleeps):
     def sleep(seconds: float) -> None:  # waiting lets the bucket refill
         sleeps.append(seconds)

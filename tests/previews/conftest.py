@@ -27,10 +27,8 @@ def secret_digest(value: str) -> str:
 
 def reveal_staging_secrets(world, values: dict[str, str]) -> None:
     """Staging's secrets in the sandbox, with values that ``show_secrets`` reads reveal."""
-    world.fly.secrets["hot-dash-staging"] = {
-        name: {"name": name, "digest": secret_digest(value), "value": value}
-        for name, value in values.items()
-    }
+    stale = dict.fromkeys(world.fly.secrets.get("hot-dash-staging", {}))
+    world.fly.put_secrets("hot-dash-staging", {**stale, **values})
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_opened_creates_app_deploys_a_machine_and_comments_once(world, driver, p
     assert machine.config["guest"] == {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512}
     [service] = machine.config["services"]
     # Idle machines stop ("suspend" is Fly's stop-with-snapshot) and start on request.
-    assert service["autostop"] in ("stop", "suspend") and service["autostart"] is True
+    assert service["autostop"] == "stop" and service["autostart"] is True
     assert service["min_machines_running"] == 0
 
     assert preview_state_refresh(preview=preview) == Preview.State.RUNNING
