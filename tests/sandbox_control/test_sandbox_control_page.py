@@ -9,7 +9,7 @@ URL = "/ops/sandbox/"
 
 
 @pytest.mark.parametrize("role", ["outsider", "viewer", "requester", "approver"])
-def test_only_admins_may_simulate(client, sandbox, request, role):
+def test_only_admins_may_simulate(client, db, sandbox, request, role):
     client.force_login(request.getfixturevalue(role))
     assert client.get(URL).status_code == 403
     assert client.post(URL, {"action": "fail_next", "count": 1}).status_code == 403
