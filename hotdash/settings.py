@@ -264,8 +264,7 @@ if not AUDIT_HMAC_KEY:
         )
     AUDIT_HMAC_KEY = "sandbox-audit-key"
 
-# --- Application policy -------------------------------------------------------------------
-APPROVAL_TTL_MINUTES = env_int("APPROVAL_TTL_MINUTES", 60, minimum=1)
+# --- Demo ----------------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 
 LOGGING = {

@@ -47,7 +47,7 @@ def boot(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
             "REDIS_URL must be a URL starting with redis://",
         ),
         ({"DEBUG": "true", "SANDBOX_PORT": "eighty"}, "SANDBOX_PORT must be an integer"),
-        ({"DEBUG": "true", "APPROVAL_TTL_MINUTES": "0"}, "APPROVAL_TTL_MINUTES must be at least 1"),
+        ({"DEBUG": "true", "HTTP_TIMEOUT_SECONDS": "0"}, "HTTP_TIMEOUT_SECONDS must be at least 1"),
         (
             {"SECRET_KEY": "x" * 50, "FLY_API_TOKEN": "t", "GITHUB_TOKEN": "t"},
             "AUDIT_HMAC_KEY is required",
