@@ -2,6 +2,7 @@
 
 Admin changes arrive through the admin's own LogEntry rows, saved inside the admin's
 transaction, so the audit event commits with the configuration change it describes.
+After every migrate or flush, the role groups and the audit chain head exist.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import post_save
+from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 
-from approvals.audit import Target, record
+from approvals import policy
+from approvals.audit import GENESIS_HASH, Target, record
+from approvals.models import AuditChainHead
 from hotdash.permissions import client_ip
 
 ADMIN_VERBS = {ADDITION: "admin.added", CHANGE: "admin.changed", DELETION: "admin.deleted"}
@@ -67,3 +71,13 @@ def audit_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs:
             "change_message": instance.get_change_message(),
         },
     )
+
+
+@receiver(post_migrate, dispatch_uid="approvals_roles_and_chain_head")
+def ensure_roles_and_chain_head(sender: Any, using: str, **kwargs: Any) -> None:
+    """Re-create what migration 0002 seeded once a flush (e.g. between tests) removed it."""
+    if sender.label != "approvals":
+        return
+    for role in policy.ROLE_ORDER:
+        Group.objects.using(using).get_or_create(name=role)
+    AuditChainHead.objects.using(using).get_or_create(id=1, defaults={"last_hash": GENESIS_HASH})

@@ -207,3 +207,16 @@ def test_concurrent_writers_never_fork_the_chain():
     ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
     assert ids == list(range(1, 201))
     assert verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_empties_the_log_and_restores_the_guard_roles_and_chain_head(events):
+    from django.contrib.auth.models import Group
+
+    from approvals import policy
+
+    call_command("flush", interactive=False, verbosity=0)
+    assert AuditEvent.objects.count() == 0
+    assert set(Group.objects.values_list("name", flat=True)) == set(policy.ROLE_ORDER)
+    assert record(actor="system", verb="demo.seeded").id == 1
+    assert verify().ok  # the append-only triggers are back
