@@ -220,3 +220,12 @@ def test_flush_empties_the_log_and_restores_the_guard_roles_and_chain_head(event
     assert set(Group.objects.values_list("name", flat=True)) == set(policy.ROLE_ORDER)
     assert record(actor="system", verb="demo.seeded").id == 1
     assert verify().ok  # the append-only triggers are back
+
+
+def test_flush_refuses_to_wipe_a_database_that_is_not_a_test_database(events, monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "NAME", "hotdash")
+    monkeypatch.setitem(connection.settings_dict, "TEST", {})
+    with pytest.raises(CommandError, match="append-only"):
+        call_command("flush", interactive=False, verbosity=0)
+    monkeypatch.undo()
+    assert AuditEvent.objects.count() == len(events)
