@@ -138,12 +138,24 @@ class _Echo:
         return value
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (OWASP CSV injection); JSON Lines stays verbatim."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_FIELDS)
     for row in rows:
         row["data"] = json.dumps(row["data"], sort_keys=True, separators=(",", ":"))
-        yield writer.writerow(["" if row[name] is None else row[name] for name in EXPORT_FIELDS])
+        yield writer.writerow([_csv_cell(row[name]) for name in EXPORT_FIELDS])
 
 
 def _jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:

@@ -149,6 +149,15 @@ def test_the_csv_export_is_exactly_the_filter_with_hashes(events, signed_in):
     assert json.loads(rows[0]["data"]) == {"reason": "incident 42"}
 
 
+def test_the_csv_export_neutralises_spreadsheet_formulas(db, signed_in):
+    record(actor="system", verb="environment.locked", target=None, app="=HYPERLINK(1)")
+    body = export(signed_in, "csv", {"verb": "environment.locked"}).decode()
+    [row] = list(csv.DictReader(io.StringIO(body)))
+    assert row["app_name"] == "'=HYPERLINK(1)"
+    jsonl = export(signed_in, "jsonl", {"verb": "environment.locked"}).decode()
+    assert json.loads(jsonl.splitlines()[0])["app_name"] == "=HYPERLINK(1)"
+
+
 def test_an_export_with_a_bad_filter_is_refused(events, signed_in):
     response = signed_in.get(reverse("approvals:audit-export-csv"), {"until": "yesterday"})
     assert response.status_code == 400
