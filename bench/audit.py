@@ -276,10 +276,21 @@ def run() -> str:
     from django.test.utils import CaptureQueriesContext
 
     from approvals.audit import verify
-    from approvals.selectors_audit import PAGE_SIZE, AuditFilters, audit_event_filter
+    from approvals.selectors_audit import PAGE_FIELDS, PAGE_SIZE, AuditFilters, audit_event_filter
 
     seeded = _seed() if _seed_needed() else "reused from an earlier run"
+    from django.conf import settings
+    from django.contrib import admin as django_admin
     from django.contrib.auth import get_user_model
+    from django.template import engines
+
+    from approvals.models import AuditEvent
+
+    # Measure what production runs: DEBUG off, so templates come from Django's cached loader.
+    loader = engines["django"].engine.template_loaders[0]
+    assert not settings.DEBUG and type(loader).__module__ == "django.template.loaders.cached"
+    # Compare equal pages: the admin lists 100 rows by default, the Audit page PAGE_SIZE.
+    django_admin.site.get_model_admin(AuditEvent).list_per_page = PAGE_SIZE
 
     users = get_user_model().objects
     viewer, admin = Client(), Client()
@@ -329,6 +340,7 @@ def run() -> str:
             f"/admin/approvals/auditevent/?p={min(2000, EVENTS // 100)}",
         ),
     ]
+    load_before = os.getloadavg()[0]
     rows = []
     audit_p95 = []
     max_queries = 0
@@ -340,7 +352,7 @@ def run() -> str:
         max_queries = max(max_queries, queries)
         timing = _time_get(viewer, url)
         audit_p95.append(timing.p95_ms)
-        events = audit_event_filter(filters).defer("search_text")
+        events = audit_event_filter(filters).only(*PAGE_FIELDS)
         if before:
             events = events.filter(id__lt=before)
         sql, params = events.order_by("-id")[: PAGE_SIZE + 1].query.sql_with_params()
@@ -353,6 +365,7 @@ def run() -> str:
         assert response.status_code == 200, (url, response.status_code)
         queries = len(captured)
         admin_rows.append((label, _time_get(admin, url), queries))
+    load_after = os.getloadavg()[0]
 
     csv_rows, csv_seconds, csv_mb = _export_memory(viewer, "/audit/export.csv")
     jsonl_rows, jsonl_seconds, jsonl_mb = _export_memory(viewer, "/audit/export.jsonl")
@@ -362,7 +375,14 @@ def run() -> str:
 
     from bench import machine_markdown
 
-    first_admin = admin_rows[0][1].p95_ms
+    first, deep_page = rows[0][1], rows[1][1]
+    first_admin, deep_admin = admin_rows[0][1], admin_rows[1][1]
+    ratios = [
+        first_admin.median_ms / first.median_ms,
+        first_admin.p95_ms / first.p95_ms,
+        deep_admin.median_ms / deep_page.median_ms,
+        deep_admin.p95_ms / deep_page.p95_ms,
+    ]
     lines = [
         "## Audit log at 1,000,000 events",
         "",
@@ -370,9 +390,15 @@ def run() -> str:
         "",
         f"Data: {EVENTS:,} audit events (valid keyed hash chain, seeded with COPY) and "
         f"{DEPLOYS:,} deploys on PostgreSQL; seeding: {seeded}. Each figure is the server "
-        f"time of {RUNS} requests through the Django test client (in-process: middleware, "
-        "view, ORM, PostgreSQL, template; DEBUG off), after 5 warm-up requests. "
-        "Bare SQL: the page's own query (LIMIT 51) run on a cursor.",
+        f"time of {RUNS} sequential requests through the Django test client (in-process: "
+        "middleware, session, view, ORM, PostgreSQL, templates, the shared layout with its "
+        "pending-approvals badge), after 5 warm-up requests, with DEBUG off, i.e. the "
+        "production template loader (Django's cached loader; the benchmark asserts it). "
+        f"Both pages list {PAGE_SIZE} rows: the Audit page's PAGE_SIZE, and the admin "
+        f"changelist set to list_per_page = {PAGE_SIZE} for this run (its default is 100), so "
+        f"admin page 2000 starts at row {(2000 - 1) * PAGE_SIZE + 1:,}. Bare SQL: the Audit "
+        f"page's own query (LIMIT {PAGE_SIZE + 1}) run on a cursor. 1-minute load average: "
+        f"{load_before:.1f} before the timed requests, {load_after:.1f} after.",
         "",
         "| View | median ms | p95 ms | queries/page | bare SQL median / p95 ms |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -387,10 +413,10 @@ def run() -> str:
     worst = max(audit_p95)
     lines += [
         "",
-        f"- Worst Audit p95: {worst:.1f} ms (target < 20 ms: {'met' if worst < 20 else 'MISSED'}). "
-        f"Admin changelist p95 / Audit first-page p95: {first_admin / rows[0][1].p95_ms:.0f}×; "
-        f"admin page 2000 / Audit deep cursor: "
-        f"{admin_rows[1][1].p95_ms / rows[1][1].p95_ms:.0f}× (target ≥ 10×).",
+        f"- Worst Audit p95: {worst:.1f} ms (target < 20 ms: {'met' if worst < 20 else 'MISSED'}).",
+        f"- Admin changelist / Audit, first page: {ratios[0]:.1f}× (median), {ratios[1]:.1f}× "
+        f"(p95); admin page 2000 / Audit deep cursor: {ratios[2]:.1f}× (median), "
+        f"{ratios[3]:.1f}× (p95) (target ≥ 10×: {'met' if min(ratios) >= 10 else 'MISSED'}).",
         f"- Queries per Audit page: at most {max_queries} (target ≤ 8), the same at any depth.",
         f"- Export of the whole log: CSV {csv_rows - 1:,} rows in {csv_seconds:.0f} s, peak RSS "
         f"growth {csv_mb:.1f} MB; JSON Lines {jsonl_rows:,} rows in {jsonl_seconds:.0f} s, peak "
@@ -401,7 +427,10 @@ def run() -> str:
         "Method notes: pages are keyset (`id < cursor ORDER BY id DESC LIMIT 51`), so depth "
         "costs nothing; the admin counts the table and uses OFFSET. Free text searches the "
         "lower-cased `search_text` column (reason, comment, override reason, admin change "
-        "message) with LIKE, served by a pg_trgm GIN index.",
+        "message) with LIKE, served by one pg_trgm GIN index over (verb, search_text), so a "
+        "verb prefix narrows a common word inside the index. The Audit rows are built in "
+        "Python (escaped) and the filter inputs are plain template markup: per-row template "
+        "nodes and Django's widget templates were most of the page's time.",
         "",
     ]
     return "\n".join(lines)

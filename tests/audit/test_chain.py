@@ -98,6 +98,17 @@ def test_truncate_is_refused_on_postgres(events):
     assert AuditEvent.objects.count() == 5
 
 
+@pytest.mark.postgres
+def test_free_text_and_verb_share_one_trigram_index_on_postgres(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [TABLE])
+        indexes = dict(cursor.fetchall())
+    assert "audit_search_trgm_idx" not in indexes  # replaced by migration 0006
+    assert indexes["audit_verb_search_trgm_idx"].endswith(
+        "USING gin (verb gin_trgm_ops, search_text gin_trgm_ops)"
+    )
+
+
 def test_the_orm_cannot_update_or_delete_either(events):
     with pytest.raises(IntegrityError), transaction.atomic():
         AuditEvent.objects.filter(id=1).update(verb="deploy.cancelled")

@@ -114,6 +114,32 @@ def test_every_event_links_to_its_target(signed_in, demo):
     assert f'href="{AUDIT}?target=user%3A{login.target_id}"' in html
 
 
+def test_every_value_in_a_row_is_escaped(db, signed_in):
+    from approvals.audit import Target
+
+    event = record(
+        actor="system",
+        verb="environment.locked",
+        target=Target(type="environment", id='1"><i>', repr="<b>prod</b>"),
+        app="<shop>",
+        environment="'prod'",
+        data={"reason": "<script>alert(1)</script> & more"},
+    )
+    html = signed_in.get(AUDIT).content.decode()
+    row = html[html.index(f'<tr id="audit-event-{event.pk}">') :].split("</tr>", 1)[0]
+    assert "<script>" not in row and "<b>" not in row and "<i>" not in row
+    assert "reason: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in row
+    assert "&lt;shop&gt;/&#x27;prod&#x27;" in row
+    assert 'href="/audit/?target=environment%3A1%22%3E%3Ci%3E">&lt;b&gt;prod&lt;/b&gt;</a>' in row
+
+
+def test_the_filter_inputs_keep_what_was_typed(events, signed_in):
+    html = signed_in.get(AUDIT, {"actor": 'a"<b>', "since": "2024-02-30"}).content.decode()
+    assert '<input type="text" name="actor" id="id_actor" value="a&quot;&lt;b&gt;"' in html
+    assert 'name="since" id="id_since" value="2024-02-30" aria-invalid="true">' in html
+    assert 'name="q" id="id_q" value="" maxlength="200">' in html
+
+
 def test_the_page_shows_the_last_verification(events, signed_in):
     from approvals.audit import audit_chain_verify
 
