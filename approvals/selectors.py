@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -22,8 +23,23 @@ def _pending() -> Any:
     )
 
 
+# The same rows as _pending(), counted in plain SQL: the badge is on every page, and building
+# the ORM query cost twice the query itself (docs/benchmarks.md, audit section). Tests hold the
+# two equal (tests/audit/test_layout.py).
+PENDING_COUNT_SQL = (
+    f"SELECT COUNT(*) FROM {ApprovalRequest._meta.db_table} r "
+    f"JOIN {Deploy._meta.db_table} d ON d.id = r.deploy_id "
+    "WHERE r.state = %s AND d.state = %s"
+)
+
+
 def approval_count_pending() -> int:
-    return _pending().count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            PENDING_COUNT_SQL,
+            [ApprovalRequest.State.PENDING, Deploy.State.AWAITING_APPROVAL],
+        )
+        return cursor.fetchone()[0]
 
 
 def approval_list_pending() -> list[ApprovalRequest]:

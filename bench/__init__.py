@@ -1,10 +1,11 @@
 """Benchmarks (`make bench` = `python -m bench`), results in docs/benchmarks.md.
 
 Adding one: write bench/<name>.py with a `run() -> str` returning a markdown section (use
-`machine_markdown()` and `timings()` below), and add "<name>" to BENCHMARKS in
-bench/__main__.py. Each benchmark runs in its own process on its own PostgreSQL database,
-hotdash_<name>_bench (created and migrated for it), and its section in docs/benchmarks.md is
-replaced on each run, leaving the other sections alone. Import Django models inside run().
+`machine_markdown()` and `timings()` or `interleaved_timings()` below), and add "<name>" to
+BENCHMARKS in bench/__main__.py. Each benchmark runs in its own process on its own
+PostgreSQL database, hotdash_<name>_bench (created and migrated for it), and its section in
+docs/benchmarks.md is replaced on each run, leaving the other sections alone. Import Django
+models inside run().
 """
 
 from __future__ import annotations
@@ -57,5 +58,27 @@ def timings(call: Callable[[], object], *, runs: int = 200, warmup: int = 5) -> 
         started = time.perf_counter()
         call()
         samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return Timing(statistics.median(samples), samples[int(len(samples) * 0.95) - 1])
+    return summary(samples)
+
+
+def interleaved_timings(
+    calls: list[Callable[[], object]], *, runs: int = 200, warmup: int = 5
+) -> list[Timing]:
+    """Like ``timings`` for several calls, taking turns (one run of each per round), so that
+    load from other processes falls on every call alike and comparisons between them hold."""
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(runs):
+        for call, times in zip(calls, samples, strict=True):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
+    return [summary(times) for times in samples]
+
+
+def summary(samples_ms: list[float]) -> Timing:
+    """Median and 95th percentile (nearest rank) of ``samples_ms``."""
+    ordered = sorted(samples_ms)
+    return Timing(statistics.median(ordered), ordered[int(len(ordered) * 0.95) - 1])
