@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from deployments.models import Deploy, DeployLog, DeployStep
 
@@ -37,7 +38,7 @@ def deploy_get(*, pk: int) -> Deploy:
 @dataclass(frozen=True)
 class MachineProgress:
     id: str
-    state: str  # pending / updated / healthy
+    state: str  # pending / updated / healthy, or unchanged when its batch was skipped
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,29 @@ def deploy_step_progress(*, deploy: Deploy) -> list[StepProgress]:
     for step in deploy.steps.all():
         updated = set(step.data.get("updated", []))
         healthy = set(step.data.get("healthy", []))
+        # Only a batch tracks its machines; other steps (e.g. a rollback hand-off) merely
+        # name them in their title.
+        batch_machines = (
+            step.data.get("machines", []) if step.kind == DeployStep.Kind.UPDATE_BATCH else []
+        )
+        skipped = step.state == DeployStep.State.SKIPPED
         machines = [
             MachineProgress(
                 id=machine_id,
-                state="healthy"
+                state="unchanged"
+                if skipped
+                else "healthy"
                 if machine_id in healthy
                 else "updated"
                 if machine_id in updated
                 else "pending",
             )
-            for machine_id in step.data.get("machines", [])
+            for machine_id in batch_machines
         ]
-        if step.state in (DeployStep.State.DONE, DeployStep.State.SKIPPED):
+        if step.state == DeployStep.State.DONE:
             percent = 100
+        elif step.state == DeployStep.State.SKIPPED:
+            percent = 0
         elif machines:
             done = sum({"pending": 0, "updated": 1, "healthy": 2}[m.state] for m in machines)
             percent = round(100 * done / (2 * len(machines)))
@@ -103,3 +114,49 @@ def deploy_environment_busy_with(*, deploy: Deploy) -> Deploy | None:
 
 def deploy_log_tail(*, deploy: Deploy, lines: int = 50) -> list[DeployLog]:
     return list(reversed(deploy.logs.order_by("-id")[:lines]))
+
+
+@dataclass(frozen=True)
+class RollbackTaken:
+    deploy: Deploy
+    machines: list[str]
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """What failed and what was done about it, for the deploy page."""
+
+    failed_step: DeployStep | None
+    rolled_back_by: list[RollbackTaken]
+    untouched: list[str]  # machines of batches that never ran: still on the previous version
+
+
+def deploy_outcome(*, deploy: Deploy, steps: list[StepProgress]) -> DeployOutcome:
+    failed_step = next((i.step for i in steps if i.step.state == DeployStep.State.FAILED), None)
+    handed = {
+        i.step.data.get("rollback_deploy"): i.step.data.get("machines", [])
+        for i in steps
+        if i.step.kind == DeployStep.Kind.ROLLBACK_MACHINES
+    }
+    rollbacks = deploy.rollbacks.select_related("release").order_by("created_at", "id")
+    untouched = [
+        machine.id
+        for i in steps
+        if i.step.kind == DeployStep.Kind.UPDATE_BATCH and i.step.state == DeployStep.State.SKIPPED
+        for machine in i.machines
+    ]
+    return DeployOutcome(
+        failed_step=failed_step,
+        rolled_back_by=[RollbackTaken(deploy=r, machines=handed.get(r.pk, [])) for r in rollbacks],
+        untouched=untouched,
+    )
+
+
+def deploy_duration(*, deploy: Deploy) -> str:
+    """How long the rollout took (or has taken so far), e.g. "3 min 23 s"."""
+    if deploy.started_at is None:
+        return ""
+    end = deploy.finished_at or timezone.now()
+    seconds = max(int((end - deploy.started_at).total_seconds()), 0)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"

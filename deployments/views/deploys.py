@@ -18,10 +18,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from approvals import policy
 from deployments.models import Deploy, Environment, Release
 from deployments.selectors.deploys import (
+    deploy_duration,
     deploy_environment_busy_with,
     deploy_get,
     deploy_list,
     deploy_log_tail,
+    deploy_outcome,
     deploy_queue_position,
     deploy_step_progress,
 )
@@ -77,9 +79,12 @@ def deploy_list_page(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
+    steps = deploy_step_progress(deploy=deploy)
     return {
         "deploy": deploy,
-        "steps": deploy_step_progress(deploy=deploy),
+        "steps": steps,
+        "outcome": deploy_outcome(deploy=deploy, steps=steps),
+        "duration": deploy_duration(deploy=deploy),
         "log": deploy_log_tail(deploy=deploy),
         "queue_position": deploy_queue_position(deploy=deploy),
         "waiting_for": deploy_environment_busy_with(deploy=deploy)
