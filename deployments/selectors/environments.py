@@ -38,6 +38,15 @@ def environment_deployable_releases(*, environment: Environment, limit: int = 5)
     )
 
 
+def environment_bad_releases(*, environment: Environment) -> list[Release]:
+    """Releases of the environment's app that are marked bad (blocked until cleared)."""
+    return list(
+        Release.objects.filter(app_id=environment.app_id, bad_marked_at__isnull=False)
+        .select_related("bad_marked_by")
+        .order_by("-bad_marked_at")
+    )
+
+
 def environment_freeze_windows(*, environment: Environment) -> list[FreezeWindow]:
     """Current and upcoming windows."""
     return list(environment.freeze_windows.filter(ends_at__gt=timezone.now()))

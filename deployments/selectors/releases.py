@@ -216,7 +216,8 @@ def environment_get(*, pk: int) -> Environment:
 
 
 def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
-    """The environments of the release's app where it is currently a rollback target."""
+    """The environments of the release's app where it is currently a rollback target that
+    can be chosen (a release marked bad or otherwise blocked is not offered)."""
     environments = (
         Environment.objects.filter(app=release.app)
         .exclude(kind=Environment.Kind.PREVIEW)
@@ -225,7 +226,10 @@ def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
     return [
         env
         for env in environments
-        if any(t.release.pk == release.pk for t in rollback_choices(environment=env).targets)
+        if any(
+            t.release.pk == release.pk and t.eligible
+            for t in rollback_choices(environment=env).targets
+        )
     ]
 
 

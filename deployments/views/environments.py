@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from approvals import policy
 from deployments.models import FreezeWindow
 from deployments.selectors.environments import (
+    environment_bad_releases,
     environment_deployable_releases,
     environment_detail_get,
     environment_freeze_windows,
@@ -49,6 +50,7 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "environment": environment,
         "deploys": environment_recent_deploys(environment=environment),
         "releases": environment_deployable_releases(environment=environment),
+        "bad_releases": environment_bad_releases(environment=environment),
         "freeze_windows": environment_freeze_windows(environment=environment),
         "can_request": policy.can_request_deploy(request.user),
         "can_lock": policy.can_lock(request.user),

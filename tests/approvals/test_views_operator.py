@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import Deploy, DeployStep
+from deployments.models import Deploy, DeployStep, Release
+from deployments.services.environments import environment_lock
 
 HTMX = {"HX-Request": "true"}
 
@@ -101,3 +102,60 @@ def test_a_succeeded_deploy_rolled_back_later_says_so(client, pending, viewer):
     html = client.get(reverse("deployments:deploy-detail", args=[deploy.pk])).content.decode()
     assert "Rolled back later:" in html and f'id="rolled-back-by-{later.pk}"' in html
     assert "What failed" not in html
+
+
+def test_environment_page_offers_rollback_and_shows_lock_and_bad_marks(
+    client, production, requester, viewer, admin_user, v130
+):
+    v130.bad_marked_at, v130.bad_reason = timezone.now(), "slow search"
+    v130.save()
+    production.current_release = v130
+    production.save()
+    environment_lock(environment=production, actor=admin_user, reason="incident 9")
+    url = reverse("deployments:environment-detail", args=[production.pk])
+
+    client.force_login(requester)
+    html = client.get(url).content.decode()
+    assert reverse("deployments:rollback-form", args=[production.pk]) in html
+    assert "a deploy request will be refused unless an admin overrides the lock" in html
+    assert 'id="live-bad-mark"' in html
+    bad = html[html.index('id="bad-releases"') :]
+    assert "v1.3.0" in bad and "slow search" in bad
+    assert "<th>Kind</th>" in html
+
+    client.force_login(viewer)
+    html = client.get(url).content.decode()
+    assert reverse("deployments:rollback-form", args=[production.pk]) not in html
+    assert 'id="live-bad-mark"' in html  # the bad mark is shown to everyone
+
+
+def test_overview_marks_a_bad_live_release_and_names_rollbacks(client, production, viewer, v130):
+    v130.bad_marked_at, v130.bad_reason = timezone.now(), "slow search"
+    v130.save()
+    production.current_release = v130
+    production.save()
+    Deploy.objects.create(
+        environment=production,
+        release=v130,
+        kind=Deploy.Kind.AUTO_ROLLBACK,
+        requested_by_system="system",
+        reason="auto",
+    )
+    client.force_login(viewer)
+    html = client.get(reverse("overview")).content.decode()
+    row = html[html.index(f'id="environment-{production.pk}"') :]
+    assert 'title="slow search">marked bad</span>' in row
+    assert "Automatic rollback to v1.3.0" in row
+
+
+def test_release_page_does_not_offer_a_rollback_to_a_bad_release(
+    client, sandbox, demo, production, requester
+):
+    v110 = Release.objects.get(app=demo, version="1.1.0")
+    url = reverse("deployments:release-detail", args=[v110.pk])
+    rollback_url = reverse("deployments:rollback-form", args=[production.pk])
+    client.force_login(requester)
+    assert rollback_url in client.get(url).content.decode()
+    v110.bad_marked_at, v110.bad_reason = timezone.now(), "corrupts sessions"
+    v110.save()
+    assert rollback_url not in client.get(url).content.decode()
