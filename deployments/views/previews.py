@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
-from deployments.models import Preview
+from deployments.models import Deploy, Preview
 from deployments.selectors.previews import preview_get, preview_list
 from deployments.services.previews import (
     PreviewActionRefused,
@@ -20,15 +20,28 @@ from deployments.services.previews import (
 from hotdash.integrations import APIError
 from hotdash.permissions import client_ip, role_required
 
+TERMINAL = {str(state) for state in Deploy.TERMINAL_STATES}
+
 
 @require_GET
 @role_required(policy.can_view)
 def preview_list_page(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "deployments/preview_list.html",
-        {"previews": preview_list(), "can_act": policy.can_request_deploy(request.user)},
-    )
+    previews = list(preview_list())
+    template = "deployments/preview_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#preview-table"
+    context = {
+        "previews": previews,
+        "can_act": policy.can_request_deploy(request.user),
+        # Pull requests arrive from outside at any time: the table refreshes itself, faster
+        # while a preview is being created or deployed.
+        "any_in_flight": any(
+            preview.state == Preview.State.CREATING
+            or (preview.last_deploy_state and preview.last_deploy_state not in TERMINAL)
+            for preview in previews
+        ),
+    }
+    return render(request, template, context)
 
 
 def _act(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import Deploy, DeployStep, Release
+from deployments.models import Deploy, DeployStep, Preview, Release
 from deployments.services.environments import environment_lock
 
 HTMX = {"HX-Request": "true"}
@@ -159,3 +159,15 @@ def test_release_page_does_not_offer_a_rollback_to_a_bad_release(
     v110.bad_marked_at, v110.bad_reason = timezone.now(), "corrupts sessions"
     v110.save()
     assert rollback_url not in client.get(url).content.decode()
+
+
+def test_previews_table_refreshes_itself(client, demo, viewer):
+    url = reverse("deployments:preview-list")
+    client.force_login(viewer)
+    assert 'hx-trigger="every 20s"' in client.get(url).content.decode()
+    Preview.objects.create(app=demo, pr_number=7, pr_title="Dark mode")
+    page = client.get(url).content.decode()
+    assert 'hx-trigger="every 5s"' in page and "<html" in page
+    table = client.get(url, headers=HTMX).content.decode()
+    assert table.lstrip().startswith('<section id="preview-table"') and "Dark mode" in table
+    assert "<html" not in table
