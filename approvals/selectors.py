@@ -76,7 +76,7 @@ class DrawerFacts:
     approvals_so_far: int
     eligible: list[Any]
     time_left: timedelta | None
-    commits: list[dict[str, str]]
+    commits: list[dict[str, Any]]
     checks: list[dict[str, Any]]
     changes: list[str]
     steps: list[DeployStep]
@@ -87,7 +87,7 @@ class DrawerFacts:
     closed_by: Decision | None = None
 
 
-def commits_between(*, previous: Release | None, target: Release | None) -> list[dict[str, str]]:
+def commits_between(*, previous: Release | None, target: Release | None) -> list[dict[str, Any]]:
     """The commits of every release after ``previous`` up to ``target``, oldest first, from
     the changelogs recorded at sync."""
     if target is None:
@@ -109,6 +109,7 @@ def commits_between(*, previous: Release | None, target: Release | None) -> list
                         "message": entry.get("subject", ""),
                         "group": group.get("title", ""),
                         "author": entry.get("author", ""),
+                        "prs": entry.get("prs", []),
                     }
                 )
     return commits

@@ -171,3 +171,22 @@ def test_previews_table_refreshes_itself(client, demo, viewer):
     table = client.get(url, headers=HTMX).content.decode()
     assert table.lstrip().startswith('<section id="preview-table"') and "Dark mode" in table
     assert "<html" not in table
+
+
+def test_refusals_render_inside_the_layout(client, viewer):
+    client.force_login(viewer)
+    response = client.get(reverse("deployments:deploy-new"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert 'id="forbidden"' in html and "Your role does not allow this." in html
+    assert "signed in as <strong>viewer</strong> (viewer)" in html
+    assert 'aria-label="Main"' in html  # the navigation is there to go elsewhere
+
+
+def test_drawer_links_the_pull_requests_of_the_commits(client, pending, approver):
+    client.force_login(approver)
+    html = client.get(reverse("approvals:drawer", args=[pending.pk])).content.decode()
+    commits = html[html.index('id="h-changelog"') : html.index('id="h-plan"')]
+    assert '<a href="https://github.com/hotdash-demo/hot-dash/pull/17" rel="noopener">#17</a>' in (
+        commits
+    )
