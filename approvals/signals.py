@@ -1,7 +1,8 @@
 """Audit events for sign-in, sign-out, failed sign-in and Django admin changes.
 
 Admin changes arrive through the admin's own LogEntry rows, saved inside the admin's
-transaction, so the audit event commits with the configuration change it describes.
+transaction, so the audit event commits with the configuration change it describes; their
+client address comes from approvals.middleware (the LogEntry signal has no request).
 After every migrate or flush, the role groups and the audit chain head exist.
 """
 
@@ -17,6 +18,7 @@ from django.dispatch import receiver
 
 from approvals import policy
 from approvals.audit import GENESIS_HASH, Target, record
+from approvals.middleware import admin_client_ip
 from approvals.models import AuditChainHead
 from hotdash.permissions import client_ip
 
@@ -70,6 +72,7 @@ def audit_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs:
             "object": instance.object_repr,
             "change_message": instance.get_change_message(),
         },
+        ip=admin_client_ip.get(),
     )
 
 

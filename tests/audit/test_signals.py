@@ -63,6 +63,22 @@ def test_an_admin_change_is_audited_with_model_object_and_message(client, superu
     assert event.data["change_message"] == "Changed Name."
 
 
+def test_an_admin_change_records_the_client_address_of_that_request_only(client, superuser):
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    client.force_login(superuser)
+    group = Group.objects.get(name="viewer")
+    url = reverse("admin:auth_group_change", args=[group.pk])
+    client.post(url, {"name": "auditors", "permissions": []}, REMOTE_ADDR="203.0.113.9")
+    assert AuditEvent.objects.get(verb="admin.changed").ip == "203.0.113.9"
+
+    client.get(reverse("approvals:audit"), REMOTE_ADDR="198.51.100.1")  # not an admin view
+    LogEntry.objects.log_actions(superuser.pk, [group], CHANGE, change_message="from a shell")
+    outside = AuditEvent.objects.filter(verb="admin.changed").latest("id")
+    assert outside.data["change_message"] == "from a shell" and outside.ip is None
+    assert verify().ok
+
+
 def test_admin_additions_and_deletions_are_audited(client, superuser):
     client.force_login(superuser)
     client.post(reverse("admin:auth_group_add"), {"name": "contractors", "permissions": []})
