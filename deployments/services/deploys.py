@@ -17,6 +17,8 @@ Every transition is one transaction that also writes its audit event.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,10 +40,16 @@ from hotdash.integrations import (
     GitHubClient,
     PermanentAPIError,
     RetryableAPIError,
-    fly_client,
-    github_client,
 )
 from hotdash.integrations.fly import Machine
+from hotdash.integrations.http import (
+    FLY,
+    GITHUB,
+    ApiClient,
+    Provider,
+    build_client,
+    transport_override,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ State = Deploy.State
 StepState = DeployStep.State
 ROLLBACK_KINDS = (Deploy.Kind.DEPLOY, Deploy.Kind.ROLLBACK)
 OPEN_STATES = (State.QUEUED, State.RUNNING, State.VERIFYING)
+GONE = ("destroying", "destroyed")  # Fly machine states that will never take an update
 
 
 class DeployStateError(Exception):
@@ -326,25 +335,27 @@ class _Progress:
 def deploy_execute(*, deploy_id: int, token: str, worker: str) -> Next | None:
     """Run the deploy's next steps until one must wait (returns when to run again) or the
     deploy ends (None). Safe to call with stale or duplicate messages: they are dropped."""
-    run = _acquire(deploy_id=deploy_id, token=token, worker=worker)
-    if run is None:
+    acquired = _acquire(deploy_id=deploy_id, token=token, worker=worker)
+    if acquired is None:
         return None
-    deploy = Deploy.objects.select_related("environment__app", "release", "build").get(pk=deploy_id)
-    with (
-        fly_client() as fly,
-        github_client(
-            deploy.environment.app.github_owner, deploy.environment.app.github_repo
-        ) as github,
-    ):
-        return _Runner(deploy, run, fly, github).drive()
+    deploy, run, waiting = acquired
+    github = GitHubClient(
+        _api(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN),
+        deploy.environment.app.github_owner,
+        deploy.environment.app.github_repo,
+    )
+    fly = FlyClient(_api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN))
+    return _Runner(deploy, run, fly, github).drive(waiting=waiting)
 
 
-def _acquire(*, deploy_id: int, token: str, worker: str) -> str | None:
-    """Take the run lease for this message, or None when the message must be dropped."""
+def _acquire(*, deploy_id: int, token: str, worker: str) -> tuple[Deploy, str, str] | None:
+    """Take the run lease for this message and, for a queued deploy, claim its environment in
+    the same transaction. Returns (deploy, run lease, why it still waits — empty unless it
+    stayed queued), or None when the message must be dropped."""
     with transaction.atomic():
         deploy = (
-            Deploy.objects.select_for_update()
-            .select_related("environment__app")
+            Deploy.objects.select_for_update(of=("self",))
+            .select_related("environment__app", "release", "build")
             .filter(pk=deploy_id)
             .first()
         )
@@ -361,7 +372,77 @@ def _acquire(*, deploy_id: int, token: str, worker: str) -> str | None:
         deploy.lease_owner = run
         deploy.lease_expires_at = now + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS)
         deploy.save(update_fields=["lease_owner", "lease_expires_at", "attempts"])
-    return run
+        waiting = _claim(deploy, worker=worker) if deploy.state == State.QUEUED else ""
+    return deploy, run, waiting
+
+
+def _claim(deploy: Deploy, *, worker: str) -> str:
+    """queued → running (inside the lease's transaction) when it is this deploy's turn — FIFO
+    among the queued, automatic rollbacks first — and the one-active-deploy index agrees.
+    Returns why it waits instead, or "" once running."""
+    env = deploy.environment
+    blocker = (
+        Deploy.objects.filter(environment=env, state=State.QUEUED)
+        .exclude(pk=deploy.pk)
+        .filter(_queued_before(deploy))
+        .order_by("queued_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if blocker is None:
+        now = timezone.now()
+        try:
+            with transaction.atomic():  # a savepoint: the index may refuse
+                Deploy.objects.filter(pk=deploy.pk).update(
+                    state=State.RUNNING, started_at=now, attempts=F("attempts") + 1
+                )
+        except IntegrityError:
+            active = Deploy.objects.filter(environment=env, state__in=Deploy.ACTIVE_STATES)
+            blocker = active.values_list("pk", flat=True).first()
+        else:
+            deploy.state, deploy.started_at = State.RUNNING, now
+            deploy.attempts += 1
+            _log(deploy, f"Started on worker {worker}.")
+            _audit(deploy=deploy, actor="worker", verb="deploy.started")
+            return ""
+    if blocker is None:
+        return f"Waiting: environment {env.name} is busy."
+    return f"Waiting: environment {env.name} is busy with deploy #{blocker}."
+
+
+# --- API clients, shared by the run messages of a worker process -----------------------------
+
+_clients: dict[str, tuple[tuple[Any, ...], ApiClient]] = {}
+_clients_lock = threading.Lock()
+
+
+def _api(provider: Provider, *, base_url: str, token: str) -> ApiClient:
+    """This process's client for ``provider``. Building one costs tens of milliseconds (httpx
+    makes an SSL context per client), so every run message reuses it. Another URL, token or
+    test transport (use_transport), or a forked child, gets a freshly built one."""
+    pid, override = os.getpid(), transport_override()
+    with _clients_lock:
+        cached = _clients.get(provider.name)
+        if cached is not None:
+            (cached_pid, cached_url, cached_token, cached_override), client = cached
+            if (cached_pid, cached_url, cached_token) == (pid, base_url, token) and (
+                cached_override is override
+            ):
+                return client
+            if cached_pid == pid:  # a forked child must not close its parent's connections
+                client.close()
+        client = build_client(provider, base_url=base_url, token=token)
+        _clients[provider.name] = ((pid, base_url, token, override), client)
+        return client
+
+
+def deploy_clients_close() -> None:
+    """Close this process's shared API clients (on worker shutdown)."""
+    with _clients_lock:
+        for (pid, *_), client in _clients.values():
+            if pid == os.getpid():
+                client.close()
+        _clients.clear()
 
 
 class _Runner:
@@ -371,6 +452,7 @@ class _Runner:
         self.fly = fly
         self.github = github
         self.env: Environment = deploy.environment
+        self.step: DeployStep | None = None  # the step being run, for fail()
 
     # --- committing progress, fenced on the lease ----------------------------------------
 
@@ -407,17 +489,17 @@ class _Runner:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def drive(self) -> Next | None:
+    def drive(self, *, waiting: str = "") -> Next | None:
         try:
             if self.deploy.attempts > settings.DEPLOY_MAX_ATTEMPTS:
                 raise StepFailed(
                     f"Gave up after {self.deploy.attempts - 1} attempts (worker lost or "
                     f"upstream errors; limit DEPLOY_MAX_ATTEMPTS={settings.DEPLOY_MAX_ATTEMPTS})."
                 )
+            if self.deploy.state == State.QUEUED:
+                self.note_once(waiting)
+                raise Wait(settings.DEPLOY_QUEUE_POLL_SECONDS)
             while True:
-                if self.deploy.state == State.QUEUED:
-                    self.claim()
-                    continue
                 step = self.deploy.steps.exclude(
                     state__in=(StepState.DONE, StepState.SKIPPED)
                 ).first()
@@ -427,6 +509,7 @@ class _Runner:
                 self.check_stop(step)
                 if self.deploy.is_terminal:
                     return None
+                self.step = step
                 getattr(self, f"step_{step.kind}")(step)
         except Wait as wait:
             return self.yield_for(wait.seconds)
@@ -455,51 +538,6 @@ class _Runner:
             )
         )
         return self.yield_for(delay)
-
-    # --- claiming the environment --------------------------------------------------------
-
-    def claim(self) -> None:
-        """queued → running, relying on the one-active-deploy index; FIFO among the queued,
-        automatic rollbacks first."""
-        deploy = self.deploy
-        ahead = (
-            Deploy.objects.filter(environment=deploy.environment, state=State.QUEUED)
-            .exclude(pk=deploy.pk)
-            .filter(_queued_before(deploy))
-            .order_by("queued_at", "id")
-            .first()
-        )
-        blocker = ahead
-        if ahead is None:
-            try:
-                with transaction.atomic():
-                    claimed = Deploy.objects.filter(
-                        pk=deploy.pk, state=State.QUEUED, lease_owner=self.run
-                    ).update(
-                        state=State.RUNNING,
-                        started_at=timezone.now(),
-                        attempts=F("attempts") + 1,
-                    )
-                    if not claimed:
-                        raise Fenced
-                    deploy.refresh_from_db()
-                    _log(deploy, f"Started on worker {self.run.split(':')[1]}.")
-                    _audit(deploy=deploy, actor="worker", verb="deploy.started")
-                    return
-            except IntegrityError:
-                blocker = (
-                    Deploy.objects.filter(
-                        environment=deploy.environment, state__in=Deploy.ACTIVE_STATES
-                    ).first()
-                    or ahead
-                )
-        waiting = (
-            f"Waiting: environment {self.env.name} is busy with deploy #{blocker.pk}."
-            if blocker
-            else f"Waiting: environment {self.env.name} is busy."
-        )
-        self.note_once(waiting)
-        raise Wait(settings.DEPLOY_QUEUE_POLL_SECONDS)
 
     def note_once(self, message: str) -> None:
         """Log a waiting reason once, not at every poll."""
@@ -548,12 +586,14 @@ class _Runner:
             )
 
     def finish_step(self, step: DeployStep, detail: str) -> None:
+        now = timezone.now()
         self.commit(
             _Progress(
                 step=step,
                 step_fields={
                     "state": StepState.DONE,
-                    "finished_at": timezone.now(),
+                    "started_at": step.started_at or now,
+                    "finished_at": now,
                     "detail": detail,
                     "data": step.data,
                 },
@@ -562,7 +602,46 @@ class _Runner:
         )
 
     def step_verify_artifact(self, step: DeployStep) -> None:
-        self.start_step(step, "Re-checking the artifact checksum and image digest.")
+        """Re-check that the bits are the ones approved, then read the environment's machines
+        from Fly — the state the plan was made against — before anything changes."""
+        problems = self.artifact_problems()
+        if problems:
+            raise StepFailed(
+                "Artifact verification failed: " + "; ".join(problems) + ". Nothing was changed.",
+                rollback=False,
+            )
+        app = self.env.fly_app_name
+        try:
+            machines = {m.id: m for m in self.fly.list_machines(app) if m.state not in GONE}
+        except PermanentAPIError as error:
+            if error.status != 404:
+                raise
+            machines = {}  # the app is created by the plan's first batch
+        planned = [
+            machine_id
+            for data in self.deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH).values_list(
+                "data", flat=True
+            )
+            if "create" not in data
+            for machine_id in data.get("machines", [])
+        ]
+        gone = [machine_id for machine_id in planned if machine_id not in machines]
+        if gone:
+            raise StepFailed(
+                f"Machine(s) {', '.join(gone)} of the plan no longer exist in Fly app {app}. "
+                "Nothing was changed; request the deploy again to plan over the current machines.",
+                rollback=False,
+            )
+        image = self.deploy.image_ref
+        current = sum(1 for m in planned if machines[m].config.get("image") == image)
+        self.finish_step(
+            step,
+            f"Artifact verified: {image} @ {self.deploy.image_digest or '(no digest)'}. "
+            f"Fly app {app}: {len(machines)} machine(s), {len(planned)} to update, "
+            f"{current} already on this image.",
+        )
+
+    def artifact_problems(self) -> list[str]:
         deploy = self.deploy
         problems = []
         if not deploy.image_ref:
@@ -583,15 +662,7 @@ class _Runner:
                 f"artifact SHA-256 is now {deploy.release.artifact_sha256 or 'empty'}, "
                 f"approved {deploy.artifact_sha256 or 'empty'}"
             )
-        if problems:
-            raise StepFailed(
-                "Artifact verification failed: " + "; ".join(problems) + ". Nothing was changed.",
-                rollback=False,
-            )
-        self.finish_step(
-            step,
-            f"Artifact verified: {deploy.image_ref} @ {deploy.image_digest or '(no digest)'}.",
-        )
+        return problems
 
     def step_github_deployment(self, step: DeployStep) -> None:
         deploy = self.deploy
@@ -969,7 +1040,11 @@ class _Runner:
             locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
             if locked.lease_owner != self.run:
                 raise Fenced
-            step = locked.steps.filter(state=StepState.RUNNING).first()
+            # The step that failed: running, or refused before it recorded its start.
+            failed = Q(state=StepState.RUNNING)
+            if self.step is not None:
+                failed |= Q(pk=self.step.pk, state=StepState.PENDING)
+            step = locked.steps.filter(failed).first()
             if step is not None:
                 step.state = StepState.FAILED
                 step.finished_at = timezone.now()

@@ -4,8 +4,14 @@ reconcile lost messages and dead workers (beat, every 30 s)."""
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 
-from deployments.services.deploys import deploy_execute, deploy_reconcile, deploy_send
+from deployments.services.deploys import (
+    deploy_clients_close,
+    deploy_execute,
+    deploy_reconcile,
+    deploy_send,
+)
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -22,3 +28,9 @@ def deploy_run(self, deploy_id: int, token: str = "") -> None:
 @shared_task(name="deployments.tasks.deploys.deploy_reconcile", ignore_result=True)
 def deploy_reconcile_task() -> None:
     deploy_reconcile()
+
+
+@worker_process_shutdown.connect  # each prefork child
+@worker_shutdown.connect  # the worker itself (solo and thread pools run tasks there)
+def close_api_clients(**_: object) -> None:
+    deploy_clients_close()

@@ -155,6 +155,12 @@ def use_transport(transport: httpx.BaseTransport) -> Iterator[httpx.BaseTranspor
         _transport_override = previous
 
 
+def transport_override() -> httpx.BaseTransport | None:
+    """The transport :func:`use_transport` installed, if any: part of the key of any cache of
+    built clients, so that a cached client never outlives the transport it was built with."""
+    return _transport_override
+
+
 # --- the client ------------------------------------------------------------------------------
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import httpx
+
 from approvals.models import AuditEvent
 from deployments.models import Deploy, DeployStep, Environment
+from deployments.services.deploys import _api, deploy_clients_close
+from hotdash.integrations import fly_client, use_transport
+from hotdash.integrations.http import FLY
 from tests.engine.conftest import make_deploy
+from tests.fixtures.sandbox import SandboxTransport
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
 
@@ -122,3 +128,92 @@ def test_attempts_are_capped_with_a_clear_error(
     assert deploy.state == Deploy.State.FAILED
     assert deploy.error.startswith("Gave up after 2 attempts")
     assert sandbox.calls("POST", service="fly") == []
+
+
+class FirstFlyCall(httpx.BaseTransport):
+    """The sandbox transport, remembering what the database held at the first Fly request."""
+
+    def __init__(self, inner: httpx.BaseTransport, deploy: Deploy) -> None:
+        self.inner = inner
+        self.deploy = deploy
+        self.seen: dict | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.seen is None and request.url.path.startswith("/fly/"):
+            deploy = Deploy.objects.get(pk=self.deploy.pk)
+            self.seen = {
+                "request": f"{request.method} {request.url.path}",
+                "state": deploy.state,
+                "steps": set(deploy.steps.values_list("state", flat=True)),
+                "logs": list(deploy.logs.values_list("message", flat=True)),
+                "verbs": list(
+                    AuditEvent.objects.filter(target_type="deploy", target_id=str(deploy.pk))
+                    .order_by("id")
+                    .values_list("verb", flat=True)
+                ),
+            }
+        return self.inner.handle_request(request)
+
+
+def test_a_claimed_deploy_reads_its_machines_from_fly_before_anything_else(
+    production, release_130, requester, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    spy = FirstFlyCall(SandboxTransport(app=sandbox.app), deploy)
+
+    with use_transport(spy):
+        driver.run_once(deploy)
+
+    # The claim is the only write before Fly is read: no step started, no GitHub call yet.
+    assert spy.seen == {
+        "request": "GET /fly/v1/apps/hot-dash/machines",
+        "state": Deploy.State.RUNNING,
+        "steps": {DeployStep.State.PENDING},
+        "logs": ["Started on worker test-worker."],
+        "verbs": ["deploy.queued", "deploy.started"],
+    }
+    verify = deploy.steps.get(kind=DeployStep.Kind.VERIFY_ARTIFACT)
+    assert verify.state == DeployStep.State.DONE
+    assert verify.detail.endswith(
+        "Fly app hot-dash: 2 machine(s), 2 to update, 0 already on this image."
+    )
+    assert verify.started_at is not None
+
+
+def test_a_planned_machine_gone_from_fly_fails_the_deploy_before_anything_changes(
+    production, release_130, requester, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    gone = machines(sandbox)[1]["id"]
+    with fly_client() as fly:
+        fly.delete_machine("hot-dash", gone, force=True)
+    posts_before = len(sandbox.calls("POST", service="fly"))
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.FAILED
+    assert deploy.error.startswith(f"Machine(s) {gone} of the plan no longer exist")
+    assert len(sandbox.calls("POST", service="fly")) == posts_before
+    assert sandbox.calls(service="github") == []
+    assert deploy.steps.get(kind=DeployStep.Kind.VERIFY_ARTIFACT).state == DeployStep.State.FAILED
+    assert not Deploy.objects.filter(rollback_of=deploy).exists()
+
+
+def test_run_messages_share_api_clients_but_never_across_test_transports(sandbox, settings):
+    def build():
+        return _api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)
+
+    first = build()
+    assert build() is first
+    with use_transport(SandboxTransport(app=sandbox.app)):
+        other = build()
+    assert other is not first
+    assert first.http.is_closed  # replaced, so closed
+    settings.FLY_API_URL = "http://elsewhere.test/fly/v1"
+    latest = build()
+    assert latest is not other
+    assert str(latest.http.base_url).startswith("http://elsewhere.test/")
+
+    deploy_clients_close()
+    assert latest.http.is_closed
+    assert build() is not latest
