@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -25,9 +26,18 @@ def environment_recent_deploys(*, environment: Environment, limit: int = 10) -> 
 
 
 def environment_deployable_releases(*, environment: Environment, limit: int = 5) -> list[Release]:
-    """The newest releases that could be requested here (valid, not bad, not deleted)."""
+    """The newest releases that could be requested here (valid, not bad, not deleted), each
+    with its last deploy here (``last_here_id``/``last_here_state``) so that a release that
+    just failed here does not look like a fresh choice."""
+    last_here = Deploy.objects.filter(
+        environment=environment, release=OuterRef("pk"), kind=Deploy.Kind.DEPLOY
+    ).order_by("-created_at", "-id")
     return list(
-        Release.objects.filter(
+        Release.objects.annotate(
+            last_here_id=Subquery(last_here.values("id")[:1]),
+            last_here_state=Subquery(last_here.values("state")[:1]),
+        )
+        .filter(
             app_id=environment.app_id,
             validation=Release.Validation.VALID,
             bad_marked_at__isnull=True,

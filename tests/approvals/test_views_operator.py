@@ -190,3 +190,42 @@ def test_drawer_links_the_pull_requests_of_the_commits(client, pending, approver
     assert '<a href="https://github.com/hotdash-demo/hot-dash/pull/17" rel="noopener">#17</a>' in (
         commits
     )
+
+
+def test_environment_page_flags_a_release_that_just_failed_there(
+    client, pending, production, requester
+):
+    deploy = pending.deploy
+    _fail_first_batch(deploy)
+    client.force_login(requester)
+    html = client.get(reverse("deployments:environment-detail", args=[production.pk])).content
+    html = html.decode()
+    flag = html[html.index(f'id="failed-here-{deploy.release_id}"') :]
+    assert flag.startswith(
+        f'id="failed-here-{deploy.release_id}">failed here in <a href="/deploys/'
+    )
+
+
+def test_a_decided_drawer_shows_what_was_live_when_asked(client, pending, approver, production):
+    from approvals.services import approval_decide
+
+    approval_decide(request=pending, user=approver, verdict="approve", comment="", ip=None)
+    Deploy.objects.filter(pk=pending.deploy_id).update(state=Deploy.State.SUCCEEDED)
+    production.refresh_from_db()
+    production.current_release = pending.deploy.release
+    production.save()
+    client.force_login(approver)
+    html = client.get(reverse("approvals:drawer", args=[pending.pk])).content.decode()
+    assert "<dt>Live when asked</dt><dd>v1.2.0</dd>" in html and "Live now" not in html
+
+
+def test_a_failed_preview_deploy_says_previews_are_not_rolled_back(client, pending, viewer):
+    deploy = pending.deploy
+    _fail_first_batch(deploy)
+    Deploy.objects.filter(pk=deploy.pk).update(
+        kind=Deploy.Kind.PREVIEW, abort_requested_at=timezone.now()
+    )
+    client.force_login(viewer)
+    html = client.get(reverse("deployments:deploy-detail", args=[deploy.pk])).content.decode()
+    assert "Previews are not rolled back: the next push" in html
+    assert '<span class="lock">aborted</span>' in html and "abort requested" not in html
