@@ -18,7 +18,7 @@ from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import reswap, trigger_client_event
+from django_htmx.http import reswap, retarget, trigger_client_event
 
 from approvals import policy
 from approvals.audit import Target, record
@@ -106,13 +106,15 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ApprovalRefused as refusal:
         context = _drawer_context(request, approval_get(pk=pk), form, notice=refusal.message)
-        response = render(
-            request, "approvals/drawer.html" + partial, context, status=refusal.status
-        )
-        if refusal.status == 409:
-            # Someone else closed it: the lists behind the drawer should catch up.
+        if refusal.status == 409 and partial:
+            # Someone else closed it (or it expired): every fact in the open drawer is stale,
+            # so the whole drawer is redrawn, and the lists behind it catch up.
+            response = render(request, "approvals/drawer.html#drawer", context, status=409)
+            retarget(response, "#drawer-root")
+            reswap(response, "innerHTML")
             trigger_client_event(response, APPROVAL_DECIDED, {"approval": pk, "decision": ""})
-        return response
+            return response
+        return render(request, "approvals/drawer.html" + partial, context, status=refusal.status)
     approval = approval_get(pk=pk)
     message = f"{'Approved' if verdict == 'approve' else 'Rejected'} deploy #{approval.deploy_id}."
     if not _is_partial(request):

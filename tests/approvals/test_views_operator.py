@@ -229,3 +229,20 @@ def test_a_failed_preview_deploy_says_previews_are_not_rolled_back(client, pendi
     html = client.get(reverse("deployments:deploy-detail", args=[deploy.pk])).content.decode()
     assert "Previews are not rolled back: the next push" in html
     assert '<span class="lock">aborted</span>' in html and "abort requested" not in html
+
+
+def test_a_409_redraws_the_whole_drawer_with_the_decision(
+    client, pending, approver, second_approver
+):
+    decide = reverse("approvals:decide", args=[pending.pk])
+    client.force_login(approver)
+    client.post(decide, {"decision": "approve", "comment": "ship"}, headers=HTMX)
+    client.force_login(second_approver)
+    response = client.post(decide, {"decision": "approve", "comment": ""}, headers=HTMX)
+    assert response.status_code == 409
+    assert response["HX-Retarget"] == "#drawer-root" and response["HX-Reswap"] == "innerHTML"
+    html = response.content.decode()
+    assert html.lstrip().startswith('<dialog id="approval-drawer" data-drawer')
+    # No stale "pending" facts: the header badge, the count and the decisions are current.
+    assert "state-pending" not in html and "1 of 1 · closed" in " ".join(html.split())
+    assert "This request is already approved." in html and "“ship”" in html
