@@ -80,6 +80,7 @@ def deploy_list_page(request: HttpRequest) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
     steps = deploy_step_progress(deploy=deploy)
+    approval = getattr(deploy, "approval_request", None)
     return {
         "deploy": deploy,
         "steps": steps,
@@ -90,7 +91,8 @@ def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
         "waiting_for": deploy_environment_busy_with(deploy=deploy)
         if deploy.state == Deploy.State.QUEUED
         else None,
-        "approval": getattr(deploy, "approval_request", None),
+        "approval": approval,
+        "decisions": list(approval.decisions.select_related("user")) if approval else [],
         "can_cancel": deploy.state
         in (Deploy.State.REQUESTED, Deploy.State.AWAITING_APPROVAL, Deploy.State.QUEUED)
         and policy.can_cancel(request.user, deploy),

@@ -246,3 +246,15 @@ def test_a_409_redraws_the_whole_drawer_with_the_decision(
     # No stale "pending" facts: the header badge, the count and the decisions are current.
     assert "state-pending" not in html and "1 of 1 · closed" in " ".join(html.split())
     assert "This request is already approved." in html and "“ship”" in html
+
+
+def test_the_deploy_page_says_who_decided_and_why(client, pending, approver, requester):
+    from approvals.services import approval_decide
+
+    approval_decide(
+        request=pending, user=approver, verdict="reject", comment="wrong version", ip=None
+    )
+    client.force_login(requester)
+    url = reverse("deployments:deploy-detail", args=[pending.deploy_id])
+    html = client.get(url, headers=HTMX).content.decode()
+    assert "· approver rejected: “wrong version”" in html
