@@ -64,7 +64,8 @@ def release_list_page(request: HttpRequest) -> HttpResponse:
         "can_sync": policy.can_request_deploy(request.user),
     }
     template = "deployments/release_list.html"
-    if request.htmx:
+    # The filters push their URL: going back to it restores the whole page, not the tables.
+    if request.htmx and not request.htmx.history_restore_request:
         template += "#release-tables"
     return render(request, template, context)
 

@@ -258,3 +258,12 @@ def test_the_deploy_page_says_who_decided_and_why(client, pending, approver, req
     url = reverse("deployments:deploy-detail", args=[pending.deploy_id])
     html = client.get(url, headers=HTMX).content.decode()
     assert "· approver rejected: “wrong version”" in html
+
+
+def test_going_back_to_a_filtered_releases_url_restores_the_whole_page(client, demo, viewer):
+    url = reverse("deployments:release-list") + "?prereleases=exclude"
+    client.force_login(viewer)
+    tables = client.get(url, headers=HTMX).content.decode()
+    assert "<html" not in tables and tables.lstrip().startswith('<div id="release-tables"')
+    restored = client.get(url, headers={**HTMX, "HX-History-Restore-Request": "true"})
+    assert "<html" in restored.content.decode()
