@@ -267,3 +267,14 @@ def test_going_back_to_a_filtered_releases_url_restores_the_whole_page(client, d
     assert "<html" not in tables and tables.lstrip().startswith('<div id="release-tables"')
     restored = client.get(url, headers={**HTMX, "HX-History-Restore-Request": "true"})
     assert "<html" in restored.content.decode()
+
+
+def test_rollbacks_page_marks_a_bad_live_release(client, production, viewer, v130):
+    v130.bad_marked_at, v130.bad_reason = timezone.now(), "slow search"
+    v130.save()
+    production.current_release = v130
+    production.save()
+    client.force_login(viewer)
+    html = client.get(reverse("deployments:rollback-list")).content.decode()
+    row = html[html.index(f'<tr id="environment-{production.pk}">') :]
+    assert 'title="slow search">marked bad</span>' in row[: row.index("</tr>")]
