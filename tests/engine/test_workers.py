@@ -11,8 +11,8 @@ import pytest
 from django.db import transaction
 
 from approvals.models import AuditEvent
-from deployments.models import Deploy
-from deployments.services.deploys import deploy_reconcile
+from deployments.models import Deploy, DeployStep
+from deployments.services.deploys import deploy_queue, deploy_reconcile
 from hotdash.celery import app as celery_app
 from tests.engine.conftest import fast_health, make_deploy
 
@@ -70,14 +70,23 @@ def test_a_rollout_survives_its_worker_being_killed(
     run_sandbox_clock(live_sandbox)
     production = fast_health(demo.environments.get(name="production"))
     release = demo.releases.get(version="1.3.0")
-    first = start_worker("w1", extra_env=worker_env(live_sandbox))
-    deploy = make_deploy(production, release, requested_by=requester)
+    deploy = make_deploy(production, release, requested_by=requester, queue=False)
+    batches = deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH)
+    [first_machine], [second_machine] = (batch.data["machines"] for batch in batches)
+    # The worker gets stuck taking the second batch's machine lease: killed mid-step.
+    stuck = live_sandbox.add_fault(
+        "hang", service="fly", method="POST", path=f"/{second_machine}/lease", seconds=120, times=1
+    )
+    worker = start_worker("w1", extra_env=worker_env(live_sandbox))
+    deploy_queue(deploy=deploy, actor=requester)
 
-    wait_for(lambda: updates_per_machine(live_sandbox), timeout=60, what="the first update")
-    first.kill()  # SIGKILL to the whole process group, mid-rollout
+    wait_for(lambda: stuck.hits == 1, timeout=60, what="the second batch to start")
+    worker.kill()  # SIGKILL to the whole process group, mid-step, holding the run lease
+    live_sandbox.world.hang_release.set()  # the request it was making still reaches Fly
     deploy.refresh_from_db()
     assert deploy.state == Deploy.State.RUNNING
-    assert sum(updates_per_machine(live_sandbox).values()) == 1
+    assert deploy.lease_owner.startswith("run:w1@")
+    assert updates_per_machine(live_sandbox) == Counter({first_machine: 1})
     start_worker("w2", extra_env=worker_env(live_sandbox))
 
     wait_for(
@@ -91,10 +100,8 @@ def test_a_rollout_survives_its_worker_being_killed(
     assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
     machines = {m["id"] for m in live_sandbox.world.fly.summary()["hot-dash"]}
     assert updates_per_machine(live_sandbox) == Counter(dict.fromkeys(machines, 1))
-    recovered = AuditEvent.objects.filter(
-        target_id=str(deploy.pk), verb__in=("deploy.resumed", "deploy.resent")
-    )
-    assert recovered.exists()  # the reconciler handed the deploy to the second worker
+    resumed = AuditEvent.objects.get(target_id=str(deploy.pk), verb="deploy.resumed")
+    assert resumed.data["lost_worker"].startswith("w1@")  # the reconciler handed it over
 
 
 def free_port() -> int:
@@ -152,8 +159,6 @@ def test_redis_down_at_approval_loses_nothing_and_the_deploy_runs_once_it_is_bac
     deploy = make_deploy(production, release, requested_by=requester, queue=False)
 
     with transaction.atomic():  # the approval's transaction; the send fails after commit
-        from deployments.services.deploys import deploy_queue
-
         deploy_queue(deploy=deploy, actor=approver)
 
     deploy.refresh_from_db()
