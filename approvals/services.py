@@ -19,6 +19,7 @@ from approvals.audit import record
 from approvals.models import ApprovalRequest, Decision
 from deployments.models import Deploy
 from deployments.services.deploys import deploy_queue, deploy_supersede
+from deployments.services.notifications import notification_send
 
 # How a refusal is answered over HTTP (drawer and API alike).
 REFUSAL_STATUS = {
@@ -119,6 +120,12 @@ def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) 
         verb="approval.requested",
         data={"required": request.approvals_required, "expires_at": request.expires_at},
         ip=ip,
+    )
+    notification_send(
+        deploy=deploy,
+        event="approval.requested",
+        detail=f"Needs {request.approvals_required} approval(s) by "
+        f"{request.expires_at:%Y-%m-%d %H:%M} UTC. Reason: {deploy.reason}",
     )
     older = ApprovalRequest.objects.filter(
         state=ApprovalRequest.State.PENDING, deploy__environment=environment
@@ -243,11 +250,23 @@ def _decide(
             deploy_state=Deploy.State.REJECTED,
             now=now,
         )
+        notification_send(
+            deploy=deploy,
+            event="approval.rejected",
+            detail=f"Rejected by {user.get_username()}: {comment.strip()}",
+        )
     elif approvals >= request.approvals_required:
         request.state = ApprovalRequest.State.APPROVED
         request.decided_at = now
         request.save(update_fields=["state", "decided_at"])
         deploy_queue(deploy=deploy, actor=user)
+        notification_send(
+            deploy=deploy,
+            event="approval.approved",
+            detail=f"Approved by {user.get_username()}"
+            + (f": {comment.strip()}" if comment.strip() else "")
+            + "; queued.",
+        )
 
 
 def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:
@@ -259,6 +278,11 @@ def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:
         now=now,
     )
     _audit(request=request, actor="system", verb="approval.expired", data={"at": now})
+    notification_send(
+        deploy=deploy,
+        event="approval.expired",
+        detail=f"No decision before {request.expires_at:%Y-%m-%d %H:%M} UTC.",
+    )
 
 
 def _void(*, request: ApprovalRequest, deploy: Deploy, changes: list[str], now) -> None:

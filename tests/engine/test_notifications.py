@@ -6,13 +6,17 @@ import hashlib
 import hmac
 import json
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.db import transaction
 
-from deployments.models import Notification
+from approvals.services import ApprovalRefused, approval_decide, approval_expire_due
+from deployments.models import Deploy, Notification
 from deployments.services.notifications import notification_deliver, notification_send
+from deployments.services.requests import deploy_request
+from deployments.tasks.notifications import notification_deliver as deliver_task
 from tests.engine.conftest import make_deploy
 
 
@@ -105,3 +109,108 @@ def test_no_webhook_configured_means_no_notification(production, release_130, re
     assert notification_send(deploy=deploy, event="deploy.succeeded") is None
     with pytest.raises(ValueError, match="unknown notification event"):
         notification_send(deploy=deploy, event="deploy.exploded")
+
+
+@pytest.fixture
+def approval_hook(demo, receiver):
+    hook = receiver([])
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = "approval-hook-secret"
+    demo.save()
+    return hook
+
+
+def notified_once(hook, django_capture_on_commit_callbacks, event: str, action) -> dict:
+    """Run ``action``; exactly one ``event`` notification is stored and, once its committed
+    delivery task runs, exactly one signed POST reaches ``hook``. Returns its payload."""
+    before = set(Notification.objects.values_list("pk", flat=True))
+    received = len(hook.received)
+    with django_capture_on_commit_callbacks() as callbacks:
+        action()
+    [notification] = Notification.objects.exclude(pk__in=before)
+    assert notification.event == event
+    assert callbacks  # its delivery is queued on commit, not before
+    assert len(hook.received) == received
+
+    deliver_task.apply(args=[notification.pk])
+
+    notification.refresh_from_db()
+    assert notification.state == Notification.State.DELIVERED
+    [(headers, body)] = hook.received[received:]
+    expected = hmac.new(b"approval-hook-secret", body, hashlib.sha256).hexdigest()
+    assert headers["X-HotDash-Signature"] == f"sha256={expected}"
+    payload = json.loads(body)
+    assert payload["event"] == event
+    return payload
+
+
+def test_approval_events_each_notify_once_signed(
+    production,
+    release_130,
+    requester,
+    approver,
+    approval_hook,
+    django_capture_on_commit_callbacks,
+):
+    def request():
+        return deploy_request(
+            environment=production, release=release_130, requested_by=requester, reason="ship"
+        )
+
+    made: list[Deploy] = []
+    payload = notified_once(
+        approval_hook,
+        django_capture_on_commit_callbacks,
+        "approval.requested",
+        lambda: made.append(request()),
+    )
+    assert payload["text"].startswith("Approval requested: hot-dash v1.3.0 → production")
+    assert "Needs 1 approval(s)" in payload["text"]
+
+    payload = notified_once(
+        approval_hook,
+        django_capture_on_commit_callbacks,
+        "approval.approved",
+        lambda: approval_decide(
+            request=made[-1].approval_request, user=approver, verdict="approve"
+        ),
+    )
+    assert payload["deploy"]["state"] == Deploy.State.QUEUED
+    assert "Approved by approver; queued." in payload["text"]
+
+    rejected = request()
+    payload = notified_once(
+        approval_hook,
+        django_capture_on_commit_callbacks,
+        "approval.rejected",
+        lambda: approval_decide(
+            request=rejected.approval_request,
+            user=approver,
+            verdict="reject",
+            comment="not during the sale",
+        ),
+    )
+    assert "Rejected by approver: not during the sale" in payload["text"]
+
+    expiring = request()
+    due = expiring.approval_request.expires_at + timedelta(seconds=1)
+    payload = notified_once(
+        approval_hook,
+        django_capture_on_commit_callbacks,
+        "approval.expired",
+        lambda: approval_expire_due(now=due),
+    )
+    assert payload["deploy"]["id"] == expiring.pk
+    assert payload["deploy"]["state"] == Deploy.State.EXPIRED
+    assert Notification.objects.filter(event__startswith="approval.").count() == 6
+
+
+def test_a_refused_decision_notifies_nothing(
+    production, release_130, requester, approval_hook, django_capture_on_commit_callbacks
+):
+    deploy = deploy_request(
+        environment=production, release=release_130, requested_by=requester, reason="ship"
+    )
+    with pytest.raises(ApprovalRefused):
+        approval_decide(request=deploy.approval_request, user=requester, verdict="approve")
+    assert list(Notification.objects.values_list("event", flat=True)) == ["approval.requested"]
