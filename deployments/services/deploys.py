@@ -32,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from approvals.audit import record
 from deployments import rollout
-from deployments.models import Deploy, DeployLog, DeployStep, Environment
+from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview
 from deployments.services.notifications import notification_send
 from hotdash.integrations import (
     APIError,
@@ -287,6 +287,21 @@ def _end(deploy: Deploy, state: str, *, error: str = "") -> None:
         ]
     )
     deploy.steps.filter(state=StepState.PENDING).update(state=StepState.SKIPPED)
+    if deploy.kind == Deploy.Kind.PREVIEW:
+        preview = Preview.objects.filter(environment_id=deploy.environment_id).first()
+        if preview is not None:
+            transaction.on_commit(lambda: _preview_refresh_send(preview.pk))
+
+
+def _preview_refresh_send(preview_id: int) -> None:
+    """Tell the preview its deploy ended, so it need not wait for the 30 s beat refresh
+    (which still covers a broker error here)."""
+    from deployments.tasks.previews import preview_refresh
+
+    try:
+        preview_refresh.apply_async(args=[preview_id])
+    except Exception:  # noqa: BLE001 - any broker failure; the beat refresh catches up
+        log.warning("could not publish preview_refresh for preview %s", preview_id)
 
 
 # --- the worker side -------------------------------------------------------------------------

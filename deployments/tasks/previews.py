@@ -6,13 +6,14 @@ import logging
 
 from celery import shared_task
 
-from deployments.models import Build
+from deployments.models import Build, Preview
 from deployments.services.previews import (
     preview_deploy_for_build,
     preview_orphans_sweep,
     previews_expire,
     previews_state_refresh,
 )
+from deployments.services.previews import preview_state_refresh as refresh_one
 from hotdash.integrations import RetryableAPIError
 
 log = logging.getLogger(__name__)
@@ -45,3 +46,17 @@ def preview_expire_sweep() -> None:
 @shared_task(ignore_result=True)
 def preview_state_refresh() -> None:
     previews_state_refresh()
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(RetryableAPIError,),
+    retry_backoff=5,
+    retry_backoff_max=60,
+    max_retries=3,
+)
+def preview_refresh(preview_pk: int) -> None:
+    """One preview, when its deploy ended (sent by the engine)."""
+    preview = Preview.objects.select_related("app", "environment").filter(pk=preview_pk).first()
+    if preview is not None:
+        refresh_one(preview=preview)
