@@ -120,7 +120,9 @@ class GitHubWorld:
         }
         return sha
 
-    def _release(self, release: demo.DemoRelease, at: float, author: str) -> dict[str, Any]:
+    def _release(
+        self, release: demo.DemoRelease, at: float, author: str, *, image_in_notes: bool = True
+    ) -> dict[str, Any]:
         release_id = self._next("release", 1000)
         assets = []
         for name, data, content_type in (
@@ -137,11 +139,14 @@ class GitHubWorld:
                 "at": at,
             }
             assets.append(asset_id)
+        body = "\n".join(f"- {line}" for line in release.changelog_lines)
+        if image_in_notes:  # as a CI pipeline does: the notes name the image it pushed
+            body += f"\n\nImage: {release.image_ref}@{release.image_digest}"
         record = {
             "id": release_id,
             "tag": release.tag,
             "prerelease": release.prerelease,
-            "body": "\n".join(f"- {line}" for line in release.changelog_lines),
+            "body": body,
             "at": at,
             "author": author,
             "assets": assets,
@@ -1029,9 +1034,11 @@ class GitHubWorld:
         commits: list[str] | None = None,
         healthy: bool = True,
         author: str = "alice",
+        image_in_notes: bool = True,
     ) -> dict[str, Any]:
         """CI's work for a new version: commits on main, tag, release with artifact and
-        checksum assets, and an image in the Fly registry (labelled broken unless ``healthy``)."""
+        checksum assets, and an image in the Fly registry (labelled broken unless ``healthy``),
+        named in the release notes unless ``image_in_notes`` is false."""
         tag = f"v{version}"
         if tag in self.tags:
             raise Problem(422, f"Validation Failed: tag_name {tag} already_exists")
@@ -1056,7 +1063,7 @@ class GitHubWorld:
         if not healthy:
             labels[demo.BROKEN_IMAGE_LABEL] = "fail"
         self.register_image(release.image_ref, digest=release.image_digest, labels=labels)
-        record = self._release(release, now, "github-actions[bot]")
+        record = self._release(release, now, "github-actions[bot]", image_in_notes=image_in_notes)
         self._push("refs/heads/main", before, head, shas, author)
         fake = Request("GET", "", {}, {}, b"", "https://api.github.com")
         self._queue(

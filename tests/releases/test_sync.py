@@ -76,9 +76,20 @@ def test_changelog_for_a_real_range_groups_by_type_with_pr_links(demo, sandbox):
     assert [e["subject"] for e in breaking] == ["audit export (#17)"]
 
 
+def test_a_release_naming_its_image_in_the_notes_is_deployable_at_once(demo, sandbox):
+    sandbox.publish_release("1.4.0")
+    release_sync(app=demo, actor="system")
+    release = Release.objects.get(app=demo, version="1.4.0")
+    assert release.is_deployable, release.validation_results
+    assert release.image_ref == "registry.fly.io/hot-dash:v1.4.0"
+    assert release.image_digest == sandbox.github.releases[-1]["body"].rsplit("@", 1)[1]
+
+
 def test_a_new_release_is_valid_once_its_image_is_registered(demo, sandbox):
     sandbox.publish_release(
-        "1.4.0", commits=["feat(api): releases endpoint (#20)", "fix: retry sync (#21)"]
+        "1.4.0",
+        commits=["feat(api): releases endpoint (#20)", "fix: retry sync (#21)"],
+        image_in_notes=False,
     )
     release_sync(app=demo, actor="system")
     release = Release.objects.get(app=demo, version="1.4.0")
