@@ -84,7 +84,14 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # Web, worker and beat processes share the file: WAL lets readers run beside the writer,
+    # and IMMEDIATE transactions take the write lock up front instead of failing mid-way
+    # with "database is locked" when two writers upgrade at once.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
     # A file, not memory, so that worker processes started by tests share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 # Connections outlive a request or a Celery task (opening one to PostgreSQL costs ~10 ms);
