@@ -45,24 +45,33 @@ class SimulationForm(forms.Form):
         return data
 
 
-def simulate(*, data: dict[str, Any], actor: Any, ip: str | None) -> dict[str, Any]:
-    """Ask the sandbox to act out ``data["action"]`` and audit that an admin did so.
-
-    The call happens first: the audit event records what the sandbox answered.
-    """
+def simulate(*, data: dict[str, Any], actor: Any, ip: str | None) -> str:
+    """Ask the sandbox to act out ``data["action"]``, audit that an admin did so, and say
+    what happened in one sentence. The call happens first: the event records the outcome."""
     control = sandbox_control()
     action = data["action"]
     if action == "open_pull":
-        result = control.open_pull(title=data["title"], branch=data["branch"])
+        pull = control.open_pull(title=data["title"], branch=data["branch"])
+        outcome = f"Opened PR #{pull['number']} from {pull['branch']} at {pull['head_sha'][:7]}."
     elif action == "push":
-        result = control.push_to_pull(number=data["number"])
+        pull = control.push_to_pull(number=data["number"])
+        outcome = f"Pushed {pull['head_sha'][:7]} to PR #{pull['number']}."
     elif action in {"close", "merge"}:
-        result = control.close_pull(number=data["number"], merge=action == "merge")
+        pull = control.close_pull(number=data["number"], merge=action == "merge")
+        verb = "Merged" if action == "merge" else "Closed"
+        outcome = f"{verb} PR #{pull['number']}."
     elif action == "release":
-        result = control.publish_release(version=data["version"], prerelease=data["prerelease"])
+        release = control.publish_release(version=data["version"], prerelease=data["prerelease"])
+        outcome = f"Published release {release['tag']} with its artifact, checksum and image."
     else:
-        result = control.fail_next_images(count=data["count"])
+        control.fail_next_images(count=data["count"])
+        outcome = f"The next {data['count']} image(s) deployed will fail their health checks."
     params = {key: value for key, value in data.items() if value not in (None, "", False)}
     with transaction.atomic():
-        record(actor=actor, verb=f"sandbox.{action}", data={"params": params}, ip=ip)
-    return result
+        record(
+            actor=actor,
+            verb=f"sandbox.{action}",
+            data={"params": params, "outcome": outcome},
+            ip=ip,
+        )
+    return outcome

@@ -66,11 +66,11 @@ def sandbox_control(request: HttpRequest) -> HttpResponse:
     form = SimulationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            result = simulate(data=form.cleaned_data, actor=request.user, ip=client_ip(request))
+            outcome = simulate(data=form.cleaned_data, actor=request.user, ip=client_ip(request))
         except APIError as exc:
             form.add_error(None, f"The sandbox refused: {exc}")
         else:
-            messages.success(request, f"Done: {form.cleaned_data['action']} → {result}")
+            messages.success(request, f"{outcome} HotDash hears of it by signed webhook.")
             return redirect("sandbox-control")
     status = 422 if form.errors else 200
     return render(request, "sandbox_control.html", {"form": form}, status=status)

@@ -162,6 +162,7 @@ def test_missing_csrf_token_is_refused_and_audited(pending, approver):
         reverse("approvals:decide", args=[pending.pk]), {"decision": "approve"}, headers=HTMX
     )
     assert response.status_code == 403
+    assert b"This form could not be sent" in response.content
     assert not Decision.objects.exists()
     pending.refresh_from_db()
     assert pending.state == ApprovalRequest.State.PENDING

@@ -42,6 +42,8 @@ def test_open_pull_reaches_the_sandbox_and_is_audited(client, admin_user, sandbo
     )
     assert response.status_code == 302
     assert response["Location"] == reverse("sandbox-control")
+    page = client.get(response["Location"]).content.decode()
+    assert "Opened PR #" in page and "from dark-mode" in page
     pulls = sandbox.world.summary()["github"]["pulls"]
     assert [(pull["branch"], pull["state"]) for pull in pulls.values()] == [("dark-mode", "open")]
     event = AuditEvent.objects.get(verb="sandbox.open_pull")
