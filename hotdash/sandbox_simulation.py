@@ -66,6 +66,8 @@ def simulate(*, data: dict[str, Any], actor: Any, ip: str | None) -> str:
     else:
         control.fail_next_images(count=data["count"])
         outcome = f"The next {data['count']} image(s) deployed will fail their health checks."
+    if action != "fail_next":
+        outcome += " GitHub sends HotDash the signed webhook."
     params = {key: value for key, value in data.items() if value not in (None, "", False)}
     with transaction.atomic():
         record(

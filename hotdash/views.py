@@ -70,7 +70,7 @@ def sandbox_control(request: HttpRequest) -> HttpResponse:
         except APIError as exc:
             form.add_error(None, f"The sandbox refused: {exc}")
         else:
-            messages.success(request, f"{outcome} HotDash hears of it by signed webhook.")
+            messages.success(request, outcome)
             return redirect("sandbox-control")
     status = 422 if form.errors else 200
     return render(request, "sandbox_control.html", {"form": form}, status=status)
