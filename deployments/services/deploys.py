@@ -22,7 +22,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -766,9 +766,8 @@ class _Runner:
             except PermanentAPIError as error:
                 if error.status != 409:
                     raise
-                # Someone (perhaps a worker that died holding it) leases it; leases expire.
-                self.note_once(f"Machine {machine_id} is leased by someone else; waiting.")
-                raise Wait(settings.DEPLOY_POLL_SECONDS) from error
+                self.wait_for_lease(step, machine_id)
+            step.data.pop("lease_wait", None)
             try:
                 machine = self.fly.get_machine(app, machine_id)
                 changed = machine.config.get("image") != image
@@ -810,6 +809,38 @@ class _Runner:
                     ],
                 )
             )
+
+    def wait_for_lease(self, step: DeployStep, machine_id: str) -> NoReturn:
+        """Someone else holds the machine's Fly lease (perhaps a worker that died holding it:
+        leases expire). Wait, but at most DEPLOY_FLY_LEASE_WAIT_SECONDS: a holder that keeps
+        renewing fails the deploy, naming the holder."""
+        limit = settings.DEPLOY_FLY_LEASE_WAIT_SECONDS
+        holder = self.fly.get_lease(self.env.fly_app_name, machine_id)
+        who = f"{holder.owner} ({holder.description})" if holder else "someone else"
+        now = timezone.now()
+        waiting = step.data.get("lease_wait") or {}
+        if waiting.get("machine") != machine_id:
+            waiting = step.data["lease_wait"] = {"machine": machine_id, "since": now.isoformat()}
+            self.commit(
+                _Progress(
+                    step=step,
+                    step_fields={"data": step.data},
+                    logs=[
+                        (
+                            DeployLog.Level.WARNING,
+                            f"Machine {machine_id} is leased by {who}; waiting at most {limit} s.",
+                        )
+                    ],
+                )
+            )
+        elapsed = (now - parse_datetime(waiting["since"])).total_seconds()
+        if elapsed >= limit:
+            raise StepFailed(
+                f"Machine {machine_id} has been leased by {who} for more than {limit} s "
+                "(DEPLOY_FLY_LEASE_WAIT_SECONDS); gave up. End or wait out that lease, then "
+                "deploy again."
+            )
+        raise Wait(min(settings.DEPLOY_POLL_SECONDS, limit - elapsed))
 
     def create_machines(self, step: DeployStep) -> None:
         env = self.env
@@ -1144,8 +1175,8 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
             "image_digest": rollback.image_digest,
             "artifact_sha256": rollback.artifact_sha256,
         },
+        create_missing=False,  # only the machines that changed go back
     )
-    steps = [s for s in steps if "create" not in s[2]]
     DeployStep.objects.bulk_create(
         DeployStep(deploy=rollback, position=position, kind=kind, title=title, data=data)
         for position, (kind, title, data) in enumerate(steps, start=1)

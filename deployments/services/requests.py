@@ -132,8 +132,10 @@ def plan_steps(
     commit_sha: str,
     machine_ids: list[str],
     verify_data: dict[str, Any],
+    create_missing: bool = True,
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """The ordered (kind, title, data) steps a worker will run for this deploy."""
+    """The ordered (kind, title, data) steps a worker will run for this deploy; with
+    ``create_missing``, batches that create the machines the environment lacks."""
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (
             DeployStep.Kind.VERIFY_ARTIFACT,
@@ -149,7 +151,7 @@ def plan_steps(
     percent = environment.max_unavailable_percent
     existing = rollout.plan_batches(machine_ids, percent) if machine_ids else []
     batches: list[dict[str, Any]] = [{"machines": ids} for ids in existing]
-    missing = max(0, environment.machine_count - len(machine_ids))
+    missing = max(0, environment.machine_count - len(machine_ids)) if create_missing else 0
     if missing:
         size = rollout.batch_size(missing, percent)
         batches += [{"create": min(size, missing - i)} for i in range(0, missing, size)]

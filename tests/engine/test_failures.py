@@ -12,6 +12,7 @@ from deployments.services.deploys import (
     deploy_cancel,
     deploy_supersede,
 )
+from hotdash.integrations import fly_client
 from tests.engine.conftest import make_deploy
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
@@ -56,6 +57,10 @@ def test_failing_health_checks_stop_the_rollout_and_roll_back_what_changed(
     assert rollback.state == Deploy.State.QUEUED
     assert rollback.requested_by_system == "system"
     assert rollback.image_ref == live
+    # Only the changed machine goes back: one batch, numbered as one.
+    assert list(
+        rollback.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH).values_list("title", "data")
+    ) == [(f"Batch 1/1: update {changed} to v1.2.0", {"machines": [changed], "batch": 1})]
     assert deploy.logs.filter(message__contains=f"deploy #{rollback.pk}").exists()
     github = sandbox.world.github.deployment_statuses[deploy.github_deployment_id]
     assert github[-1]["state"] == "failure"
@@ -171,3 +176,44 @@ def test_a_deploy_waits_while_its_environment_is_busy_then_runs_in_order(
     second = driver.run(second)
     assert second.state == Deploy.State.SUCCEEDED
     assert second.started_at >= first.finished_at
+
+
+def test_a_machine_leased_by_someone_else_for_too_long_fails_the_deploy_naming_the_holder(
+    production, release_130, requester, sandbox, driver, settings
+):
+    settings.DEPLOY_FLY_LEASE_WAIT_SECONDS = 30
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    first, second = (
+        b.data["machines"][0] for b in deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH)
+    )
+    with fly_client() as fly:  # an operator's flyctl, renewing its lease all along
+        fly.acquire_lease("hot-dash", second, ttl=3600, description="flyctl by ops@example.com")
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.FAILED
+    assert deploy.error.startswith(
+        f"Machine {second} has been leased by sandbox@hotdash.example (flyctl by ops@example.com"
+    )
+    assert "for more than 30 s (DEPLOY_FLY_LEASE_WAIT_SECONDS)" in deploy.error
+    assert updates(sandbox) == [first]  # the leased machine was never touched
+    assert deploy.logs.filter(message__contains=f"{second} is leased by").count() == 1
+    batch = deploy.steps.get(kind=DeployStep.Kind.UPDATE_BATCH, data__batch=2)
+    assert batch.state == DeployStep.State.FAILED
+    assert Deploy.objects.get(rollback_of=deploy).state == Deploy.State.QUEUED  # first goes back
+
+
+def test_a_lease_that_ends_within_the_limit_is_waited_out(
+    production, release_130, requester, sandbox, driver, settings
+):
+    settings.DEPLOY_FLY_LEASE_WAIT_SECONDS = 30
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    machine = deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH)[0].data["machines"][0]
+    with fly_client() as fly:
+        fly.acquire_lease("hot-dash", machine, ttl=10, description="flyctl by ops@example.com")
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    assert deploy.logs.filter(message__contains=f"{machine} is leased by").count() == 1
+    assert all("lease_wait" not in s.data for s in deploy.steps.all())
