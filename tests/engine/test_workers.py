@@ -1,18 +1,20 @@
-"""Real worker processes: SIGKILL mid-rollout, and Redis down at the moment of approval."""
+"""Real worker processes: SIGKILL mid-rollout; Redis down when an approver decides (drawer)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
 from collections import Counter
 
 import pytest
-from django.db import transaction
+from django.urls import reverse
 
-from approvals.models import AuditEvent
+from approvals.models import ApprovalRequest, AuditEvent, Decision
 from deployments.models import Deploy, DeployStep
 from deployments.services.deploys import deploy_queue, deploy_reconcile
+from deployments.services.requests import deploy_request
 from hotdash.celery import app as celery_app
 from tests.engine.conftest import fast_health, make_deploy
 
@@ -151,19 +153,39 @@ def _listening(port: int) -> bool:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_redis_down_at_approval_loses_nothing_and_the_deploy_runs_once_it_is_back(
-    demo, live_sandbox, requester, approver, start_worker, broker_on_free_port
+    client, demo, live_sandbox, requester, approver, start_worker, broker_on_free_port
 ):
     run_sandbox_clock(live_sandbox)
     production = fast_health(demo.environments.get(name="production"))
-    release = demo.releases.get(version="1.3.0")
-    deploy = make_deploy(production, release, requested_by=requester, queue=False)
+    deploy = deploy_request(
+        environment=production,
+        release=demo.releases.get(version="1.3.0"),
+        requested_by=requester,
+        reason="ship the audit export",
+    )
+    assert deploy.state == Deploy.State.AWAITING_APPROVAL
+    client.force_login(approver)
 
-    with transaction.atomic():  # the approval's transaction; the send fails after commit
-        deploy_queue(deploy=deploy, actor=approver)
+    # The approver decides in the drawer while nothing listens on the broker's port.
+    response = client.post(
+        reverse("approvals:decide", args=[deploy.approval_request.pk]),
+        {"decision": "approve", "comment": "go"},
+        headers={"HX-Request": "true"},
+    )
 
+    assert response.status_code == 200
+    assert json.loads(response["HX-Trigger"])["approval-decided"] == {
+        "approval": deploy.approval_request.pk,
+        "deploy": deploy.pk,
+        "decision": "approve",
+    }
     deploy.refresh_from_db()
     assert deploy.state == Deploy.State.QUEUED
+    assert deploy.approval_request.state == ApprovalRequest.State.APPROVED
+    assert Decision.objects.get(request=deploy.approval_request).user == approver
     assert AuditEvent.objects.filter(verb="deploy.queued", target_id=str(deploy.pk)).exists()
+    assert live_sandbox.calls("POST", service="fly") == []  # its message was never sent
+
     broker_on_free_port.start()
     start_worker("w1", extra_env=worker_env(live_sandbox, REDIS_URL=broker_on_free_port.url))
 
