@@ -234,7 +234,7 @@ def run() -> str:
     def row(values: list[float]) -> str:
         return (
             f"{_percentile(values, 50):.1f} | {_percentile(values, 95):.1f} | "
-            f"{statistics.mean(values):.1f}"
+            f"{statistics.mean(values):.1f} | {max(values):.1f}"
         )
 
     p50, b50 = _percentile(engine, 50), _percentile(bare, 50)
@@ -250,8 +250,8 @@ process (prefork, concurrency 2); the sandbox over HTTP on loopback; load averag
 (1/5/15 min) when written. {RUNS} deploys (after {WARMUP} warm-up deploys) and {RUNS} bare
 round trips in the same run (`python -m bench deploy_latency`).
 
-| ms | p50 | p95 | mean |
-|---|---:|---:|---:|
+| ms | p50 | p95 | mean | max |
+|---|---:|---:|---:|---:|
 | commit → worker's first Fly call (machines read) | {row(engine)} |
 | bare Celery round trip (send → task running) | {row(bare)} |
 | • commit → claim timestamp (`started_at`, taken inside the claim) | {row(claims)} |
