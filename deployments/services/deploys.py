@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -350,6 +350,8 @@ class _Progress:
 def deploy_execute(*, deploy_id: int, token: str, worker: str) -> Next | None:
     """Run the deploy's next steps until one must wait (returns when to run again) or the
     deploy ends (None). Safe to call with stale or duplicate messages: they are dropped."""
+    fly = FlyClient(_api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN))
+    machines = _machines_before_claim(fly, deploy_id=deploy_id, token=token)
     acquired = _acquire(deploy_id=deploy_id, token=token, worker=worker)
     if acquired is None:
         return None
@@ -359,8 +361,50 @@ def deploy_execute(*, deploy_id: int, token: str, worker: str) -> Next | None:
         deploy.environment.app.github_owner,
         deploy.environment.app.github_repo,
     )
-    fly = FlyClient(_api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN))
-    return _Runner(deploy, run, fly, github).drive(waiting=waiting)
+    return _Runner(deploy, run, fly, github, machines=machines).drive(waiting=waiting)
+
+
+MachinesRead = dict[str, Machine] | APIError
+
+
+def _read_machines(fly: FlyClient, app: str) -> dict[str, Machine]:
+    """The Fly app's machines that can still take an update, by id; none if the app is gone
+    (the plan's first batch creates it)."""
+    try:
+        return {m.id: m for m in fly.list_machines(app) if m.state not in GONE}
+    except PermanentAPIError as error:
+        if error.status != 404:
+            raise
+        return {}
+
+
+def _machines_before_claim(fly: FlyClient, *, deploy_id: int, token: str) -> MachinesRead | None:
+    """Read the environment's machines for the artifact step before claiming, so the claim's
+    commit is not followed by a round trip to Fly. Only for a queued deploy this message may
+    claim (its token, or an expired lease) on an environment with no active deploy. It is one
+    read: nothing in Fly or GitHub changes before the claim commits, and a claim that fails
+    just discards it. A failed read is kept and raised by the artifact step once claimed, so
+    it is retried or fails the deploy like any step's error."""
+    claimable = Deploy.objects.filter(
+        Q(lease_owner=f"next:{token}")
+        | Q(lease_expires_at__isnull=True)
+        | Q(lease_expires_at__lte=timezone.now()),
+        pk=deploy_id,
+        state=State.QUEUED,
+    ).exclude(
+        Exists(
+            Deploy.objects.filter(
+                environment=OuterRef("environment"), state__in=Deploy.ACTIVE_STATES
+            )
+        )
+    )
+    app = claimable.values_list("environment__fly_app_name", flat=True).first()
+    if app is None:
+        return None
+    try:
+        return _read_machines(fly, app)
+    except APIError as error:
+        return error
 
 
 def _acquire(*, deploy_id: int, token: str, worker: str) -> tuple[Deploy, str, str] | None:
@@ -461,11 +505,20 @@ def deploy_clients_close() -> None:
 
 
 class _Runner:
-    def __init__(self, deploy: Deploy, run: str, fly: FlyClient, github: GitHubClient) -> None:
+    def __init__(
+        self,
+        deploy: Deploy,
+        run: str,
+        fly: FlyClient,
+        github: GitHubClient,
+        *,
+        machines: MachinesRead | None = None,
+    ) -> None:
         self.deploy = deploy
         self.run = run
         self.fly = fly
         self.github = github
+        self.machines = machines  # read before the claim, for the artifact step
         self.env: Environment = deploy.environment
         self.step: DeployStep | None = None  # the step being run, for fail()
 
@@ -617,8 +670,9 @@ class _Runner:
         )
 
     def step_verify_artifact(self, step: DeployStep) -> None:
-        """Re-check that the bits are the ones approved, then read the environment's machines
-        from Fly — the state the plan was made against — before anything changes."""
+        """Re-check that the bits are the ones approved, then check the plan against the
+        environment's machines in Fly (read just before the claim, else now) before anything
+        changes."""
         problems = self.artifact_problems()
         if problems:
             raise StepFailed(
@@ -626,12 +680,11 @@ class _Runner:
                 rollback=False,
             )
         app = self.env.fly_app_name
-        try:
-            machines = {m.id: m for m in self.fly.list_machines(app) if m.state not in GONE}
-        except PermanentAPIError as error:
-            if error.status != 404:
-                raise
-            machines = {}  # the app is created by the plan's first batch
+        machines, self.machines = self.machines, None  # a pre-claim read serves once
+        if machines is None:
+            machines = _read_machines(self.fly, app)
+        elif isinstance(machines, APIError):
+            raise machines
         planned = [
             machine_id
             for data in self.deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH).values_list(
