@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import httpx
+from django.db import connection
 
 from approvals.models import AuditEvent
 from deployments.models import Deploy, DeployStep, Environment
-from deployments.services.deploys import _api, deploy_clients_close
+from deployments.services.deploys import (
+    _api,
+    deploy_cancel,
+    deploy_clients_close,
+    deploy_execute,
+)
 from hotdash.integrations import fly_client, use_transport
 from hotdash.integrations.http import FLY
 from tests.engine.conftest import make_deploy
@@ -130,19 +136,22 @@ def test_attempts_are_capped_with_a_clear_error(
     assert sandbox.calls("POST", service="fly") == []
 
 
-class FirstFlyCall(httpx.BaseTransport):
-    """The sandbox transport, remembering what the database held at the first Fly request."""
+class Spy(httpx.BaseTransport):
+    """The sandbox transport, remembering for every request what the database held and how
+    many of the engine's transactions were open when it was made."""
 
     def __init__(self, inner: httpx.BaseTransport, deploy: Deploy) -> None:
         self.inner = inner
         self.deploy = deploy
-        self.seen: dict | None = None
+        self.outer = len(connection.atomic_blocks)  # the test's own transaction
+        self.seen: list[dict] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.seen is None and request.url.path.startswith("/fly/"):
-            deploy = Deploy.objects.get(pk=self.deploy.pk)
-            self.seen = {
+        deploy = Deploy.objects.get(pk=self.deploy.pk)
+        self.seen.append(
+            {
                 "request": f"{request.method} {request.url.path}",
+                "open_transactions": len(connection.atomic_blocks) - self.outer,
                 "state": deploy.state,
                 "steps": set(deploy.steps.values_list("state", flat=True)),
                 "logs": list(deploy.logs.values_list("message", flat=True)),
@@ -152,32 +161,101 @@ class FirstFlyCall(httpx.BaseTransport):
                     .values_list("verb", flat=True)
                 ),
             }
+        )
         return self.inner.handle_request(request)
 
+    def requests(self) -> list[str]:
+        return [seen["request"] for seen in self.seen]
 
-def test_a_claimed_deploy_reads_its_machines_from_fly_before_anything_else(
+
+def test_a_queued_deploy_reads_its_machines_before_the_claim_and_writes_only_after_it(
     production, release_130, requester, sandbox, driver
 ):
     deploy = make_deploy(production, release_130, requested_by=requester)
-    spy = FirstFlyCall(SandboxTransport(app=sandbox.app), deploy)
+    spy = Spy(SandboxTransport(app=sandbox.app), deploy)
 
     with use_transport(spy):
         driver.run_once(deploy)
 
-    # The claim is the only write before Fly is read: no step started, no GitHub call yet.
-    assert spy.seen == {
+    # The first call is the machines read, made before the claim: nothing written yet.
+    assert spy.seen[0] == {
         "request": "GET /fly/v1/apps/hot-dash/machines",
-        "state": Deploy.State.RUNNING,
+        "open_transactions": 0,
+        "state": Deploy.State.QUEUED,
         "steps": {DeployStep.State.PENDING},
-        "logs": ["Started on worker test-worker."],
-        "verbs": ["deploy.queued", "deploy.started"],
+        "logs": [],
+        "verbs": ["deploy.queued"],
     }
+    # The artifact step used that read; every later call comes after the claim committed.
+    assert spy.requests().count("GET /fly/v1/apps/hot-dash/machines") == 1
+    writes = [seen for seen in spy.seen if not seen["request"].startswith("GET ")]
+    assert writes
+    for seen in writes:
+        assert seen["open_transactions"] == 0
+        assert seen["state"] == Deploy.State.RUNNING
+        assert seen["verbs"][:2] == ["deploy.queued", "deploy.started"]
     verify = deploy.steps.get(kind=DeployStep.Kind.VERIFY_ARTIFACT)
     assert verify.state == DeployStep.State.DONE
     assert verify.detail.endswith(
         "Fly app hot-dash: 2 machine(s), 2 to update, 0 already on this image."
     )
-    assert verify.started_at is not None
+
+
+def test_a_claim_that_must_wait_discards_the_read_and_touches_nothing(
+    production, release_130, requester, sandbox, driver
+):
+    first = make_deploy(production, release_130, requested_by=requester)
+    second = make_deploy(production, release_130, requested_by=requester)
+    spy = Spy(SandboxTransport(app=sandbox.app), second)
+
+    with use_transport(spy):
+        # The second's message arrives first: the read happens, the claim waits its turn.
+        assert driver.run_once(second) is not None
+
+    second.refresh_from_db()
+    assert second.state == Deploy.State.QUEUED
+    assert second.logs.last().message.endswith(f"busy with deploy #{first.pk}.")
+    assert spy.requests() == ["GET /fly/v1/apps/hot-dash/machines"]
+    assert len(sandbox.calls()) == len(sandbox.calls("GET", service="fly"))
+
+
+def test_messages_that_cannot_claim_make_no_call_at_all(
+    production, release_130, requester, sandbox, driver
+):
+    stale = make_deploy(production, release_130, requested_by=requester)
+    cancelled = make_deploy(production, release_130, requested_by=requester)
+    deploy_cancel(deploy=cancelled, actor=requester, reason="not today")
+    calls = len(sandbox.calls())
+
+    deploy_execute(deploy_id=stale.pk, token="an-old-token", worker="w")
+    deploy_execute(deploy_id=cancelled.pk, token="", worker="w")
+    assert len(sandbox.calls()) == calls
+
+    Deploy.objects.filter(pk=stale.pk).update(state=Deploy.State.RUNNING)
+    behind = make_deploy(production, release_130, requested_by=requester)
+    calls = len(sandbox.calls())
+    driver.run_once(behind)  # its environment has an active deploy
+
+    assert len(sandbox.calls()) == calls
+    behind.refresh_from_db()
+    assert behind.state == Deploy.State.QUEUED
+    assert behind.logs.last().message.endswith(f"busy with deploy #{stale.pk}.")
+
+
+def test_a_failed_read_before_the_claim_is_handled_by_the_claimed_deploy(
+    production, release_130, requester, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    # More 503s than the client retries itself.
+    sandbox.add_fault(
+        "status", service="fly", method="GET", path="/apps/hot-dash/machines$", times=4
+    )
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    assert deploy.attempts == 2
+    assert deploy.logs.filter(message__contains="retrying in").exists()
 
 
 def test_a_planned_machine_gone_from_fly_fails_the_deploy_before_anything_changes(
