@@ -33,7 +33,9 @@ from django.utils.dateparse import parse_datetime
 from approvals.audit import record
 from deployments import rollout
 from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview
+from deployments.services.environments import environment_lock
 from deployments.services.notifications import notification_send
+from deployments.services.releases import release_mark_bad
 from hotdash.integrations import (
     APIError,
     FlyClient,
@@ -1258,6 +1260,21 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
         data={"rollback_of": failed.pk, "machines": machines, "image_ref": rollback.image_ref},
     )
     deploy_queue(deploy=rollback, actor="system")
+    # The rollback sticks, as a person's would: the failed release cannot go out again and the
+    # environment takes no new deploys until someone has looked (both cleared with a reason).
+    if failed.release is not None:
+        release_mark_bad(
+            release=failed.release,
+            actor="system",
+            reason=f"Failed its health checks in {env.name} (deploy #{failed.pk}); "
+            f"rolled back automatically by deploy #{rollback.pk}.",
+        )
+    environment_lock(
+        environment=env,
+        actor="system",
+        reason=f"Automatic rollback #{rollback.pk} after deploy #{failed.pk} failed its health "
+        "checks. Unlock once the cause is understood.",
+    )
     return rollback
 
 

@@ -68,8 +68,14 @@ def test_failing_health_checks_stop_the_rollout_and_roll_back_what_changed(
     assert verbs(rollback) == ["deploy.auto_rollback_started", "deploy.queued"]
     production.refresh_from_db()
     assert production.health == Environment.Health.FAILING
+    # The automatic rollback sticks like a person's: release marked bad, environment locked.
+    release_130.refresh_from_db()
+    assert release_130.is_bad and not release_130.is_deployable
+    assert f"deploy #{deploy.pk}" in release_130.bad_reason
+    assert production.is_locked and f"#{rollback.pk}" in production.lock_reason
+    assert AuditEvent.objects.filter(verb="release.marked_bad", actor_name="system").count() == 1
 
-    rollback = driver.run(rollback)
+    rollback = driver.run(rollback)  # the lock stops new requests, not the rollback itself
 
     assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
     assert updates(sandbox) == [changed, changed]  # forward once, back once; the other untouched
