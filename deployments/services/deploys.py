@@ -589,11 +589,23 @@ class _Runner:
         except RetryableAPIError as error:
             return self.retry_later(error)
         except PermanentAPIError as error:
-            self.fail(StepFailed(f"{error}"))
+            self.fail(self.permanent_failure(error))
             return None
         except StepFailed as failure:
             self.fail(failure)
             return None
+
+    def permanent_failure(self, error: PermanentAPIError) -> StepFailed:
+        """A 404 after an abort means whoever aborted also deleted the Fly app (a closed PR's
+        preview): the deploy ends aborted with nothing left to roll back, not as a failure."""
+        aborted = Deploy.objects.filter(pk=self.deploy.pk, abort_requested_at__isnull=False)
+        if error.status == 404 and aborted.exists():
+            return StepFailed(
+                f"Aborted on request; the Fly app or machine is already gone ({error}).",
+                rollback=False,
+                verb="deploy.aborted",
+            )
+        return StepFailed(f"{error}")
 
     def retry_later(self, error: RetryableAPIError) -> Next | None:
         attempts = self.deploy.attempts + 1

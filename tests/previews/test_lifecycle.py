@@ -118,6 +118,27 @@ def test_closed_destroys_the_app_updates_the_comment_and_keeps_the_record(
     assert event.actor_name == "github" and event.data["reason"] == "pull request merged"
 
 
+def test_closing_the_pr_during_a_deploy_ends_it_aborted_not_failed(
+    world, driver, process_deliveries
+):
+    number = world.open_pull("feat: search", "search")["number"]
+    process_deliveries()
+    [deploy] = preview_deploys(number)
+    deploy = driver.run(deploy, until=lambda d: d.state == Deploy.State.RUNNING)
+
+    world.close_pull(number)
+    process_deliveries()
+    assert f"hot-dash-pr-{number}" not in world.fly.apps
+
+    deploy = driver.run(deploy)
+    assert deploy.state == Deploy.State.FAILED  # the engine's end state for an abort
+    assert deploy.error.startswith("Aborted on request; the Fly app or machine is already gone")
+    assert not Deploy.objects.filter(rollback_of=deploy).exists()
+    verbs = AuditEvent.objects.filter(target_type="deploy", target_id=str(deploy.pk))
+    assert verbs.filter(verb="deploy.aborted").count() == 1
+    assert not verbs.filter(verb="deploy.failed").exists()
+
+
 def test_reopened_pr_recreates_the_destroyed_preview(world, process_deliveries, post_delivery):
     pull = world.open_pull("feat: search", "search")
     number = pull["number"]
