@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0001_initial'),
+        ("deployments", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='preview',
-            name='secret_names',
+            model_name="preview",
+            name="secret_names",
             field=models.JSONField(blank=True, default=list),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0002_preview_secret_names'),
+        ("deployments", "0002_preview_secret_names"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='release',
-            name='assets',
+            model_name="release",
+            name="assets",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='release',
-            name='ci_checks',
+            model_name="release",
+            name="ci_checks",
             field=models.JSONField(blank=True, default=list),
         ),
     ]
