@@ -782,7 +782,8 @@ class _Runner:
             description=f"Rolling out {deploy.image_ref}",
         )
         self.finish_step(
-            step, f"GitHub deployment {deploy.github_deployment_id} is in progress ({ref})."
+            step,
+            f"GitHub deployment {deploy.github_deployment_id} created for {ref}, set in_progress.",
         )
 
     def machine_metadata(self) -> dict[str, str]:
@@ -805,7 +806,7 @@ class _Runner:
         data = step.data
         data.setdefault("updated", [])
         if "updated_at" not in data:
-            self.start_step(step, f"Batch {data.get('batch', '?')}: {step.title}.")
+            self.start_step(step, f"{step.title}.")
             if "create" in data:
                 self.create_machines(step)
             else:
@@ -1092,10 +1093,11 @@ class _Runner:
             machines += data.get("updated", [])
         return machines
 
-    def report_github(self, state: str, description: str) -> None:
-        """Best effort: the deploy's outcome is recorded here whether or not GitHub answers."""
+    def report_github(self, state: str, description: str) -> bool:
+        """Best effort: the deploy's outcome is recorded here whether or not GitHub answers.
+        True when GitHub recorded the status."""
         if self.deploy.github_deployment_id is None:
-            return
+            return False
         try:
             self.github.create_deployment_status(
                 self.deploy.github_deployment_id, state, description=description
@@ -1104,6 +1106,8 @@ class _Runner:
             log.warning(
                 "deploy %s: GitHub status %s not recorded: %s", self.deploy.pk, state, error
             )
+            return False
+        return True
 
     # --- endings -------------------------------------------------------------------------
 
@@ -1147,7 +1151,7 @@ class _Runner:
 
     def fail(self, failure: StepFailed) -> None:
         deploy = self.deploy
-        self.report_github("failure", failure.message[:140])
+        reported = self.report_github("failure", failure.message[:140])
         changed = self.changed_machines()
         with transaction.atomic():
             locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
@@ -1167,6 +1171,12 @@ class _Runner:
                 locked.health_verified = False
                 locked.health_summary = failure.message
             _end(locked, State.FAILED, error=failure.message)
+            if reported:
+                locked.steps.filter(kind=DeployStep.Kind.GITHUB_STATUS).update(
+                    state=StepState.DONE,
+                    finished_at=timezone.now(),
+                    detail=f"GitHub deployment {locked.github_deployment_id} set to failure.",
+                )
             _log(locked, failure.message, DeployLog.Level.ERROR)
             _audit(
                 deploy=locked,
