@@ -17,6 +17,9 @@ def test_request_form_page_and_drawer(client, sandbox, production, v130, request
     page = client.get(url).content.decode()
     assert "<html" in page and f'<option value="{v130.pk}" selected>' in page
     assert "runs <strong>v1.2.0</strong>" in page
+    back = reverse("deployments:environment-detail", args=[production.pk])
+    assert f'<a href="{back}">← hot-dash/production</a>' in page
+    assert client.get(reverse("deployments:deploy-new")).content.decode().count("← Deploys") == 1
     drawer = client.get(url, headers=HTMX).content.decode()
     assert drawer.lstrip().startswith('<dialog id="request-drawer" data-drawer')
 
