@@ -124,10 +124,12 @@ def record(
     target: Any = None,
     app: str = "",
     environment: str = "",
+    scope: Any = None,
     data: dict[str, Any] | None = None,
     ip: str | None = None,
 ) -> AuditEvent:
     """Append one event to the chain. ``actor`` is a user, or "system"/"worker"/"github".
+    ``scope`` is an Environment whose app and name fill ``app`` and ``environment``.
 
     Call it inside the transaction of the change it records. Concurrent writers queue on the
     chain-head row, so the chain never forks (and explicit ids make a fork a key violation).
@@ -141,6 +143,8 @@ def record(
         actor_type, actor_user, actor_name = AuditEvent.ActorType.ANONYMOUS, None, "anonymous"
     else:
         actor_type, actor_user, actor_name = AuditEvent.ActorType.USER, actor, actor.get_username()
+    if scope is not None:
+        app, environment = scope.app.name, scope.name
     described = target if isinstance(target, Target) or target is None else target_of(target)
     clean_data = json.loads(json.dumps(data or {}, default=str))
     with transaction.atomic():

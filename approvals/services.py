@@ -56,8 +56,7 @@ def _audit(
         actor=actor,
         verb=verb,
         target=request,
-        app=environment.app.name,
-        environment=environment.name,
+        scope=environment,
         data={"deploy": request.deploy_id, **(data or {})},
         ip=ip,
     )

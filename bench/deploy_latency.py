@@ -87,9 +87,9 @@ def run() -> str:
     from django.core.management import call_command
     from django.db import transaction
 
-    from deployments.models import App, Deploy, DeployStep, WorkerHeartbeat
+    from deployments.models import App, Deploy, WorkerHeartbeat
     from deployments.services.deploys import deploy_queue
-    from deployments.services.requests import plan_steps
+    from deployments.services.requests import deploy_plan_create
     from deployments.tasks.ops import worker_heartbeat
     from hotdash.celery import app as celery_app
     from hotdash.integrations import fly_client
@@ -203,16 +203,11 @@ def run() -> str:
                     previous_release=staging.current_release,
                     previous_image_ref=staging.current_image_ref,
                 )
-                steps = plan_steps(
-                    environment=staging,
+                deploy_plan_create(
+                    deploy=deploy,
                     target_name=release.tag,
-                    commit_sha=release.commit_sha,
                     machine_ids=machine_ids,
                     verify_data={},
-                )
-                DeployStep.objects.bulk_create(
-                    DeployStep(deploy=deploy, position=n, kind=k, title=t, data=d)
-                    for n, (k, t, d) in enumerate(steps, start=1)
                 )
                 transaction.on_commit(lambda c=committed: c.append(time.time()))
                 deploy_queue(deploy=deploy, actor=requester)

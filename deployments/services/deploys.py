@@ -86,8 +86,7 @@ def _audit(*, deploy: Deploy, actor: Any, verb: str, data: dict | None = None, i
         actor=actor,
         verb=verb,
         target=deploy,
-        app=env.app.name,
-        environment=env.name,
+        scope=env,
         data=data,
         ip=ip,
     )
@@ -1223,7 +1222,7 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
     ``failed`` replaced. Runs inside the failing transaction."""
     if failed.kind not in ROLLBACK_KINDS or not failed.previous_image_ref:
         return None
-    from deployments.services.requests import plan_steps
+    from deployments.services.requests import deploy_plan_create
 
     env = failed.environment
     previous = failed.previous_release
@@ -1242,10 +1241,9 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
         rollback_of=failed,
     )
     target = previous.tag if previous else failed.previous_image_ref
-    steps = plan_steps(
-        environment=env,
+    deploy_plan_create(
+        deploy=rollback,
         target_name=target,
-        commit_sha=rollback.commit_sha,
         machine_ids=machines,
         verify_data={
             "image_ref": rollback.image_ref,
@@ -1253,10 +1251,6 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
             "artifact_sha256": rollback.artifact_sha256,
         },
         create_missing=False,  # only the machines that changed go back
-    )
-    DeployStep.objects.bulk_create(
-        DeployStep(deploy=rollback, position=position, kind=kind, title=title, data=data)
-        for position, (kind, title, data) in enumerate(steps, start=1)
     )
     position = failed.steps.count() + 1
     DeployStep.objects.create(

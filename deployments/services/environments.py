@@ -32,8 +32,7 @@ def _audit(*, environment: Environment, actor: Any, verb: str, data: dict, ip: s
         actor=actor,
         verb=verb,
         target=environment,
-        app=environment.app.name,
-        environment=environment.name,
+        scope=environment,
         data=data,
         ip=ip,
     )

@@ -125,17 +125,17 @@ def active_freeze_window(*, environment: Environment, at: Any = None) -> FreezeW
 # --- the plan --------------------------------------------------------------------------------
 
 
-def plan_steps(
+def deploy_plan_create(
     *,
-    environment: Environment,
+    deploy: Deploy,
     target_name: str,
-    commit_sha: str,
     machine_ids: list[str],
     verify_data: dict[str, Any],
     create_missing: bool = True,
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """The ordered (kind, title, data) steps a worker will run for this deploy; with
+) -> list[DeployStep]:
+    """Save the ordered steps a worker will run for ``deploy`` over ``machine_ids``; with
     ``create_missing``, batches that create the machines the environment lacks."""
+    environment, commit_sha = deploy.environment, deploy.commit_sha
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (
             DeployStep.Kind.VERIFY_ARTIFACT,
@@ -179,7 +179,10 @@ def plan_steps(
         ),
         (DeployStep.Kind.GITHUB_STATUS, "Report the result to GitHub", {}),
     ]
-    return steps
+    return DeployStep.objects.bulk_create(
+        DeployStep(deploy=deploy, position=position, kind=kind, title=title, data=data)
+        for position, (kind, title, data) in enumerate(steps, start=1)
+    )
 
 
 # --- the request -----------------------------------------------------------------------------
@@ -193,8 +196,7 @@ def _refuse(
             actor=actor,
             verb="deploy.refused",
             target=environment,
-            app=environment.app.name,
-            environment=environment.name,
+            scope=environment,
             data={**data, "code": refusal.code, "message": refusal.message, **refusal.details},
             ip=ip,
         )
@@ -445,18 +447,10 @@ def _create(
             {"name": r.name, "state": r.state, "ok": r.ok, "url": r.url} for r in checks.results
         ],
     }
-    steps = plan_steps(
-        environment=environment,
-        target_name=target_name,
-        commit_sha=deploy.commit_sha,
-        machine_ids=machine_ids,
-        verify_data=verify_data,
+    steps = deploy_plan_create(
+        deploy=deploy, target_name=target_name, machine_ids=machine_ids, verify_data=verify_data
     )
-    DeployStep.objects.bulk_create(
-        DeployStep(deploy=deploy, position=position, kind=kind_, title=title, data=data)
-        for position, (kind_, title, data) in enumerate(steps, start=1)
-    )
-    scope = {"target": deploy, "app": environment.app.name, "environment": environment.name}
+    about = {"target": deploy, "scope": environment}
     record(
         actor=actor,
         verb="deploy.requested",
@@ -471,7 +465,7 @@ def _create(
             "fast_path": fast_path,
         },
         ip=ip,
-        **scope,
+        **about,
     )
     if applied:
         record(
@@ -483,7 +477,7 @@ def _create(
                 "failing_checks": [r.name for r in checks.failing],
             },
             ip=ip,
-            **scope,
+            **about,
         )
     if policy.approvals_needed(environment, fast_path=fast_path):
         approval_request_open(deploy=deploy, actor=actor, ip=ip)

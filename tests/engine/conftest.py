@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from deployments.models import Deploy, DeployStep, Environment, Release
+from deployments.models import Deploy, Environment, Release
 from deployments.services.deploys import deploy_execute, deploy_queue
-from deployments.services.requests import plan_steps
+from deployments.services.requests import deploy_plan_create
 from hotdash.integrations import fly_client
 
 
@@ -43,16 +43,11 @@ def make_deploy(
     )
     with fly_client() as fly:
         machine_ids = [m.id for m in fly.list_machines(environment.fly_app_name)]
-    steps = plan_steps(
-        environment=environment,
+    deploy_plan_create(
+        deploy=deploy,
         target_name=release.tag,
-        commit_sha=release.commit_sha,
         machine_ids=machine_ids,
         verify_data={"image_ref": release.image_ref},
-    )
-    DeployStep.objects.bulk_create(
-        DeployStep(deploy=deploy, position=n, kind=kind, title=title, data=data)
-        for n, (kind, title, data) in enumerate(steps, start=1)
     )
     if queue:
         deploy_queue(deploy=deploy, actor=requested_by)
