@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -103,12 +103,17 @@ def _next_token(deploy: Deploy, *, due_in: float, now: datetime) -> str:
     return token
 
 
-def deploy_send(*, deploy_id: int, token: str, countdown: float | None = None) -> bool:
-    """Publish the run message. A broker error is logged, not raised: the reconciler resends."""
+def deploy_send(
+    *, deploy_id: int, token: str, countdown: float | None = None, fly_app: str = ""
+) -> bool:
+    """Publish the run message. ``fly_app`` asks the worker to read that Fly app's machines
+    before it even loads the deploy (see deploy_execute). A broker error is logged, not
+    raised: the reconciler resends."""
     from deployments.tasks.deploys import deploy_run
 
+    args = [deploy_id, token, fly_app] if fly_app else [deploy_id, token]
     try:
-        deploy_run.apply_async(args=[deploy_id, token], countdown=countdown or None)
+        deploy_run.apply_async(args=args, countdown=countdown or None)
     except Exception:  # noqa: BLE001 - any broker failure; the durable row is the source of truth
         log.warning("could not publish deploy_run for deploy %s; the reconciler resends", deploy_id)
         return False
@@ -121,7 +126,11 @@ def deploy_send(*, deploy_id: int, token: str, countdown: float | None = None) -
 def deploy_queue(*, deploy: Deploy, actor: Any) -> Deploy:
     """Mark ``deploy`` queued; its run message is sent when the caller's transaction commits."""
     with transaction.atomic():
-        locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
+        locked = (
+            Deploy.objects.select_for_update(of=("self",))
+            .select_related("environment")
+            .get(pk=deploy.pk)
+        )
         if locked.state not in (State.REQUESTED, State.AWAITING_APPROVAL):
             raise DeployStateError(
                 "not_queueable", f"Deploy #{locked.pk} is {locked.get_state_display().lower()}."
@@ -132,7 +141,19 @@ def deploy_queue(*, deploy: Deploy, actor: Any) -> Deploy:
         token = _next_token(locked, due_in=settings.DEPLOY_DISPATCH_GRACE_SECONDS, now=now)
         locked.save(update_fields=["state", "queued_at", "lease_owner", "lease_expires_at"])
         _audit(deploy=locked, actor=actor, verb="deploy.queued")
-        transaction.on_commit(lambda: deploy_send(deploy_id=locked.pk, token=token))
+        busy = (
+            Deploy.objects.filter(
+                environment_id=locked.environment_id,
+                state__in=(*Deploy.ACTIVE_STATES, State.QUEUED),
+            )
+            .exclude(pk=locked.pk)
+            .exists()
+        )
+        # On an idle environment the worker will claim at once: let it start with the Fly read.
+        fly_app = "" if busy else locked.environment.fly_app_name
+        transaction.on_commit(
+            lambda: deploy_send(deploy_id=locked.pk, token=token, fly_app=fly_app)
+        )
     deploy.refresh_from_db()
     return deploy
 
@@ -348,15 +369,25 @@ class _Progress:
     audits: list[tuple[str, dict]] = field(default_factory=list)
 
 
-def deploy_execute(*, deploy_id: int, token: str, worker: str) -> Next | None:
+def deploy_execute(*, deploy_id: int, token: str, worker: str, fly_app: str = "") -> Next | None:
     """Run the deploy's next steps until one must wait (returns when to run again) or the
-    deploy ends (None). Safe to call with stale or duplicate messages: they are dropped."""
+    deploy ends (None). Safe to call with stale or duplicate messages: they are dropped.
+
+    A message sent as the deploy was queued on an idle environment names its Fly app: the
+    machines the artifact step checks the plan against are read first, before the deploy is
+    loaded and claimed, so the claim's commit is not followed by a round trip to Fly. It is
+    one read: nothing in Fly or GitHub changes before the claim commits, and a message that
+    claims nothing (or whose environment moved to another app since) discards it. A failed
+    read is kept and raised by the artifact step once claimed, so it is retried or fails the
+    deploy like any step's error."""
     fly = FlyClient(_api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN))
-    machines = _machines_before_claim(fly, deploy_id=deploy_id, token=token)
+    machines = _read_machines_kept(fly, fly_app) if fly_app else None
     acquired = _acquire(deploy_id=deploy_id, token=token, worker=worker)
     if acquired is None:
         return None
     deploy, run, waiting = acquired
+    if waiting or deploy.environment.fly_app_name != fly_app:
+        machines = None
     github = GitHubClient(
         _api(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN),
         deploy.environment.app.github_owner,
@@ -379,29 +410,7 @@ def _read_machines(fly: FlyClient, app: str) -> dict[str, Machine]:
         return {}
 
 
-def _machines_before_claim(fly: FlyClient, *, deploy_id: int, token: str) -> MachinesRead | None:
-    """Read the environment's machines for the artifact step before claiming, so the claim's
-    commit is not followed by a round trip to Fly. Only for a queued deploy this message may
-    claim (its token, or an expired lease) on an environment with no active deploy. It is one
-    read: nothing in Fly or GitHub changes before the claim commits, and a claim that fails
-    just discards it. A failed read is kept and raised by the artifact step once claimed, so
-    it is retried or fails the deploy like any step's error."""
-    claimable = Deploy.objects.filter(
-        Q(lease_owner=f"next:{token}")
-        | Q(lease_expires_at__isnull=True)
-        | Q(lease_expires_at__lte=timezone.now()),
-        pk=deploy_id,
-        state=State.QUEUED,
-    ).exclude(
-        Exists(
-            Deploy.objects.filter(
-                environment=OuterRef("environment"), state__in=Deploy.ACTIVE_STATES
-            )
-        )
-    )
-    app = claimable.values_list("environment__fly_app_name", flat=True).first()
-    if app is None:
-        return None
+def _read_machines_kept(fly: FlyClient, app: str) -> MachinesRead:
     try:
         return _read_machines(fly, app)
     except APIError as error:

@@ -15,9 +15,12 @@ from deployments.services.deploys import (
 
 
 @shared_task(bind=True, ignore_result=True)
-def deploy_run(self, deploy_id: int, token: str = "") -> None:
+def deploy_run(self, deploy_id: int, token: str = "", fly_app: str = "") -> None:
     following = deploy_execute(
-        deploy_id=deploy_id, token=token, worker=self.request.hostname or "worker"
+        deploy_id=deploy_id,
+        token=token,
+        worker=self.request.hostname or "worker",
+        fly_app=fly_app,
     )
     if following is not None:
         deploy_send(

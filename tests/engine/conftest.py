@@ -3,13 +3,15 @@ against the frozen sandbox, moving the sandbox clock and Django's clock together
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
+from django.test import TestCase
 
 from deployments.models import Deploy, Environment, Release
 from deployments.services.deploys import deploy_execute, deploy_queue
 from deployments.services.requests import deploy_plan_create
+from deployments.tasks.deploys import deploy_run
 from hotdash.integrations import fly_client
 
 
@@ -50,7 +52,8 @@ def make_deploy(
         verify_data={"image_ref": release.image_ref},
     )
     if queue:
-        deploy_queue(deploy=deploy, actor=requested_by)
+        with TestCase.captureOnCommitCallbacks(execute=True):  # the run message, as on commit
+            deploy_queue(deploy=deploy, actor=requested_by)
     return deploy
 
 
@@ -59,11 +62,33 @@ def pending_token(deploy: Deploy) -> str:
     return deploy.lease_owner.removeprefix("next:")
 
 
+@pytest.fixture(autouse=True)
+def run_messages(request, monkeypatch) -> list[list]:
+    """The args of every deploy_run message published, kept here instead of in the broker,
+    where a later test's real worker would find them. Tests with committed data (and real
+    workers) publish for real."""
+    marker = request.node.get_closest_marker("django_db")
+    published: list[list] = []
+    if not (marker and marker.kwargs.get("transaction")):
+        monkeypatch.setattr(
+            deploy_run, "apply_async", lambda args, **_: published.append(list(args))
+        )
+    return published
+
+
 @dataclass
 class Driver:
     sandbox: object
     traveller: object
+    published: list[list] = field(default_factory=list)  # run messages' args, if recorded
     steps: int = 0
+
+    def message(self, deploy: Deploy) -> list:
+        """The args of the run message the worker would now receive for ``deploy``: the last
+        one published with its pending token (a bare one if none was)."""
+        token = pending_token(deploy)
+        sent = [args for args in self.published if args[:2] == [deploy.pk, token]]
+        return sent[-1] if sent else [deploy.pk, token]
 
     def tick(self, seconds: float) -> None:
         """Let ``seconds`` pass for the sandbox's machines and for the engine's deadlines."""
@@ -72,7 +97,10 @@ class Driver:
 
     def run_once(self, deploy: Deploy, worker: str = "test-worker"):
         self.steps += 1
-        return deploy_execute(deploy_id=deploy.pk, token=pending_token(deploy), worker=worker)
+        deploy_id, token, *rest = self.message(deploy)
+        return deploy_execute(
+            deploy_id=deploy_id, token=token, worker=worker, fly_app=rest[0] if rest else ""
+        )
 
     def run(self, deploy: Deploy, *, until=None, limit: int = 200) -> Deploy:
         """Run the deploy like the task chain would, waiting each countdown, until it ends
@@ -97,8 +125,8 @@ def release_130(demo):
 
 
 @pytest.fixture
-def driver(sandbox, time_machine, settings):
+def driver(sandbox, time_machine, settings, run_messages):
     settings.DEPLOY_POLL_SECONDS = 1
     settings.DEPLOY_QUEUE_POLL_SECONDS = 1
     time_machine.move_to(sandbox.clock.now(), tick=False)
-    return Driver(sandbox=sandbox, traveller=time_machine)
+    return Driver(sandbox=sandbox, traveller=time_machine, published=run_messages)

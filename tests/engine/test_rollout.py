@@ -15,7 +15,7 @@ from deployments.services.deploys import (
 )
 from hotdash.integrations import fly_client, use_transport
 from hotdash.integrations.http import FLY
-from tests.engine.conftest import make_deploy
+from tests.engine.conftest import make_deploy, pending_token
 from tests.fixtures.sandbox import SandboxTransport
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
@@ -201,22 +201,53 @@ def test_a_queued_deploy_reads_its_machines_before_the_claim_and_writes_only_aft
     )
 
 
-def test_a_claim_that_must_wait_discards_the_read_and_touches_nothing(
+def test_only_a_deploy_queued_on_an_idle_environment_is_sent_with_its_fly_app(
     production, release_130, requester, sandbox, driver
 ):
     first = make_deploy(production, release_130, requested_by=requester)
     second = make_deploy(production, release_130, requested_by=requester)
+
+    assert driver.message(first) == [first.pk, pending_token(first), "hot-dash"]
+    assert driver.message(second) == [second.pk, pending_token(second)]
+
     spy = Spy(SandboxTransport(app=sandbox.app), second)
-
     with use_transport(spy):
-        # The second's message arrives first: the read happens, the claim waits its turn.
+        # The second's message arrives first: no read, the claim waits its turn.
         assert driver.run_once(second) is not None
-
     second.refresh_from_db()
     assert second.state == Deploy.State.QUEUED
     assert second.logs.last().message.endswith(f"busy with deploy #{first.pk}.")
-    assert spy.requests() == ["GET /fly/v1/apps/hot-dash/machines"]
-    assert len(sandbox.calls()) == len(sandbox.calls("GET", service="fly"))
+    assert spy.requests() == []
+
+
+def test_a_message_that_claims_nothing_discards_its_read_and_writes_nothing(
+    production, release_130, requester, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    first_message = driver.message(deploy)
+    driver.run_once(deploy)
+    calls = len(sandbox.calls())
+
+    # The broker delivers the first message again: one read, then dropped by the lease.
+    deploy_id, token, fly_app = first_message
+    assert deploy_execute(deploy_id=deploy_id, token=token, worker="w", fly_app=fly_app) is None
+    assert [(c.method, c.path) for c in sandbox.calls()[calls:]] == [
+        ("GET", "/apps/hot-dash/machines")
+    ]
+
+
+def test_a_read_of_the_app_the_environment_left_is_not_used(
+    production, release_130, requester, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    Environment.objects.filter(pk=production.pk).update(fly_app_name="hot-dash-moved")
+
+    deploy = driver.run(deploy)
+
+    # The message named hot-dash; the plan is checked against the app the environment has.
+    assert deploy.state == Deploy.State.FAILED
+    assert "no longer exist in Fly app hot-dash-moved" in deploy.error
+    assert sandbox.calls("GET", service="fly")[-1].path == "/apps/hot-dash-moved/machines"
 
 
 def test_messages_that_cannot_claim_make_no_call_at_all(
