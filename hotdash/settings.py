@@ -268,6 +268,8 @@ if not GITHUB_WEBHOOK_SECRET and SANDBOX_MODE:
 HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 30, minimum=1)
 # GitHub sends at most 25 MB; the webhook view reads the raw stream under this cap itself.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=1024)
+# Refused (unsigned) webhook deliveries: one audit event per address and reason per window.
+REFUSAL_AUDIT_WINDOW_SECONDS = env_int("REFUSAL_AUDIT_WINDOW_SECONDS", 60, minimum=1)
 # A delivery still "received" after this long lost its task message and is sent again.
 WEBHOOK_STUCK_AFTER_SECONDS = env_int("WEBHOOK_STUCK_AFTER_SECONDS", 300, minimum=10)
 

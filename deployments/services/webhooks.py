@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -59,17 +60,27 @@ def signature_valid(*, secret: str, body: bytes, header: str | None) -> bool:
 
 
 def webhook_refused_record(*, event: str, delivery_id: str, reason: str, ip: str | None) -> None:
-    """Audit a refused delivery: event name, delivery id and why; never the body or signature."""
-    with transaction.atomic():
-        record(
-            actor="github",
-            verb="webhook.refused",
-            data={"event": event[:50], "delivery_id": delivery_id[:100], "reason": reason},
-            ip=ip,
-        )
+    """Log every refused delivery; audit the first one per address and reason in each window
+    of REFUSAL_AUDIT_WINDOW_SECONDS, noting how many were only logged since the last audited
+    one. Refusals are unauthenticated: a flood of them must not grow the append-only audit log
+    without bound. Never the body or the signature. The count lives in Django's cache (per
+    process with the default local-memory cache)."""
     log.warning(
         "webhook refused (%s): event=%s delivery=%s ip=%s", reason, event[:50], delivery_id, ip
     )
+    window = f"webhook-refused:{reason}:{ip}"
+    skipped = f"{window}:skipped"
+    if not cache.add(window, True, timeout=settings.REFUSAL_AUDIT_WINDOW_SECONDS):
+        cache.add(skipped, 0, timeout=None)
+        cache.incr(skipped)
+        return
+    data = {"event": event[:50], "delivery_id": delivery_id[:100], "reason": reason}
+    not_audited = cache.get(skipped, 0)
+    if not_audited:
+        cache.decr(skipped, not_audited)
+        data["not_audited_since_last"] = not_audited
+    with transaction.atomic():
+        record(actor="github", verb="webhook.refused", data=data, ip=ip)
 
 
 def webhook_delivery_receive(

@@ -120,8 +120,33 @@ def test_no_secret_configured_refuses_every_delivery(client, settings):
         )
         assert response.status_code == 503
     assert not WebhookDelivery.objects.exists()
-    reasons = AuditEvent.objects.filter(verb="webhook.refused").values_list("data", flat=True)
-    assert [r["reason"] for r in reasons] == ["no_secret"] * 3
+    [refused] = AuditEvent.objects.filter(verb="webhook.refused")  # the first in its window
+    assert refused.data["reason"] == "no_secret"
+
+
+@pytest.mark.django_db
+def test_a_flood_of_refusals_is_logged_in_full_and_audited_once_a_minute_per_address(
+    post_delivery, settings, caplog, time_machine
+):
+    time_machine.move_to("2026-11-29 12:00:00+00:00", tick=False)
+    settings.REFUSAL_AUDIT_WINDOW_SECONDS = 60
+    body = (REFERENCE / "push.payload.json").read_bytes()
+    for n in range(50):
+        post_delivery("push", body, delivery_id=f"flood-{n}", signature=sign(body + b"x"))
+    post_delivery("push", body, delivery_id="unsigned", signature=None)  # another reason
+
+    refused = AuditEvent.objects.filter(verb="webhook.refused").order_by("id")
+    assert [(e.data["reason"], e.data["delivery_id"]) for e in refused] == [
+        ("bad_signature", "flood-0"),
+        ("missing_signature", "unsigned"),
+    ]
+    assert len([r for r in caplog.records if "webhook refused" in r.getMessage()]) == 51
+
+    time_machine.move_to("2026-11-29 12:01:01+00:00", tick=False)
+    post_delivery("push", body, delivery_id="next-minute", signature=sign(body + b"x"))
+    latest = AuditEvent.objects.filter(verb="webhook.refused").latest("id")
+    assert latest.data["delivery_id"] == "next-minute"
+    assert latest.data["not_audited_since_last"] == 49
 
 
 @pytest.mark.django_db
