@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from approvals.audit import record
+from approvals.models import AuditEvent
 from deployments import rollout
 from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview
 from deployments.services.environments import environment_lock
@@ -1198,7 +1199,7 @@ class _Runner:
                 )
             rollback = None
             if failure.rollback and changed:
-                rollback = _start_auto_rollback(failed=locked, machines=changed)
+                rollback = _start_auto_rollback(failed=locked, machines=changed, failure=failure)
             if changed and rollback is None:
                 _log(locked, _no_rollback_reason(locked), DeployLog.Level.ERROR)
             notification_send(deploy=locked, event="deploy.failed")
@@ -1226,7 +1227,28 @@ def _queued_before(deploy: Deploy) -> Q:
     return Q(kind=Deploy.Kind.AUTO_ROLLBACK) | earlier
 
 
-def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | None:
+def _failure_cause(failed: Deploy, failure: StepFailed) -> tuple[str, str]:
+    """(cause, what happened) for the log, audit and rollback reason: ``health`` (failed its
+    health checks), ``aborted`` (by whom and why) or ``error`` (anything else)."""
+    if failure.health:
+        return "health", f"failed its health checks: {failure.message}"
+    if failure.verb == "deploy.aborted":
+        asked = (
+            AuditEvent.objects.filter(
+                verb="deploy.abort_requested", target_type="deploy", target_id=str(failed.pk)
+            )
+            .order_by("-id")
+            .values_list("actor_name", "data")
+            .first()
+        )
+        who, data = asked or ("someone", {})
+        return "aborted", f"was aborted by {who}: {data.get('reason') or 'no reason given'}"
+    return "error", f"failed with an error: {failure.message}"
+
+
+def _start_auto_rollback(
+    *, failed: Deploy, machines: list[str], failure: StepFailed
+) -> Deploy | None:
     """Create and queue (no approval) the deploy that puts ``machines`` back on the image
     ``failed`` replaced. Runs inside the failing transaction."""
     if failed.kind not in ROLLBACK_KINDS or not failed.previous_image_ref:
@@ -1235,12 +1257,13 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
 
     env = failed.environment
     previous = failed.previous_release
+    cause, happened = _failure_cause(failed, failure)
     rollback = Deploy.objects.create(
         environment=env,
         release=previous,
         kind=Deploy.Kind.AUTO_ROLLBACK,
         requested_by_system="system",
-        reason=f"Automatic rollback after deploy #{failed.pk} failed: {failed.error}"[:2000],
+        reason=f"Automatic rollback after deploy #{failed.pk} {happened}"[:2000],
         previous_release=failed.release,
         previous_image_ref=failed.image_ref,
         image_ref=failed.previous_image_ref,
@@ -1275,18 +1298,28 @@ def _start_auto_rollback(*, failed: Deploy, machines: list[str]) -> Deploy | Non
     )
     _log(
         failed,
-        f"Rolling machines {', '.join(machines)} back to {target} (deploy #{rollback.pk}).",
+        f"Rolling machines {', '.join(machines)} back to {target} (deploy #{rollback.pk}): "
+        f"deploy #{failed.pk} {happened}"[:2000],
         DeployLog.Level.WARNING,
     )
     _audit(
         deploy=rollback,
         actor="system",
         verb="deploy.auto_rollback_started",
-        data={"rollback_of": failed.pk, "machines": machines, "image_ref": rollback.image_ref},
+        data={
+            "rollback_of": failed.pk,
+            "machines": machines,
+            "image_ref": rollback.image_ref,
+            "cause": cause,
+            "reason": rollback.reason,
+        },
     )
     deploy_queue(deploy=rollback, actor="system")
-    # The rollback sticks, as a person's would: the failed release cannot go out again and the
-    # environment takes no new deploys until someone has looked (both cleared with a reason).
+    if cause != "health":
+        return rollback
+    # A release that failed its health checks stays rolled back, as after a person's rollback:
+    # it cannot go out again and the environment takes no new deploys until someone has looked
+    # (both cleared with a reason). An abort or an error says nothing against the release.
     if failed.release is not None:
         release_mark_bad(
             release=failed.release,

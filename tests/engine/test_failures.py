@@ -68,6 +68,11 @@ def test_failing_health_checks_stop_the_rollout_and_roll_back_what_changed(
     assert report.state == DeployStep.State.DONE and "set to failure" in report.detail
     assert verbs(deploy)[-1] == "deploy.failed"
     assert verbs(rollback) == ["deploy.auto_rollback_started", "deploy.queued"]
+    assert rollback.reason.startswith(
+        f"Automatic rollback after deploy #{deploy.pk} failed its health checks: Health checks"
+    )
+    started = AuditEvent.objects.get(verb="deploy.auto_rollback_started")
+    assert started.data["cause"] == "health"
     production.refresh_from_db()
     assert production.health == Environment.Health.FAILING
     # The automatic rollback sticks like a person's: release marked bad, environment locked.
@@ -138,7 +143,23 @@ def test_abort_finishes_the_current_batch_then_rolls_back(
     assert second.state == DeployStep.State.SKIPPED
     assert verbs(deploy)[-1] == "deploy.aborted"
     assert "deploy.abort_requested" in verbs(deploy)
-    rollback = driver.run(Deploy.objects.get(rollback_of=deploy))
+    rollback = Deploy.objects.get(rollback_of=deploy)
+    said = f"deploy #{deploy.pk} was aborted by root: customer report"
+    assert rollback.reason == f"Automatic rollback after {said}"
+    assert deploy.logs.filter(message__endswith=f"(deploy #{rollback.pk}): {said}").exists()
+    started = AuditEvent.objects.get(verb="deploy.auto_rollback_started")
+    assert (started.data["cause"], started.data["reason"]) == ("aborted", rollback.reason)
+    # An abort says nothing against the release: it is not marked bad, nothing is locked.
+    release_130.refresh_from_db()
+    production.refresh_from_db()
+    assert not release_130.is_bad and release_130.is_deployable
+    assert not production.is_locked
+    assert not AuditEvent.objects.filter(
+        verb__in=("release.marked_bad", "environment.locked")
+    ).exists()
+
+    rollback = driver.run(rollback)
+
     assert rollback.state == Deploy.State.SUCCEEDED
     assert set(images(sandbox).values()) == {production.current_image_ref}
 
@@ -208,7 +229,17 @@ def test_a_machine_leased_by_someone_else_for_too_long_fails_the_deploy_naming_t
     assert deploy.logs.filter(message__contains=f"{second} is leased by").count() == 1
     batch = deploy.steps.get(kind=DeployStep.Kind.UPDATE_BATCH, data__batch=2)
     assert batch.state == DeployStep.State.FAILED
-    assert Deploy.objects.get(rollback_of=deploy).state == Deploy.State.QUEUED  # first goes back
+    rollback = Deploy.objects.get(rollback_of=deploy)
+    assert rollback.state == Deploy.State.QUEUED  # the first machine goes back
+    assert rollback.reason.startswith(
+        f"Automatic rollback after deploy #{deploy.pk} failed with an error: Machine {second}"
+    )
+    assert AuditEvent.objects.get(verb="deploy.auto_rollback_started").data["cause"] == "error"
+    # An error is not the release's fault: no bad mark, no lock.
+    release_130.refresh_from_db()
+    production.refresh_from_db()
+    assert not release_130.is_bad
+    assert not production.is_locked
 
 
 def test_a_lease_that_ends_within_the_limit_is_waited_out(
