@@ -448,9 +448,17 @@ def _acquire(*, deploy_id: int, token: str, worker: str) -> tuple[Deploy, str, s
 
 def _claim(deploy: Deploy, *, worker: str) -> str:
     """queued → running (inside the lease's transaction) when it is this deploy's turn — FIFO
-    among the queued, automatic rollbacks first — and the one-active-deploy index agrees.
-    Returns why it waits instead, or "" once running."""
+    among the queued, automatic rollbacks first — the one-active-deploy index agrees, and the
+    environment's lock and freeze windows (checked again at each poll: they may have begun
+    since the request) let it through. Returns why it waits instead, or "" once running."""
+    from deployments.services.requests import _gate_refusal
+
     env = deploy.environment
+    gate = _gate_refusal(
+        environment=env, applied=set(deploy.overrides), kind=deploy.kind, now=timezone.now()
+    )
+    if gate is not None:
+        return f"Waiting: {gate.message}"
     blocker = (
         Deploy.objects.filter(environment=env, state=State.QUEUED)
         .exclude(pk=deploy.pk)

@@ -1,0 +1,163 @@
+"""A lock or freeze window that begins after a deploy was queued holds it at the claim: it
+waits, saying why, until the gate clears. Automatic rollbacks and admin overrides go through."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from approvals.models import AuditEvent
+from deployments.models import Deploy
+from deployments.services.environments import (
+    environment_lock,
+    environment_unlock,
+    freeze_window_add,
+)
+from deployments.services.requests import deploy_request
+from tests.engine.conftest import make_deploy
+
+UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
+
+
+def fly_writes(sandbox) -> list[str]:
+    return [f"{r.method} {r.path}" for r in sandbox.calls(service="fly") if r.method != "GET"]
+
+
+def waiting(deploy: Deploy) -> list[str]:
+    return list(
+        deploy.logs.filter(message__startswith="Waiting")
+        .order_by("id")
+        .values_list("message", flat=True)
+    )
+
+
+def started(deploy: Deploy) -> bool:
+    return AuditEvent.objects.filter(
+        verb="deploy.started", target_type="deploy", target_id=str(deploy.pk)
+    ).exists()
+
+
+def test_a_deploy_queued_before_its_environment_was_locked_waits_until_it_is_unlocked(
+    production, release_130, requester, admin_user, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    locked = environment_lock(environment=production, actor=admin_user, reason="incident 42")
+
+    for _ in range(3):  # re-checked at each poll, said once
+        assert driver.run_once(deploy) is not None
+        driver.tick(1)
+
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.QUEUED
+    assert waiting(deploy) == [
+        f"Waiting: hot-dash/production is locked by root since "
+        f"{locked.locked_at:%Y-%m-%d %H:%M} UTC: incident 42"
+    ]
+    assert fly_writes(sandbox) == []
+    assert not started(deploy)
+
+    environment_unlock(environment=production, actor=admin_user, reason="resolved")
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    assert len(sandbox.calls("POST", UPDATE, service="fly")) == 2
+
+
+def test_a_freeze_window_that_began_after_the_queue_holds_the_deploy_until_it_ends(
+    production, release_130, requester, admin_user, sandbox, driver
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    now = timezone.now()
+    window = freeze_window_add(
+        environment=production,
+        actor=admin_user,
+        starts_at=now,
+        ends_at=now + timedelta(seconds=30),
+        reason="launch day",
+    )
+
+    driver.run_once(deploy)
+
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.QUEUED
+    assert waiting(deploy) == [
+        f"Waiting: hot-dash/production is in a freeze window until "
+        f"{window.ends_at:%Y-%m-%d %H:%M} UTC: launch day"
+    ]
+    assert fly_writes(sandbox) == []
+
+    deploy = driver.run(deploy)  # polls every second until the window is over
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    assert window.ends_at <= deploy.started_at < window.ends_at + timedelta(seconds=2)
+    assert len(waiting(deploy)) == 1
+
+
+def test_an_automatic_rollback_runs_on_the_environment_its_failure_locked_ahead_of_held_deploys(
+    production, release_130, requester, sandbox, driver
+):
+    sandbox.mark_image(release_130.image_ref, healthy=False)
+    failing = make_deploy(production, release_130, requested_by=requester)
+    held = make_deploy(production, release_130, requested_by=requester)
+    failing = driver.run(failing)
+    rollback = Deploy.objects.get(rollback_of=failing)
+    production.refresh_from_db()
+    assert production.is_locked
+
+    driver.run_once(held)
+    held.refresh_from_db()
+    assert held.state == Deploy.State.QUEUED
+    assert waiting(held)[-1].startswith(
+        f"Waiting: hot-dash/production is locked by system since "
+        f"{production.locked_at:%Y-%m-%d %H:%M} UTC: Automatic rollback #{rollback.pk} after"
+    )
+
+    rollback = driver.run(rollback)  # queued after the held deploy, yet not behind it
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    held.refresh_from_db()
+    assert held.state == Deploy.State.QUEUED and not started(held)
+    updated = [r.path for r in sandbox.calls("POST", UPDATE, service="fly")]
+    assert len(updated) == 2 and len(set(updated)) == 1  # one machine, forward and back only
+
+
+def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_freeze_window(
+    production, release_130, admin_user, sandbox, driver
+):
+    production.approvals_required = 0
+    production.save(update_fields=["approvals_required"])
+    environment_lock(environment=production, actor=admin_user, reason="incident 42")
+    deploy = deploy_request(
+        environment=production,
+        release=release_130,
+        requested_by=admin_user,
+        reason="the fix for incident 42",
+        overrides=["lock"],
+        override_reason="this is the fix",
+    )
+    assert (deploy.state, deploy.overrides) == (Deploy.State.QUEUED, ["lock"])
+    now = timezone.now()
+    window = freeze_window_add(
+        environment=production,
+        actor=admin_user,
+        starts_at=now,
+        ends_at=now + timedelta(seconds=10),
+        reason="launch day",
+    )
+
+    driver.run_once(deploy)  # the override covers the lock, not a window begun since
+
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.QUEUED
+    assert waiting(deploy) == [
+        f"Waiting: hot-dash/production is in a freeze window until "
+        f"{window.ends_at:%Y-%m-%d %H:%M} UTC: launch day"
+    ]
+
+    deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    production.refresh_from_db()
+    assert production.is_locked  # still locked: the override let this one deploy through
+    assert production.current_release == release_130
