@@ -66,8 +66,15 @@ def engine_settings(settings):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize(
+    "stuck_on",
+    [
+        "lease",  # taking the second batch's Fly lease: nothing sent for that machine yet
+        "update",  # Fly accepts the machine update only after the worker is gone
+    ],
+)
 def test_a_rollout_survives_its_worker_being_killed(
-    demo, live_sandbox, requester, start_worker, engine_settings
+    demo, live_sandbox, requester, start_worker, engine_settings, stuck_on
 ):
     run_sandbox_clock(live_sandbox)
     production = fast_health(demo.environments.get(name="production"))
@@ -75,9 +82,10 @@ def test_a_rollout_survives_its_worker_being_killed(
     deploy = make_deploy(production, release, requested_by=requester, queue=False)
     batches = deploy.steps.filter(kind=DeployStep.Kind.UPDATE_BATCH)
     [first_machine], [second_machine] = (batch.data["machines"] for batch in batches)
-    # The worker gets stuck taking the second batch's machine lease: killed mid-step.
+    # The worker gets stuck on a request for the second batch's machine: killed mid-step.
+    path = f"/machines/{second_machine}/lease$" if stuck_on == "lease" else f"/{second_machine}$"
     stuck = live_sandbox.add_fault(
-        "hang", service="fly", method="POST", path=f"/{second_machine}/lease", seconds=120, times=1
+        "hang", service="fly", method="POST", path=path, seconds=120, times=1
     )
     worker = start_worker("w1", extra_env=worker_env(live_sandbox))
     deploy_queue(deploy=deploy, actor=requester)
@@ -85,10 +93,19 @@ def test_a_rollout_survives_its_worker_being_killed(
     wait_for(lambda: stuck.hits == 1, timeout=60, what="the second batch to start")
     worker.kill()  # SIGKILL to the whole process group, mid-step, holding the run lease
     live_sandbox.world.hang_release.set()  # the request it was making still reaches Fly
+
+    def hung() -> list[str]:
+        calls = live_sandbox.calls("POST", service="fly")
+        return [r.path.rsplit("/", 1)[1] for r in calls if r.fault == "hang"]
+
+    wait_for(hung, timeout=10, what="the request in flight to reach Fly")
+    assert hung() == ["lease" if stuck_on == "lease" else second_machine]
+    landed = {first_machine: 1} | ({second_machine: 1} if stuck_on == "update" else {})
+    assert updates_per_machine(live_sandbox) == Counter(landed)
     deploy.refresh_from_db()
     assert deploy.state == Deploy.State.RUNNING
     assert deploy.lease_owner.startswith("run:w1@")
-    assert updates_per_machine(live_sandbox) == Counter({first_machine: 1})
+    assert second_machine not in batches.get(data__batch=2).data.get("updated", [])  # unrecorded
     start_worker("w2", extra_env=worker_env(live_sandbox))
 
     wait_for(
@@ -102,8 +119,14 @@ def test_a_rollout_survives_its_worker_being_killed(
     assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
     machines = {m["id"] for m in live_sandbox.world.fly.summary()["hot-dash"]}
     assert updates_per_machine(live_sandbox) == Counter(dict.fromkeys(machines, 1))
+    assert {r.status for r in live_sandbox.calls("POST", UPDATE, service="fly")} == {200}
     resumed = AuditEvent.objects.get(target_id=str(deploy.pk), verb="deploy.resumed")
     assert resumed.data["lost_worker"].startswith("w1@")  # the reconciler handed it over
+    second = AuditEvent.objects.get(
+        target_id=str(deploy.pk), verb="deploy.machine_updated", data__machine=second_machine
+    )
+    # The second worker found the update already applied (Fly is the truth) and sent none.
+    assert second.data["changed"] is (stuck_on == "lease")
 
 
 def free_port() -> int:
