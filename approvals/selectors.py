@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from approvals import policy
-from approvals.models import ApprovalRequest, Decision
+from approvals.models import ApprovalRequest, AuditEvent, Decision
 from deployments.models import Deploy, DeployStep, FreezeWindow, Preview, Release
 
 
@@ -50,7 +50,9 @@ def approval_list_pending() -> list[ApprovalRequest]:
     )
 
 
-def approval_get(*, pk: int) -> ApprovalRequest:
+def approval_get(*, pk: int | None = None, deploy_id: int | None = None) -> ApprovalRequest:
+    """One request by its own id or by its deploy's (pages that list deploys link by deploy)."""
+    lookup = {"pk": pk} if deploy_id is None else {"deploy_id": deploy_id}
     return get_object_or_404(
         ApprovalRequest.objects.select_related(
             "deploy__environment__app",
@@ -62,8 +64,18 @@ def approval_get(*, pk: int) -> ApprovalRequest:
             "deploy__overridden_by",
             "deploy__superseded_by",
         ),
-        pk=pk,
+        **lookup,
     )
+
+
+@dataclass(frozen=True)
+class Closer:
+    """Who or what closed a request: a person's own words in ``comment``, the system's in
+    ``detail``."""
+
+    who: str
+    comment: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,28 +88,50 @@ class DrawerFacts:
     approvals_so_far: int
     eligible: list[Any]
     time_left: timedelta | None
+    # What the commits are counted from: live now while pending, live when asked once closed.
+    base_label: str
+    # Pending, and something else went live since the request: ``asked_label`` was live then.
+    live_moved: bool
+    asked_label: str
     commits: list[dict[str, Any]]
+    going_back: bool
     checks: list[dict[str, Any]]
     changes: list[str]
     steps: list[DeployStep]
     freeze_windows: list[FreezeWindow]
-    preview: Preview | None
+    previews: list[Preview]
     user_may_decide: bool
     user_refusal: str
-    closed_by: Decision | None = None
+    closed_by: Closer | None = None
 
 
-def commits_between(*, previous: Release | None, target: Release | None) -> list[dict[str, Any]]:
-    """The commits of every release after ``previous`` up to ``target``, oldest first, from
-    the changelogs recorded at sync."""
-    if target is None:
-        return []
-    releases = Release.objects.filter(app_id=target.app_id, published_at__lte=target.published_at)
-    if previous is not None and previous.published_at and target.published_at:
-        if previous.published_at >= target.published_at:
-            releases = Release.objects.filter(pk=target.pk)
-        else:
-            releases = releases.filter(published_at__gt=previous.published_at)
+def _label(release: Release | None, image_ref: str) -> str:
+    return release.tag if release else image_ref or "nothing"
+
+
+def commits_between(
+    *, base: Release | None, target: Release | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The commits that change when ``target`` replaces ``base``, oldest first, from the
+    changelogs recorded at sync, and whether they go away (``target`` is older than ``base``:
+    the commits of the releases after ``target`` up to ``base``)."""
+    if target is None or (base is not None and base.pk == target.pk):
+        return [], False
+    releases = Release.objects.filter(app_id=target.app_id)
+    going_back = False
+    if target.published_at is None:
+        releases = releases.filter(pk=target.pk)
+    elif base is None or base.published_at is None:
+        releases = releases.filter(published_at__lte=target.published_at)
+    elif base.published_at < target.published_at:
+        releases = releases.filter(
+            published_at__gt=base.published_at, published_at__lte=target.published_at
+        )
+    else:
+        going_back = True
+        releases = releases.filter(
+            published_at__gt=target.published_at, published_at__lte=base.published_at
+        )
     commits = []
     for release in releases.order_by("published_at", "id"):
         for group in (release.changelog or {}).get("groups", []):
@@ -112,7 +146,73 @@ def commits_between(*, previous: Release | None, target: Release | None) -> list
                         "prs": entry.get("prs", []),
                     }
                 )
-    return commits
+    return commits, going_back
+
+
+def _previews(*, deploy: Deploy, commits: list[dict[str, Any]]) -> list[Preview]:
+    """The previews of the pull requests a deploy brings (a release's commits are merge or
+    squash commits, so its PR numbers find them; a preview of the very commit counts too),
+    live ones first."""
+    numbers = {pr["number"] for commit in commits for pr in commit["prs"]}
+    if not numbers and not deploy.commit_sha:
+        return []
+    wanted = Q(pr_number__in=numbers)
+    if deploy.commit_sha:
+        wanted |= Q(head_sha=deploy.commit_sha)
+    previews = Preview.objects.filter(wanted, app_id=deploy.environment.app_id).exclude(url="")
+    return sorted(previews, key=lambda p: (p.state == Preview.State.DESTROYED, p.pr_number))
+
+
+_CLOSING_EVENTS = {
+    ApprovalRequest._meta.model_name: (
+        "approval.expired",
+        "approval.voided",
+        "approval.cancelled",
+        "approval.superseded",
+    ),
+    Deploy._meta.model_name: ("deploy.cancelled", "deploy.superseded"),
+}
+
+
+def _closer(*, approval: ApprovalRequest, decisions: list[Decision]) -> Closer | None:
+    """Who closed a request: the deciding approver when approved or rejected, else whoever the
+    audit log names (the system for expiry and voiding, the canceller, the newer request's
+    requester; a request that followed its deploy has only the deploy's event)."""
+    State = ApprovalRequest.State
+    if approval.state == State.PENDING:
+        return None
+    if approval.state in (State.APPROVED, State.REJECTED):
+        if not decisions:
+            return None
+        decision = decisions[-1]
+        return Closer(who=decision.user.get_username(), comment=decision.comment)
+    targets = {
+        ApprovalRequest._meta.model_name: str(approval.pk),
+        Deploy._meta.model_name: str(approval.deploy_id),
+    }
+    wanted = Q()
+    for target_type, verbs in _CLOSING_EVENTS.items():
+        wanted |= Q(target_type=target_type, target_id=targets[target_type], verb__in=verbs)
+    events = {
+        event.target_type: event
+        for event in AuditEvent.objects.filter(wanted)
+        .order_by("id")
+        .only("actor_name", "verb", "target_type", "data")
+    }
+    request_event = events.get(ApprovalRequest._meta.model_name)
+    deploy_event = events.get(Deploy._meta.model_name)
+    event = request_event or deploy_event
+    who = event.actor_name if event else ""
+    if approval.state == State.EXPIRED:
+        return Closer(
+            who=who, detail=f"no decision before {approval.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+    if approval.state == State.VOIDED:
+        changes = request_event.data.get("changes", []) if request_event else []
+        return Closer(who=who, detail="the release changed: " + "; ".join(changes))
+    if approval.state == State.CANCELLED and deploy_event:
+        return Closer(who=who, comment=deploy_event.data.get("reason", ""))
+    return Closer(who=who)
 
 
 def approval_drawer_facts(*, approval: ApprovalRequest, user: Any) -> DrawerFacts:
@@ -145,6 +245,13 @@ def approval_drawer_facts(*, approval: ApprovalRequest, user: Any) -> DrawerFact
     )
     steps = list(deploy.steps.all())
     verify = next((s for s in steps if s.kind == DeployStep.Kind.VERIFY_ARTIFACT), None)
+    # Approving replaces what is live now, so a pending request is measured against it; a
+    # closed one keeps what was live when it was asked.
+    if pending:
+        base, base_ref = environment.current_release, environment.current_image_ref
+    else:
+        base, base_ref = deploy.previous_release, deploy.previous_image_ref
+    commits, going_back = commits_between(base=base, target=deploy.release)
     return DrawerFacts(
         approval=approval,
         deploy=deploy,
@@ -152,19 +259,20 @@ def approval_drawer_facts(*, approval: ApprovalRequest, user: Any) -> DrawerFact
         approvals_so_far=sum(d.verdict == Decision.Verdict.APPROVE for d in decisions),
         eligible=eligible,
         time_left=max(approval.expires_at - now, timedelta(0)) if pending else None,
-        commits=commits_between(previous=deploy.previous_release, target=deploy.release),
+        base_label=_label(base, base_ref),
+        live_moved=pending
+        and (base and base.pk, base_ref) != (deploy.previous_release_id, deploy.previous_image_ref),
+        asked_label=_label(deploy.previous_release, deploy.previous_image_ref),
+        commits=commits,
+        going_back=going_back,
         checks=(verify.data.get("checks", []) if verify else []),
         changes=policy.changes_since_request(request=approval, release=deploy.release)
         if pending
         else [],
         steps=steps,
         freeze_windows=list(environment.freeze_windows.filter(ends_at__gt=now)),
-        preview=Preview.objects.filter(app_id=environment.app_id, head_sha=deploy.commit_sha)
-        .exclude(url="")
-        .first()
-        if deploy.commit_sha
-        else None,
+        previews=[] if going_back else _previews(deploy=deploy, commits=commits),
         user_may_decide=pending and not code and approval.expires_at > now,
         user_refusal=refusal,
-        closed_by=decisions[-1] if decisions and not pending else None,
+        closed_by=_closer(approval=approval, decisions=decisions),
     )

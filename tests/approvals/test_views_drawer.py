@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, AuditEvent, Decision
-from deployments.models import Deploy
+from approvals.selectors import commits_between
+from approvals.services import approval_expire_due, approval_void_changed
+from deployments.models import Deploy, Environment, Release
+from deployments.services.environments import environment_lock, freeze_window_add
+from deployments.services.requests import deploy_request_cancel
 
 HTMX = {"HX-Request": "true"}
 
@@ -193,3 +198,194 @@ def test_the_nav_badge_refreshes_itself_in_every_open_page(client, pending, view
     assert 'hx-trigger="approval-decided from:body, every 30s"' in html
     badge = client.get(reverse("approvals:pending-count")).content.decode()
     assert ">1</span>" in badge
+
+
+def _both_drawers(client, approval) -> list[str]:
+    """The drawer as htmx swaps it in, and the page without JavaScript."""
+    url = reverse("approvals:drawer", args=[approval.pk])
+    return [client.get(url, headers=HTMX).content.decode(), client.get(url).content.decode()]
+
+
+def test_drawer_shows_the_lock_the_freeze_window_and_the_admin_override(
+    client, request_deploy, production, admin_user, approver
+):
+    now = timezone.now()
+    environment_lock(environment=production, actor=admin_user, reason="database migration")
+    freeze_window_add(
+        environment=production,
+        actor=admin_user,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=2),
+        reason="quarter close",
+    )
+    deploy = request_deploy(
+        requested_by=admin_user,
+        overrides=["lock", "freeze_window"],
+        override_reason="hotfix for the outage",
+    )
+    client.force_login(approver)
+    for html in _both_drawers(client, deploy.approval_request):
+        assert '<p class="lock">Locked by root since ' in html
+        assert "UTC: database migration</p>" in html
+        start, end = now - timedelta(hours=1), now + timedelta(hours=2)
+        assert (
+            f"<li>Freeze {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC: quarter close</li>"
+            in html
+        )
+        assert (
+            '<p class="lock">Override by root of freeze_window, lock: hotfix for the outage</p>'
+            in html
+        )
+
+
+@pytest.fixture
+def half_approved(client, request_deploy, production, approver):
+    """A production request that needs two approvals and has the approver's one."""
+    production.approvals_required = 2
+    production.save(update_fields=["approvals_required"])
+    approval = request_deploy().approval_request
+    client.force_login(approver)
+    client.post(
+        reverse("approvals:decide", args=[approval.pk]),
+        {"decision": "approve", "comment": "fine by me"},
+    )
+    assert Decision.objects.filter(request=approval).count() == 1
+    return approval
+
+
+def _closing_line(html: str) -> str:
+    line = html[html.index('<p id="decided-state">') :]
+    return " ".join(line[: line.index("</p>")].split())
+
+
+def test_a_superseded_request_names_who_replaced_it_and_links_the_newer_deploy(
+    client, half_approved, request_deploy
+):
+    newer = request_deploy(reason="ship it with the fix")
+    half_approved.refresh_from_db()
+    assert half_approved.state == ApprovalRequest.State.SUPERSEDED
+    for html in _both_drawers(client, half_approved):
+        line = _closing_line(html)
+        assert "Superseded" in line and "by <strong>requester</strong> at " in line
+        assert f'superseded by <a href="/deploys/{newer.pk}/">#{newer.pk}</a>' in line
+        assert "approver" not in line and "fine by me" not in line
+
+
+def test_an_expired_request_was_closed_by_the_system_not_the_last_approver(client, half_approved):
+    assert approval_expire_due(now=half_approved.expires_at + timedelta(seconds=1)) == 1
+    for html in _both_drawers(client, half_approved):
+        line = _closing_line(html)
+        assert "Expired" in line and "by <strong>system</strong> at " in line
+        assert f"no decision before {half_approved.expires_at:%Y-%m-%d %H:%M} UTC" in line
+        assert "approver" not in line and "fine by me" not in line
+
+
+def test_a_voided_request_was_closed_by_the_system_with_what_changed(client, half_approved, v130):
+    Release.objects.filter(pk=v130.pk).update(image_digest="sha256:" + "f" * 64)
+    assert approval_void_changed(release=v130) == 1
+    for html in _both_drawers(client, half_approved):
+        line = _closing_line(html)
+        assert "Voided (release changed)" in line and "by <strong>system</strong> at " in line
+        assert ": the release changed: image digest sha256:" in line
+        assert "approver" not in line
+
+
+def test_a_cancelled_request_names_the_canceller_and_their_reason(client, half_approved, requester):
+    deploy_request_cancel(deploy=half_approved.deploy, actor=requester, reason="wrong branch")
+    for html in _both_drawers(client, half_approved):
+        line = _closing_line(html)
+        assert "Cancelled" in line and "by <strong>requester</strong> at " in line
+        assert ": “wrong branch”" in line and "fine by me" not in line
+
+
+def test_a_rejected_request_names_the_rejecting_approver(client, half_approved, second_approver):
+    client.force_login(second_approver)
+    client.post(
+        reverse("approvals:decide", args=[half_approved.pk]),
+        {"decision": "reject", "comment": "migration not reviewed"},
+    )
+    for html in _both_drawers(client, half_approved):
+        line = _closing_line(html)
+        assert "Rejected" in line and "by <strong>approver2</strong> at " in line
+        assert ": “migration not reviewed”" in line
+
+
+def test_when_something_else_went_live_the_drawer_says_so_and_counts_from_it(
+    client, pending, production, approver, demo
+):
+    client.force_login(approver)
+    html = client.get(reverse("approvals:drawer", args=[pending.pk])).content.decode()
+    assert 'id="live-moved"' not in html and "Commits since v1.2.0" in html
+    assert "approval drawer" not in html  # a v1.2.0 commit: already live
+    # A rollback went live after the request (what the engine writes when it succeeds).
+    Environment.objects.filter(pk=production.pk).update(
+        current_release=Release.objects.get(app=demo, version="1.1.1"),
+        current_image_ref="registry.fly.io/hot-dash:v1.1.1",
+    )
+    for html in _both_drawers(client, pending):
+        assert "<dt>Live now</dt><dd>v1.1.1</dd>" in html
+        assert (
+            "Live now is v1.1.1, not v1.2.0 as when requested: the commits below are counted "
+            "from v1.1.1, what approving would replace." in html
+        )
+        assert "Commits since v1.1.1" in html and "approval drawer" in html
+
+
+def test_a_request_to_an_older_release_lists_the_commits_it_takes_away(demo):
+    older, live = (Release.objects.get(app=demo, version=v) for v in ("1.1.1", "1.2.0"))
+    commits, going_back = commits_between(base=live, target=older)
+    assert going_back is True
+    assert [c["message"] for c in commits] == [
+        "approval drawer (#9)",
+        "cache overview query (#10)",
+        "explain rollbacks (#11)",
+    ]
+    assert commits_between(base=live, target=live) == ([], False)
+
+
+def _rule_for(status: int, config: dict) -> dict:
+    """The first htmx responseHandling rule matching ``status``, as htmx picks it."""
+    return next(r for r in config["responseHandling"] if re.fullmatch(r["code"], str(status)))
+
+
+def test_htmx_swaps_403_like_409_and_422(client, viewer):
+    client.force_login(viewer)
+    html = client.get(reverse("approvals:queue")).content.decode()
+    config = json.loads(re.search(r'name="htmx-config" content=\'([^\']*)\'', html)[1])
+    for status in (403, 409, 422):
+        assert _rule_for(status, config) == {"code": str(status), "swap": True, "error": False}
+    assert _rule_for(500, config)["swap"] is False
+
+
+def test_a_viewer_deciding_in_the_drawer_gets_the_reason_in_place(client, pending, viewer):
+    """Someone who lost the approver role after opening the drawer: the form is swapped for
+    the reason; nothing is recorded but the refusal."""
+    client.force_login(viewer)
+    response = client.post(
+        reverse("approvals:decide", args=[pending.pk]),
+        {"decision": "approve", "comment": "lgtm"},
+        headers=HTMX,
+    )
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="decision-form">') and "<html" not in html
+    assert '<p class="error" role="alert">Only approvers may approve or reject deploys.</p>' in html
+    assert 'value="approve"' not in html and 'id="cannot-decide"' not in html
+    pending.refresh_from_db()
+    assert pending.state == ApprovalRequest.State.PENDING and not Decision.objects.exists()
+    assert pending.deploy.state == Deploy.State.AWAITING_APPROVAL
+    event = AuditEvent.objects.get(verb="approval.refused")
+    assert (event.actor_name, event.data["reason"]) == ("viewer", "not_approver")
+
+
+def test_without_any_role_the_htmx_403_is_a_fragment_too(client, pending, outsider):
+    client.force_login(outsider)
+    response = client.post(
+        reverse("approvals:decide", args=[pending.pk]), {"decision": "approve"}, headers=HTMX
+    )
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section class="card" role="alert" id="forbidden">')
+    assert "Your role does not allow this." in html and "<html" not in html
+    assert "<html" in client.post(reverse("approvals:decide", args=[pending.pk])).content.decode()
+    assert not Decision.objects.exists()
