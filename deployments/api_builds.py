@@ -7,7 +7,7 @@ from django.http import HttpRequest, JsonResponse
 from approvals import policy
 from deployments.models import App, Build
 from deployments.services.builds import BuildInvalid, build_register
-from hotdash.api import ApiError, api_endpoint, json_body, require_fields
+from hotdash.api import ApiError, api_endpoint, error_responses, json_body, require_fields
 from hotdash.permissions import client_ip
 
 CONFLICT_CODES = frozenset({"build_conflict"})
@@ -60,7 +60,25 @@ _BUILD_SCHEMA = {
         "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
     },
 }
-_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_BUILD_OUT = {
+    "type": "object",
+    "required": ["build"],
+    "properties": {
+        "build": {
+            "type": "object",
+            "required": ["id", "app", "sha", "image", "digest", "created_at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "app": {"type": "string"},
+                "sha": {"type": "string"},
+                "image": {"type": "string"},
+                "digest": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        }
+    },
+}
+_JSON_BUILD = {"content": {"application/json": {"schema": _BUILD_OUT}}}
 
 OPENAPI_PATHS = {
     "/builds": {
@@ -72,13 +90,29 @@ OPENAPI_PATHS = {
                 "content": {"application/json": {"schema": _BUILD_SCHEMA}},
             },
             "responses": {
-                "201": {"description": "Registered; open previews at this commit deploy it"},
-                "200": {"description": "Already registered with the same image and digest"},
-                "401": {"description": "No valid bearer token", **_ERROR},
-                "403": {"description": "The token's user is not a deployer", **_ERROR},
-                "404": {"description": "Unknown app", **_ERROR},
-                "409": {"description": "The commit already has a different build", **_ERROR},
-                "422": {"description": "Missing or malformed field", **_ERROR},
+                "201": {
+                    "description": "Registered; open previews at this commit deploy it",
+                    **_JSON_BUILD,
+                },
+                "200": {
+                    "description": "Already registered with the same image and digest",
+                    **_JSON_BUILD,
+                },
+                **error_responses(
+                    {
+                        403: {"forbidden": "the token's user is not a deployer"},
+                        404: {"unknown_app": "no app has this name"},
+                        409: {"build_conflict": "the commit already has a different build"},
+                        422: {
+                            "missing_fields": "a required field is absent or blank",
+                            "invalid_field": "a field is not a string",
+                            "invalid_sha": "sha is not a 40-character hex commit SHA",
+                            "invalid_image": "image is not an image reference",
+                            "invalid_digest": "digest is not sha256:<64 hex>",
+                        },
+                    },
+                    body=True,
+                ),
             },
         }
     }

@@ -17,7 +17,7 @@ from deployments.models import Deploy, Environment, Release
 from deployments.selectors.deploys import deploy_get
 from deployments.services.deploys import DeployStateError
 from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
-from hotdash.api import ApiError, api_endpoint, json_body, require_fields
+from hotdash.api import ApiError, api_endpoint, error_responses, json_body, require_fields
 from hotdash.permissions import client_ip
 
 MAX_TEXT = 2000
@@ -193,7 +193,6 @@ def deploys_cancel(request: HttpRequest, pk: int) -> JsonResponse:
 
 # --- OpenAPI -------------------------------------------------------------------------------
 
-_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _DEPLOY = {
     "type": "object",
@@ -275,6 +274,10 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+_NOT_FOUND = {"not_found": "no deploy has this id"}
+_MISSING = {"missing_fields": "a required field is absent or blank"}
+_INVALID = {"invalid_field": f"a field has the wrong type or exceeds {MAX_TEXT} characters"}
+
 OPENAPI_PATHS = {
     "/deploys": {
         "post": {
@@ -300,20 +303,31 @@ OPENAPI_PATHS = {
             ),
             "responses": {
                 "201": {"description": "Created: awaiting approval or queued", **_JSON_DEPLOY},
-                "401": {"description": "No valid bearer token", **_ERROR},
-                "403": {"description": "forbidden: the role does not allow it", **_ERROR},
-                "404": {"description": "unknown_environment or unknown_release", **_ERROR},
-                "409": {
-                    "description": "environment_locked, freeze_window or checks_failing "
-                    "(details say who/why/since, the window, the failing checks)",
-                    **_ERROR,
-                },
-                "422": {
-                    "description": "missing_fields, invalid_field, reason_required, "
-                    "release_invalid, release_bad, release_deleted, invalid_override",
-                    **_ERROR,
-                },
-                "502": {"description": "upstream_error: Fly or GitHub failed", **_ERROR},
+                **error_responses(
+                    {
+                        403: {"forbidden": "the token's user may not request deploys"},
+                        404: {
+                            "unknown_environment": "no such app/environment",
+                            "unknown_release": "the app has no such release",
+                        },
+                        409: {
+                            "environment_locked": "details: locked_by, lock_reason, locked_at",
+                            "freeze_window": "details: window_reason, starts_at, ends_at",
+                            "checks_failing": "details.failing: the checks that are not green",
+                        },
+                        422: {
+                            **_MISSING,
+                            **_INVALID,
+                            "invalid_override": "an unknown override, a non-admin overriding, "
+                            "or no override_reason",
+                            "release_invalid": "the release failed validation (details say why)",
+                            "release_bad": "the release is marked bad",
+                            "release_deleted": "the release was deleted on GitHub",
+                        },
+                        502: {"upstream_error": "Fly or GitHub failed while planning"},
+                    },
+                    body=True,
+                ),
             },
         }
     },
@@ -324,9 +338,9 @@ OPENAPI_PATHS = {
             "parameters": _ID,
             "responses": {
                 "200": {"description": "The deploy", **_JSON_DEPLOY},
-                "401": {"description": "No valid bearer token", **_ERROR},
-                "403": {"description": "forbidden", **_ERROR},
-                "404": {"description": "not_found", **_ERROR},
+                **error_responses(
+                    {403: {"forbidden": "the token's user has no role"}, 404: _NOT_FOUND}
+                ),
             },
         }
     },
@@ -347,15 +361,30 @@ OPENAPI_PATHS = {
             ),
             "responses": {
                 "201": {"description": "Recorded; the deploy as it is now", **_JSON_DEPLOY},
-                "401": {"description": "No valid bearer token", **_ERROR},
-                "403": {"description": "not_approver or self_approval", **_ERROR},
-                "404": {"description": "not_found", **_ERROR},
-                "409": {
-                    "description": "closed (someone decided first: details.approval says "
-                    "what), already_decided, expired, changed, not_gated",
-                    **_ERROR,
-                },
-                "422": {"description": "comment_required, invalid_field", **_ERROR},
+                **error_responses(
+                    {
+                        403: {
+                            "not_approver": "the token's user is not an approver",
+                            "self_approval": "the requester may not decide their own deploy",
+                        },
+                        404: _NOT_FOUND,
+                        409: {
+                            "not_gated": "the deploy has no approval request",
+                            "closed": "someone decided first, or the deploy ended "
+                            "(details.approval says what)",
+                            "already_decided": "this user already decided",
+                            "expired": "the request expired (it is now closed)",
+                            "changed": "the release changed since the request (it is voided)",
+                        },
+                        422: {
+                            **_MISSING,
+                            "invalid_field": "decision is not approve or reject, or comment "
+                            f"is not a string of at most {MAX_TEXT} characters",
+                            "comment_required": "a rejection needs a comment",
+                        },
+                    },
+                    body=True,
+                ),
             },
         }
     },
@@ -373,11 +402,15 @@ OPENAPI_PATHS = {
             ),
             "responses": {
                 "200": {"description": "Cancelled", **_JSON_DEPLOY},
-                "401": {"description": "No valid bearer token", **_ERROR},
-                "403": {"description": "forbidden", **_ERROR},
-                "404": {"description": "not_found", **_ERROR},
-                "409": {"description": "not_cancellable: it already started", **_ERROR},
-                "422": {"description": "missing_fields", **_ERROR},
+                **error_responses(
+                    {
+                        403: {"forbidden": "only the requester or an approver may cancel"},
+                        404: _NOT_FOUND,
+                        409: {"not_cancellable": "the deploy already started or ended"},
+                        422: {**_MISSING, **_INVALID},
+                    },
+                    body=True,
+                ),
             },
         }
     },

@@ -14,7 +14,7 @@ from deployments.selectors.releases import (
     release_blockers,
     releases_by_app,
 )
-from hotdash.api import ApiError, api_endpoint
+from hotdash.api import ApiError, api_endpoint, error_responses
 
 
 def _iso(value: Any) -> str | None:
@@ -103,7 +103,6 @@ _RELEASE_SCHEMA = {
         "image": {"type": "object"},
     },
 }
-_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 OPENAPI_PATHS = {
     "/apps/{app}/releases": {
@@ -140,9 +139,12 @@ OPENAPI_PATHS = {
                         }
                     },
                 },
-                "401": {"description": "No or bad token", **_ERROR},
-                "403": {"description": "Role does not allow reading", **_ERROR},
-                "404": {"description": "Unknown app", **_ERROR},
+                **error_responses(
+                    {
+                        403: {"forbidden": "the token's user has no role"},
+                        404: {"unknown_app": "no app has this name"},
+                    }
+                ),
             },
         }
     }

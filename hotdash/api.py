@@ -1,7 +1,9 @@
 """The JSON API's shared plumbing: bearer-token auth, JSON bodies, one error shape.
 
 Errors always look like ``{"error": {"code": "...", "message": "..."}}``. Each API module
-exposes ``OPENAPI_PATHS`` (a dict of OpenAPI path items) that the schema view merges.
+exposes ``OPENAPI_PATHS`` (a dict of OpenAPI path items) that the schema view merges; their
+operations list their errors through :func:`error_responses`, so every status and code the
+API can answer is in the schema.
 """
 
 from __future__ import annotations
@@ -94,3 +96,107 @@ def api_endpoint(
         return wrapped
 
     return decorator
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+
+def _error_schema(codes: list[str]) -> dict[str, Any]:
+    """An Error whose code is one of ``codes``."""
+    code = {"type": "object", "properties": {"code": {"enum": sorted(codes)}}}
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Error"},
+            {"type": "object", "properties": {"error": code}},
+        ]
+    }
+
+
+def _error_response(description: str, codes: list[str], **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": _error_schema(codes)}},
+    }
+    if headers:
+        response["headers"] = {
+            name: {"required": True, "description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
+
+
+# What api_endpoint and json_body answer, the same on every operation (or every one with a body).
+_PLUMBING_RESPONSES = {
+    "Unauthenticated": (
+        401,
+        _error_response(
+            "`unauthenticated`: no `Authorization: Bearer <token>` header, or the token is "
+            "unknown or revoked",
+            ["unauthenticated"],
+            **{"WWW-Authenticate": 'Bearer realm="hotdash"'},
+        ),
+    ),
+    "MethodNotAllowed": (
+        405,
+        _error_response(
+            "`method_not_allowed`: another HTTP method was used on this path",
+            ["method_not_allowed"],
+            Allow="The methods this path takes",
+        ),
+    ),
+}
+_BODY_RESPONSES = {
+    "InvalidJson": (
+        400,
+        _error_response(
+            "`invalid_json`: the body is not UTF-8 JSON, or not a JSON object", ["invalid_json"]
+        ),
+    ),
+    "BodyTooLarge": (
+        413,
+        _error_response(
+            f"`body_too_large`: the body exceeds {MAX_BODY_BYTES} bytes", ["body_too_large"]
+        ),
+    ),
+}
+
+OPENAPI_COMPONENTS: dict[str, Any] = {
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    "schemas": {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {"type": "object"},
+                    },
+                }
+            },
+        }
+    },
+    "responses": {
+        name: response for name, (_, response) in {**_PLUMBING_RESPONSES, **_BODY_RESPONSES}.items()
+    },
+}
+
+
+def error_responses(
+    errors: dict[int, dict[str, str]], *, body: bool = False
+) -> dict[str, dict[str, Any]]:
+    """An operation's error responses: ``errors`` maps each status the view answers to its
+    codes and when each is sent; 401 and 405 always apply, 400 and 413 when ``body``
+    (the operation reads a JSON body)."""
+    shared = {**_PLUMBING_RESPONSES, **(_BODY_RESPONSES if body else {})}
+    responses = {
+        str(status): {"$ref": f"#/components/responses/{name}"}
+        for name, (status, _) in shared.items()
+    }
+    for status, codes in errors.items():
+        description = "; ".join(f"`{code}`: {when}" for code, when in codes.items())
+        responses[str(status)] = _error_response(description, list(codes))
+    return dict(sorted(responses.items()))

@@ -13,6 +13,7 @@ from deployments.api_builds import builds_create
 from deployments.api_deploys import deploys_cancel, deploys_create, deploys_decide, deploys_get
 from deployments.api_releases import app_releases
 from hotdash import __version__
+from hotdash.api import OPENAPI_COMPONENTS
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
 API_MODULES: list[str] = [
@@ -32,26 +33,7 @@ def openapi_schema(request: HttpRequest) -> JsonResponse:
         "openapi": "3.1.0",
         "info": {"title": "HotDash API", "version": __version__},
         "servers": [{"url": "/api/v1"}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                                "details": {"type": "object"},
-                            },
-                        }
-                    },
-                }
-            },
-        },
+        "components": OPENAPI_COMPONENTS,
         "security": [{"bearer": []}],
         "paths": dict(sorted(paths.items())),
     }

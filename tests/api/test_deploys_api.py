@@ -1,53 +1,13 @@
 """/api/v1/deploys: request, read, decide, cancel; every response checked against the served
-OpenAPI schema."""
+OpenAPI schema (the ``api`` fixture, tests/api/conftest.py)."""
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from django.core.management import call_command
-from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest, MockResponse
 
 from approvals.models import AuditEvent, Decision
 from deployments.models import Deploy
 from deployments.services.environments import environment_lock
-from deployments.services.tokens import api_token_create
-
-
-@pytest.fixture
-def api(client, demo, sandbox):
-    """Call the API as a persona; each response is validated against /api/v1/openapi.json."""
-    spec = OpenAPI.from_dict(client.get("/api/v1/openapi.json").json())
-    tokens: dict[str, str] = {}
-
-    def call(user, method, path, body=None):
-        if user.pk not in tokens:
-            tokens[user.pk] = api_token_create(user=user, name="test")[1]
-        response = getattr(client, method)(
-            "/api/v1" + path,
-            data=json.dumps(body) if body is not None else None,
-            content_type="application/json",
-            headers={"Authorization": f"Bearer {tokens[user.pk]}"},
-        )
-        request = MockRequest(
-            "http://testserver",
-            method,
-            "/api/v1" + path,
-            data=json.dumps(body) if body is not None else None,
-            content_type="application/json",
-        )
-        spec.validate_response(
-            request,
-            MockResponse(
-                response.content, status_code=response.status_code, content_type="application/json"
-            ),
-        )
-        return response
-
-    return call
-
 
 REQUEST = {"app": "hot-dash", "environment": "production", "version": "1.3.0", "reason": "ship"}
 

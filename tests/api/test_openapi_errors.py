@@ -1,0 +1,583 @@
+"""The OpenAPI schema lists every error the API answers, and only those.
+
+* Every (operation, status, code) the schema documents is provoked here, and the answer is
+  validated against the schema by the ``api`` fixture (an undocumented status or code fails).
+* Every ApiError a view can raise (read from the views' source, with the codes of the service
+  refusals they pass on read from the services) is documented for that operation.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+
+import pytest
+from django.urls import resolve
+from django.utils import timezone
+from openapi_core import OpenAPI
+from openapi_core.exceptions import OpenAPIError
+from openapi_core.testing import MockRequest, MockResponse
+
+from approvals import services as approval_services
+from approvals.models import ApprovalRequest
+from approvals.services import ApprovalRefused
+from deployments.models import FreezeWindow, Release
+from deployments.services import builds as build_services
+from deployments.services import deploys as deploy_services
+from deployments.services import requests as request_services
+from deployments.services.builds import BuildInvalid
+from deployments.services.deploys import DeployStateError
+from deployments.services.environments import environment_lock
+from deployments.services.requests import DeployRefused
+from hotdash.api import MAX_BODY_BYTES, OPENAPI_COMPONENTS, ApiError
+from hotdash.api_urls import API_MODULES
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+PATHS = {
+    path: item for name in API_MODULES for path, item in import_module(name).OPENAPI_PATHS.items()
+}
+OPERATIONS = {
+    operation["operationId"]: (path, method)
+    for path, item in PATHS.items()
+    for method, operation in item.items()
+}
+
+
+def _documented_codes(response: dict[str, Any]) -> list[str]:
+    if "$ref" in response:
+        response = OPENAPI_COMPONENTS["responses"][response["$ref"].rsplit("/", 1)[1]]
+    schema = response["content"]["application/json"]["schema"]
+    return schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
+
+
+DOCUMENTED = {
+    (operation_id, int(status), code)
+    for operation_id, (path, method) in OPERATIONS.items()
+    for status, response in PATHS[path][method]["responses"].items()
+    if int(status) >= 400
+    for code in _documented_codes(response)
+}
+
+
+# --- provoking each error -------------------------------------------------------------------
+
+REQUEST = {"app": "hot-dash", "environment": "production", "version": "1.3.0", "reason": "ship"}
+SHA = "a" * 40
+BUILD = {"app": "hot-dash", "sha": SHA, "image": "registry.fly.io/hot-dash:a", "digest": ""}
+BUILD["digest"] = "sha256:" + "b" * 64
+
+
+@dataclass
+class World:
+    api: Callable
+    demo: Any
+    sandbox: Any
+    requester: Any
+    approver: Any
+    second_approver: Any
+    viewer: Any
+    admin_user: Any
+    outsider: Any
+
+    def call(self, operation_id: str, user, body=None, *, method=None, **params) -> Any:
+        """Call an operation, its path parameters filled from ``params`` (default: the demo
+        app, a pending deploy)."""
+        path, documented_method = OPERATIONS[operation_id]
+        if "{id}" in path and "id" not in params:
+            params["id"] = self.pending()
+        params.setdefault("app", self.demo.name)
+        concrete = re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), path)
+        return self.api(user, method or documented_method, concrete, body, **_call_options(params))
+
+    def pending(self, requester=None) -> int:
+        """A production deploy of v1.3.0 awaiting approval."""
+        response = self.api(requester or self.requester, "post", "/deploys", REQUEST)
+        assert response.status_code == 201, response.content
+        return response.json()["id"]
+
+    @property
+    def v130(self) -> Release:
+        return self.demo.releases.get(version="1.3.0")
+
+
+def _call_options(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params.pop(k) for k in ("raw", "authorization") if k in params}
+
+
+Case = Callable[[World], Any]  # returns a response or a list of responses
+CASES: dict[tuple[str, int, str], Case] = {}
+
+
+def case(operation_id: str, status: int, code: str) -> Callable[[Case], Case]:
+    def register(provoke: Case) -> Case:
+        CASES[(operation_id, status, code)] = provoke
+        return provoke
+
+    return register
+
+
+def _plumbing_case(operation_id: str, status: int, code: str) -> Case | None:
+    """The errors api_endpoint and json_body answer the same way on every operation."""
+    path, method = OPERATIONS[operation_id]
+    if code == "unauthenticated":
+        return lambda w: [
+            w.call(operation_id, None),
+            w.call(operation_id, None, authorization="Bearer hd_not-a-token"),
+            w.call(operation_id, None, authorization="Token whatever"),
+        ]
+    if code == "method_not_allowed":
+        return lambda w: [
+            w.call(operation_id, w.admin_user, method=other)
+            for other in HTTP_METHODS
+            if other not in PATHS[path]
+        ]
+    if code == "invalid_json":
+        return lambda w: [
+            w.call(operation_id, w.admin_user, raw=raw) for raw in (b"{nope", b"[1]", b"\xff")
+        ]
+    if code == "body_too_large":
+        return lambda w: w.call(operation_id, w.admin_user, raw=b" " * (MAX_BODY_BYTES + 1))
+    return None
+
+
+# POST /deploys
+
+
+@case("deploys_create", 403, "forbidden")
+def _(w):
+    return w.call("deploys_create", w.viewer, REQUEST)
+
+
+@case("deploys_create", 404, "unknown_environment")
+def _(w):
+    return w.call("deploys_create", w.requester, {**REQUEST, "environment": "moon"})
+
+
+@case("deploys_create", 404, "unknown_release")
+def _(w):
+    return w.call("deploys_create", w.requester, {**REQUEST, "version": "v9.9.9"})
+
+
+@case("deploys_create", 409, "environment_locked")
+def _(w):
+    production = w.demo.environments.get(name="production")
+    environment_lock(environment=production, actor=w.admin_user, reason="incident")
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+@case("deploys_create", 409, "freeze_window")
+def _(w):
+    now = timezone.now()
+    FreezeWindow.objects.create(
+        environment=w.demo.environments.get(name="production"),
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=1),
+        reason="Black Friday",
+    )
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+@case("deploys_create", 409, "checks_failing")
+def _(w):
+    w.sandbox.set_check(w.v130.commit_sha, "ci/test", "completed", "failure")
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+@case("deploys_create", 422, "missing_fields")
+def _(w):
+    # A blank reason is a missing field here, before the service's reason_required.
+    return [
+        w.call("deploys_create", w.requester, {"app": "hot-dash"}),
+        w.call("deploys_create", w.requester, {**REQUEST, "reason": "   "}),
+    ]
+
+
+@case("deploys_create", 422, "invalid_field")
+def _(w):
+    return [
+        w.call("deploys_create", w.requester, {**REQUEST, "app": 5}),
+        w.call("deploys_create", w.requester, {**REQUEST, "overrides": "lock"}),
+        w.call("deploys_create", w.requester, {**REQUEST, "reason": "x" * 2001}),
+    ]
+
+
+@case("deploys_create", 422, "invalid_override")
+def _(w):
+    body = {**REQUEST, "overrides": ["lock"], "override_reason": "hotfix"}
+    return w.call("deploys_create", w.requester, body)
+
+
+@case("deploys_create", 422, "release_invalid")
+def _(w):
+    Release.objects.filter(pk=w.v130.pk).update(validation=Release.Validation.INVALID)
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+@case("deploys_create", 422, "release_bad")
+def _(w):
+    Release.objects.filter(pk=w.v130.pk).update(bad_marked_at=timezone.now(), bad_reason="500s")
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+@case("deploys_create", 422, "release_deleted")
+def _(w):
+    Release.objects.filter(pk=w.v130.pk).update(deleted_on_github_at=timezone.now())
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+@case("deploys_create", 502, "upstream_error")
+def _(w):
+    w.sandbox.add_fault("status", status=503, service="fly")
+    return w.call("deploys_create", w.requester, REQUEST)
+
+
+# GET /deploys/{id}
+
+
+@case("deploys_get", 403, "forbidden")
+def _(w):
+    return w.call("deploys_get", w.outsider)
+
+
+@case("deploys_get", 404, "not_found")
+def _(w):
+    return w.call("deploys_get", w.viewer, id=999999)
+
+
+# POST /deploys/{id}/decisions
+
+APPROVE = {"decision": "approve"}
+
+
+@case("deploys_decide", 403, "not_approver")
+def _(w):
+    return [
+        w.call("deploys_decide", w.viewer, APPROVE),
+        w.call("deploys_decide", w.outsider, APPROVE),
+    ]
+
+
+@case("deploys_decide", 403, "self_approval")
+def _(w):
+    return w.call("deploys_decide", w.approver, APPROVE, id=w.pending(requester=w.approver))
+
+
+@case("deploys_decide", 404, "not_found")
+def _(w):
+    return w.call("deploys_decide", w.approver, APPROVE, id=999999)
+
+
+@case("deploys_decide", 409, "not_gated")
+def _(w):
+    staging = w.call("deploys_create", w.requester, {**REQUEST, "environment": "staging"})
+    assert staging.json()["approval"] is None
+    return w.call("deploys_decide", w.approver, APPROVE, id=staging.json()["id"])
+
+
+@case("deploys_decide", 409, "closed")
+def _(w):
+    deploy_id = w.pending()
+    assert w.call("deploys_decide", w.approver, APPROVE, id=deploy_id).status_code == 201
+    return w.call("deploys_decide", w.second_approver, APPROVE, id=deploy_id)
+
+
+@case("deploys_decide", 409, "already_decided")
+def _(w):
+    w.demo.environments.filter(name="production").update(approvals_required=2)
+    deploy_id = w.pending()
+    assert w.call("deploys_decide", w.approver, APPROVE, id=deploy_id).status_code == 201
+    return w.call("deploys_decide", w.approver, APPROVE, id=deploy_id)
+
+
+@case("deploys_decide", 409, "expired")
+def _(w):
+    deploy_id = w.pending()
+    ApprovalRequest.objects.filter(deploy_id=deploy_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    return w.call("deploys_decide", w.approver, APPROVE, id=deploy_id)
+
+
+@case("deploys_decide", 409, "changed")
+def _(w):
+    deploy_id = w.pending()
+    Release.objects.filter(pk=w.v130.pk).update(artifact_sha256="f" * 64)
+    return w.call("deploys_decide", w.approver, APPROVE, id=deploy_id)
+
+
+@case("deploys_decide", 422, "missing_fields")
+def _(w):
+    return w.call("deploys_decide", w.approver, {})
+
+
+@case("deploys_decide", 422, "invalid_field")
+def _(w):
+    # An unknown decision is refused here, before the service's invalid_verdict.
+    return [
+        w.call("deploys_decide", w.approver, {"decision": "maybe"}),
+        w.call("deploys_decide", w.approver, {"decision": "approve", "comment": 5}),
+    ]
+
+
+@case("deploys_decide", 422, "comment_required")
+def _(w):
+    return w.call("deploys_decide", w.approver, {"decision": "reject", "comment": " "})
+
+
+# POST /deploys/{id}/cancel
+
+
+@case("deploys_cancel", 403, "forbidden")
+def _(w):
+    return w.call("deploys_cancel", w.viewer, {"reason": "no"})
+
+
+@case("deploys_cancel", 404, "not_found")
+def _(w):
+    return w.call("deploys_cancel", w.requester, {"reason": "no"}, id=999999)
+
+
+@case("deploys_cancel", 409, "not_cancellable")
+def _(w):
+    deploy_id = w.pending()
+    assert w.call("deploys_cancel", w.requester, {"reason": "a"}, id=deploy_id).status_code == 200
+    return w.call("deploys_cancel", w.requester, {"reason": "again"}, id=deploy_id)
+
+
+@case("deploys_cancel", 422, "missing_fields")
+def _(w):
+    return [
+        w.call("deploys_cancel", w.requester, {}),
+        w.call("deploys_cancel", w.requester, {"reason": "  "}),
+    ]
+
+
+@case("deploys_cancel", 422, "invalid_field")
+def _(w):
+    return w.call("deploys_cancel", w.requester, {"reason": 5})
+
+
+# POST /builds
+
+
+@case("builds_create", 403, "forbidden")
+def _(w):
+    return w.call("builds_create", w.viewer, BUILD)
+
+
+@case("builds_create", 404, "unknown_app")
+def _(w):
+    return w.call("builds_create", w.requester, {**BUILD, "app": "nope"})
+
+
+@case("builds_create", 409, "build_conflict")
+def _(w):
+    assert w.call("builds_create", w.requester, BUILD).status_code == 201
+    return w.call("builds_create", w.requester, {**BUILD, "image": "registry.fly.io/hot-dash:b"})
+
+
+@case("builds_create", 422, "missing_fields")
+def _(w):
+    return w.call("builds_create", w.requester, {**BUILD, "digest": ""})
+
+
+@case("builds_create", 422, "invalid_field")
+def _(w):
+    return w.call("builds_create", w.requester, {**BUILD, "sha": 5})
+
+
+@case("builds_create", 422, "invalid_sha")
+def _(w):
+    return w.call("builds_create", w.requester, {**BUILD, "sha": "abc1234"})
+
+
+@case("builds_create", 422, "invalid_image")
+def _(w):
+    return w.call("builds_create", w.requester, {**BUILD, "image": "two words"})
+
+
+@case("builds_create", 422, "invalid_digest")
+def _(w):
+    return w.call("builds_create", w.requester, {**BUILD, "digest": "md5:abc"})
+
+
+# GET /apps/{app}/releases
+
+
+@case("listAppReleases", 403, "forbidden")
+def _(w):
+    return w.call("listAppReleases", w.outsider)
+
+
+@case("listAppReleases", 404, "unknown_app")
+def _(w):
+    return w.call("listAppReleases", w.viewer, app="nope")
+
+
+@pytest.fixture
+def world(
+    api, demo, sandbox, requester, approver, second_approver, viewer, admin_user, outsider
+) -> World:
+    return World(
+        api, demo, sandbox, requester, approver, second_approver, viewer, admin_user, outsider
+    )
+
+
+@pytest.mark.parametrize("operation_id, status, code", sorted(DOCUMENTED | set(CASES)))
+def test_each_error_is_answered_as_documented(world, operation_id, status, code):
+    provoke = CASES.get((operation_id, status, code)) or _plumbing_case(operation_id, status, code)
+    assert provoke, f"nothing here provokes {status} {code} from {operation_id}: add a case"
+    responses = provoke(world)
+    responses = responses if isinstance(responses, list) else [responses]
+    assert responses
+    for response in responses:
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    if status == 405:
+        path, _ = OPERATIONS[operation_id]
+        assert {r["Allow"] for r in responses} == {", ".join(m.upper() for m in PATHS[path])}
+    if status == 401:
+        assert all(r["WWW-Authenticate"] == 'Bearer realm="hotdash"' for r in responses)
+    # ``(operation_id, status, code)`` not being documented made ``api`` fail already; this
+    # makes the claim explicit.
+    assert (operation_id, status, code) in DOCUMENTED
+
+
+@pytest.mark.parametrize(
+    "status, code, headers",
+    [
+        (404, "unknown_app", {}),  # a documented status with another operation's code
+        (418, "teapot", {}),  # an undocumented status
+        (401, "unauthenticated", {}),  # without its documented WWW-Authenticate header
+    ],
+)
+def test_the_validator_rejects_what_the_schema_does_not_list(client, db, status, code, headers):
+    spec = OpenAPI.from_dict(client.get("/api/v1/openapi.json").json())
+    request = MockRequest("http://testserver", "get", "/api/v1/deploys/1")
+
+    def validate(status, code, headers):
+        body = json.dumps({"error": {"code": code, "message": "m"}}).encode()
+        spec.validate_response(request, MockResponse(body, status_code=status, headers=headers))
+
+    validate(404, "not_found", {})
+    validate(401, "unauthenticated", {"WWW-Authenticate": "Bearer"})
+    with pytest.raises(OpenAPIError):
+        validate(status, code, headers)
+
+
+# --- reading the errors out of the code --------------------------------------------------------
+
+
+def _codes_constructed(exception: type, module, function: str | None = None) -> set[str]:
+    """The literal codes ``exception("code", …)`` is built with in ``module`` (or in one of
+    its functions)."""
+    tree = ast.parse(inspect.getsource(getattr(module, function) if function else module))
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == exception.__name__
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+# Each service refusal a view turns into an ApiError: the codes it carries, and an instance.
+REFUSALS: dict[type, tuple[set[str], Callable[[str], Exception]]] = {
+    DeployRefused: (
+        _codes_constructed(DeployRefused, request_services),
+        lambda code: DeployRefused(code, ""),
+    ),
+    # Its status property indexes REFUSAL_STATUS, so every code is a key there.
+    ApprovalRefused: (
+        set(approval_services.REFUSAL_STATUS),
+        lambda code: ApprovalRefused(code, "", None),
+    ),
+    BuildInvalid: (
+        _codes_constructed(BuildInvalid, build_services),
+        lambda code: BuildInvalid(code, ""),
+    ),
+    # deploy_request_cancel's only refusal comes from deploy_cancel.
+    DeployStateError: (
+        _codes_constructed(DeployStateError, deploy_services, "deploy_cancel"),
+        lambda code: DeployStateError(code, ""),
+    ),
+}
+
+# Codes a view can pass on that its own checks answer first (cases above show which answer).
+PRE_EMPTED = {
+    ("deploys_create", 422, "reason_required"),  # a blank reason is missing_fields
+    ("deploys_decide", 422, "invalid_verdict"),  # an unknown decision is invalid_field
+}
+
+
+def _api_errors(function, seen: set) -> set[tuple[int, str]]:
+    """Every (status, code) an ApiError raised in ``function`` or the API helpers it calls
+    can carry."""
+    seen.add(function)
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found: set[tuple[int, str]] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        target = function.__globals__.get(node.func.id)
+        if target is ApiError:
+            found |= _api_error_args(node, parents, function.__globals__)
+        elif (
+            inspect.isfunction(target)
+            and target.__module__ in ("hotdash.api", *API_MODULES)
+            and target not in seen
+        ):
+            found |= _api_errors(target, seen)
+    return found
+
+
+def _api_error_args(node: ast.Call, parents: dict, scope: dict) -> set[tuple[int, str]]:
+    status, code = node.args[:2]
+    if isinstance(status, ast.Constant) and isinstance(code, ast.Constant):
+        return {(status.value, code.value)}
+    handler = node
+    while not isinstance(handler, ast.ExceptHandler):
+        handler = parents[handler]  # KeyError: a computed ApiError outside an except clause
+    caught = scope[handler.type.id]
+    assert caught in REFUSALS, f"teach REFUSALS the codes of {caught.__name__}"
+    codes, make = REFUSALS[caught]
+
+    def evaluate(expression: ast.expr, refusal: Exception) -> Any:
+        compiled = compile(ast.Expression(expression), "<view>", "eval")
+        return eval(compiled, scope, {handler.name: refusal})  # noqa: S307 - our own source
+
+    return {(evaluate(status, make(c)), evaluate(code, make(c))) for c in codes}
+
+
+def _view(operation_id: str) -> Callable:
+    path, _ = OPERATIONS[operation_id]
+    return inspect.unwrap(resolve("/api/v1" + re.sub(r"\{\w+\}", "1", path)).func)
+
+
+@pytest.mark.parametrize("operation_id", sorted(OPERATIONS))
+def test_every_error_the_view_can_raise_is_documented(operation_id):
+    raised = {
+        (status, code)
+        for status, code in _api_errors(_view(operation_id), set())
+        if (operation_id, status, code) not in PRE_EMPTED
+    }
+    documented = {(status, code) for op, status, code in DOCUMENTED if op == operation_id}
+    assert raised - documented == set()
+    # What api_endpoint itself answers, before the view runs.
+    assert {(401, "unauthenticated"), (405, "method_not_allowed")} <= documented
+    # Nothing documented that the code cannot answer (and PRE_EMPTED is not stale).
+    assert documented - raised == {(401, "unauthenticated"), (405, "method_not_allowed")}
+
+
+def test_pre_empted_codes_are_really_passed_on():
+    for operation_id, status, code in PRE_EMPTED:
+        assert (status, code) in _api_errors(_view(operation_id), set())
