@@ -495,6 +495,9 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # While pending: when the next attempt is due (its message is sent for then), or when the
+    # running attempt must have reported back. Long past it, the message or worker was lost.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.event} → {self.app.name}"

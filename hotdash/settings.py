@@ -205,6 +205,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    # Outgoing notifications whose task message or worker was lost.
+    "notifications-resend-stuck": {
+        "task": "deployments.tasks.notifications.notification_resend_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     "preview-orphan-sweep": {
         "task": "deployments.tasks.previews.preview_orphan_sweep",
         "schedule": 3600.0,

@@ -2,7 +2,11 @@
 
 ``notification_send`` stores a Notification row in the caller's transaction and sends its
 delivery task on commit; ``notification_deliver`` POSTs it once and says when to try again.
-Every attempt is written to the row (``attempts`` and a line in ``last_error``).
+Every attempt is written to the row (``attempts`` and a line in ``last_error``). Each task
+message names the attempt it is for, so a duplicate message never makes a second POST, and
+``notification_resend_stuck`` (beat) re-sends rows whose message or worker was lost.
+Nothing is sent unsigned: an app without a signing secret gets its notifications marked
+failed, not sent.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments.models import Deploy, Notification
+from deployments.models import App, Deploy, Notification
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,9 @@ EVENTS = {
     "deploy.failed": "Deploy failed",
     "deploy.auto_rolled_back": "Automatic rollback started",
 }
+# A pending notification this long past its next_attempt_at lost its task message (broker down
+# at commit, a purged queue) or the worker running its attempt: the sweep sends it again.
+RESEND_AFTER_SECONDS = 120
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -87,37 +96,74 @@ def notification_send(*, deploy: Deploy, event: str, detail: str = "") -> Notifi
     if not app.notification_webhook_url:
         return None
     notification = Notification.objects.create(
-        app=app, deploy=deploy, event=event, payload=_payload(deploy, event, detail)
+        app=app,
+        deploy=deploy,
+        event=event,
+        payload=_payload(deploy, event, detail),
+        next_attempt_at=timezone.now(),
     )
-    transaction.on_commit(lambda: _send_task(notification.pk, countdown=None))
+    transaction.on_commit(lambda: _send_task(notification.pk, attempt=1, countdown=None))
     return notification
 
 
-def _send_task(notification_id: int, *, countdown: float | None) -> None:
+def _send_task(notification_id: int, *, attempt: int, countdown: float | None) -> None:
     from deployments.tasks.notifications import notification_deliver
 
     try:
-        notification_deliver.apply_async(args=[notification_id], countdown=countdown)
-    except Exception:  # noqa: BLE001 - broker down; the row stays pending and is listed on /ops
+        notification_deliver.apply_async(args=[notification_id, attempt], countdown=countdown)
+    except Exception:  # noqa: BLE001 - broker down: pending on /ops until the sweep re-sends
         log.warning("could not queue delivery of notification %s", notification_id)
 
 
-def notification_deliver(*, notification_id: int) -> float | None:
-    """Try one delivery. Returns seconds until the next try, or None when done (delivered,
-    given up, or already handled)."""
+def webhook_host(url: str) -> str:
+    """Where a webhook URL points, without its path, query or credentials (a Slack webhook's
+    path is itself a secret)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+
+
+def _not_sendable(app: App) -> str:
+    if not app.notification_webhook_url:
+        return f"no webhook URL configured for app {app.name}"
+    if not app.notification_webhook_secret:
+        return f"no signing secret configured for app {app.name}"
+    return ""
+
+
+def _attempt_seconds() -> float:
+    """How long one attempt may take before it is presumed lost: httpx applies the timeout
+    to each of connecting, writing, waiting and reading, plus a margin."""
+    return 4 * settings.NOTIFICATION_TIMEOUT_SECONDS + 10
+
+
+def notification_deliver(*, notification_id: int, attempt: int) -> float | None:
+    """Make attempt number ``attempt`` (1-based) unless it was made already. Returns seconds
+    until the next try, or None when done (delivered, given up, refused, or not this
+    message's turn)."""
+    now = timezone.now()
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(of=("self",))
             .select_related("app")
-            .filter(pk=notification_id, state=Notification.State.PENDING)
+            .filter(pk=notification_id, state=Notification.State.PENDING, attempts=attempt - 1)
             .first()
         )
         if notification is None:
             return None
-        notification.attempts += 1
-        attempt = notification.attempts
-        notification.save(update_fields=["attempts"])
-    app = notification.app
+        app = notification.app
+        refusal = _not_sendable(app)
+        if refusal:
+            notification.state = Notification.State.FAILED
+            notification.next_attempt_at = None
+            notification.last_error += f"at {now.isoformat()}: not sent: {refusal}\n"
+            notification.save(update_fields=["state", "next_attempt_at", "last_error"])
+            log.warning("notification %s not sent: %s", notification_id, refusal)
+            return None
+        notification.attempts = attempt
+        notification.next_attempt_at = now + timedelta(seconds=_attempt_seconds())
+        notification.save(update_fields=["attempts", "next_attempt_at"])
     body = json.dumps(notification.payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {
         "Content-Type": "application/json",
@@ -131,25 +177,89 @@ def notification_deliver(*, notification_id: int) -> float | None:
         if not response.is_success:
             error = f"HTTP {response.status_code}"
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        # Name the host only: the URL's path may be the webhook's secret.
+        url = app.notification_webhook_url
+        error = f"{type(exc).__name__}: {exc}".replace(url, webhook_host(url))
+    return _attempt_record(notification_id=notification_id, attempt=attempt, error=error)
+
+
+def _attempt_record(*, notification_id: int, attempt: int, error: str) -> float | None:
     now = timezone.now()
     with transaction.atomic():
         notification = Notification.objects.select_for_update().get(pk=notification_id)
         if not error:
             notification.state = Notification.State.DELIVERED
             notification.delivered_at = now
+            notification.next_attempt_at = None
             notification.last_error += f"attempt {attempt} at {now.isoformat()}: delivered\n"
-            notification.save(update_fields=["state", "delivered_at", "last_error"])
+            notification.save(
+                update_fields=["state", "delivered_at", "next_attempt_at", "last_error"]
+            )
             return None
         notification.last_error += f"attempt {attempt} at {now.isoformat()}: {error}\n"
-        gave_up = attempt >= settings.NOTIFICATION_MAX_ATTEMPTS
-        if gave_up:
+        fields = ["last_error"]
+        # Only the latest attempt of a pending row decides what happens next; an attempt that
+        # outlived its time was already handed on by the sweep.
+        latest = (
+            notification.state == Notification.State.PENDING and notification.attempts == attempt
+        )
+        countdown = None
+        if latest and attempt >= settings.NOTIFICATION_MAX_ATTEMPTS:
             notification.state = Notification.State.FAILED
-        notification.save(update_fields=["state", "last_error"])
+            notification.next_attempt_at = None
+            fields += ["state", "next_attempt_at"]
+        elif latest:
+            countdown = min(300.0, 2.0**attempt)
+            notification.next_attempt_at = now + timedelta(seconds=countdown)
+            fields.append("next_attempt_at")
+        notification.save(update_fields=fields)
     log.warning("notification %s attempt %s failed: %s", notification_id, attempt, error)
-    return None if gave_up else min(300.0, 2.0**attempt)
+    return countdown
 
 
-def notification_retry(*, notification_id: int, countdown: float) -> None:
-    """Send the delivery task again after ``countdown`` seconds."""
-    _send_task(notification_id, countdown=countdown)
+def notification_retry(*, notification_id: int, attempt: int, countdown: float) -> None:
+    """Send the delivery task for ``attempt`` after ``countdown`` seconds."""
+    _send_task(notification_id, attempt=attempt, countdown=countdown)
+
+
+def notification_resend_stuck(*, now: datetime | None = None) -> list[int]:
+    """Send again every pending notification more than RESEND_AFTER_SECONDS past its
+    next_attempt_at. An attempt that never reported back (its worker died) counts as made;
+    one past NOTIFICATION_MAX_ATTEMPTS is marked failed instead. Returns the ids re-sent."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=RESEND_AFTER_SECONDS)
+    stuck = Notification.objects.filter(
+        state=Notification.State.PENDING, next_attempt_at__lt=cutoff
+    )
+    resent: list[int] = []
+    for pk in stuck.order_by("next_attempt_at", "id").values_list("pk", flat=True)[:500]:
+        with transaction.atomic():
+            notification = (
+                Notification.objects.select_for_update(skip_locked=True)
+                .filter(pk=pk, state=Notification.State.PENDING, next_attempt_at__lt=cutoff)
+                .first()
+            )
+            if notification is None:
+                continue
+            made = notification.attempts
+            lines = notification.last_error.splitlines()
+            if made and not any(line.startswith(f"attempt {made} at ") for line in lines):
+                notification.last_error += (
+                    f"attempt {made} at {now.isoformat()}: no result; its worker stopped\n"
+                )
+            if made >= settings.NOTIFICATION_MAX_ATTEMPTS:
+                notification.state = Notification.State.FAILED
+                notification.next_attempt_at = None
+                notification.save(update_fields=["state", "next_attempt_at", "last_error"])
+                log.warning("notification %s failed: attempt %s was lost", pk, made)
+                continue
+            # Due again only if this message is lost too; a duplicate of it cannot POST twice.
+            notification.next_attempt_at = now
+            notification.save(update_fields=["next_attempt_at", "last_error"])
+            transaction.on_commit(
+                lambda pk=pk, attempt=made + 1: _send_task(pk, attempt=attempt, countdown=None)
+            )
+        resent.append(pk)
+    if resent:
+        log.warning("re-sent %d stuck notifications", len(resent))
+    return resent

@@ -1,15 +1,23 @@
-"""Thin notification task: one delivery attempt, then re-send itself with a backoff."""
+"""Thin notification tasks: one delivery attempt, then re-send itself with a backoff; a beat
+sweep re-sends notifications whose message or worker was lost."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from deployments.services.notifications import notification_deliver as deliver
-from deployments.services.notifications import notification_retry
+from deployments.services.notifications import notification_resend_stuck, notification_retry
 
 
 @shared_task(ignore_result=True)
-def notification_deliver(notification_id: int) -> None:
-    countdown = deliver(notification_id=notification_id)
+def notification_deliver(notification_id: int, attempt: int = 1) -> None:
+    countdown = deliver(notification_id=notification_id, attempt=attempt)
     if countdown is not None:
-        notification_retry(notification_id=notification_id, countdown=countdown)
+        notification_retry(
+            notification_id=notification_id, attempt=attempt + 1, countdown=countdown
+        )
+
+
+@shared_task(ignore_result=True, name="deployments.tasks.notifications.notification_resend_stuck")
+def notification_resend_stuck_task() -> None:
+    notification_resend_stuck()

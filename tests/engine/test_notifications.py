@@ -5,40 +5,55 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from approvals.services import ApprovalRefused, approval_decide, approval_expire_due
 from deployments.models import Deploy, Notification
-from deployments.services.notifications import notification_deliver, notification_send
+from deployments.services.notifications import (
+    RESEND_AFTER_SECONDS,
+    notification_deliver,
+    notification_resend_stuck,
+    notification_send,
+)
 from deployments.services.requests import deploy_request
 from deployments.tasks.notifications import notification_deliver as deliver_task
+from hotdash.celery import app as celery_app
 from tests.engine.conftest import make_deploy
+from tests.engine.test_workers import free_port, wait_for
 
 
 class Receiver:
-    """A real HTTP endpoint on a loopback port that answers the queued status codes."""
+    """A real HTTP endpoint on a loopback port that answers the queued status codes (None:
+    hold the request, unanswered, until ``release`` is set)."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int | None]) -> None:
         self.statuses = statuses
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.release = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - stdlib name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((dict(self.headers), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status is None:
+                    receiver.release.wait(timeout=60)
+                    return
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 """Keep request lines out of the test output."""
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
 
@@ -53,8 +68,23 @@ def receiver():
 
     yield make
     for item in made:
+        item.release.set()
         item.server.shutdown()
         item.server.server_close()
+
+
+def signed_with(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(headers["X-HotDash-Signature"], expected)
+
+
+@pytest.fixture
+def delivery_messages(monkeypatch) -> list[list]:
+    """The args of every notification delivery message published, kept here instead of in
+    the broker (where a later test's real worker would find them)."""
+    published: list[list] = []
+    monkeypatch.setattr(deliver_task, "apply_async", lambda args, **_: published.append(list(args)))
+    return published
 
 
 def test_a_notification_is_signed_slack_json_retried_until_delivered(
@@ -68,17 +98,19 @@ def test_a_notification_is_signed_slack_json_retried_until_delivered(
     with transaction.atomic():
         notification = notification_send(deploy=deploy, event="deploy.succeeded")
 
-    assert notification_deliver(notification_id=notification.pk) == 2.0  # retry in 2 s
-    assert notification_deliver(notification_id=notification.pk) is None
+    assert notification_deliver(notification_id=notification.pk, attempt=1) == 2.0  # in 2 s
+    assert notification_deliver(notification_id=notification.pk, attempt=1) is None  # again
+    assert len(hook.received) == 1  # a duplicate message for a made attempt sends nothing
+    assert notification_deliver(notification_id=notification.pk, attempt=2) is None
 
     notification.refresh_from_db()
     assert notification.state == Notification.State.DELIVERED
-    assert notification.attempts == 2
+    assert notification.attempts == 2 and len(hook.received) == 2
+    assert notification.next_attempt_at is None
     lines = notification.last_error.splitlines()
     assert lines[0].endswith("HTTP 500") and lines[1].endswith("delivered")
     headers, body = hook.received[-1]
-    expected = hmac.new(b"s3cret-for-tests", body, hashlib.sha256).hexdigest()
-    assert headers["X-HotDash-Signature"] == f"sha256={expected}"
+    assert signed_with("s3cret-for-tests", headers, body)
     payload = json.loads(body)
     assert payload["text"].startswith("Deploy succeeded: hot-dash v1.3.0 → production")
     assert payload["blocks"][0]["type"] == "header"
@@ -90,18 +122,46 @@ def test_delivery_gives_up_after_the_maximum_attempts(
     demo, production, release_130, requester, receiver, settings
 ):
     settings.NOTIFICATION_MAX_ATTEMPTS = 2
-    demo.notification_webhook_url = receiver([503, 503, 503]).url
+    hook = receiver([503, 503, 503])
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = "s3cret-for-tests"
     demo.save()
     deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
     notification = notification_send(deploy=deploy, event="deploy.failed")
 
-    assert notification_deliver(notification_id=notification.pk) is not None
-    assert notification_deliver(notification_id=notification.pk) is None
+    assert notification_deliver(notification_id=notification.pk, attempt=1) is not None
+    assert notification_deliver(notification_id=notification.pk, attempt=2) is None
 
     notification.refresh_from_db()
     assert notification.state == Notification.State.FAILED
     assert notification.last_error.count("HTTP 503") == 2
-    assert notification_deliver(notification_id=notification.pk) is None  # no third try
+    assert notification_deliver(notification_id=notification.pk, attempt=3) is None  # no third
+    assert len(hook.received) == 2
+    far = timezone.now() + timedelta(days=1)
+    assert notification_resend_stuck(now=far) == []  # a failed row is not sent again
+
+
+def test_no_signing_secret_means_not_sent_with_the_reason(
+    demo, production, release_130, requester, receiver, caplog
+):
+    hook = receiver([])
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = ""
+    demo.save()
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    notification = notification_send(deploy=deploy, event="deploy.succeeded")
+
+    with caplog.at_level(logging.WARNING, logger="deployments.services.notifications"):
+        assert deliver_task.apply(args=[notification.pk]).successful()
+
+    notification.refresh_from_db()
+    assert hook.received == []  # nothing signed with an empty key, nothing sent at all
+    assert notification.state == Notification.State.FAILED
+    assert notification.attempts == 0
+    assert notification.last_error.endswith(
+        "not sent: no signing secret configured for app hot-dash\n"
+    )
+    assert "no signing secret configured for app hot-dash" in caplog.text
 
 
 def test_no_webhook_configured_means_no_notification(production, release_130, requester):
@@ -137,8 +197,7 @@ def notified_once(hook, django_capture_on_commit_callbacks, event: str, action) 
     notification.refresh_from_db()
     assert notification.state == Notification.State.DELIVERED
     [(headers, body)] = hook.received[received:]
-    expected = hmac.new(b"approval-hook-secret", body, hashlib.sha256).hexdigest()
-    assert headers["X-HotDash-Signature"] == f"sha256={expected}"
+    assert signed_with("approval-hook-secret", headers, body)
     payload = json.loads(body)
     assert payload["event"] == event
     return payload
@@ -214,3 +273,222 @@ def test_a_refused_decision_notifies_nothing(
     with pytest.raises(ApprovalRefused):
         approval_decide(request=deploy.approval_request, user=requester, verdict="approve")
     assert list(Notification.objects.values_list("event", flat=True)) == ["approval.requested"]
+
+
+ENGINE_SECRET = "engine-hook-secret"
+
+
+@pytest.fixture
+def deploy_hook(demo, receiver):
+    hook = receiver([])
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = ENGINE_SECRET
+    demo.save()
+    return hook
+
+
+def deliver_published(messages: list[list]) -> None:
+    """Run each published delivery message as a worker would, once."""
+    for args in messages:
+        assert deliver_task.apply(args=args).successful()
+    messages.clear()
+
+
+def received_events(hook) -> list[tuple[str, int]]:
+    """(event, deploy id) of every POST ``hook`` received, each signed with ENGINE_SECRET."""
+    events = []
+    for headers, body in hook.received:
+        assert signed_with(ENGINE_SECRET, headers, body)
+        payload = json.loads(body)
+        events.append((payload["event"], payload["deploy"]["id"]))
+    return events
+
+
+def test_a_deploy_that_succeeds_notifies_once_signed(
+    production,
+    release_130,
+    requester,
+    driver,
+    deploy_hook,
+    delivery_messages,
+    django_capture_on_commit_callbacks,
+):
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    with django_capture_on_commit_callbacks(execute=True):
+        deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    [notification] = Notification.objects.all()
+    assert delivery_messages == [[notification.pk, 1]]  # published on commit, attempt 1
+    deliver_published(delivery_messages)
+    assert received_events(deploy_hook) == [("deploy.succeeded", deploy.pk)]
+    notification.refresh_from_db()
+    assert (notification.state, notification.attempts) == (Notification.State.DELIVERED, 1)
+
+
+def test_a_failed_deploy_and_its_automatic_rollback_each_notify_once_signed(
+    production,
+    release_130,
+    requester,
+    sandbox,
+    driver,
+    deploy_hook,
+    delivery_messages,
+    django_capture_on_commit_callbacks,
+):
+    sandbox.mark_image(release_130.image_ref, healthy=False)
+    deploy = make_deploy(production, release_130, requested_by=requester)
+    with django_capture_on_commit_callbacks(execute=True):
+        deploy = driver.run(deploy)
+
+    assert deploy.state == Deploy.State.FAILED
+    rollback = Deploy.objects.get(rollback_of=deploy)
+    assert len(delivery_messages) == 2
+    deliver_published(delivery_messages)
+    assert received_events(deploy_hook) == [
+        ("deploy.failed", deploy.pk),
+        ("deploy.auto_rolled_back", rollback.pk),
+    ]
+    failed, rolled_back = (json.loads(body) for _, body in deploy_hook.received)
+    assert deploy.error in failed["text"]
+    assert f"Rolling back deploy #{deploy.pk} to {rollback.image_ref}." in rolled_back["text"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rollback = driver.run(rollback)
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    deliver_published(delivery_messages)
+    assert received_events(deploy_hook)[2:] == [("deploy.succeeded", rollback.pk)]
+    assert set(Notification.objects.values_list("state", "attempts")) == {
+        (Notification.State.DELIVERED, 1)
+    }
+
+
+def record_delivery_messages(monkeypatch) -> list[list]:
+    published: list[list] = []
+    monkeypatch.setattr(deliver_task, "apply_async", lambda args, **_: published.append(list(args)))
+    return published
+
+
+@pytest.fixture
+def unreachable_broker():
+    """Point this process's Celery producer at a port where no broker listens."""
+    saved = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
+    celery_app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    celery_app.conf.broker_transport_options = {"socket_connect_timeout": 1, "max_retries": 1}
+    celery_app._after_fork()  # drop pooled connections to the real broker
+    yield
+    celery_app.conf.broker_url, celery_app.conf.broker_transport_options = saved
+    celery_app._after_fork()
+
+
+def test_a_notification_lost_to_a_broker_outage_is_sent_by_the_sweep(
+    production,
+    release_130,
+    requester,
+    deploy_hook,
+    caplog,
+    monkeypatch,
+    unreachable_broker,
+    django_capture_on_commit_callbacks,
+):
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    with (
+        caplog.at_level(logging.WARNING, logger="deployments.services.notifications"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        notification = notification_send(deploy=deploy, event="deploy.succeeded")
+
+    assert f"could not queue delivery of notification {notification.pk}" in caplog.text
+    notification.refresh_from_db()
+    assert (notification.state, notification.attempts) == (Notification.State.PENDING, 0)
+    messages = record_delivery_messages(monkeypatch)
+    due = notification.next_attempt_at
+    with django_capture_on_commit_callbacks(execute=True):
+        early = notification_resend_stuck(now=due + timedelta(seconds=RESEND_AFTER_SECONDS - 1))
+        late = notification_resend_stuck(now=due + timedelta(seconds=RESEND_AFTER_SECONDS + 1))
+
+    assert (early, late, messages) == ([], [notification.pk], [[notification.pk, 1]])
+    deliver_published(messages)
+    assert received_events(deploy_hook) == [("deploy.succeeded", deploy.pk)]
+    notification.refresh_from_db()
+    assert (notification.state, notification.attempts) == (Notification.State.DELIVERED, 1)
+
+
+def test_the_sweep_leaves_a_scheduled_retry_alone_and_never_sends_an_attempt_twice(
+    demo,
+    production,
+    release_130,
+    requester,
+    receiver,
+    delivery_messages,
+    django_capture_on_commit_callbacks,
+):
+    hook = receiver([500, 200])
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = ENGINE_SECRET
+    demo.save()
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    notification = notification_send(deploy=deploy, event="deploy.failed")
+    assert notification_deliver(notification_id=notification.pk, attempt=1) == 2.0
+    notification.refresh_from_db()
+    due = notification.next_attempt_at  # when the retry message (attempt 2) is to run
+
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = notification_resend_stuck(now=due + timedelta(seconds=RESEND_AFTER_SECONDS))
+        lost = notification_resend_stuck(now=due + timedelta(seconds=RESEND_AFTER_SECONDS + 1))
+
+    assert (waiting, lost, delivery_messages) == ([], [notification.pk], [[notification.pk, 2]])
+    # The sweep's message and the late original retry both arrive: one POST for attempt 2.
+    deliver_task.apply(args=[notification.pk, 2])
+    deliver_task.apply(args=[notification.pk, 2])
+    assert len(hook.received) == 2
+    notification.refresh_from_db()
+    assert (notification.state, notification.attempts) == (Notification.State.DELIVERED, 2)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("max_attempts", [6, 1])
+def test_an_attempt_whose_worker_died_is_made_again_by_the_sweep_within_the_cap(
+    demo, production, release_130, requester, receiver, start_worker, settings, max_attempts
+):
+    settings.NOTIFICATION_MAX_ATTEMPTS = max_attempts  # read by the sweep, in this process
+    hook = receiver([None])  # the first POST is held unanswered
+    demo.notification_webhook_url = hook.url
+    demo.notification_webhook_secret = ENGINE_SECRET
+    demo.save()
+    deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
+    worker = start_worker("n1")
+    with transaction.atomic():
+        notification = notification_send(deploy=deploy, event="deploy.succeeded")
+
+    wait_for(lambda: len(hook.received) == 1, timeout=60, what="the first attempt's POST")
+    worker.kill()  # SIGKILL mid-attempt: the POST went out, its result is never written
+    hook.release.set()
+    notification.refresh_from_db()
+    assert (notification.state, notification.attempts) == (Notification.State.PENDING, 1)
+    assert notification.last_error == ""
+    lost_after = notification.next_attempt_at + timedelta(seconds=RESEND_AFTER_SECONDS + 1)
+
+    if max_attempts == 1:
+        assert notification_resend_stuck(now=lost_after) == []
+        notification.refresh_from_db()
+        assert notification.state == Notification.State.FAILED
+        assert notification.last_error.endswith(": no result; its worker stopped\n")
+        assert len(hook.received) == 1
+        return
+    start_worker("n2")
+    assert notification_resend_stuck(now=lost_after) == [notification.pk]  # sent on commit
+    wait_for(
+        lambda: Notification.objects.get(pk=notification.pk).state != "pending",
+        timeout=60,
+        what="the second worker's attempt",
+    )
+
+    notification.refresh_from_db()
+    assert (notification.state, notification.attempts) == (Notification.State.DELIVERED, 2)
+    first, second = notification.last_error.splitlines()
+    assert first.startswith("attempt 1 at ") and first.endswith(": no result; its worker stopped")
+    assert second.startswith("attempt 2 at ") and second.endswith(": delivered")
+    assert received_events(hook) == [("deploy.succeeded", deploy.pk)] * 2
