@@ -400,6 +400,8 @@ class Preview(models.Model):
     """The lifecycle of one pull request's preview environment."""
 
     class State(models.TextChoices):
+        # A fork's commit is never deployed until a maintainer approves that exact commit.
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting maintainer approval"
         CREATING = "creating", "Creating"
         RUNNING = "running", "Running"
         SLEEPING = "sleeping", "Sleeping"
@@ -422,6 +424,12 @@ class Preview(models.Model):
     comment_id = models.BigIntegerField(null=True, blank=True)
     # Names of the staging secrets copied onto the preview app; values are never stored.
     secret_names = models.JSONField(default=list, blank=True)
+    # The fork commit a maintainer last approved for deployment (cleared when revived).
+    approved_sha = models.CharField(max_length=40, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     destroyed_at = models.DateTimeField(null=True, blank=True)

@@ -22,9 +22,21 @@ def _with_last_deploy(queryset: QuerySet[Preview]) -> QuerySet[Preview]:
 
 def preview_list() -> QuerySet[Preview]:
     return _with_last_deploy(
-        Preview.objects.select_related("app", "environment").order_by("-updated_at", "-id")
+        Preview.objects.select_related("app", "environment", "approved_by").order_by(
+            "-updated_at", "-id"
+        )
     )
 
 
 def preview_get(*, pk: int) -> Preview:
     return get_object_or_404(preview_list(), pk=pk)
+
+
+def preview_deploys(*, preview: Preview, pending: bool = False, limit: int = 10) -> list[Deploy]:
+    """The preview's latest deploys, newest first; ``pending``: only those not finished."""
+    if preview.environment_id is None:
+        return []
+    deploys = Deploy.objects.filter(environment_id=preview.environment_id, kind=Deploy.Kind.PREVIEW)
+    if pending:
+        deploys = deploys.exclude(state__in=Deploy.TERMINAL_STATES)
+    return list(deploys.order_by("-created_at", "-id")[:limit])

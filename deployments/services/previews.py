@@ -1,6 +1,11 @@
 """Preview environments: one Fly app per pull request, announced on the PR, asleep when idle,
 destroyed when the PR closes, when it grows too old, or when the orphan sweep finds it.
 
+A pull request from a fork is untrusted code: its preview is held (``awaiting_approval``, no
+Fly app, nothing deployed) until a maintainer approves one exact head commit, and every later
+push holds it again, removing the app, until that commit is approved in turn. Fork previews
+never get secrets, approved or not.
+
 Remote calls (Fly, GitHub) happen outside database transactions; each state change is one
 transaction with its audit event. Every step reads remote state before it mutates, so a task
 that runs twice converges on the same result.
@@ -20,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from approvals import policy
 from approvals.audit import record
 from deployments.models import App, Build, Deploy, Environment, Preview
 from deployments.services.builds import build_simulate
@@ -46,10 +52,23 @@ PENDING_STATES = (
     Deploy.State.VERIFYING,
 )
 WAKEABLE_MACHINE_STATES = frozenset({"stopped", "suspended"})
+# Preview states in which its Fly app may exist.
+APP_STATES = frozenset(
+    {
+        Preview.State.CREATING,
+        Preview.State.RUNNING,
+        Preview.State.SLEEPING,
+        Preview.State.FAILED,
+    }
+)
 
 
 class PreviewActionRefused(Exception):
     """A person's preview action that cannot go ahead (the message says why)."""
+
+
+class PreviewApprovalForbidden(Exception):
+    """Someone without the approver role tried to approve a fork's preview (audited)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,7 @@ def preview_sync(*, app: App, facts: PullRequestFacts) -> str:
         return f"PR #{facts.number} is {pull.state}; nothing to deploy"
     if pull.draft and app.preview_opt_in_label not in facts.labels:
         return f"draft PR #{facts.number} skipped (label it '{app.preview_opt_in_label}' to opt in)"
+    own_repo = f"{app.github_owner}/{app.github_repo}".lower()
     facts = PullRequestFacts(
         number=facts.number,
         title=pull.title,
@@ -122,26 +142,40 @@ def preview_sync(*, app: App, facts: PullRequestFacts) -> str:
         branch=pull.head_ref,
         head_sha=pull.head_sha,
         draft=pull.draft,
-        is_fork=facts.is_fork,
+        # Either view saying "fork" is enough.
+        is_fork=facts.is_fork or pull.head_repo.lower() != own_repo,
         labels=facts.labels,
     )
-    preview = _preview_upsert(app=app, facts=facts)
-    _fly_app_ensure(preview=preview)
-    _secrets_copy(preview=preview)
-    build = Build.objects.filter(app=app, commit_sha=facts.head_sha).first()
-    if build is None and settings.SANDBOX_MODE:
-        build = build_simulate(app=app, commit_sha=facts.head_sha, pr_number=facts.number)
-    if build is None:
-        outcome = f"PR #{facts.number}: waiting for the CI build of {facts.head_sha[:7]}"
+    preview, remove_app = _preview_upsert(app=app, facts=facts)
+    if preview.state == Preview.State.AWAITING_APPROVAL:
+        if remove_app:
+            _app_remove(
+                preview=preview,
+                actor="github",
+                reason=f"fork commit {facts.head_sha[:7]} awaits maintainer approval",
+            )
+        outcome = f"fork PR #{facts.number}: {facts.head_sha[:7]} awaits maintainer approval"
     else:
-        deploy = preview_deploy(preview=preview, build=build)
-        outcome = (
-            f"PR #{facts.number}: deploy #{deploy.pk} of {facts.head_sha[:7]}"
-            if deploy
-            else f"PR #{facts.number}: {facts.head_sha[:7]} already deploying or live"
-        )
+        _fly_app_ensure(preview=preview)
+        _secrets_copy(preview=preview)
+        outcome = _head_deploy(preview=preview)
     preview_comment_update(preview=preview)
     return outcome
+
+
+def _head_deploy(*, preview: Preview, user: Any = None, ip: str | None = None) -> str:
+    """Deploy the build of the PR's head commit (simulated in sandbox mode) if there is one."""
+    sha, number = preview.head_sha, preview.pr_number
+    build = Build.objects.filter(app=preview.app, commit_sha=sha).first()
+    if build is None and settings.SANDBOX_MODE:
+        build = build_simulate(app=preview.app, commit_sha=sha, pr_number=number)
+    if build is None:
+        return f"PR #{number}: waiting for the CI build of {sha[:7]}"
+    reason = f"Approved preview of fork PR #{number} at {sha[:7]}" if user else ""
+    deploy = preview_deploy(preview=preview, build=build, requested_by=user, reason=reason, ip=ip)
+    if deploy is None:
+        return f"PR #{number}: {sha[:7]} already deploying or live"
+    return f"PR #{number}: deploy #{deploy.pk} of {sha[:7]}"
 
 
 def preview_close(*, app: App, number: int, merged: bool) -> str:
@@ -159,7 +193,7 @@ def preview_deploy_for_build(*, build: Build) -> list[int]:
     """A build arrived: deploy it to every live preview whose PR head is that commit."""
     deployed = []
     for preview in Preview.objects.filter(app=build.app, head_sha=build.commit_sha).exclude(
-        state=Preview.State.DESTROYED
+        state__in=(Preview.State.DESTROYED, Preview.State.AWAITING_APPROVAL)
     ):
         if preview_deploy(preview=preview, build=build):
             deployed.append(preview.pk)
@@ -194,8 +228,9 @@ def _preview_environment(*, app: App, number: int) -> Environment:
     return environment
 
 
-def _preview_upsert(*, app: App, facts: PullRequestFacts) -> Preview:
-    """The PR's Preview row, created (or revived after destruction) and up to date."""
+def _preview_upsert(*, app: App, facts: PullRequestFacts) -> tuple[Preview, bool]:
+    """The PR's Preview row, created (or revived after destruction) and up to date; a fork's
+    unapproved head commit holds it. True when the held preview's Fly app must be removed."""
     with transaction.atomic():
         environment = _preview_environment(app=app, number=facts.number)
         preview, created = Preview.objects.select_for_update().get_or_create(
@@ -204,6 +239,7 @@ def _preview_upsert(*, app: App, facts: PullRequestFacts) -> Preview:
             defaults={"environment": environment, "url": environment.url},
         )
         revived = preview.state == Preview.State.DESTROYED
+        before = {"state": preview.state, "head_sha": preview.head_sha}
         now = timezone.now()
         preview.environment = environment
         preview.url = environment.url
@@ -211,13 +247,21 @@ def _preview_upsert(*, app: App, facts: PullRequestFacts) -> Preview:
         preview.pr_author = facts.author[:100]
         preview.branch = facts.branch[:255]
         preview.head_sha = facts.head_sha
-        preview.is_fork = facts.is_fork
+        # A PR's head repository never changes: once seen as a fork, always a fork.
+        preview.is_fork = preview.is_fork or facts.is_fork
         preview.is_draft = facts.draft
         preview.updated_at = now
         if revived:
             preview.state = Preview.State.CREATING
             preview.destroyed_at = None
             preview.created_at = now  # the maximum age counts from the revival
+            preview.approved_sha, preview.approved_by, preview.approved_at = "", None, None
+        hold = preview.is_fork and (
+            preview.state == Preview.State.AWAITING_APPROVAL
+            or preview.approved_sha != facts.head_sha
+        )
+        if hold:
+            preview.state = Preview.State.AWAITING_APPROVAL
         preview.save()
         if created or revived:
             record(
@@ -230,14 +274,33 @@ def _preview_upsert(*, app: App, facts: PullRequestFacts) -> Preview:
                     "pr": facts.number,
                     "fly_app": environment.fly_app_name,
                     "head_sha": facts.head_sha,
-                    "fork": facts.is_fork,
+                    "fork": preview.is_fork,
                     "revived": revived,
                 },
             )
-    return preview
+        # Once approved, every hold makes sure the app is gone (a failed removal converges).
+        remove_app = (
+            hold and not created and (before["state"] in APP_STATES or bool(preview.approved_sha))
+        )
+        if hold and (before["state"] != preview.state or before["head_sha"] != facts.head_sha):
+            record(
+                actor="github",
+                verb="preview.held",
+                target=preview,
+                app=app.name,
+                environment=environment.name,
+                data={
+                    "from": before["state"],
+                    "head_sha": facts.head_sha,
+                    "approved_sha": preview.approved_sha,
+                    "author": preview.pr_author,
+                    "removes_app": remove_app,
+                },
+            )
+    return preview, remove_app
 
 
-def _fly_app_ensure(*, preview: Preview) -> None:
+def _fly_app_ensure(*, preview: Preview, actor: Any = "github") -> None:
     environment = preview.environment
     with fly_client() as fly:
         if fly.find_app(environment.fly_app_name) is not None:
@@ -245,7 +308,7 @@ def _fly_app_ensure(*, preview: Preview) -> None:
         fly.create_app(environment.fly_app_name, preview.app.fly_org)
     with transaction.atomic():
         record(
-            actor="github",
+            actor=actor,
             verb="preview.app_created",
             target=preview,
             app=preview.app.name,
@@ -299,7 +362,8 @@ def preview_deploy(
     running for the PR, so that only the newest commit ever deploys.
 
     A system request for a commit that is already deploying or live is a no-op (None); a
-    person's redeploy always deploys. A refused request marks the preview failed.
+    person's redeploy always deploys. A refused request marks the preview failed. A fork's
+    commit deploys only while it is the approved one and the preview is not held.
     """
     actor = requested_by or "github"
     with transaction.atomic():
@@ -308,6 +372,13 @@ def preview_deploy(
             .select_related("environment")
             .get(pk=preview.pk)
         )
+        if locked.is_fork and (
+            locked.state == Preview.State.AWAITING_APPROVAL
+            or build.commit_sha != locked.approved_sha
+        ):
+            if requested_by is not None:
+                raise PreviewActionRefused(_held_message(locked))
+            return None
         environment = locked.environment
         # Since the preview was (re)created: a revived preview deploys again.
         latest = (
@@ -393,6 +464,8 @@ def preview_comment_body(*, preview: Preview, deploy: Deploy | None) -> str:
     names (attacker-controlled) and never secrets."""
     if preview.state == Preview.State.DESTROYED:
         state = "destroyed"
+    elif preview.state == Preview.State.AWAITING_APPROVAL:
+        state = "awaiting maintainer approval"
     elif preview.state == Preview.State.FAILED:
         state = "failed"
     elif preview.state in (Preview.State.RUNNING, Preview.State.SLEEPING):
@@ -401,14 +474,21 @@ def preview_comment_body(*, preview: Preview, deploy: Deploy | None) -> str:
         state = "waiting for the CI build"
     else:
         state = "deploying"
-    commit = (deploy.commit_sha if deploy else preview.head_sha)[:7]
+    held = preview.state == Preview.State.AWAITING_APPROVAL
+    commit = (deploy.commit_sha if deploy and not held else preview.head_sha)[:7]
+    if held:
+        url = "none (no app until approved)"
+    elif state == "destroyed":
+        url = f"~~{preview.url}~~"
+    else:
+        url = preview.url
     lines = [
         COMMENT_MARKER,
         f"### HotDash preview: **{state}**",
         "",
         "| | |",
         "|---|---|",
-        f"| URL | {preview.url if state != 'destroyed' else '~~' + preview.url + '~~'} |",
+        f"| URL | {url} |",
         f"| Commit | `{commit}` |",
         f"| Updated | {timezone.now():%Y-%m-%d %H:%M} UTC |",
         "",
@@ -422,7 +502,25 @@ def preview_comment_body(*, preview: Preview, deploy: Deploy | None) -> str:
         lines.append(f"Deploy #{deploy.pk} failed: {deploy.error or 'see HotDash for details'}.")
     elif state == "destroyed":
         lines.append("The preview app was destroyed. Reopen the PR or push to recreate it.")
+    elif held:
+        lines.append(_held_message(preview))
     return "\n".join(lines)
+
+
+def _held_message(preview: Preview) -> str:
+    """What a held fork preview waits for; shown in the PR comment and on refused actions."""
+    text = (
+        f"This pull request comes from a fork, so HotDash does not deploy it automatically: "
+        f"a maintainer must approve the preview of commit `{preview.head_sha[:7]}` on the "
+        f"HotDash Previews page. Fork previews never receive secrets."
+    )
+    if preview.approved_sha and preview.approved_sha != preview.head_sha:
+        text += (
+            f" Commit `{preview.approved_sha[:7]}` was approved before; since a new commit "
+            f"arrived, its preview app was removed and nothing from this PR runs until the new "
+            f"commit is approved."
+        )
+    return text
 
 
 def preview_comment_update(*, preview: Preview) -> None:
@@ -455,12 +553,13 @@ def preview_destroy(
     verb: str = "preview.destroyed",
     ip: str | None = None,
 ) -> Preview:
-    """Stop pending deploys, delete the Fly app, keep the record (state destroyed), tell the PR."""
+    """Stop pending deploys, delete the Fly app, keep the record (state destroyed), tell the PR.
+    A held fork preview that was never approved has no app: nothing to ask Fly."""
     environment = preview.environment
-    for deploy in environment.deploys.filter(state__in=PENDING_STATES):
-        _deploy_stop(deploy=deploy, actor=actor, reason=f"preview destroyed: {reason}")
-    with fly_client() as fly:
-        fly.delete_app(environment.fly_app_name, force=True)
+    if preview.state == Preview.State.AWAITING_APPROVAL and not preview.approved_sha:
+        _deploys_stop(preview=preview, actor=actor, reason=f"preview destroyed: {reason}")
+    else:
+        _app_remove(preview=preview, actor=actor, reason=f"preview destroyed: {reason}")
     with transaction.atomic():
         locked = Preview.objects.select_for_update().get(pk=preview.pk)
         before = locked.state
@@ -479,6 +578,18 @@ def preview_destroy(
     preview.state, preview.destroyed_at = locked.state, locked.destroyed_at
     preview_comment_update(preview=preview)
     return preview
+
+
+def _app_remove(*, preview: Preview, actor: Any, reason: str) -> None:
+    """Stop the preview's pending deploys, then delete its Fly app (absent counts as deleted)."""
+    _deploys_stop(preview=preview, actor=actor, reason=reason)
+    with fly_client() as fly:
+        fly.delete_app(preview.environment.fly_app_name, force=True)
+
+
+def _deploys_stop(*, preview: Preview, actor: Any, reason: str) -> None:
+    for deploy in preview.environment.deploys.filter(state__in=PENDING_STATES):
+        _deploy_stop(deploy=deploy, actor=actor, reason=reason)
 
 
 def _deploy_stop(*, deploy: Deploy, actor: Any, reason: str) -> None:
@@ -607,7 +718,7 @@ def _refresh_to(*, preview: Preview, state: str, deploy: Deploy | None) -> None:
             .select_related("app", "environment")
             .get(pk=preview.pk)
         )
-        if locked.state == Preview.State.DESTROYED:
+        if locked.state in (Preview.State.DESTROYED, Preview.State.AWAITING_APPROVAL):
             return
         if deploy is None:
             _state_set(preview=locked, state=state, actor="worker", data={"source": "machines"})
@@ -636,6 +747,8 @@ def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
     """Start the preview's stopped or suspended machines; returns how many were started."""
     if preview.state == Preview.State.DESTROYED:
         raise PreviewActionRefused("This preview was destroyed; push to the PR to recreate it.")
+    if preview.state == Preview.State.AWAITING_APPROVAL:
+        raise PreviewActionRefused(_held_message(preview))
     fly_app = preview.environment.fly_app_name
     with fly_client() as fly:
         machines = fly.list_machines(fly_app)
@@ -669,6 +782,8 @@ def preview_redeploy(*, preview: Preview, user: Any, ip: str | None = None) -> D
     """A person redeploys the PR's head commit (its build must exist)."""
     if preview.state == Preview.State.DESTROYED:
         raise PreviewActionRefused("This preview was destroyed; push to the PR to recreate it.")
+    if preview.state == Preview.State.AWAITING_APPROVAL:
+        raise PreviewActionRefused(_held_message(preview))
     build = Build.objects.filter(app=preview.app, commit_sha=preview.head_sha).first()
     if build is None:
         raise PreviewActionRefused(
@@ -684,3 +799,61 @@ def preview_redeploy(*, preview: Preview, user: Any, ip: str | None = None) -> D
     )
     preview_comment_update(preview=preview)
     return deploy
+
+
+# --- maintainer approval of a fork's preview -------------------------------------------------
+
+
+def preview_approve(
+    *, preview: Preview, user: Any, sha: str, comment: str = "", ip: str | None = None
+) -> str:
+    """An approver lets the held fork preview deploy commit ``sha`` (the PR's head): creates
+    the Fly app and deploys that commit's build, without secrets. Anyone else is refused with
+    an audited ``preview.approval_refused`` (:class:`PreviewApprovalForbidden`); a preview that
+    is not held, or whose head moved on, is refused with :class:`PreviewActionRefused`."""
+    comment = comment.strip()
+    with transaction.atomic():
+        locked = (
+            Preview.objects.select_for_update(of=("self",))
+            .select_related("app", "environment")
+            .get(pk=preview.pk)
+        )
+        allowed = policy.can_approve(user)
+        if not allowed:
+            record(
+                actor=user,
+                verb="preview.approval_refused",
+                target=locked,
+                app=locked.app.name,
+                environment=locked.environment.name,
+                data={"reason": "not_approver", "sha": sha, "role": policy.highest_role(user)},
+                ip=ip,
+            )
+        elif locked.state != Preview.State.AWAITING_APPROVAL:
+            raise PreviewActionRefused("This preview is not awaiting approval.")
+        elif sha != locked.head_sha:
+            raise PreviewActionRefused(
+                f"Commit {sha[:7]} is no longer the head of the PR: review {locked.head_sha[:7]} "
+                f"and approve that."
+            )
+        else:
+            locked.approved_sha, locked.approved_by = sha, user
+            locked.approved_at = timezone.now()
+            locked.save(update_fields=["approved_sha", "approved_by", "approved_at"])
+            _state_set(
+                preview=locked,
+                state=Preview.State.CREATING,
+                actor=user,
+                verb="preview.approved",
+                data={"sha": sha, "comment": comment, "fork": locked.is_fork},
+                ip=ip,
+            )
+    if not allowed:
+        raise PreviewApprovalForbidden(
+            "Only approvers and admins may approve a fork's preview; nothing was deployed."
+        )
+    preview.refresh_from_db()
+    _fly_app_ensure(preview=preview, actor=user)
+    outcome = _head_deploy(preview=preview, user=user, ip=ip)
+    preview_comment_update(preview=preview)
+    return outcome

@@ -1,18 +1,25 @@
+"""Previews: the list, one preview's page, and the actions (approve a fork, redeploy, wake,
+destroy). Actions answer htmx with the table row and plain forms with a redirect and message."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import policy
 from deployments.models import Deploy, Preview
-from deployments.selectors.previews import preview_get, preview_list
+from deployments.selectors.previews import preview_deploys, preview_get, preview_list
 from deployments.services.previews import (
     PreviewActionRefused,
+    PreviewApprovalForbidden,
+    preview_approve,
     preview_destroy,
     preview_redeploy,
     preview_wake,
@@ -21,6 +28,18 @@ from hotdash.integrations import APIError
 from hotdash.permissions import client_ip, role_required
 
 TERMINAL = {str(state) for state in Deploy.TERMINAL_STATES}
+
+
+class ApproveForm(forms.Form):
+    sha = forms.RegexField(regex=r"^[0-9a-f]{40}$", error_messages={"invalid": "Not a commit."})
+    comment = forms.CharField(max_length=1000, required=False)
+
+
+def _permissions(request: HttpRequest) -> dict[str, bool]:
+    return {
+        "can_act": policy.can_request_deploy(request.user),
+        "can_approve": policy.can_approve(request.user),
+    }
 
 
 @require_GET
@@ -32,7 +51,7 @@ def preview_list_page(request: HttpRequest) -> HttpResponse:
         template += "#preview-table"
     context = {
         "previews": previews,
-        "can_act": policy.can_request_deploy(request.user),
+        **_permissions(request),
         # Pull requests arrive from outside at any time: the table refreshes itself, faster
         # while a preview is being created or deployed.
         "any_in_flight": any(
@@ -42,6 +61,14 @@ def preview_list_page(request: HttpRequest) -> HttpResponse:
         ),
     }
     return render(request, template, context)
+
+
+@require_GET
+@role_required(policy.can_view)
+def preview_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
+    preview = preview_get(pk=pk)
+    context = {"preview": preview, "deploys": preview_deploys(preview=preview)}
+    return render(request, "deployments/preview_detail.html", {**context, **_permissions(request)})
 
 
 def _act(
@@ -54,6 +81,8 @@ def _act(
         action(preview)
     except PreviewActionRefused as exc:
         status, level, text = 409, messages.ERROR, str(exc)
+    except PreviewApprovalForbidden as exc:
+        raise PermissionDenied(str(exc)) from None
     except APIError as exc:
         status, level = 409, messages.ERROR
         text = f"{exc.provider} did not complete the request ({exc.status or 'no answer'}); "
@@ -63,11 +92,36 @@ def _act(
         return redirect("deployments:preview-list")
     context = {
         "preview": preview_get(pk=pk),
-        "can_act": True,
+        **_permissions(request),
         "row_message": text,
         "row_error": status != 200,
     }
     return render(request, "deployments/preview_list.html#preview-row", context, status=status)
+
+
+def _approve(request: HttpRequest, preview: Preview) -> None:
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(text)}" for name, text in form.errors.items())
+        raise PreviewActionRefused(f"Nothing was approved ({errors}).")
+    preview_approve(
+        preview=preview,
+        user=request.user,
+        sha=form.cleaned_data["sha"],
+        comment=form.cleaned_data["comment"],
+        ip=client_ip(request),
+    )
+
+
+# Who may approve is decided (and a refusal audited) by the service, not by a decorator.
+@require_POST
+def preview_approve_action(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request,
+        pk,
+        lambda preview: _approve(request, preview),
+        "Approved: the preview app is being created for that commit, without secrets.",
+    )
 
 
 @require_POST
@@ -103,7 +157,12 @@ def _destroy(request: HttpRequest, preview: Preview) -> None:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(policy.can_request_deploy)
 def preview_destroy_action(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET (the Destroy button without JavaScript) asks for confirmation; POST destroys."""
+    if request.method == "GET":
+        preview = preview_get(pk=pk)
+        context = {"preview": preview, "pending": preview_deploys(preview=preview, pending=True)}
+        return render(request, "deployments/preview_destroy_confirm.html", context)
     return _act(request, pk, lambda preview: _destroy(request, preview), "Preview destroyed.")

@@ -62,11 +62,53 @@ def test_actions_answer_htmx_with_the_row(world, driver, process_deliveries, cli
     assert again.status_code == 409 and "destroyed" in again.content.decode()
 
 
-def test_actions_without_htmx_redirect_with_a_message(world, process_deliveries, client, requester):
+def test_destroy_without_javascript_confirms_on_a_page_first(
+    world, process_deliveries, client, requester, viewer
+):
     number = world.open_pull("feat: plain", "plain")["number"]
     process_deliveries()
+    preview = preview_of(number)
+    fly_app = f"hot-dash-pr-{number}"
+    url = reverse("deployments:preview-destroy", args=[preview.pk])
     client.force_login(requester)
-    url = reverse("deployments:preview-destroy", args=[preview_of(number).pk])
+    page = client.get(reverse("deployments:preview-list")).content.decode()
+    # Without JavaScript the button GETs the confirmation page; htmx confirms, then POSTs.
+    assert f'<form method="get" action="{url}" hx-post="{url}"' in page
+    assert f'hx-confirm="Destroy the preview of PR #{number}?"' in page
+
+    confirm = client.get(url)
+    html = confirm.content.decode()
+    assert confirm.status_code == 200
+    assert f"{fly_app} and its machines are deleted" in html
+    [deploy] = preview_deploys(number)
+    assert reverse("deployments:deploy-detail", args=[deploy.pk]) in html
+    assert f'<form method="post" action="{url}"' in html and "csrfmiddlewaretoken" in html
+    assert fly_app in world.fly.apps and preview_of(number).state == Preview.State.CREATING
+    assert not AuditEvent.objects.filter(verb="preview.destroyed").exists()
+
     response = client.post(url, follow=True)
     assert response.redirect_chain == [(reverse("deployments:preview-list"), 302)]
     assert "Preview destroyed." in response.content.decode()
+    assert preview_of(number).state == Preview.State.DESTROYED and fly_app not in world.fly.apps
+    assert "already destroyed" in client.get(url).content.decode()
+
+    client.force_login(viewer)
+    assert client.get(url).status_code == 403
+
+
+def test_the_preview_page_shows_its_facts_and_deploys(
+    world, process_deliveries, client, viewer, django_assert_max_num_queries
+):
+    number = world.open_pull("feat: <b>bold</b>", "bold")["number"]
+    process_deliveries()
+    preview = preview_of(number)
+    client.force_login(viewer)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("deployments:preview-detail", args=[preview.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "feat: &lt;b&gt;bold&lt;/b&gt;" in html and preview.head_sha in html
+    [deploy] = preview_deploys(number)
+    assert reverse("deployments:deploy-detail", args=[deploy.pk]) in html
+    assert "DATABASE_URL, SECRET_KEY" in html
+    assert "Destroy this preview" not in html  # a viewer gets no actions

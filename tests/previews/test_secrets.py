@@ -1,4 +1,5 @@
-"""Staging secrets reach same-repository previews by value, and nothing else ever sees a value."""
+"""Staging secrets reach same-repository previews by value, and nothing else ever sees a value;
+forks never get any."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from django.core.management import call_command
 from deployments.models import Deploy, Preview, WebhookDelivery
 from deployments.services.previews import preview_state_refresh
 from tests.previews.conftest import (
+    fork_payload,
     preview_deploys,
     preview_of,
     reveal_staging_secrets,
     secret_digest,
+    undelivered,
 )
 
 CANARY = "canary-7d0e5c1b-secret-value-never-shown"
@@ -52,37 +55,17 @@ def test_secret_values_never_reach_logs_pages_or_the_database(
         assert CANARY not in text, f"secret value leaked into {where}"
 
 
-def _fork_delivery(world) -> dict:
-    """A PR opened from a fork: the sandbox's own payload with the head in another repo."""
-    sink, world.webhook.sink = world.webhook.sink, None
-    world.open_pull("fix: tiny", "patch-1", author="mallory")
-    world.webhook.sink = sink
-    payload = json.loads(world.webhook.deliveries[-1]["body"])
-    head = payload["pull_request"]["head"]
-    head["repo"] = {**head["repo"], "full_name": "mallory/hot-dash", "fork": True}
-    head["label"] = "mallory:patch-1"
-    return payload
-
-
-def test_fork_prs_get_a_preview_without_staging_secrets(world, process_deliveries, post_delivery):
-    payload = _fork_delivery(world)
-    number = payload["number"]
+def test_a_head_repository_that_is_gone_counts_as_a_fork(world, process_deliveries, post_delivery):
+    """A deleted fork's PR has ``head.repo: null``: held like any fork, and never given secrets
+    (an approved fork deploying without them is in test_forks)."""
+    with undelivered(world):
+        number = world.open_pull("fix: tiny", "patch-1", author="mallory")["number"]
+    payload = fork_payload(world, "opened", number)
+    payload["pull_request"]["head"]["repo"] = None
     assert post_delivery("pull_request", payload).status_code == 202
     [delivery] = process_deliveries()
     assert delivery.state == WebhookDelivery.State.PROCESSED, delivery.detail
-
     preview = preview_of(number)
     assert preview.is_fork is True and preview.secret_names == []
-    assert world.fly.secrets.get(f"hot-dash-pr-{number}", {}) == {}
-    set_calls = world.calls(method="POST", path=rf"/apps/hot-dash-pr-{number}/secrets")
-    assert set_calls == []
-    assert preview.state == Preview.State.CREATING
-
-
-def test_a_head_repository_that_is_gone_counts_as_a_fork(world, process_deliveries, post_delivery):
-    payload = _fork_delivery(world)
-    payload["pull_request"]["head"]["repo"] = None
-    assert post_delivery("pull_request", payload).status_code == 202
-    process_deliveries()
-    assert preview_of(payload["number"]).is_fork is True
-    assert preview_of(payload["number"]).secret_names == []
+    assert preview.state == Preview.State.AWAITING_APPROVAL
+    assert world.calls(path=rf"/apps/hot-dash-pr-{number}(/.*)?") == []
