@@ -94,6 +94,7 @@ def test_hostile_title_and_branch_render_escaped_and_only_approvers_see_approve(
         assert reverse("deployments:preview-approve", args=[held.pk]) not in html
         assert "Only an approver or admin can approve" in html
         assert "Redeploy" not in html and "Wake" not in html
+        assert held.url not in html  # no app, so no link to one
 
     client.force_login(approver)
     for page in (
