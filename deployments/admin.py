@@ -1,6 +1,17 @@
+from django import forms
 from django.contrib import admin
 
-from deployments.models import App, Build, Deploy, Environment, FreezeWindow, Preview, Release
+from deployments.models import (
+    App,
+    Build,
+    Deploy,
+    Environment,
+    FreezeWindow,
+    Notification,
+    Preview,
+    Release,
+)
+from deployments.services.notifications import webhook_host
 
 
 class FreezeWindowInline(admin.TabularInline):
@@ -8,11 +19,57 @@ class FreezeWindowInline(admin.TabularInline):
     extra = 0
 
 
+class AppAdminForm(forms.ModelForm):
+    """The webhook signing secret is write-only: never rendered, kept when left blank, and
+    listed as changed (the admin's audited change message names the field, not the value)
+    only when a new one is typed."""
+
+    notification_webhook_secret = forms.CharField(
+        label=App._meta.get_field("notification_webhook_secret").verbose_name.capitalize(),
+        required=False,
+        max_length=App._meta.get_field("notification_webhook_secret").max_length,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial.pop("notification_webhook_secret", None)  # blank means "unchanged"
+        field = self.fields["notification_webhook_secret"]
+        if self.instance.notification_webhook_secret:
+            field.help_text = (
+                "A secret is set. Leave blank to keep it; type a new one to replace it."
+            )
+        else:
+            field.help_text = (
+                "No secret is set: notifications are not sent until one is. Receivers check "
+                "the X-HotDash-Signature header (sha256= HMAC of the body) with it."
+            )
+
+    def clean_notification_webhook_secret(self) -> str:
+        return (
+            self.cleaned_data["notification_webhook_secret"]
+            or self.instance.notification_webhook_secret
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("notification_webhook_url") and not cleaned.get(
+            "notification_webhook_secret"
+        ):
+            self.add_error(
+                "notification_webhook_secret",
+                "A webhook needs a signing secret: notifications are never sent unsigned.",
+            )
+        return cleaned
+
+
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
+    form = AppAdminForm
     list_display = ["name", "github_owner", "github_repo", "fly_org"]
     search_fields = ["name"]
-    exclude = ["notification_webhook_secret"]
+    readonly_fields = ["created_at"]
 
 
 @admin.register(Environment)
@@ -42,6 +99,34 @@ class DeployAdmin(admin.ModelAdmin):
         return False
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only delivery log; the webhook's path and secret are never shown."""
+
+    list_display = ["created_at", "event", "app", "target_host", "state", "attempts", "last_line"]
+    list_filter = ["state", "event", "app"]
+    list_select_related = ["app"]
+    exclude = ["payload"]
+
+    @admin.display(description="target host")
+    def target_host(self, obj: Notification) -> str:
+        return webhook_host(obj.app.notification_webhook_url)
+
+    @admin.display(description="last result")
+    def last_line(self, obj: Notification) -> str:
+        lines = obj.last_error.splitlines()
+        return lines[-1] if lines else ""
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from approvals import policy
 from approvals.selectors_audit import audit_last_verification
+from deployments.selectors.ops import notification_list_recent
 from deployments.selectors.overview import metrics_snapshot
 from hotdash import __version__
 from hotdash.health import check_broker, check_database
@@ -53,7 +54,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @role_required(policy.can_view)
 def ops(request: HttpRequest) -> HttpResponse:
     checks = [check_database(), check_broker()]
-    context = {"checks": checks, "verification": audit_last_verification()}
+    is_admin = policy.can_administer(request.user)
+    context = {
+        "checks": checks,
+        "verification": audit_last_verification(),
+        "is_admin": is_admin,
+        "notifications": notification_list_recent() if is_admin else [],
+    }
     return render(request, "ops.html", context)
 
 

@@ -1,0 +1,44 @@
+"""Reads for the Ops page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from deployments.models import Notification
+from deployments.services.notifications import webhook_host
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    created_at: datetime
+    event: str
+    app: str
+    target_host: str  # never the URL's path or the signing secret
+    state: str
+    attempts: int
+    last_error: str  # the last line of the row's delivery log
+
+
+def notification_list_recent(*, limit: int = 20) -> list[NotificationRow]:
+    notifications = Notification.objects.select_related("app").order_by("-created_at", "-id")
+    return [
+        NotificationRow(
+            created_at=notification.created_at,
+            event=notification.event,
+            app=notification.app.name,
+            target_host=webhook_host(notification.app.notification_webhook_url),
+            state=notification.state,
+            attempts=notification.attempts,
+            last_error=(notification.last_error.splitlines() or [""])[-1],
+        )
+        for notification in notifications.only(
+            "created_at",
+            "event",
+            "state",
+            "attempts",
+            "last_error",
+            "app__name",
+            "app__notification_webhook_url",
+        )[:limit]
+    ]
