@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, AuditEvent, Decision
@@ -17,6 +20,10 @@ from approvals.services import (
     approval_void_changed,
 )
 from deployments.models import Deploy
+from deployments.services.tokens import api_token_create
+from deployments.tasks.deploys import deploy_run
+from hotdash.celery import app as celery_app
+from tests.engine.conftest import Driver, fast_health, pending_token
 
 
 def _refusal(pending, user, verdict="approve", comment=""):
@@ -129,55 +136,91 @@ def test_a_changed_digest_voids_pending_requests(pending, v130):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_twenty_concurrent_approvals_make_one_rollout(
-    request_deploy, production, approver, second_approver, monkeypatch
+    request_deploy, production, approver, second_approver, sandbox, time_machine, settings
 ):
-    """Two approvers, twenty threads on their own connections: one decision each, one queue."""
-    from deployments.tasks import deploys as deploy_tasks
-
+    """Two approvers send twenty approvals at once, half through the drawer and half through
+    the API, each request on its own thread and database connection: one decision each, one
+    run message in the broker, and that message rolls each machine out exactly once."""
+    settings.DEPLOY_POLL_SECONDS = settings.DEPLOY_QUEUE_POLL_SECONDS = 1
+    time_machine.move_to(sandbox.clock.now(), tick=False)
     production.approvals_required = 2
     production.save()
-    approval = request_deploy().approval_request
-    sent: list[int] = []
-    lock = threading.Lock()
+    fast_health(production)
+    machines = {m["id"] for m in sandbox.world.fly.summary()[production.fly_app_name]}
+    with celery_app.connection_for_write() as broker:
+        queue = broker.SimpleQueue(celery_app.conf.task_default_queue)
+        queue.clear()  # left by earlier runs' committed tests
+        approval = request_deploy().approval_request
+        drawer_url = reverse("approvals:decide", args=[approval.pk])
+        api_url = f"/api/v1/deploys/{approval.deploy_id}/decisions"
+        queue_url = reverse("approvals:queue")  # where the drawer's form lands after deciding
+        approvers = [approver, second_approver]
+        tokens = {u.pk: api_token_create(user=u, name="concurrency")[1] for u in approvers}
+        clients = []
+        for i in range(20):
+            clients.append(Client())
+            if i < 10:  # the drawer's form, signed in
+                clients[i].force_login(approvers[i % 2])
+        barrier = threading.Barrier(20)
+        lock = threading.Lock()
+        outcomes: list[tuple[str, str | int]] = []
 
-    def fake_send(*, args, **kwargs):
-        with lock:
-            sent.append(args[0])
+        def approve(i: int) -> None:
+            user = approvers[i % 2]
+            barrier.wait()
+            try:
+                if i < 10:
+                    response = clients[i].post(drawer_url, {"decision": "approve", "comment": ""})
+                else:
+                    response = clients[i].post(
+                        api_url,
+                        json.dumps({"decision": "approve"}),
+                        content_type="application/json",
+                        headers={"Authorization": f"Bearer {tokens[user.pk]}"},
+                    )
+            finally:
+                connection.close()
+            ok = response.status_code == 201 or response.get("Location") == queue_url
+            with lock:
+                outcomes.append((user.username, "ok" if ok else response.status_code))
 
-    monkeypatch.setattr(deploy_tasks.deploy_run, "apply_async", fake_send)
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
+        threads = [threading.Thread(target=approve, args=(i,)) for i in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
 
-    def approve(user):
-        barrier.wait()
-        try:
-            approval_decide(request=approval, user=user, verdict="approve")
-            outcome = "ok"
-        except ApprovalRefused as refusal:
-            outcome = refusal.code
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(outcome)
+        assert len(outcomes) == 20
+        decided = sorted(user for user, outcome in outcomes if outcome == "ok")
+        assert decided == ["approver", "approver2"]
+        assert [outcome for _, outcome in outcomes].count(409) == 18
+        assert sorted(Decision.objects.values_list("user__username", flat=True)) == decided
+        refused = AuditEvent.objects.filter(verb="approval.refused")
+        assert refused.count() == 18
+        assert {e.data["reason"] for e in refused} <= {"closed", "already_decided"}
+        assert AuditEvent.objects.filter(verb="deploy.queued").count() == 1
 
-    threads = [
-        threading.Thread(target=approve, args=(approver if i % 2 else second_approver,))
-        for i in range(20)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert outcomes.count("ok") == 2
-    assert set(outcomes) <= {"ok", "already_decided", "closed"}
-    assert sorted(Decision.objects.values_list("user__username", flat=True)) == [
-        "approver",
-        "approver2",
-    ]
-    assert Deploy.objects.get(pk=approval.deploy_id).state == Deploy.State.QUEUED
-    assert sent == [approval.deploy_id]
-    assert AuditEvent.objects.filter(verb="deploy.queued").count() == 1
-    assert AuditEvent.objects.filter(verb="approval.refused").count() == 18
+        # What a worker would receive: exactly one deploy_run, for this deploy's pending run.
+        deploy = Deploy.objects.get(pk=approval.deploy_id)
+        assert deploy.state == Deploy.State.QUEUED
+        runs = []
+        while True:
+            try:
+                message = queue.get(block=False)
+            except queue.Empty:
+                break
+            if message.headers["task"] == deploy_run.name:
+                runs.append(message.payload[0])  # protocol 2: (args, kwargs, embed)
+            message.ack()
+        queue.close()
+    assert len(runs) == 1 and runs[0][:2] == [deploy.pk, pending_token(deploy)]
+
+    deploy = Driver(sandbox=sandbox, traveller=time_machine, published=runs).run(deploy)
+
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
+    update = rf"/apps/{production.fly_app_name}/machines/[0-9a-f]+"
+    updated = [r.path.rsplit("/", 1)[1] for r in sandbox.calls("POST", update, service="fly")]
+    assert sorted(updated) == sorted(machines)
 
 
 def test_the_beat_task_expires_due_requests(pending, settings):
