@@ -70,9 +70,12 @@ DOCUMENTED = {
 # --- provoking each error -------------------------------------------------------------------
 
 REQUEST = {"app": "hot-dash", "environment": "production", "version": "1.3.0", "reason": "ship"}
-SHA = "a" * 40
-BUILD = {"app": "hot-dash", "sha": SHA, "image": "registry.fly.io/hot-dash:a", "digest": ""}
-BUILD["digest"] = "sha256:" + "b" * 64
+BUILD = {
+    "app": "hot-dash",
+    "sha": "a" * 40,
+    "image": "registry.fly.io/hot-dash:a",
+    "digest": "sha256:" + "b" * 64,
+}
 
 
 @dataclass
@@ -87,7 +90,17 @@ class World:
     admin_user: Any
     outsider: Any
 
-    def call(self, operation_id: str, user, body=None, *, method=None, **params) -> Any:
+    def call(
+        self,
+        operation_id: str,
+        user,
+        body=None,
+        *,
+        method=None,
+        raw=None,
+        authorization=None,
+        **params,
+    ) -> Any:
         """Call an operation, its path parameters filled from ``params`` (default: the demo
         app, a pending deploy)."""
         path, documented_method = OPERATIONS[operation_id]
@@ -95,7 +108,9 @@ class World:
             params["id"] = self.pending()
         params.setdefault("app", self.demo.name)
         concrete = re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), path)
-        return self.api(user, method or documented_method, concrete, body, **_call_options(params))
+        return self.api(
+            user, method or documented_method, concrete, body, raw=raw, authorization=authorization
+        )
 
     def pending(self, requester=None) -> int:
         """A production deploy of v1.3.0 awaiting approval."""
@@ -106,10 +121,6 @@ class World:
     @property
     def v130(self) -> Release:
         return self.demo.releases.get(version="1.3.0")
-
-
-def _call_options(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: params.pop(k) for k in ("raw", "authorization") if k in params}
 
 
 Case = Callable[[World], Any]  # returns a response or a list of responses
@@ -126,7 +137,7 @@ def case(operation_id: str, status: int, code: str) -> Callable[[Case], Case]:
 
 def _plumbing_case(operation_id: str, status: int, code: str) -> Case | None:
     """The errors api_endpoint and json_body answer the same way on every operation."""
-    path, method = OPERATIONS[operation_id]
+    path, _ = OPERATIONS[operation_id]
     if code == "unauthenticated":
         return lambda w: [
             w.call(operation_id, None),
@@ -479,14 +490,15 @@ def _codes_constructed(exception: type, module, function: str | None = None) -> 
     """The literal codes ``exception("code", …)`` is built with in ``module`` (or in one of
     its functions)."""
     tree = ast.parse(inspect.getsource(getattr(module, function) if function else module))
-    return {
-        node.args[0].value
+    built = [
+        node.args[0]
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id == exception.__name__
-        and isinstance(node.args[0], ast.Constant)
-    }
+    ]
+    assert all(isinstance(code, ast.Constant) for code in built), "a computed code: list it"
+    return {code.value for code in built}
 
 
 # Each service refusal a view turns into an ApiError: the codes it carries, and an instance.
