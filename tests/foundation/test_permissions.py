@@ -115,6 +115,37 @@ def test_preview_actions(client, demo, sandbox, request, role, name):
         assert response.status_code == 302  # done or refused: the page shows the message
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_approving_a_held_fork_preview_needs_an_approver(client, demo, sandbox, request, role):
+    from approvals.models import AuditEvent
+    from deployments.models import Environment, Preview
+
+    environment = Environment.objects.create(
+        app=demo, name="pr-6", kind=Environment.Kind.PREVIEW, fly_app_name="hot-dash-pr-6"
+    )
+    preview = Preview.objects.create(
+        app=demo,
+        environment=environment,
+        pr_number=6,
+        is_fork=True,
+        head_sha="a" * 40,
+        state=Preview.State.AWAITING_APPROVAL,
+    )
+    login_as(client, request, role)
+    response = client.post(
+        reverse("deployments:preview-approve", args=[preview.pk]), {"sha": "b" * 40}
+    )
+    preview.refresh_from_db()
+    assert preview.state == Preview.State.AWAITING_APPROVAL and not preview.approved_sha
+    if role == "anonymous":
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    elif RANKS[role] < RANKS["approver"]:
+        assert response.status_code == 403
+        assert AuditEvent.objects.filter(verb="preview.approval_refused").exists()
+    else:
+        assert response.status_code == 302  # refused for the stale sha: the page says why
+
+
 def test_admin_requires_staff(client, demo, viewer, admin_user):
     client.force_login(viewer)
     assert client.get("/admin/").status_code == 302
