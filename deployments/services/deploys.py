@@ -454,9 +454,12 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
     from deployments.services.requests import _gate_refusal
 
     env = deploy.environment
-    gate = _gate_refusal(
-        environment=env, applied=set(deploy.overrides), kind=deploy.kind, now=timezone.now()
-    )
+    passed = set(deploy.overrides)
+    if deploy.kind == Deploy.Kind.ROLLBACK:
+        # A person's rollback locks the environment in its own request (rollback_request): the
+        # lock keeps new deploys out, not the rollback. Automatic ones skip every gate.
+        passed.add("lock")
+    gate = _gate_refusal(environment=env, applied=passed, kind=deploy.kind, now=timezone.now())
     if gate is not None:
         return f"Waiting: {gate.message}"
     blocker = (

@@ -15,6 +15,7 @@ from deployments.services.environments import (
     freeze_window_add,
 )
 from deployments.services.requests import deploy_request
+from deployments.services.rollbacks import rollback_request
 from tests.engine.conftest import make_deploy
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
@@ -161,3 +162,25 @@ def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_fr
     production.refresh_from_db()
     assert production.is_locked  # still locked: the override let this one deploy through
     assert production.current_release == release_130
+
+
+def test_a_persons_rollback_runs_on_the_environment_its_own_request_locked(
+    demo, production, approver, sandbox, driver
+):
+    target = demo.releases.get(version="1.1.1")
+    rollback = rollback_request(
+        environment=production,
+        release=target,
+        requested_by=approver,
+        reason="5xx spike after 1.2.0",
+        confirmation="hot-dash",
+    )
+    production.refresh_from_db()
+    assert production.is_locked and rollback.state == Deploy.State.QUEUED
+
+    rollback = driver.run(rollback)
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    assert waiting(rollback) == []
+    production.refresh_from_db()
+    assert production.current_release == target and production.is_locked
