@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    "webhook-payloads-prune": {
+        "task": "deployments.tasks.webhooks.webhook_payloads_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     # Outgoing notifications whose task message or worker was lost.
     "notifications-resend-stuck": {
         "task": "deployments.tasks.notifications.notification_resend_stuck",
@@ -276,6 +281,8 @@ HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 30, minimum=1)
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=1024)
 # Refused (unsigned) webhook deliveries: one audit event per address and reason per window.
 REFUSAL_AUDIT_WINDOW_SECONDS = env_int("REFUSAL_AUDIT_WINDOW_SECONDS", 60, minimum=1)
+# Stored delivery payloads are emptied after this many days; the delivery ids stay (replays).
+WEBHOOK_PAYLOAD_RETENTION_DAYS = env_int("WEBHOOK_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
 # A delivery still "received" after this long lost its task message and is sent again.
 WEBHOOK_STUCK_AFTER_SECONDS = env_int("WEBHOOK_STUCK_AFTER_SECONDS", 300, minimum=10)
 

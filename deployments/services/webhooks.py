@@ -239,3 +239,28 @@ def webhook_deliveries_resend_stuck(*, now=None) -> list[int]:
     if stuck:
         log.warning("re-sent %d stuck webhook deliveries", len(stuck))
     return stuck
+
+
+def webhook_payloads_prune(*, now=None) -> int:
+    """Empty the stored payload of deliveries finished more than WEBHOOK_PAYLOAD_RETENTION_DAYS
+    ago (up to 25 MB each). The row stays: its delivery id keeps refusing a replay of that
+    signed delivery, whose signature never expires. One audit event per run that pruned."""
+    days = settings.WEBHOOK_PAYLOAD_RETENTION_DAYS
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    with transaction.atomic():
+        pks = list(
+            WebhookDelivery.objects.filter(received_at__lt=cutoff)
+            .exclude(state=WebhookDelivery.State.RECEIVED)
+            .exclude(payload={})
+            .values_list("pk", flat=True)[:1000]
+        )
+        if not pks:
+            return 0
+        pruned = WebhookDelivery.objects.filter(pk__in=pks).update(payload={})
+        record(
+            actor="system",
+            verb="webhook.payloads_pruned",
+            data={"deliveries": pruned, "older_than_days": days},
+        )
+    log.info("emptied the payload of %d webhook deliveries older than %d days", pruned, days)
+    return pruned

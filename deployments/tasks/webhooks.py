@@ -1,4 +1,5 @@
-"""Thin webhook tasks: process one stored delivery; re-send deliveries whose message was lost."""
+"""Thin webhook tasks: process one stored delivery; re-send deliveries whose message was lost;
+empty old payloads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from deployments.services.webhooks import (
     webhook_deliveries_resend_stuck,
     webhook_delivery_fail,
     webhook_delivery_process,
+    webhook_payloads_prune,
 )
 from hotdash.integrations import RetryableAPIError
 
@@ -36,3 +38,8 @@ def webhook_delivery_process_task(self, delivery_pk: int) -> None:
 @shared_task(ignore_result=True, name="deployments.tasks.webhooks.webhook_deliveries_resend_stuck")
 def webhook_deliveries_resend_stuck_task() -> None:
     webhook_deliveries_resend_stuck()
+
+
+@shared_task(ignore_result=True, name="deployments.tasks.webhooks.webhook_payloads_prune")
+def webhook_payloads_prune_task() -> None:
+    webhook_payloads_prune()

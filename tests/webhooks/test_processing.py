@@ -14,6 +14,7 @@ from deployments.models import Build, WebhookDelivery
 from deployments.services.webhooks import (
     webhook_deliveries_resend_stuck,
     webhook_delivery_process,
+    webhook_payloads_prune,
 )
 
 REFERENCE = Path("/work/shared/reference/github-webhooks")
@@ -95,3 +96,33 @@ def test_deliveries_whose_message_was_lost_are_sent_again(db, post_delivery, set
     assert webhook_deliveries_resend_stuck() == [lost.pk]
     webhook_delivery_process(delivery_pk=lost.pk)
     assert webhook_deliveries_resend_stuck() == []
+
+
+def test_old_finished_payloads_are_emptied_and_their_replay_still_refused(
+    db, post_delivery, process_deliveries, settings
+):
+    from deployments.tasks.webhooks import webhook_payloads_prune_task
+
+    assert webhook_payloads_prune_task.name in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    settings.WEBHOOK_PAYLOAD_RETENTION_DAYS = 30
+    body = reference("push.payload.json")
+    post_delivery("push", body, delivery_id="old")
+    process_deliveries()
+    post_delivery("push", body, delivery_id="old-unprocessed")
+    post_delivery("push", body, delivery_id="recent")
+    WebhookDelivery.objects.exclude(delivery_id="recent").update(
+        received_at=timezone.now() - timedelta(days=31)
+    )
+
+    assert webhook_payloads_prune() == 1
+    assert webhook_payloads_prune() == 0
+    payloads = dict(WebhookDelivery.objects.values_list("delivery_id", "payload"))
+    assert payloads["old"] == {}
+    assert payloads["old-unprocessed"] and payloads["recent"]  # not finished / not old
+    [pruned] = AuditEvent.objects.filter(verb="webhook.payloads_pruned")
+    assert pruned.data == {"deliveries": 1, "older_than_days": 30}
+
+    replay = post_delivery("push", body, delivery_id="old")
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
