@@ -451,7 +451,7 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
     among the queued, automatic rollbacks first — the one-active-deploy index agrees, and the
     environment's lock and freeze windows (checked again at each poll: they may have begun
     since the request) let it through. Returns why it waits instead, or "" once running."""
-    from deployments.services.requests import _gate_refusal
+    from deployments.services.requests import deploy_gate_refusal
 
     env = deploy.environment
     passed = set(deploy.overrides)
@@ -459,7 +459,9 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
         # A person's rollback locks the environment in its own request (rollback_request): the
         # lock keeps new deploys out, not the rollback. Automatic ones skip every gate.
         passed.add("lock")
-    gate = _gate_refusal(environment=env, applied=passed, kind=deploy.kind, now=timezone.now())
+    gate = deploy_gate_refusal(
+        environment=env, applied=passed, kind=deploy.kind, now=timezone.now()
+    )
     if gate is not None:
         return f"Waiting: {gate.message}"
     blocker = (

@@ -203,7 +203,7 @@ def _refuse(
     raise refusal
 
 
-def _gate_refusal(
+def deploy_gate_refusal(
     *, environment: Environment, applied: set[str], kind: str, now: Any
 ) -> DeployRefused | None:
     """Lock and freeze-window gates (cheap, re-run under the environment's row lock)."""
@@ -333,7 +333,7 @@ def deploy_request(
         override_reason=override_reason,
     )
     if refusal is None:
-        refusal = _gate_refusal(
+        refusal = deploy_gate_refusal(
             environment=environment, applied=wanted, kind=kind, now=timezone.now()
         )
     if refusal is not None:
@@ -367,7 +367,7 @@ def deploy_request(
         environment = (
             Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
         )
-        refusal = _gate_refusal(
+        refusal = deploy_gate_refusal(
             environment=environment, applied=wanted, kind=kind, now=timezone.now()
         )
         if refusal is None:
