@@ -6,7 +6,9 @@ The database is the source of truth. A Deploy row carries a lease in ``lease_own
 * ``next:<token>`` — a run message carrying ``token`` is on its way (due before
   ``lease_expires_at``); messages with any other token are stale and dropped.
 * ``run:<worker>:<id>`` — a worker is executing a step until ``lease_expires_at``; every write
-  it makes is fenced on still holding this value.
+  it makes is fenced on still holding this value: its database writes in their transaction,
+  and each Fly or GitHub write (and each retry of a call) by a check that also renews the
+  lease just before it. A run that finds another worker holding the lease stops quietly.
 
 Workers never sleep waiting for Fly: a step that must wait hands the lease back as a fresh
 ``next:`` token and the task re-sends itself with a countdown. The reconciler re-sends deploys
@@ -16,6 +18,7 @@ Every transition is one transaction that also writes its audit event.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -30,10 +33,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from approvals import policy
 from approvals.audit import record
-from approvals.models import AuditEvent
-from deployments import rollout
-from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview
+from approvals.models import AuditEvent, Decision
+from deployments import rollout, semver
+from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview, Release
 from deployments.services.environments import environment_lock
 from deployments.services.notifications import notification_send
 from deployments.services.releases import release_mark_bad
@@ -59,6 +63,8 @@ log = logging.getLogger(__name__)
 State = Deploy.State
 StepState = DeployStep.State
 ROLLBACK_KINDS = (Deploy.Kind.DEPLOY, Deploy.Kind.ROLLBACK)
+# Kinds that go ahead of other queued deploys, in this order; then every other kind, FIFO.
+QUEUE_ORDER = (Deploy.Kind.AUTO_ROLLBACK, Deploy.Kind.ROLLBACK)
 OPEN_STATES = (State.QUEUED, State.RUNNING, State.VERIFYING)
 GONE = ("destroying", "destroyed")  # Fly machine states that will never take an update
 
@@ -359,6 +365,36 @@ class StepFailed(Exception):  # noqa: N818 - a control-flow signal
         super().__init__(message)
 
 
+class _Fence:
+    """A run's hold on its deploy's lease, checked (and renewed) before every Fly or GitHub
+    write: a worker that stalled (a long retry, a frozen process) past its lease may find
+    another worker carrying on, and must then write nothing (R9)."""
+
+    def __init__(self, *, deploy_id: int, run: str) -> None:
+        self.deploy_id = deploy_id
+        self.run = run
+
+    def check(self) -> None:
+        """Renew the lease if this run still holds it (one UPDATE), else raise Fenced."""
+        renewed = Deploy.objects.filter(pk=self.deploy_id, lease_owner=self.run).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS)
+        )
+        if not renewed:
+            raise Fenced
+
+    def guard(self, api: ApiClient) -> ApiClient:
+        """``api`` (sharing its connections) that checks the fence after each wait in its retry
+        loop, before sending again: one call can wait there longer than the lease lasts."""
+        guarded = copy.copy(api)
+
+        def sleep(seconds: float) -> None:
+            api.sleep(seconds)
+            self.check()
+
+        guarded.sleep = sleep
+        return guarded
+
+
 @dataclass
 class _Progress:
     """What one committed unit of worker progress writes."""
@@ -381,20 +417,22 @@ def deploy_execute(*, deploy_id: int, token: str, worker: str, fly_app: str = ""
     claims nothing (or whose environment moved to another app since) discards it. A failed
     read is kept and raised by the artifact step once claimed, so it is retried or fails the
     deploy like any step's error."""
-    fly = FlyClient(_api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN))
-    machines = _read_machines_kept(fly, fly_app) if fly_app else None
+    fly_api = _api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)
+    machines = _read_machines_kept(FlyClient(fly_api), fly_app) if fly_app else None
     acquired = _acquire(deploy_id=deploy_id, token=token, worker=worker)
     if acquired is None:
         return None
     deploy, run, waiting = acquired
     if waiting or deploy.environment.fly_app_name != fly_app:
         machines = None
+    fence = _Fence(deploy_id=deploy.pk, run=run)
     github = GitHubClient(
-        _api(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN),
+        fence.guard(_api(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN)),
         deploy.environment.app.github_owner,
         deploy.environment.app.github_repo,
     )
-    return _Runner(deploy, run, fly, github, machines=machines).drive(waiting=waiting)
+    runner = _Runner(deploy, fence, FlyClient(fence.guard(fly_api)), github, machines=machines)
+    return runner.drive(waiting=waiting)
 
 
 MachinesRead = dict[str, Machine] | APIError
@@ -443,17 +481,31 @@ def _acquire(*, deploy_id: int, token: str, worker: str) -> tuple[Deploy, str, s
         deploy.lease_expires_at = now + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS)
         deploy.save(update_fields=["lease_owner", "lease_expires_at", "attempts"])
         waiting = _claim(deploy, worker=worker) if deploy.state == State.QUEUED else ""
+        if deploy.is_terminal:  # the claim ended it: nothing to run
+            return None
     return deploy, run, waiting
 
 
 def _claim(deploy: Deploy, *, worker: str) -> str:
-    """queued → running (inside the lease's transaction) when it is this deploy's turn — FIFO
-    among the queued, automatic rollbacks first — the one-active-deploy index agrees, and the
-    environment's lock and freeze windows (checked again at each poll: they may have begun
-    since the request) let it through. Returns why it waits instead, or "" once running."""
+    """queued → running (inside the lease's transaction, holding the environment's row) when
+    it is this deploy's turn — automatic rollbacks first, then a person's rollbacks, then
+    FIFO — the one-active-deploy index agrees, and the environment's lock and freeze windows
+    (checked again at each poll: they may have begun since the request) let it through.
+    Returns why it waits instead, or "" once running. A deploy whose approval or release no
+    longer holds ends failed, and one that would undo a newer release that went live since
+    it was requested ends superseded: both before anything is written to Fly or GitHub."""
     from deployments.services.requests import deploy_gate_refusal
 
-    env = deploy.environment
+    env = (
+        Environment.objects.select_for_update(of=("self",))
+        .select_related("app", "current_release")
+        .get(pk=deploy.environment_id)
+    )
+    deploy.environment = env
+    problems = _approval_problems(deploy)
+    if problems:
+        _end_approval_invalid(deploy, problems)
+        return ""
     passed = set(deploy.overrides)
     if deploy.kind == Deploy.Kind.ROLLBACK:
         # A person's rollback locks the environment in its own request (rollback_request): the
@@ -473,6 +525,10 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
         .first()
     )
     if blocker is None:
+        live = _outdated_by(deploy)
+        if live is not None:
+            _end_outdated(deploy, live)
+            return ""
         now = timezone.now()
         try:
             with transaction.atomic():  # a savepoint: the index may refuse
@@ -491,6 +547,105 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
     if blocker is None:
         return f"Waiting: environment {env.name} is busy."
     return f"Waiting: environment {env.name} is busy with deploy #{blocker}."
+
+
+def _approval_problems(deploy: Deploy) -> list[str]:
+    """Why what was approved no longer holds at the claim (A5): an approving decision's user
+    is no longer active or an approver, or is the requester (self-approval now off); the
+    release (the target, for a rollback) is no longer deployable. Automatic rollbacks need
+    no approval. The bits themselves (digest, checksum) are checked by the artifact step."""
+    if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+        return []
+    problems = []
+    approving = (
+        Decision.objects.filter(request__deploy=deploy, verdict=Decision.Verdict.APPROVE)
+        .select_related("request", "user")
+        .order_by("created_at", "id")
+    )
+    for decision in approving:
+        user, request = decision.user, decision.request
+        request.deploy = deploy
+        code, _ = policy.approval_refusal(user=user, request=request, decided_user_ids=set())
+        name = user.get_username()
+        if code == "self_approval":
+            problems.append(f"{name} requested this deploy and may not approve it")
+        elif code and not user.is_active:
+            problems.append(f"{name} is no longer active")
+        elif code:
+            problems.append(f"{name} is no longer an approver")
+    release = deploy.release
+    if release is not None:
+        if release.deleted_on_github_at is not None:
+            problems.append(f"{release.tag} was deleted on GitHub")
+        if release.is_bad:
+            why = release.bad_reason or "no reason given"
+            problems.append(f"{release.tag} is marked bad: {why}")
+        if release.validation != release.Validation.VALID:
+            problems.append(
+                f"{release.tag} is no longer a valid release ({release.get_validation_display()})"
+            )
+    return problems
+
+
+def _end_approval_invalid(deploy: Deploy, problems: list[str]) -> None:
+    error = "Approval no longer valid: " + "; ".join(problems) + "."
+    _end(deploy, State.FAILED, error=error)
+    _log(deploy, f"{error} Nothing was changed.", DeployLog.Level.ERROR)
+    _audit(
+        deploy=deploy, actor="worker", verb="deploy.approval_invalid", data={"problems": problems}
+    )
+    notification_send(deploy=deploy, event="deploy.failed")
+
+
+def _outdated_by(deploy: Deploy) -> Release | None:
+    """The live release, when it has higher precedence than ``deploy``'s (a plain deploy)
+    and went live after ``deploy`` was requested: running it now would silently undo that
+    newer deploy (C4). A downgrade asked for while the newer release was already live is a
+    deliberate request (deploy_request allows it) and goes ahead; rollbacks always do."""
+    release, live = deploy.release, deploy.environment.current_release
+    if (
+        deploy.kind != Deploy.Kind.DEPLOY
+        or release is None
+        or live is None
+        or live.pk == deploy.previous_release_id
+    ):
+        return None
+    try:
+        older = semver.parse(release.version).precedence_key() < (
+            semver.parse(live.version).precedence_key()
+        )
+    except semver.InvalidVersion:
+        return None
+    return live if older else None
+
+
+def _end_outdated(deploy: Deploy, live: Release) -> None:
+    newer = (
+        deploy.environment.deploys.filter(state=State.SUCCEEDED, release=live)
+        .order_by("-finished_at")
+        .first()
+    )
+    by = f" by deploy #{newer.pk}" if newer else ""
+    deploy.superseded_by = newer
+    _end(
+        deploy,
+        State.SUPERSEDED,
+        error=f"Superseded{by}: {live.tag} went live after this deploy of {deploy.release.tag} "
+        "was requested, so it would be a downgrade. Nothing was changed; request it again (or "
+        "roll back) to go back on purpose.",
+    )
+    _log(deploy, deploy.error)
+    _audit(
+        deploy=deploy,
+        actor="worker",
+        verb="deploy.superseded",
+        data={
+            "by": newer.pk if newer else None,
+            "from": State.QUEUED,
+            "live": live.tag,
+            "release": deploy.release.tag,
+        },
+    )
 
 
 # --- API clients, shared by the run messages of a worker process -----------------------------
@@ -532,14 +687,15 @@ class _Runner:
     def __init__(
         self,
         deploy: Deploy,
-        run: str,
+        fence: _Fence,
         fly: FlyClient,
         github: GitHubClient,
         *,
         machines: MachinesRead | None = None,
     ) -> None:
         self.deploy = deploy
-        self.run = run
+        self.fence = fence
+        self.run = fence.run
         self.fly = fly
         self.github = github
         self.machines = machines  # read before the claim, for the artifact step
@@ -582,6 +738,15 @@ class _Runner:
     # --- the loop ------------------------------------------------------------------------
 
     def drive(self, *, waiting: str = "") -> Next | None:
+        """Run until a step waits or the deploy ends; a lost lease (Fenced, wherever it is
+        raised, also while handling another outcome) ends this run quietly."""
+        try:
+            return self.advance(waiting)
+        except Fenced:
+            log.info("deploy %s: lease lost; another worker carries on", self.deploy.pk)
+            return None
+
+    def advance(self, waiting: str) -> Next | None:
         try:
             if self.deploy.attempts > settings.DEPLOY_MAX_ATTEMPTS:
                 raise StepFailed(
@@ -605,9 +770,6 @@ class _Runner:
                 getattr(self, f"step_{step.kind}")(step)
         except Wait as wait:
             return self.yield_for(wait.seconds)
-        except Fenced:
-            log.info("deploy %s: lease lost; another worker carries on", self.deploy.pk)
-            return None
         except RetryableAPIError as error:
             return self.retry_later(error)
         except PermanentAPIError as error:
@@ -782,22 +944,25 @@ class _Runner:
         self.start_step(step, "Creating the GitHub deployment.")
         if deploy.github_deployment_id is None:
             key = str(deploy.pk)
-            found = self.github.find_deployment(ref=ref, environment=self.env.name, key=key)
-            created = found or self.github.create_deployment(
-                ref=ref,
-                environment=self.env.name,
-                key=key,
-                description=f"HotDash deploy #{deploy.pk}: {deploy.image_ref}",
-                required_contexts=[],
-                transient=self.env.kind == Environment.Kind.PREVIEW,
-                production=self.env.kind == Environment.Kind.PRODUCTION,
-            )
+            created = self.github.find_deployment(ref=ref, environment=self.env.name, key=key)
+            if created is None:
+                self.fence.check()
+                created = self.github.create_deployment(
+                    ref=ref,
+                    environment=self.env.name,
+                    key=key,
+                    description=f"HotDash deploy #{deploy.pk}: {deploy.image_ref}",
+                    required_contexts=[],
+                    transient=self.env.kind == Environment.Kind.PREVIEW,
+                    production=self.env.kind == Environment.Kind.PRODUCTION,
+                )
             self.commit(
                 _Progress(
                     deploy_fields={"github_deployment_id": created.id},
                     audits=[("deploy.github_deployment_created", {"id": created.id, "ref": ref})],
                 )
             )
+        self.fence.check()
         self.github.create_deployment_status(
             deploy.github_deployment_id,
             "in_progress",
@@ -846,6 +1011,7 @@ class _Runner:
         for machine_id in step.data.get("machines", []):
             if machine_id in step.data["updated"]:
                 continue
+            self.fence.check()
             try:
                 lease = self.fly.acquire_lease(
                     app,
@@ -869,6 +1035,7 @@ class _Runner:
                         checks=self.checks_config(port),
                         metadata=self.machine_metadata(),
                     )
+                    self.fence.check()
                     self.fly.update_machine(
                         app,
                         machine_id,
@@ -877,6 +1044,7 @@ class _Runner:
                         nonce=lease.nonce,
                     )
             finally:
+                self.fence.check()
                 _release_quietly(self.fly, app, machine_id, lease.nonce)
             step.data["updated"].append(machine_id)
             self.commit(
@@ -936,6 +1104,7 @@ class _Runner:
         env = self.env
         app = env.fly_app_name
         if self.fly.find_app(app) is None:
+            self.fence.check()
             self.fly.create_app(app, env.app.fly_org)
             self.commit(_Progress(audits=[("deploy.fly_app_created", {"app": app})]))
         step.data.setdefault("machines", [])
@@ -944,6 +1113,7 @@ class _Runner:
             name = f"{app}-d{self.deploy.pk}-b{step.data.get('batch', 0)}-{index + 1}"
             machine = existing.get(name)
             if machine is None:
+                self.fence.check()
                 machine = self.fly.create_machine(
                     app, self.new_machine_config(), name=name, region=env.region
                 )
@@ -1095,6 +1265,7 @@ class _Runner:
                 )
             )
             return
+        self.fence.check()
         self.github.create_deployment_status(
             self.deploy.github_deployment_id,
             "success",
@@ -1120,6 +1291,7 @@ class _Runner:
         True when GitHub recorded the status."""
         if self.deploy.github_deployment_id is None:
             return False
+        self.fence.check()  # a run that lost its lease reports nothing
         try:
             self.github.create_deployment_status(
                 self.deploy.github_deployment_id, state, description=description
@@ -1232,12 +1404,14 @@ def _no_rollback_reason(deploy: Deploy) -> str:
 
 
 def _queued_before(deploy: Deploy) -> Q:
-    """Deploys queued ahead of ``deploy`` for its environment: automatic rollbacks jump the
-    queue (the environment is broken), then first come, first served."""
+    """Deploys queued ahead of ``deploy`` for its environment: automatic rollbacks first (the
+    environment is broken), then a person's rollbacks (the lock their own request set holds
+    the others back), then first come, first served."""
     earlier = Q(queued_at__lt=deploy.queued_at) | Q(queued_at=deploy.queued_at, pk__lt=deploy.pk)
-    if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
-        return Q(kind=Deploy.Kind.AUTO_ROLLBACK) & earlier
-    return Q(kind=Deploy.Kind.AUTO_ROLLBACK) | earlier
+    if deploy.kind in QUEUE_ORDER:
+        rank = QUEUE_ORDER.index(deploy.kind)
+        return Q(kind__in=QUEUE_ORDER[:rank]) | (Q(kind=deploy.kind) & earlier)
+    return Q(kind__in=QUEUE_ORDER) | earlier
 
 
 def _failure_cause(failed: Deploy, failure: StepFailed) -> tuple[str, str]:

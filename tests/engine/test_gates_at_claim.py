@@ -95,8 +95,8 @@ def test_a_freeze_window_that_began_after_the_queue_holds_the_deploy_until_it_en
     assert len(waiting(deploy)) == 1
 
 
-def test_an_automatic_rollback_runs_on_the_environment_its_failure_locked_ahead_of_held_deploys(
-    production, release_130, requester, sandbox, driver
+def test_an_automatic_rollback_runs_ahead_of_held_deploys_and_the_bad_release_never_ships(
+    production, release_130, requester, admin_user, sandbox, driver
 ):
     sandbox.mark_image(release_130.image_ref, healthy=False)
     failing = make_deploy(production, release_130, requested_by=requester)
@@ -104,23 +104,27 @@ def test_an_automatic_rollback_runs_on_the_environment_its_failure_locked_ahead_
     failing = driver.run(failing)
     rollback = Deploy.objects.get(rollback_of=failing)
     production.refresh_from_db()
-    assert production.is_locked
+    release_130.refresh_from_db()
+    assert production.is_locked and release_130.is_bad
+    writes = len(fly_writes(sandbox))
 
-    driver.run_once(held)
+    driver.run_once(held)  # its release failed its health checks while it was queued
+
     held.refresh_from_db()
-    assert held.state == Deploy.State.QUEUED
-    assert waiting(held)[-1].startswith(
-        f"Waiting: hot-dash/production is locked by system since "
-        f"{production.locked_at:%Y-%m-%d %H:%M} UTC: Automatic rollback #{rollback.pk} after"
+    assert held.state == Deploy.State.FAILED and not started(held)
+    assert held.error == (
+        f"Approval no longer valid: v1.3.0 is marked bad: {release_130.bad_reason}."
     )
+    assert len(fly_writes(sandbox)) == writes
 
     rollback = driver.run(rollback)  # queued after the held deploy, yet not behind it
 
     assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
-    held.refresh_from_db()
-    assert held.state == Deploy.State.QUEUED and not started(held)
     updated = [r.path for r in sandbox.calls("POST", UPDATE, service="fly")]
     assert len(updated) == 2 and len(set(updated)) == 1  # one machine, forward and back only
+    environment_unlock(environment=production, actor=admin_user, reason="understood")
+    assert driver.run_once(held) is None  # unlocked: still nothing to ship
+    assert len(sandbox.calls("POST", UPDATE, service="fly")) == 2
 
 
 def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_freeze_window(
