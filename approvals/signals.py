@@ -1,4 +1,5 @@
-"""Audit events for sign-in, sign-out, failed sign-in and Django admin changes.
+"""Audit events for sign-in, sign-out, failed sign-in and Django admin changes; failed and
+successful sign-ins also feed the sign-in throttle (hotdash.auth).
 
 Admin changes arrive through the admin's own LogEntry rows, saved inside the admin's
 transaction, so the audit event commits with the configuration change it describes; their
@@ -20,6 +21,7 @@ from approvals import policy
 from approvals.audit import GENESIS_HASH, Target, record
 from approvals.middleware import admin_client_ip
 from approvals.models import AuditChainHead
+from hotdash import auth
 from hotdash.permissions import client_ip
 
 ADMIN_VERBS = {ADDITION: "admin.added", CHANGE: "admin.changed", DELETION: "admin.deleted"}
@@ -32,6 +34,7 @@ def _ip(request: Any) -> str | None:
 @receiver(user_logged_in, dispatch_uid="audit_login")
 def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     record(actor=user, verb="auth.login", target=user, ip=_ip(request))
+    auth.success_reset(username=user.get_username())
 
 
 @receiver(user_logged_out, dispatch_uid="audit_logout")
@@ -44,6 +47,7 @@ def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs):
     # Only the username: the credentials also hold the (masked) password, never stored.
     username = str(credentials.get("username", ""))[:150]
+    auth.failure_count(request, username=username)
     record(
         actor=None,
         verb="auth.login_failed",

@@ -83,6 +83,9 @@ def main() -> int:
             "DEBUG": "false",
             "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
             "ALLOWED_HOSTS": "testserver",
+            # Against the built-in Fly.io/GitHub simulation, over the test client's plain HTTP.
+            "SANDBOX_MODE": "true",
+            "SECURE_SSL_REDIRECT": "false",
             "LOG_LEVEL": "WARNING",
         }
         with tempfile.TemporaryDirectory() as tmp:

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from deployments.services.tokens import api_token_authenticate
+from hotdash import auth
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -78,7 +80,16 @@ def api_endpoint(
                 return response
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
-            user = api_token_authenticate(raw_token=token.strip()) if scheme == "Bearer" else None
+            presented = scheme == "Bearer" and bool(token.strip())
+            if presented and auth.locked(request, ip_scope="api-ip"):
+                response = error_response(
+                    429, "throttled", "Too many failed token checks from this address; try later."
+                )
+                response["Retry-After"] = str(settings.LOGIN_THROTTLE_WINDOW_SECONDS)
+                return response
+            user = api_token_authenticate(raw_token=token.strip()) if presented else None
+            if user is None and presented:
+                auth.failure_count(request, ip_scope="api-ip")
             if user is None:
                 response = error_response(
                     401,

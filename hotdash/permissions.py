@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
@@ -26,5 +28,26 @@ def role_required(check: Callable[[Any], bool]) -> Callable[..., Any]:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The peer address as Django sees it (set a trusted proxy header upstream if needed)."""
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address: the peer, unless the peer is one of TRUSTED_PROXIES; then the
+    right-most X-Forwarded-For entry that is not a trusted proxy (entries further left are
+    whatever the client chose to send)."""
+    peer = request.META.get("REMOTE_ADDR") or None
+    if not (peer and _trusted_proxy(peer)):
+        return peer
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    for entry in reversed([entry.strip() for entry in forwarded if entry.strip()]):
+        try:
+            address = ipaddress.ip_address(entry)
+        except ValueError:
+            return peer  # a proxy that forwards garbage tells us nothing
+        if not _trusted_proxy(entry):
+            return str(address)
+    return peer
+
+
+def _trusted_proxy(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.TRUSTED_PROXIES)

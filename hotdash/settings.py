@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -29,7 +30,18 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+# Origins allowed to POST besides the request's own host (e.g. https://hotdash.example.com).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (hotdash.permissions.client_ip):
+# comma-separated addresses or networks of the TLS-terminating proxy. Unset: no proxy trusted.
+try:
+    TRUSTED_PROXIES = [
+        ipaddress.ip_network(item, strict=False) for item in env_list("TRUSTED_PROXIES", [])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES must list IP addresses or networks: {exc}."
+    ) from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "hotdash.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,6 +131,18 @@ CSRF_FAILURE_VIEW = "approvals.views.csrf_failure"  # audits refused POSTs
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
+# HTTP is redirected to HTTPS, except /health: load balancers probe it over plain HTTP.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+if TRUSTED_PROXIES:
+    # Only behind a trusted proxy that sets it: otherwise any client could claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+# Both bind every subdomain of the host to HTTPS (preload: for years), so they are opt-in;
+# check --deploy's reminders about them (W005, W021) are silenced for that reason.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -254,11 +279,38 @@ DEPLOY_FLY_LEASE_WAIT_SECONDS = env_int("DEPLOY_FLY_LEASE_WAIT_SECONDS", 600, mi
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 
+# --- Sign-in throttling (hotdash.auth) -----------------------------------------------------
+LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60, minimum=1)
+LOGIN_THROTTLE_USERNAME_LIMIT = env_int("LOGIN_THROTTLE_USERNAME_LIMIT", 5, minimum=1)
+LOGIN_THROTTLE_IP_LIMIT = env_int("LOGIN_THROTTLE_IP_LIMIT", 20, minimum=1)
+# Throttle counts (and other short-lived counters) must be shared by every web process: set
+# CACHE_URL to a Redis database of its own (clearing a Redis cache empties its whole database,
+# which must never be the broker's). Unset: each process keeps its own counts in memory.
+CACHE_URL = env_url("CACHE_URL", "", schemes=("redis", "rediss"))
+if CACHE_URL:
+    if CACHE_URL == REDIS_URL:
+        raise ImproperlyConfigured(
+            "CACHE_URL must be a different Redis database from REDIS_URL (the broker's): "
+            "clearing the cache empties its database."
+        )
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+
 # --- Fly.io and GitHub ----------------------------------------------------------------------
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1)
 FLY_API_TOKEN = env_str("FLY_API_TOKEN")
 GITHUB_TOKEN = env_str("GITHUB_TOKEN")
-SANDBOX_MODE = not (FLY_API_TOKEN and GITHUB_TOKEN)
+# Sandbox mode simulates Fly.io and GitHub (and accepts a public webhook secret). With DEBUG it
+# is the default when a token is missing; without DEBUG it must be asked for by name.
+SANDBOX_MODE = env_bool("SANDBOX_MODE", DEBUG and not (FLY_API_TOKEN and GITHUB_TOKEN))
+if not SANDBOX_MODE and not (FLY_API_TOKEN and GITHUB_TOKEN):
+    _missing = " and ".join(n for n in ("FLY_API_TOKEN", "GITHUB_TOKEN") if not env_str(n))
+    raise ImproperlyConfigured(
+        f"{_missing} must be set unless SANDBOX_MODE=true (never chosen silently when DEBUG is "
+        "off). Set the real tokens, or SANDBOX_MODE=true to use the built-in Fly.io/GitHub "
+        "simulation."
+    )
 _sandbox_base = f"http://127.0.0.1:{SANDBOX_PORT}"
 FLY_API_URL = env_url(
     "FLY_API_URL",
@@ -301,7 +353,9 @@ DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # One record, one line: user-supplied text (reasons, comments, branch names) cannot forge one.
+    "formatters": {"single_line": {"()": "hotdash.security.SingleLineFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "single_line"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # httpx logs full request lines at INFO; keep URLs and headers out of the logs.

@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path, reverse_lazy
+from django.views.generic import RedirectView
 
 from deployments.views.overview import overview
 from deployments.webhooks import github_webhook
 from hotdash import views
+from hotdash.auth import ThrottledLoginView
 
 urlpatterns = [
     path("", overview, name="overview"),
@@ -12,8 +15,14 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("ops/", views.ops, name="ops"),
     path("ops/sandbox/", views.sandbox_control, name="sandbox-control"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # One password form, so one throttle: the admin signs in through the dashboard's page.
+    path(
+        "admin/login/",
+        login_not_required(RedirectView.as_view(url=reverse_lazy("login"), query_string=True)),
+        name="admin-login",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("hotdash.api_urls")),
     path("webhooks/github", github_webhook, name="github-webhook"),

@@ -47,7 +47,15 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def slack_escape(text: str) -> str:
+    """Text shown as typed in Slack: ``&``, ``<`` and ``>`` are its control characters
+    (``<!channel>``, ``<https://evil|click>``), so they become entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _payload(deploy: Deploy, event: str, detail: str) -> dict:
+    """The Slack message. Names, tags, reasons, comments and errors come from users and
+    upstreams: every text field is escaped whole (the message itself uses no markup)."""
     env = deploy.environment
     what = deploy.release.tag if deploy.release else deploy.image_ref
     headline = f"{EVENTS[event]}: {env.app.name} {what} → {env.name} (deploy #{deploy.pk})"
@@ -58,16 +66,22 @@ def _payload(deploy: Deploy, event: str, detail: str) -> dict:
         lines.append(deploy.error)
     if deploy.kind == Deploy.Kind.AUTO_ROLLBACK and deploy.rollback_of_id:
         lines.append(f"Rolling back deploy #{deploy.rollback_of_id} to {deploy.image_ref}.")
-    text = "\n".join(lines)
+    text = slack_escape("\n".join(lines))
     return {
         "text": text,
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": slack_escape(headline[:150])},
+            },
             {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": f"requested by {deploy.requester_name}"},
+                    {
+                        "type": "mrkdwn",
+                        "text": slack_escape(f"requested by {deploy.requester_name}"),
+                    },
                     {"type": "mrkdwn", "text": f"state {deploy.state}"},
                 ],
             },

@@ -1,5 +1,6 @@
 """Every route the URL resolver knows, walked (reliability.md A2): login on every page, and no
-state change by anyone below the deployer role, whatever they POST. The role matrix in
+state change (no row added, removed or altered) by anyone below the deployer role, whatever
+they POST. The role matrix in
 test_permissions.py checks who may do what; this catches a route nobody added to it."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ PUBLIC = {
     "health",  # liveness, no data
     "metrics",  # Prometheus text, no secrets
     "login",
+    "admin-login",  # a redirect to the login page
     "logout",
     "github-webhook",  # HMAC signature (tests/webhooks)
     "openapi",  # the API's published schema: no data
@@ -47,9 +49,11 @@ def _url(template: str) -> str:
 ROUTES = [(name, _url(template)) for name, template in _routes() if name not in PUBLIC]
 
 
-def _row_counts() -> dict[str, int]:
+def _rows() -> dict[str, list[str]]:
+    """Every row of every model (but the audit log, sessions and the admin's log), each as the
+    repr of its field values: an UPDATE in place shows up, not only an INSERT or a DELETE."""
     return {
-        model._meta.label: model._default_manager.count()
+        model._meta.label: sorted(map(repr, model._default_manager.values_list()))
         for model in apps.get_models()
         if model._meta.label not in {"approvals.AuditEvent", "approvals.AuditChainHead"}
         and not model._meta.label.startswith(("sessions.", "admin."))
@@ -85,11 +89,11 @@ def test_below_deployer_a_post_anywhere_changes_nothing(
     client, demo, sandbox, request, role, name, url
 ):
     client.force_login(request.getfixturevalue(role))
-    before = _row_counts()
+    before = _rows()
 
     response = client.post(url, {"reason": "x", "comment": "x", "decision": "approve"})
 
     # Tokens are personal: any reader manages their own (refused here for the missing name).
     allowed = {403, 404, 405} | ({422} if name == "deployments:token-create" else set())
     assert response.status_code in allowed, (name, response.status_code)
-    assert _row_counts() == before
+    assert _rows() == before
