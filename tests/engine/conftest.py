@@ -102,11 +102,13 @@ class Driver:
             deploy_id=deploy_id, token=token, worker=worker, fly_app=rest[0] if rest else ""
         )
 
-    def run(self, deploy: Deploy, *, until=None, limit: int = 200) -> Deploy:
+    def run(
+        self, deploy: Deploy, *, until=None, limit: int = 200, worker: str = "test-worker"
+    ) -> Deploy:
         """Run the deploy like the task chain would, waiting each countdown, until it ends
         (or ``until(deploy)`` holds)."""
         for _ in range(limit):
-            following = self.run_once(deploy)
+            following = self.run_once(deploy, worker)
             deploy.refresh_from_db()
             if following is None or (until and until(deploy)):
                 return deploy

@@ -188,3 +188,34 @@ def test_a_persons_rollback_runs_on_the_environment_its_own_request_locked(
     assert waiting(rollback) == []
     production.refresh_from_db()
     assert production.current_release == target and production.is_locked
+
+
+def test_a_persons_rollback_runs_ahead_of_an_older_deploy_its_own_lock_holds(
+    demo, production, release_130, requester, approver, sandbox, driver
+):
+    running = make_deploy(production, release_130, requested_by=requester)
+    running = driver.run(running, until=lambda d: d.state == Deploy.State.RUNNING)
+    older = make_deploy(production, release_130, requested_by=requester)
+    driver.tick(1)
+    target = demo.releases.get(version="1.1.1")
+    rollback = rollback_request(
+        environment=production,
+        release=target,
+        requested_by=approver,
+        reason="5xx spike",
+        confirmation="hot-dash",
+    )
+    assert older.queued_at < rollback.queued_at
+    running = driver.run(running)
+    assert running.state == Deploy.State.SUCCEEDED, running.error
+
+    driver.run_once(older)
+    rollback = driver.run(rollback)
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    assert waiting(rollback) == []
+    older.refresh_from_db()
+    assert older.state == Deploy.State.QUEUED and not started(older)
+    assert waiting(older)[-1].startswith("Waiting: hot-dash/production is locked by system")
+    production.refresh_from_db()
+    assert production.current_release == target and production.is_locked
