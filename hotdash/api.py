@@ -147,6 +147,15 @@ _PLUMBING_RESPONSES = {
             **{"WWW-Authenticate": 'Bearer realm="hotdash"'},
         ),
     ),
+    "Throttled": (
+        429,
+        _error_response(
+            "`throttled`: too many failed token checks from this address; no token is checked "
+            "until the window passes",
+            ["throttled"],
+            **{"Retry-After": "Seconds until tokens are checked again"},
+        ),
+    ),
     "MethodNotAllowed": (
         405,
         _error_response(
@@ -200,7 +209,7 @@ def error_responses(
     errors: dict[int, dict[str, str]], *, body: bool = False
 ) -> dict[str, dict[str, Any]]:
     """An operation's error responses: ``errors`` maps each status the view answers to its
-    codes and when each is sent; 401 and 405 always apply, 400 and 413 when ``body``
+    codes and when each is sent; 401, 405 and 429 always apply, 400 and 413 when ``body``
     (the operation reads a JSON body)."""
     shared = {**_PLUMBING_RESPONSES, **(_BODY_RESPONSES if body else {})}
     responses = {

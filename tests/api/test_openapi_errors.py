@@ -20,6 +20,7 @@ from importlib import import_module
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.urls import resolve
 from django.utils import timezone
 from openapi_core import OpenAPI
@@ -154,6 +155,18 @@ def _plumbing_case(operation_id: str, status: int, code: str) -> Case | None:
         return lambda w: [
             w.call(operation_id, w.admin_user, raw=raw) for raw in (b"{nope", b"[1]", b"\xff")
         ]
+    if code == "throttled":
+
+        def locked_out(w):
+            params = {"id": w.pending()} if "{id}" in path else {}
+            for _ in range(settings.LOGIN_THROTTLE_IP_LIMIT):
+                w.call(operation_id, None, authorization="Bearer hd_guessing", **params)
+            return [
+                w.call(operation_id, None, authorization="Bearer hd_guessing", **params),
+                w.call(operation_id, w.admin_user, **params),  # a good token from there too
+            ]
+
+        return locked_out
     if code == "body_too_large":
         return lambda w: w.call(operation_id, w.admin_user, raw=b" " * (MAX_BODY_BYTES + 1))
     return None
@@ -585,9 +598,10 @@ def test_every_error_the_view_can_raise_is_documented(operation_id):
     documented = {(status, code) for op, status, code in DOCUMENTED if op == operation_id}
     assert raised - documented == set()
     # What api_endpoint itself answers, before the view runs.
-    assert {(401, "unauthenticated"), (405, "method_not_allowed")} <= documented
+    plumbing = {(401, "unauthenticated"), (405, "method_not_allowed"), (429, "throttled")}
+    assert plumbing <= documented
     # Nothing documented that the code cannot answer (and PRE_EMPTED is not stale).
-    assert documented - raised == {(401, "unauthenticated"), (405, "method_not_allowed")}
+    assert documented - raised == plumbing
 
 
 def test_pre_empted_codes_are_really_passed_on():
