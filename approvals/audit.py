@@ -5,17 +5,26 @@ evidence commit together or not at all. Events are keyed-HMAC chained: each stor
 the previous event and its own hash over a canonical serialisation of its fields, keyed with
 settings.AUDIT_HMAC_KEY, so someone with only database access cannot recompute the chain.
 The table is append-only in the database too (triggers from migration 0004).
+
+The chain head is in the same database, so someone able to delete the newest events and rewrite
+the head would leave a chain that still verifies. ``audit_anchor_write`` therefore exports the
+head every hour to AUDIT_ANCHOR_DIR as a signed, read-only file that is never overwritten
+(CloudTrail-style digests), and ``verify`` fails when the database is behind the newest anchor.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -184,6 +193,15 @@ class VerifyResult:
     broken_event_id: int | None = None
     reason: str = ""
 
+    @classmethod
+    def of(cls, verification: AuditVerification) -> VerifyResult:
+        return cls(
+            verification.ok,
+            verification.events_verified,
+            verification.broken_event_id,
+            verification.reason,
+        )
+
     def summary(self) -> str:
         if self.ok:
             return f"{self.events_verified} events verified"
@@ -262,8 +280,143 @@ def guard_problem() -> str:
     return f"append-only trigger(s) missing or disabled: {', '.join(missing)}" if missing else ""
 
 
+# --- Anchors: the chain head exported outside the database -----------------------------------
+
+ANCHOR_FORMAT = "hotdash-audit-anchor/1"
+ANCHOR_FIELDS = ("format", "sequence", "hash", "event_count", "anchored_at")
+ANCHOR_GLOB = "audit-anchor-*.json"
+
+
+class AnchorInvalid(Exception):
+    """An anchor file that is unreadable, incomplete or not signed with the audit key."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    path: Path
+    sequence: int
+    hash: str
+    event_count: int
+    anchored_at: str
+
+
+def _anchor_signature(fields: Mapping[str, Any]) -> str:
+    payload = json.dumps(
+        {name: fields[name] for name in ANCHOR_FIELDS}, sort_keys=True, separators=(",", ":")
+    )
+    return hmac.new(settings.AUDIT_HMAC_KEY.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def audit_anchor_write(*, now: datetime | None = None) -> Anchor:
+    """Export the chain head (sequence, its hash, event count, UTC time) as a new anchor file.
+
+    The file is signed with the audit key, created exclusively and complete (written aside,
+    then hard-linked into place) and read-only; an existing anchor of the same second is never
+    overwritten: FileExistsError.
+    """
+    head = AuditChainHead.objects.filter(id=1).values_list("last_event_id", "last_hash").first()
+    sequence, last_hash = head or (0, GENESIS_HASH)
+    anchored_at = (now or timezone.now()).astimezone(UTC)
+    fields = {
+        "format": ANCHOR_FORMAT,
+        "sequence": sequence,
+        "hash": last_hash,
+        "event_count": AuditEvent.objects.filter(id__lte=sequence).count(),
+        "anchored_at": anchored_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    body = json.dumps({**fields, "signature": _anchor_signature(fields)}, indent=1) + "\n"
+    directory = Path(settings.AUDIT_ANCHOR_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"audit-anchor-{anchored_at:%Y%m%dT%H%M%SZ}-{sequence}.json"
+    # A crash mid-write must not leave a truncated anchor that fails every later verification.
+    partial = directory / f".{path.name}.{os.getpid()}.partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(partial, 0o444)  # the mode given to open() is narrowed by the umask only
+        try:
+            os.link(partial, path)  # atomic, and refuses an existing name
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "anchor exists", str(path)) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    logger.info("Audit chain anchored at event #%s in %s", sequence, path)
+    return Anchor(path, sequence, last_hash, fields["event_count"], fields["anchored_at"])
+
+
+def anchor_read(path: Path) -> Anchor:
+    """Read and authenticate one anchor file; AnchorInvalid says why it cannot be trusted."""
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnchorInvalid(f"unreadable: {exc.__class__.__name__}") from exc
+    if not isinstance(fields, dict) or not all(
+        name in fields for name in (*ANCHOR_FIELDS, "signature")
+    ):
+        raise AnchorInvalid("not an anchor: fields are missing")
+    if not isinstance(fields["signature"], str) or not hmac.compare_digest(
+        fields["signature"], _anchor_signature(fields)
+    ):
+        raise AnchorInvalid("bad signature: forged or altered")
+    if fields["format"] != ANCHOR_FORMAT:
+        raise AnchorInvalid(f"unknown anchor format {fields['format']!r}")
+    if not all(isinstance(fields[name], int) for name in ("sequence", "event_count")) or not all(
+        isinstance(fields[name], str) for name in ("hash", "anchored_at")
+    ):
+        raise AnchorInvalid("malformed: a field has the wrong type")
+    return Anchor(
+        path, fields["sequence"], fields["hash"], fields["event_count"], fields["anchored_at"]
+    )
+
+
+def anchor_problem(head: tuple[int, str]) -> tuple[int | None, str]:
+    """Compare the chain head with the anchor files: (first missing or altered event, why),
+    with "" when they agree.
+
+    Every anchor file must be authentic, and the newest one (highest sequence) must name an
+    event at or before the head that still has the anchored hash. A head behind it means
+    events were removed from the end and the head rewritten.
+    """
+    directory = Path(settings.AUDIT_ANCHOR_DIR)
+    anchors, invalid = [], []
+    for path in sorted(directory.glob(ANCHOR_GLOB)) if directory.is_dir() else []:
+        try:
+            anchors.append(anchor_read(path))
+        except AnchorInvalid as exc:
+            invalid.append(f"{path} ({exc})")
+    problems, broken_event_id = [], None
+    if invalid:
+        problems.append(f"{len(invalid)} anchor file(s) cannot be trusted: {'; '.join(invalid)}")
+    if anchors:
+        newest = max(anchors, key=lambda anchor: (anchor.sequence, anchor.anchored_at))
+        head_id = head[0]
+        if newest.sequence > head_id:
+            broken_event_id = head_id + 1
+            missing = f"#{broken_event_id}" + (
+                f"–#{newest.sequence}" if newest.sequence > broken_event_id else ""
+            )
+            problems.append(
+                f"the chain head is at event #{head_id}, behind anchor {newest.path} "
+                f"(event #{newest.sequence} at {newest.anchored_at}): events {missing} were "
+                "removed from the end and the chain head rewritten"
+            )
+        elif newest.sequence:
+            stored = AuditEvent.objects.filter(id=newest.sequence).values_list("hash", flat=True)
+            if not hmac.compare_digest(stored.first() or "", newest.hash):
+                broken_event_id = newest.sequence
+                problems.append(
+                    f"event #{newest.sequence} does not have the hash anchored in {newest.path} "
+                    f"at {newest.anchored_at}: the chain was rewritten"
+                )
+    return broken_event_id, "; ".join(problems)
+
+
 def verify(*, chunk_size: int = 5000) -> VerifyResult:
-    """Verify the whole chain in the database, then that the append-only guard is in force.
+    """Verify the whole chain in the database, then that it is not behind the newest anchor,
+    then that the append-only guard is in force.
 
     Reads the chain head first and walks events up to it, so writers appending meanwhile
     neither block it nor make it fail. Memory stays flat: rows stream in chunks.
@@ -277,7 +430,12 @@ def verify(*, chunk_size: int = 5000) -> VerifyResult:
         .iterator(chunk_size=chunk_size)
     )
     result = verify_rows(rows, head=head)
-    if result.ok and (problem := guard_problem()):
+    if not result.ok:
+        return result
+    broken_event_id, problem = anchor_problem(head)
+    if problem:
+        return VerifyResult(False, result.events_verified, broken_event_id, problem)
+    if problem := guard_problem():
         return VerifyResult(False, result.events_verified, None, problem)
     return result
 
@@ -307,3 +465,14 @@ def audit_chain_verify() -> AuditVerification:
                 data={"broken_event_id": result.broken_event_id, "reason": result.reason},
             )
     return verification
+
+
+def audit_chain_anchor() -> tuple[AuditVerification, Anchor | None]:
+    """The hourly job: verify the chain (stored, alerting on failure) and, only when it holds,
+    export its head as a new anchor.
+
+    A broken chain is not anchored: the failure events it gets recorded could otherwise climb
+    back to a removed sequence and earn a newer anchor that hides the removal.
+    """
+    verification = audit_chain_verify()
+    return verification, audit_anchor_write() if verification.ok else None

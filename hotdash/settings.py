@@ -346,6 +346,9 @@ if not AUDIT_HMAC_KEY:
             "AUDIT_HMAC_KEY is required outside DEBUG/sandbox mode: it keys the audit hash chain."
         )
     AUDIT_HMAC_KEY = "sandbox-audit-key"
+# Hourly signed exports of the chain head (approvals.audit.audit_anchor_write), outside the
+# database. In production put it on write-once storage (e.g. synced to an object-lock bucket).
+AUDIT_ANCHOR_DIR = Path(env_str("AUDIT_ANCHOR_DIR") or VAR_DIR / "audit-anchors")
 
 # --- Demo ----------------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")

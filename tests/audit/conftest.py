@@ -5,6 +5,14 @@ import pytest
 from approvals.audit import record
 
 
+@pytest.fixture(autouse=True)
+def anchor_dir(settings, tmp_path):
+    """Each test's own AUDIT_ANCHOR_DIR: anchors outlive the test database, so a shared one
+    would put the next test's fresh chain behind the last test's anchor."""
+    settings.AUDIT_ANCHOR_DIR = tmp_path / "anchors"
+    return settings.AUDIT_ANCHOR_DIR
+
+
 @pytest.fixture
 def events(db, viewer):
     """A small mixed history: deploy and environment verbs across two apps."""

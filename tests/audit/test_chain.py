@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-from contextlib import contextmanager
 
 import pytest
 from django.core.management import call_command
@@ -14,29 +13,9 @@ from django.db import IntegrityError, connection, transaction
 
 from approvals.audit import GENESIS_HASH, audit_chain_verify, record, verify
 from approvals.models import AuditChainHead, AuditEvent, AuditVerification
+from tests.audit.tampering import guard_lifted
 
 TABLE = AuditEvent._meta.db_table
-
-
-@contextmanager
-def guard_lifted():
-    """What an attacker with DDL rights does: switch the append-only triggers off."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
-            yield cursor
-            cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
-        else:
-            cursor.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name=%s", [TABLE]
-            )
-            triggers = cursor.fetchall()
-            assert len(triggers) == 2
-            for name, _sql in triggers:
-                cursor.execute(f"DROP TRIGGER {name}")
-            yield cursor
-            for _name, sql in triggers:
-                cursor.execute(sql)
 
 
 def run_verify() -> str:

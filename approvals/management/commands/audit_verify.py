@@ -1,7 +1,8 @@
 """``manage.py audit_verify``: walk the audit hash chain and report the first break.
 
-Without arguments it verifies the database (and stores the result shown on the Ops and
-Audit pages). ``--file export.jsonl`` verifies an unfiltered JSON Lines export offline
+Without arguments it verifies the database, including that it is not behind the newest anchor
+in AUDIT_ANCHOR_DIR (see ``audit_anchor``), and stores the result shown on the Ops and Audit
+pages. ``--file export.jsonl`` verifies an unfiltered JSON Lines export offline
 (with the same AUDIT_HMAC_KEY). Exits 0 with "N events verified", else non-zero.
 """
 
@@ -43,13 +44,7 @@ class Command(BaseCommand):
             except KeyError as exc:
                 raise CommandError(f"{file}: a line lacks the field {exc}") from exc
         else:
-            verification = audit_chain_verify()
-            result = VerifyResult(
-                verification.ok,
-                verification.events_verified,
-                verification.broken_event_id,
-                verification.reason,
-            )
+            result = VerifyResult.of(audit_chain_verify())
         if not result.ok:
             raise CommandError(result.summary(), returncode=1)
         self.stdout.write(result.summary())
