@@ -358,7 +358,7 @@ def anchor_read(path: Path) -> Anchor:
     ):
         raise AnchorInvalid("not an anchor: fields are missing")
     if not isinstance(fields["signature"], str) or not hmac.compare_digest(
-        fields["signature"], _anchor_signature(fields)
+        fields["signature"].encode(), _anchor_signature(fields).encode()
     ):
         raise AnchorInvalid("bad signature: forged or altered")
     if fields["format"] != ANCHOR_FORMAT:
@@ -395,17 +395,19 @@ def anchor_problem(head: tuple[int, str]) -> tuple[int | None, str]:
         head_id = head[0]
         if newest.sequence > head_id:
             broken_event_id = head_id + 1
-            missing = f"#{broken_event_id}" + (
-                f"–#{newest.sequence}" if newest.sequence > broken_event_id else ""
+            missing = (
+                f"events #{broken_event_id}–#{newest.sequence} were"
+                if newest.sequence > broken_event_id
+                else f"event #{broken_event_id} was"
             )
             problems.append(
                 f"the chain head is at event #{head_id}, behind anchor {newest.path} "
-                f"(event #{newest.sequence} at {newest.anchored_at}): events {missing} were "
+                f"(event #{newest.sequence} at {newest.anchored_at}): {missing} "
                 "removed from the end and the chain head rewritten"
             )
         elif newest.sequence:
             stored = AuditEvent.objects.filter(id=newest.sequence).values_list("hash", flat=True)
-            if not hmac.compare_digest(stored.first() or "", newest.hash):
+            if not hmac.compare_digest((stored.first() or "").encode(), newest.hash.encode()):
                 broken_event_id = newest.sequence
                 problems.append(
                     f"event #{newest.sequence} does not have the hash anchored in {newest.path} "

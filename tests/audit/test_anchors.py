@@ -114,7 +114,7 @@ def test_a_removed_tail_with_a_rewritten_head_fails_against_the_anchor(
     )
 
     # The failure events re-fill #4 and #5 with other hashes: still caught, never re-anchored.
-    with pytest.raises(CommandError, match="events #5 were removed"):
+    with pytest.raises(CommandError, match="event #5 was removed"):
         anchor_command()
     with pytest.raises(CommandError, match="event #5 does not have the hash anchored"):
         anchor_command()
@@ -143,10 +143,11 @@ def forge(path, **changes):
     [
         (lambda path: forge(path, sequence=99), "bad signature: forged or altered"),
         (lambda path: forge(path, signature="0" * 64), "bad signature: forged or altered"),
+        (lambda path: forge(path, signature="é" * 64), "bad signature: forged or altered"),
         (lambda path: forge(path, signature=None), "not an anchor: fields are missing"),
         (lambda path: "not json {", "unreadable: JSONDecodeError"),
     ],
-    ids=["altered", "bad-hmac", "unsigned", "garbage"],
+    ids=["altered", "bad-hmac", "not-hex", "unsigned", "garbage"],
 )
 def test_a_forged_anchor_file_is_reported(events, anchor_dir, forged, why):
     genuine = audit_anchor_write(now=NOON)
