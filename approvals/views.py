@@ -78,8 +78,11 @@ def _drawer_context(
 @vary_on_headers("HX-Request")
 @require_GET
 @role_required(policy.can_view)
-def drawer(request: HttpRequest, pk: int) -> HttpResponse:
-    approval = approval_get(pk=pk)
+def drawer(
+    request: HttpRequest, pk: int | None = None, deploy_pk: int | None = None
+) -> HttpResponse:
+    """By the request's id, or by its deploy's for pages that list deploys (no extra query)."""
+    approval = approval_get(pk=pk, deploy_id=deploy_pk)
     template = "approvals/drawer.html" + ("#drawer" if _is_partial(request) else "")
     return render(request, template, _drawer_context(request, approval, DecisionForm()))
 

@@ -10,3 +10,11 @@ document.body.addEventListener("drawer-close", function () {
     dialog.close();
   });
 });
+// The open lists behind the drawer poll (data-poll-visible): a poll carries no triggering
+// event, unlike approval-decided, and is skipped while the tab is hidden. (No hx-trigger
+// filter: the CSP forbids the eval htmx needs for those.)
+document.body.addEventListener("htmx:confirm", function (event) {
+  if (document.hidden && !event.detail.triggeringEvent && event.detail.elt.hasAttribute("data-poll-visible")) {
+    event.preventDefault();
+  }
+});

@@ -170,7 +170,7 @@ def test_deploy_list_links_pending_deploys_to_the_drawer(client, pending, viewer
     client.force_login(viewer)
     html = client.get(reverse("deployments:deploy-list"), headers=HTMX).content.decode()
     assert html.lstrip().startswith('<section id="deploy-table"')
-    assert f'hx-get="{reverse("approvals:drawer", args=[pending.pk])}"' in html
+    assert f'hx-get="{reverse("approvals:deploy-drawer", args=[pending.deploy_id])}"' in html
     assert "approval-decided from:body" in html
 
 
