@@ -13,7 +13,7 @@ from deployments.models import Deploy, DeployLog, DeployStep
 
 def deploy_list(*, limit: int = 100) -> QuerySet[Deploy]:
     return Deploy.objects.select_related(
-        "environment__app", "release", "build", "requested_by", "approval_request"
+        "environment__app", "release", "build", "requested_by"
     ).order_by("-created_at", "-id")[:limit]
 
 

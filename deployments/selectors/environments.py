@@ -19,7 +19,7 @@ def environment_detail_get(*, pk: int) -> Environment:
 
 def environment_recent_deploys(*, environment: Environment, limit: int = 10) -> list[Deploy]:
     return list(
-        environment.deploys.select_related("release", "requested_by", "approval_request").order_by(
+        environment.deploys.select_related("release", "requested_by").order_by(
             "-created_at", "-id"
         )[:limit]
     )
