@@ -268,8 +268,7 @@ def _preview_upsert(*, app: App, facts: PullRequestFacts) -> tuple[Preview, bool
                 actor="github",
                 verb="preview.created",
                 target=preview,
-                app=app.name,
-                environment=environment.name,
+                scope=environment,
                 data={
                     "pr": facts.number,
                     "fly_app": environment.fly_app_name,
@@ -287,8 +286,7 @@ def _preview_upsert(*, app: App, facts: PullRequestFacts) -> tuple[Preview, bool
                 actor="github",
                 verb="preview.held",
                 target=preview,
-                app=app.name,
-                environment=environment.name,
+                scope=environment,
                 data={
                     "from": before["state"],
                     "head_sha": facts.head_sha,
@@ -311,8 +309,7 @@ def _fly_app_ensure(*, preview: Preview, actor: Any = "github") -> None:
             actor=actor,
             verb="preview.app_created",
             target=preview,
-            app=preview.app.name,
-            environment=environment.name,
+            scope=environment,
             data={"fly_app": environment.fly_app_name, "org": preview.app.fly_org},
         )
 
@@ -343,8 +340,7 @@ def _secrets_copy(*, preview: Preview) -> None:
             actor="github",
             verb="preview.secrets_copied",
             target=locked,
-            app=preview.app.name,
-            environment=preview.environment.name,
+            scope=preview.environment,
             data={"names": names, "from": "staging", "fork": preview.is_fork},
         )
     preview.secret_names = names
@@ -570,8 +566,7 @@ def preview_destroy(
             actor=actor,
             verb=verb,
             target=locked,
-            app=preview.app.name,
-            environment=environment.name,
+            scope=environment,
             data={"fly_app": environment.fly_app_name, "reason": reason, "from": before},
             ip=ip,
         )
@@ -765,8 +760,7 @@ def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
             actor=user,
             verb="preview.woken",
             target=locked,
-            app=locked.app.name,
-            environment=locked.environment.name,
+            scope=locked.environment,
             data={"machines": [m.id for m in asleep]},
             ip=ip,
         )
@@ -824,8 +818,7 @@ def preview_approve(
                 actor=user,
                 verb="preview.approval_refused",
                 target=locked,
-                app=locked.app.name,
-                environment=locked.environment.name,
+                scope=locked.environment,
                 data={"reason": "not_approver", "sha": sha, "role": policy.highest_role(user)},
                 ip=ip,
             )
