@@ -74,7 +74,15 @@ class AppAdmin(admin.ModelAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "fly_app_name", "region", "approvals_required", "locked_at"]
+    list_display = [
+        "__str__",
+        "kind",
+        "fly_app_name",
+        "region",
+        "approvals_required",
+        "allow_approval_bypass",
+        "locked_at",
+    ]
     list_filter = ["kind", "app"]
     inlines = [FreezeWindowInline]
     readonly_fields = ["locked_at", "locked_by", "lock_reason", "current_release", "health"]

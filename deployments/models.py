@@ -6,6 +6,7 @@ Domain rules live in services; these models keep invariants the database can enf
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -38,6 +39,9 @@ class App(models.Model):
     @property
     def github_full_name(self) -> str:
         return f"{self.github_owner}/{self.github_repo}"
+
+
+PRODUCTION_FLOOR_MESSAGE = "A production environment needs at least 1 approval."
 
 
 class Environment(models.Model):
@@ -78,8 +82,14 @@ class Environment(models.Model):
     health_grace_seconds = models.PositiveIntegerField(default=30)
     health_attempts = models.PositiveSmallIntegerField(default=5)
     verification_window_seconds = models.PositiveIntegerField(default=60)
-    approvals_required = models.PositiveSmallIntegerField(default=0)
+    # Gated by default; production can never go below 1 (clean() and a check constraint).
+    approvals_required = models.PositiveSmallIntegerField(default=1)
     allow_self_approval = models.BooleanField(default=False)
+    allow_approval_bypass = models.BooleanField(
+        default=True,
+        help_text="Admins may bypass a pending approval (break-glass) with a reason and their "
+        "password; audited and notified.",
+    )
     approval_ttl_minutes = models.PositiveIntegerField(default=60)
     rollback_fast_path = models.BooleanField(
         default=True,
@@ -107,10 +117,20 @@ class Environment(models.Model):
                 condition=Q(max_unavailable_percent__gte=1, max_unavailable_percent__lte=100),
                 name="environment_max_unavailable_range",
             ),
+            models.CheckConstraint(
+                condition=~Q(kind="production") | Q(approvals_required__gte=1),
+                name="environment_production_needs_approval",
+                violation_error_message=PRODUCTION_FLOOR_MESSAGE,
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.app.name}/{self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.kind == self.Kind.PRODUCTION and (self.approvals_required or 0) < 1:
+            raise ValidationError({"approvals_required": PRODUCTION_FLOOR_MESSAGE})
 
     @property
     def is_locked(self) -> bool:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from approvals.models import AuditEvent
+from approvals.services import approval_decide
 from deployments.models import Deploy
 from deployments.services.environments import (
     environment_lock,
@@ -128,10 +129,8 @@ def test_an_automatic_rollback_runs_ahead_of_held_deploys_and_the_bad_release_ne
 
 
 def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_freeze_window(
-    production, release_130, admin_user, sandbox, driver
+    production, release_130, admin_user, approver, sandbox, driver
 ):
-    production.approvals_required = 0
-    production.save(update_fields=["approvals_required"])
     environment_lock(environment=production, actor=admin_user, reason="incident 42")
     deploy = deploy_request(
         environment=production,
@@ -141,6 +140,8 @@ def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_fr
         overrides=["lock"],
         override_reason="this is the fix",
     )
+    approval_decide(request=deploy.approval_request, user=approver, verdict="approve")
+    deploy.refresh_from_db()
     assert (deploy.state, deploy.overrides) == (Deploy.State.QUEUED, ["lock"])
     now = timezone.now()
     window = freeze_window_add(
