@@ -21,3 +21,19 @@ class DecisionForm(forms.Form):
         if data.get("decision") == Decision.Verdict.REJECT and not data.get("comment", "").strip():
             self.add_error("comment", "Say why you reject: a reason is required.")
         return data
+
+
+class BypassForm(forms.Form):
+    """Break-glass: the admin's reason and their password again (re-authentication)."""
+
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say why you bypass the approval: a reason is required."},
+    )
+    password = forms.CharField(
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "current-password"}),
+        help_text="Your own password, entered again.",
+    )

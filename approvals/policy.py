@@ -104,6 +104,13 @@ def approval_refusal(*, user: Any, request: Any, decided_user_ids: set[int]) -> 
 
     Approvers only; never the requester (unless the environment allows self-approval); never
     twice.
+
+    "The requester" is the HotDash user who asked for the deploy (``deploy.requested_by``, read
+    from the server-side record), and only them. The authors of the release's commits and pull
+    requests do not count as requesters: HotDash accounts carry no GitHub login, so a commit
+    author cannot be tied to an account, and guessing from names or e-mails would let anyone
+    lock out an approver by naming them as an author. An approver who wrote a commit in the
+    release may therefore approve it (tests/approvals/test_bypass.py encodes this).
     """
     deploy = request.deploy
     if not can_approve(user):
@@ -117,6 +124,29 @@ def approval_refusal(*, user: Any, request: Any, decided_user_ids: set[int]) -> 
 
 def is_eligible_approver(*, user: Any, request: Any, decided_user_ids: set[int]) -> bool:
     return approval_refusal(user=user, request=request, decided_user_ids=decided_user_ids)[0] == ""
+
+
+def unsatisfiable_reason(*, still_needed: int, eligible: int, environment: Any) -> str:
+    """What to say when fewer people can still approve than approvals are missing ("" when the
+    request can be satisfied). The request stays open: an admin may grant the approver role,
+    or bypass it."""
+    if eligible >= still_needed:
+        return ""
+    excluded = "" if environment.allow_self_approval else " (requester excluded)"
+    if not eligible:
+        return f"No eligible approver{excluded}: nobody can approve this request."
+    return (
+        f"Not enough eligible approvers{excluded}: {still_needed} more approvals needed, "
+        f"only {eligible} can still approve."
+    )
+
+
+def can_bypass(user: Any, environment: Any) -> bool:
+    """Break-glass: an admin may queue a pending deploy without its approvals, unless the
+    environment disallows it. Their own requests included (as GitHub lets admins bypass their
+    own pull request's rules): the bypass is never silent, it needs a reason and the admin's
+    password, and is audited and notified."""
+    return can_administer(user) and environment.allow_approval_bypass
 
 
 def changes_since_request(*, request: Any, release: Any) -> list[str]:

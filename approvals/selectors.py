@@ -42,12 +42,77 @@ def approval_count_pending() -> int:
         return cursor.fetchone()[0]
 
 
-def approval_list_pending() -> list[ApprovalRequest]:
+def approver_candidates() -> list[Any]:
+    """Active users holding the approver role (admins and superusers included)."""
     return list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=[policy.APPROVER, policy.ADMIN]))
+        .distinct()
+        .order_by("username")
+    )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Who can still approve a request, and whether that is enough."""
+
+    eligible: list[Any]
+    still_needed: int
+    # Why nobody can satisfy the request (policy.unsatisfiable_reason); "" when someone can.
+    unsatisfiable: str
+
+
+def approval_gate(
+    *, approval: ApprovalRequest, decisions: list[Decision], candidates: list[Any]
+) -> Gate:
+    if approval.state != ApprovalRequest.State.PENDING:
+        return Gate(eligible=[], still_needed=0, unsatisfiable="")
+    decided_ids = {decision.user_id for decision in decisions}
+    eligible = [
+        candidate
+        for candidate in candidates
+        if policy.is_eligible_approver(
+            user=candidate, request=approval, decided_user_ids=decided_ids
+        )
+    ]
+    approvals = sum(d.verdict == Decision.Verdict.APPROVE for d in decisions)
+    still_needed = max(approval.approvals_required - approvals, 0)
+    return Gate(
+        eligible=eligible,
+        still_needed=still_needed,
+        unsatisfiable=policy.unsatisfiable_reason(
+            still_needed=still_needed,
+            eligible=len(eligible),
+            environment=approval.deploy.environment,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    approval: ApprovalRequest
+    gate: Gate
+
+
+def approval_list_pending() -> list[PendingRow]:
+    """The queue, soonest to expire first, each with whether anyone can still approve it."""
+    pending = list(
         _pending()
         .select_related("deploy__environment__app", "deploy__release", "deploy__requested_by")
+        .prefetch_related("decisions")
         .order_by("expires_at")
     )
+    candidates = approver_candidates() if pending else []
+    return [
+        PendingRow(
+            approval=approval,
+            gate=approval_gate(
+                approval=approval, decisions=list(approval.decisions.all()), candidates=candidates
+            ),
+        )
+        for approval in pending
+    ]
 
 
 def approval_get(*, pk: int | None = None, deploy_id: int | None = None) -> ApprovalRequest:
@@ -71,11 +136,30 @@ def approval_get(*, pk: int | None = None, deploy_id: int | None = None) -> Appr
 @dataclass(frozen=True)
 class Closer:
     """Who or what closed a request: a person's own words in ``comment``, the system's in
-    ``detail``."""
+    ``detail``; ``bypassed`` when an admin passed the gate without the approvals."""
 
     who: str
     comment: str = ""
     detail: str = ""
+    bypassed: bool = False
+
+
+def approval_bypass_of(approval: ApprovalRequest) -> Closer | None:
+    """The admin and reason of a break-glass bypass of ``approval``, if it was bypassed."""
+    if approval.state != ApprovalRequest.State.APPROVED:
+        return None
+    event = (
+        AuditEvent.objects.filter(
+            target_type=ApprovalRequest._meta.model_name,
+            target_id=str(approval.pk),
+            verb="approval.bypassed",
+        )
+        .only("actor_name", "data")
+        .first()
+    )
+    if event is None:
+        return None
+    return Closer(who=event.actor_name, comment=event.data.get("reason", ""), bypassed=True)
 
 
 @dataclass(frozen=True)
@@ -86,7 +170,7 @@ class DrawerFacts:
     deploy: Deploy
     decisions: list[Decision]
     approvals_so_far: int
-    eligible: list[Any]
+    gate: Gate
     time_left: timedelta | None
     # What the commits are counted from: live now while pending, live when asked once closed.
     base_label: str
@@ -102,6 +186,8 @@ class DrawerFacts:
     previews: list[Preview]
     user_may_decide: bool
     user_refusal: str
+    # The break-glass form is shown (an admin, pending, the environment allows it).
+    user_may_bypass: bool
     closed_by: Closer | None = None
 
 
@@ -182,6 +268,9 @@ def _closer(*, approval: ApprovalRequest, decisions: list[Decision]) -> Closer |
     if approval.state == State.PENDING:
         return None
     if approval.state in (State.APPROVED, State.REJECTED):
+        bypass = approval_bypass_of(approval)
+        if bypass is not None:
+            return bypass
         if not decisions:
             return None
         decision = decisions[-1]
@@ -222,23 +311,10 @@ def approval_drawer_facts(*, approval: ApprovalRequest, user: Any) -> DrawerFact
     decided_ids = {decision.user_id for decision in decisions}
     now = timezone.now()
     pending = approval.state == ApprovalRequest.State.PENDING
-    candidates = (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .filter(Q(is_superuser=True) | Q(groups__name__in=[policy.APPROVER, policy.ADMIN]))
-        .distinct()
-        .order_by("username")
-    )
-    eligible = (
-        [
-            candidate
-            for candidate in candidates
-            if policy.is_eligible_approver(
-                user=candidate, request=approval, decided_user_ids=decided_ids
-            )
-        ]
-        if pending
-        else []
+    gate = approval_gate(
+        approval=approval,
+        decisions=decisions,
+        candidates=approver_candidates() if pending else [],
     )
     code, refusal = policy.approval_refusal(
         user=user, request=approval, decided_user_ids=decided_ids
@@ -257,7 +333,7 @@ def approval_drawer_facts(*, approval: ApprovalRequest, user: Any) -> DrawerFact
         deploy=deploy,
         decisions=decisions,
         approvals_so_far=sum(d.verdict == Decision.Verdict.APPROVE for d in decisions),
-        eligible=eligible,
+        gate=gate,
         time_left=max(approval.expires_at - now, timedelta(0)) if pending else None,
         base_label=_label(base, base_ref),
         live_moved=pending
@@ -274,5 +350,8 @@ def approval_drawer_facts(*, approval: ApprovalRequest, user: Any) -> DrawerFact
         previews=[] if going_back else _previews(deploy=deploy, commits=commits),
         user_may_decide=pending and not code and approval.expires_at > now,
         user_refusal=refusal,
+        user_may_bypass=pending
+        and approval.expires_at > now
+        and policy.can_bypass(user, environment),
         closed_by=_closer(approval=approval, decisions=decisions),
     )

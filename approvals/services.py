@@ -2,27 +2,31 @@
 
 Every function owns its transaction, locks the approval request row (then its deploy row, in
 that order everywhere) and writes its audit event(s) in the same transaction. A refused
-decision still commits its ``approval.refused`` event (and an expiry or voiding it caused)
-before :class:`ApprovalRefused` is raised.
+decision or bypass still commits its ``approval.refused`` event (and an expiry or voiding it
+caused) before :class:`ApprovalRefused` is raised.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import authenticate
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from approvals import policy
 from approvals.audit import record
 from approvals.models import ApprovalRequest, Decision
-from deployments.models import Deploy
+from deployments.models import Deploy, DeployLog
 from deployments.services.deploys import deploy_queue, deploy_supersede
 from deployments.services.notifications import notification_send
+from hotdash import auth
 
 # How a refusal is answered over HTTP (drawer and API alike).
-REFUSAL_STATUS = {
+DECISION_REFUSAL_STATUS = {
     "not_approver": 403,
     "self_approval": 403,
     "already_decided": 409,
@@ -32,6 +36,15 @@ REFUSAL_STATUS = {
     "comment_required": 422,
     "invalid_verdict": 422,
 }
+# The break-glass bypass (drawer only, not in the API) may also answer closed/expired/changed.
+BYPASS_REFUSAL_STATUS = {
+    "not_admin": 403,
+    "bypass_disabled": 403,
+    "reauth_failed": 403,
+    "reason_required": 422,
+    "throttled": 429,
+}
+REFUSAL_STATUS = {**DECISION_REFUSAL_STATUS, **BYPASS_REFUSAL_STATUS}
 
 
 class ApprovalRefused(Exception):
@@ -147,12 +160,8 @@ def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) 
     return request
 
 
-def _refusal(
-    *, request: ApprovalRequest, deploy: Deploy, user: Any, verdict: str, comment: str, now
-) -> tuple[str, str]:
-    """(code, message) when the decision must not be recorded; may close the request first."""
-    if not policy.can_approve(user):
-        return "not_approver", "Only approvers may approve or reject deploys."
+def _state_refusal(*, request: ApprovalRequest, deploy: Deploy, now) -> tuple[str, str]:
+    """(code, message) when the request can no longer be settled by anyone; may close it."""
     if request.state != ApprovalRequest.State.PENDING:
         return "closed", f"This request is already {request.get_state_display().lower()}."
     if deploy.state != Deploy.State.AWAITING_APPROVAL:
@@ -174,6 +183,18 @@ def _refusal(
         if changes:
             _void(request=request, deploy=deploy, changes=changes, now=now)
             return "changed", "The release changed since it was requested: " + "; ".join(changes)
+    return "", ""
+
+
+def _refusal(
+    *, request: ApprovalRequest, deploy: Deploy, user: Any, verdict: str, comment: str, now
+) -> tuple[str, str]:
+    """(code, message) when the decision must not be recorded; may close the request first."""
+    if not policy.can_approve(user):
+        return "not_approver", "Only approvers may approve or reject deploys."
+    code, message = _state_refusal(request=request, deploy=deploy, now=now)
+    if code:
+        return code, message
     decided = set(request.decisions.values_list("user_id", flat=True))
     code, message = policy.approval_refusal(user=user, request=request, decided_user_ids=decided)
     if code:
@@ -199,27 +220,114 @@ def approval_decide(
     commit); a rejection ends request and deploy ``rejected``. Raises :class:`ApprovalRefused`
     after committing an ``approval.refused`` event when policy or state forbids the decision.
     """
+    return _settle(
+        request=request,
+        user=user,
+        attempt=verdict,
+        ip=ip,
+        refusal=lambda locked, deploy, now: _refusal(
+            request=locked, deploy=deploy, user=user, verdict=verdict, comment=comment, now=now
+        ),
+        apply=lambda locked, deploy: _decide(
+            request=locked, deploy=deploy, user=user, verdict=verdict, comment=comment, ip=ip
+        ),
+    )
+
+
+def approval_bypass(
+    *,
+    request: ApprovalRequest,
+    user: Any,
+    reason: str,
+    password: str,
+    ip: str | None = None,
+    http_request: HttpRequest | None = None,
+) -> ApprovalRequest:
+    """Break-glass: an admin queues a pending deploy without its missing approvals.
+
+    Needs the admin role, an environment that allows it, a reason and the admin's password
+    again (failures feed the sign-in throttle through Django's ``user_login_failed`` signal).
+    Queues the deploy exactly as a final approval does, writes ``approval.bypassed`` and
+    notifies ``approval.bypassed``. Raises :class:`ApprovalRefused` after committing an
+    ``approval.refused`` event otherwise.
+    """
+    return _settle(
+        request=request,
+        user=user,
+        attempt="bypass",
+        ip=ip,
+        refusal=lambda locked, deploy, now: _bypass_refusal(
+            request=locked,
+            deploy=deploy,
+            user=user,
+            reason=reason,
+            password=password,
+            http_request=http_request,
+            now=now,
+        ),
+        apply=lambda locked, deploy: _bypass(
+            request=locked, deploy=deploy, user=user, reason=reason, ip=ip
+        ),
+    )
+
+
+def _settle(
+    *,
+    request: ApprovalRequest,
+    user: Any,
+    attempt: str,
+    ip: str | None,
+    refusal: Callable[[ApprovalRequest, Deploy, datetime], tuple[str, str]],
+    apply: Callable[[ApprovalRequest, Deploy], None],
+) -> ApprovalRequest:
+    """Lock the request and its deploy, then either ``apply`` the change or commit the
+    ``approval.refused`` event and raise."""
     with transaction.atomic(durable=True):
         now = timezone.now()
         locked, deploy = _locked(request.pk)
-        code, message = _refusal(
-            request=locked, deploy=deploy, user=user, verdict=verdict, comment=comment, now=now
-        )
+        code, message = refusal(locked, deploy, now)
         if code:
             _audit(
                 request=locked,
                 actor=user,
                 verb="approval.refused",
-                data={"reason": code, "message": message, "verdict": verdict},
+                data={"reason": code, "message": message, "verdict": attempt},
                 ip=ip,
             )
         else:
-            _decide(
-                request=locked, deploy=deploy, user=user, verdict=verdict, comment=comment, ip=ip
-            )
+            apply(locked, deploy)
     if code:
         raise ApprovalRefused(code, message, locked)
     return locked
+
+
+def _bypass_refusal(
+    *,
+    request: ApprovalRequest,
+    deploy: Deploy,
+    user: Any,
+    reason: str,
+    password: str,
+    http_request: HttpRequest | None,
+    now,
+) -> tuple[str, str]:
+    if not policy.can_administer(user):
+        return "not_admin", "Only admins may bypass an approval."
+    code, message = _state_refusal(request=request, deploy=deploy, now=now)
+    if code:
+        return code, message
+    if not policy.can_bypass(user, deploy.environment):
+        return "bypass_disabled", f"Approval bypass is disabled for {deploy.environment}."
+    if not reason.strip():
+        return "reason_required", "Say why you bypass the approval: a reason is required."
+    username = user.get_username()
+    if auth.locked(http_request, username=username):
+        return "throttled", auth.THROTTLED_MESSAGE
+    confirmed = authenticate(http_request, username=username, password=password)
+    if confirmed is None or confirmed.pk != user.pk:
+        return "reauth_failed", "That is not your password: the approval was not bypassed."
+    auth.success_reset(username=username)
+    return "", ""
 
 
 def _decide(
@@ -255,17 +363,61 @@ def _decide(
             detail=f"Rejected by {user.get_username()}: {comment.strip()}",
         )
     elif approvals >= request.approvals_required:
-        request.state = ApprovalRequest.State.APPROVED
-        request.decided_at = now
-        request.save(update_fields=["state", "decided_at"])
-        deploy_queue(deploy=deploy, actor=user)
-        notification_send(
+        _queue_approved(
+            request=request,
             deploy=deploy,
+            actor=user,
+            now=now,
             event="approval.approved",
             detail=f"Approved by {user.get_username()}"
             + (f": {comment.strip()}" if comment.strip() else "")
             + "; queued.",
         )
+
+
+def _bypass(*, request: ApprovalRequest, deploy: Deploy, user: Any, reason: str, ip) -> None:
+    now = timezone.now()
+    reason = reason.strip()
+    name = user.get_username()
+    approvals = request.decisions.filter(verdict=Decision.Verdict.APPROVE).count()
+    _audit(
+        request=request,
+        actor=user,
+        verb="approval.bypassed",
+        data={
+            "reason": reason,
+            "approvals": approvals,
+            "required": request.approvals_required,
+            "own_request": deploy.requested_by_id == user.pk,
+        },
+        ip=ip,
+    )
+    DeployLog.objects.create(
+        deploy=deploy,
+        level=DeployLog.Level.WARNING,
+        message=f"Approval bypassed by {name}: {reason}",
+    )
+    _queue_approved(
+        request=request,
+        deploy=deploy,
+        actor=user,
+        now=now,
+        event="approval.bypassed",
+        detail=f"Approval bypassed by {name} with {approvals} of {request.approvals_required} "
+        f"approvals: {reason}; queued.",
+    )
+
+
+def _queue_approved(
+    *, request: ApprovalRequest, deploy: Deploy, actor: Any, now, event: str, detail: str
+) -> None:
+    """The gate is passed: the request ends approved and the deploy is durably queued (its run
+    message goes out on commit)."""
+    request.state = ApprovalRequest.State.APPROVED
+    request.decided_at = now
+    request.save(update_fields=["state", "decided_at"])
+    deploy_queue(deploy=deploy, actor=actor)
+    notification_send(deploy=deploy, event=event, detail=detail)
 
 
 def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("approvals/<int:pk>/", views.drawer, name="drawer"),
     path("approvals/deploy/<int:deploy_pk>/", views.drawer, name="deploy-drawer"),
     path("approvals/<int:pk>/decide/", views.decide, name="decide"),
+    path("approvals/<int:pk>/bypass/", views.bypass, name="bypass"),
     path("audit/", audit_views.audit, name="audit"),
     path("audit/export.csv", audit_views.audit_export, {"fmt": "csv"}, name="audit-export-csv"),
     path(

@@ -1,15 +1,18 @@
-"""The approval queue, the drawer (GET) and the decision (POST), and the pending-count badge.
+"""The approval queue, the drawer (GET), the decision and the break-glass bypass (POST), and
+the pending-count badge.
 
 The drawer URL is an ordinary page without JavaScript; with htmx it renders only the
 ``drawer`` partial into #drawer-root. The decide view answers 422 (form errors), 403/409
 (refused: the form re-rendered read-only with the reason) or success with ``HX-Trigger``
-events; without htmx it redirects to the queue (post/redirect/get).
+events; without htmx it redirects to the queue (post/redirect/get). The bypass view answers
+the same way (429 when re-authentication is throttled).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +25,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from approvals import policy
 from approvals.audit import Target, record
-from approvals.forms import DecisionForm
+from approvals.forms import BypassForm, DecisionForm
 from approvals.models import ApprovalRequest
 from approvals.selectors import (
     approval_count_pending,
@@ -30,7 +33,7 @@ from approvals.selectors import (
     approval_get,
     approval_list_pending,
 )
-from approvals.services import ApprovalRefused, approval_decide
+from approvals.services import ApprovalRefused, approval_bypass, approval_decide
 from hotdash.permissions import client_ip, role_required
 
 # Events the server announces; page regions subscribe with hx-trigger="<name> from:body".
@@ -62,12 +65,17 @@ def pending_count(request: HttpRequest) -> HttpResponse:
 
 
 def _drawer_context(
-    request: HttpRequest, approval: ApprovalRequest, form: DecisionForm, notice: str = ""
+    request: HttpRequest,
+    approval: ApprovalRequest,
+    form: DecisionForm,
+    notice: str = "",
+    bypass_form: BypassForm | None = None,
 ) -> dict[str, Any]:
     deploy = approval.deploy
     return {
         "facts": approval_drawer_facts(approval=approval, user=request.user),
         "form": form,
+        "bypass_form": bypass_form or BypassForm(),
         "notice": notice,
         "as_drawer": _is_partial(request),
         "title": f"Deploy #{deploy.pk} · {deploy.environment}",
@@ -108,18 +116,36 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
             ip=client_ip(request),
         )
     except ApprovalRefused as refusal:
-        context = _drawer_context(request, approval_get(pk=pk), form, notice=refusal.message)
-        if refusal.status == 409 and partial:
-            # Someone else closed it (or it expired): every fact in the open drawer is stale,
-            # so the whole drawer is redrawn, and the lists behind it catch up.
-            response = render(request, "approvals/drawer.html#drawer", context, status=409)
-            retarget(response, "#drawer-root")
-            reswap(response, "innerHTML")
-            trigger_client_event(response, APPROVAL_DECIDED, {"approval": pk, "decision": ""})
-            return response
-        return render(request, "approvals/drawer.html" + partial, context, status=refusal.status)
+        return _refused(request, pk, refusal, {"form": form})
     approval = approval_get(pk=pk)
     message = f"{'Approved' if verdict == 'approve' else 'Rejected'} deploy #{approval.deploy_id}."
+    return _settled(request, approval, message=message, decision=verdict)
+
+
+def _refused(
+    request: HttpRequest, pk: int, refusal: ApprovalRefused, context_extra: dict[str, Any]
+) -> HttpResponse:
+    """The drawer (or its form) again with the refusal's reason, at the refusal's status."""
+    partial = "#decision-form" if _is_partial(request) else ""
+    context = _drawer_context(request, approval_get(pk=pk), notice=refusal.message, **context_extra)
+    if refusal.status == 409 and partial:
+        # Someone else closed it (or it expired): every fact in the open drawer is stale,
+        # so the whole drawer is redrawn, and the lists behind it catch up.
+        response = render(request, "approvals/drawer.html#drawer", context, status=409)
+        retarget(response, "#drawer-root")
+        reswap(response, "innerHTML")
+        trigger_client_event(response, APPROVAL_DECIDED, {"approval": pk, "decision": ""})
+        return response
+    response = render(request, "approvals/drawer.html" + partial, context, status=refusal.status)
+    if refusal.code == "throttled":
+        response["Retry-After"] = str(settings.LOGIN_THROTTLE_WINDOW_SECONDS)
+    return response
+
+
+def _settled(
+    request: HttpRequest, approval: ApprovalRequest, *, message: str, decision: str
+) -> HttpResponse:
+    """Success: back to the queue without htmx; with it, a toast and the drawer closes."""
     if not _is_partial(request):
         messages.success(request, message)
         return redirect("approvals:queue")
@@ -132,10 +158,38 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     trigger_client_event(
         response,
         APPROVAL_DECIDED,
-        {"approval": pk, "deploy": approval.deploy_id, "decision": verdict},
+        {"approval": approval.pk, "deploy": approval.deploy_id, "decision": decision},
     )
     trigger_client_event(response, DRAWER_CLOSE, after="settle")
     return response
+
+
+@never_cache
+@require_POST
+@role_required(policy.can_view)
+def bypass(request: HttpRequest, pk: int) -> HttpResponse:
+    """Break-glass. Anyone who may not bypass here reaches the service whatever they typed, so
+    that their refusal (403) is audited; form errors (422) are for those who may."""
+    approval = approval_get(pk=pk)
+    form = BypassForm(request.POST)
+    if not form.is_valid() and policy.can_bypass(request.user, approval.deploy.environment):
+        partial = "#decision-form" if _is_partial(request) else ""
+        context = _drawer_context(request, approval, DecisionForm(), bypass_form=form)
+        return render(request, "approvals/drawer.html" + partial, context, status=422)
+    try:
+        approval_bypass(
+            request=approval,
+            user=request.user,
+            reason=form.cleaned_data.get("reason", ""),
+            password=form.cleaned_data.get("password", ""),
+            ip=client_ip(request),
+            http_request=request,
+        )
+    except ApprovalRefused as refusal:
+        return _refused(request, pk, refusal, {"form": DecisionForm(), "bypass_form": form})
+    approval = approval_get(pk=pk)
+    message = f"Approval bypassed: deploy #{approval.deploy_id} is queued."
+    return _settled(request, approval, message=message, decision="bypass")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -146,7 +200,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
             match = resolve(request.path_info)
         except Resolver404:
             match = None
-        if match is not None and match.view_name == "approvals:decide":
+        if match is not None and match.view_name in ("approvals:decide", "approvals:bypass"):
             pk = str(match.kwargs["pk"])
             record(
                 actor=user,

@@ -12,6 +12,7 @@ from django.http import HttpRequest, JsonResponse
 
 from approvals import policy
 from approvals.models import ApprovalRequest, Decision
+from approvals.selectors import approval_bypass_of, approval_gate, approver_candidates
 from approvals.services import ApprovalRefused, approval_decide
 from deployments.models import Deploy, Environment, Release
 from deployments.selectors.deploys import deploy_get
@@ -38,6 +39,13 @@ def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:
 
 def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:
     decisions = list(approval.decisions.select_related("user"))
+    pending = approval.state == ApprovalRequest.State.PENDING
+    gate = approval_gate(
+        approval=approval,
+        decisions=decisions,
+        candidates=approver_candidates() if pending else [],
+    )
+    bypass = approval_bypass_of(approval)
     return {
         "id": approval.pk,
         "state": approval.state,
@@ -54,6 +62,9 @@ def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:
             }
             for d in decisions
         ],
+        "eligible_approvers": [user.get_username() for user in gate.eligible],
+        "unsatisfiable": gate.unsatisfiable,
+        "bypass": {"by": bypass.who, "reason": bypass.comment} if bypass else None,
     }
 
 
@@ -259,6 +270,30 @@ _DEPLOY = {
                                     "at": {"type": "string"},
                                 },
                             },
+                        },
+                        "eligible_approvers": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Who can still approve (pending requests only).",
+                        },
+                        "unsatisfiable": {
+                            "type": "string",
+                            "description": "Why nobody can satisfy the pending request, e.g. "
+                            '"No eligible approver (requester excluded)"; empty when someone can.',
+                        },
+                        "bypass": {
+                            "oneOf": [
+                                {"type": "null"},
+                                {
+                                    "type": "object",
+                                    "description": "An admin's break-glass bypass of the gate.",
+                                    "required": ["by", "reason"],
+                                    "properties": {
+                                        "by": {"type": "string"},
+                                        "reason": {"type": "string"},
+                                    },
+                                },
+                            ]
                         },
                     },
                 },

@@ -33,6 +33,7 @@ EVENTS = {
     "approval.approved": "Approved",
     "approval.rejected": "Rejected",
     "approval.expired": "Approval expired",
+    "approval.bypassed": "Approval bypassed (break-glass)",
     "deploy.succeeded": "Deploy succeeded",
     "deploy.failed": "Deploy failed",
     "deploy.auto_rolled_back": "Automatic rollback started",

@@ -520,9 +520,9 @@ REFUSALS: dict[type, tuple[set[str], Callable[[str], Exception]]] = {
         _codes_constructed(DeployRefused, request_services),
         lambda code: DeployRefused(code, ""),
     ),
-    # Its status property indexes REFUSAL_STATUS, so every code is a key there.
+    # Its status property indexes REFUSAL_STATUS; the API only decides (a bypass is drawer-only).
     ApprovalRefused: (
-        set(approval_services.REFUSAL_STATUS),
+        set(approval_services.DECISION_REFUSAL_STATUS),
         lambda code: ApprovalRefused(code, "", None),
     ),
     BuildInvalid: (

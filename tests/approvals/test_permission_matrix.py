@@ -14,6 +14,7 @@ RANKS = {"outsider": 0, "viewer": 1, "requester": 2, "approver": 3, "admin_user"
 ACTIONS = [
     ("get", "approvals:drawer", "viewer", {}),
     ("post", "approvals:decide", "approver", {"decision": "approve"}),
+    ("post", "approvals:bypass", "admin_user", {"reason": ""}),
     ("get", "deployments:deploy-new", "requester", {}),
     ("post", "deployments:deploy-new", "requester", {"reason": ""}),
     ("post", "deployments:deploy-cancel", "requester", {"reason": "no"}),
@@ -44,6 +45,7 @@ def test_action_access(client, pending, production, request, role, method, name,
     args = {
         "approvals:drawer": [pending.pk],
         "approvals:decide": [pending.pk],
+        "approvals:bypass": [pending.pk],
         "deployments:deploy-new": [],
         "deployments:deploy-cancel": [pending.deploy_id],
         "deployments:deploy-abort": [pending.deploy_id],
