@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.db import models
 
 from deployments.models import (
     App,
@@ -64,9 +65,14 @@ class AppAdminForm(forms.ModelForm):
         return cleaned
 
 
+# A URL typed without a scheme is an https one (Django 6's default, said explicitly now).
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+
+
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
     form = AppAdminForm
+    formfield_overrides = HTTPS_URLS
     list_display = ["name", "github_owner", "github_repo", "fly_org"]
     search_fields = ["name"]
     readonly_fields = ["created_at"]
@@ -74,6 +80,7 @@ class AppAdmin(admin.ModelAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = [
         "__str__",
         "kind",
