@@ -1,7 +1,8 @@
 """Outbound HTTP shared by the Fly and GitHub clients.
 
-One factory (:func:`build_client`) builds every client: explicit timeouts, our user agent,
-provider auth and headers. :class:`ApiClient` maps failures onto two exception kinds,
+One factory (:func:`build_client`) builds every client: an overall deadline per request
+(settings.HTTP_TIMEOUT_SECONDS) on top of httpx's per-phase timeouts, our user agent, provider
+auth and headers. :class:`ApiClient` maps failures onto two exception kinds,
 retries what is safe to retry and reconciles non-idempotent creates before repeating them.
 Tokens never leave the ``Authorization`` header: not in exceptions, not in logs.
 """
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -27,7 +28,9 @@ T = TypeVar("T")
 
 # Methods that may be repeated blindly: a repeat converges on the same result.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# Per-phase limits (httpx: connect, and read/write/pool per operation), capped by the deadline.
+READ_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
 REDACTED = "[redacted]"
 
 
@@ -128,6 +131,36 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+def phase_timeouts(deadline: float) -> httpx.Timeout:
+    """httpx's per-phase timeouts for a client whose requests must finish within ``deadline``."""
+    return httpx.Timeout(min(READ_TIMEOUT, deadline), connect=min(CONNECT_TIMEOUT, deadline))
+
+
+class _DeadlinePassed(Exception):  # noqa: N818 - a signal between the stream and send_once
+    pass
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that stops being read once the request's deadline has passed.
+
+    httpx's read timeout applies to each socket read, so a server that drips a byte at a time
+    would never be cut off by it; this checks the clock between chunks.
+    """
+
+    def __init__(self, inner: httpx.SyncByteStream, expires: float) -> None:
+        self.inner = inner
+        self.expires = expires
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            if time.monotonic() > self.expires:
+                raise _DeadlinePassed
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 # --- test seam -------------------------------------------------------------------------------
 
 _transport_override: httpx.BaseTransport | None = None
@@ -209,12 +242,14 @@ class ApiClient:
         provider: Provider,
         token: str,
         retry: RetryPolicy,
+        deadline: float,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         rng: random.Random,
     ) -> None:
         self.http = http
         self.provider = provider
+        self.deadline = deadline
         self.retry = retry
         self.sleep = sleep
         self.clock = clock
@@ -277,7 +312,12 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
-        """Send one request; return a 2xx response or raise the mapped :class:`APIError`."""
+        """Send one request; return a 2xx response or raise the mapped :class:`APIError`.
+
+        The whole exchange (connect, send, the complete body) must end within ``self.deadline``
+        seconds; a request given per-phase timeouts longer than that (a long poll) gets
+        connect + read instead.
+        """
         request = self.http.build_request(
             method,
             url,
@@ -286,10 +326,23 @@ class ApiClient:
             headers=headers,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
+        deadline = self.deadline
+        if timeout is not None:
+            deadline = max(deadline, (timeout.connect or 0.0) + (timeout.read or 0.0))
         started = time.monotonic()
         try:
-            response = self.http.send(request, follow_redirects=self.provider.follow_redirects)
-            response.read()
+            response = self.http.send(
+                request, stream=True, follow_redirects=self.provider.follow_redirects
+            )
+            try:
+                body = cast(httpx.SyncByteStream, response.stream)
+                response.stream = _DeadlineStream(body, started + deadline)
+                response.read()
+            finally:
+                response.close()
+        except _DeadlinePassed as exc:
+            message = f"timed out (deadline of {deadline:g} s)"
+            raise self._error(RetryableAPIError, request, message) from exc
         except httpx.TimeoutException as exc:
             message = f"timed out ({type(exc).__name__})"
             raise self._error(RetryableAPIError, request, message) from exc
@@ -403,13 +456,22 @@ def build_client(
     *,
     base_url: str,
     token: str,
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    timeout: httpx.Timeout | None = None,
+    deadline: float | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> ApiClient:
-    """The one factory for outbound API clients (see :func:`use_transport` for tests)."""
+    """The one factory for outbound API clients (see :func:`use_transport` for tests).
+
+    ``deadline`` (seconds, default settings.HTTP_TIMEOUT_SECONDS) bounds each request as a
+    whole; ``timeout`` (default :func:`phase_timeouts` of it) bounds each phase.
+    """
+    if deadline is None:
+        from django.conf import settings
+
+        deadline = float(settings.HTTP_TIMEOUT_SECONDS)
     headers = {
         "User-Agent": f"hotdash/{hotdash.__version__}",
         "Authorization": provider.authorization(token),
@@ -419,7 +481,7 @@ def build_client(
     http = httpx.Client(
         base_url=base_url,
         headers=headers,
-        timeout=timeout,
+        timeout=timeout if timeout is not None else phase_timeouts(deadline),
         transport=_Borrowed(override) if override is not None else None,
     )
     return ApiClient(
@@ -427,6 +489,7 @@ def build_client(
         provider=provider,
         token=token,
         retry=retry or RetryPolicy(),
+        deadline=deadline,
         sleep=sleep,
         clock=clock,
         rng=rng or random.Random(),

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +27,21 @@ StartResponse = Callable[..., Any]
 
 class ConnectionDropped(Exception):  # noqa: N818 - an event, not an error of the sandbox
     """A ``drop`` fault: the server applied the request and closes without answering."""
+
+
+@dataclass
+class DrippingResponse(Response):
+    """A ``drip`` fault: a normal answer whose body goes out ``chunk`` bytes every ``seconds``,
+    without a Content-Length (the server closes the connection after it)."""
+
+    seconds: float = 0.0
+    chunk: int = 1
+
+    def drip(self, content: bytes, release: threading.Event) -> Iterator[bytes]:
+        for start in range(0, len(content), self.chunk):
+            if start:
+                release.wait(self.seconds)
+            yield content[start : start + self.chunk]
 
 
 def _error_body(service: str, status: int, message: str, code: str = "unknown") -> dict[str, Any]:
@@ -75,6 +92,9 @@ class SandboxApp:
         header_list = [(k, v) for k, v in response.headers.items()]
         if content or response.status not in (204, 304):
             header_list.append(("Content-Type", response.content_type))
+        if isinstance(response, DrippingResponse):
+            start_response(status, header_list)
+            return response.drip(content, self.world.hang_release)
         header_list.append(("Content-Length", str(len(content))))
         start_response(status, header_list)
         return [content]
@@ -153,6 +173,11 @@ class SandboxApp:
             )
         if "drop" in faults and pre is None:
             raise ConnectionDropped(f"{req.method} {req.path}")
+        if "drip" in faults:
+            drip = faults["drip"]
+            return DrippingResponse(
+                **vars(response), seconds=drip.seconds, chunk=max(1, drip.chunk)
+            )
         return response
 
     # --- the control API -----------------------------------------------------------------

@@ -56,7 +56,7 @@ class Clock:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-FAULT_KINDS = ("latency", "error", "status", "rate_limit", "hang", "lose", "drop")
+FAULT_KINDS = ("latency", "error", "status", "rate_limit", "hang", "lose", "drop", "drip")
 
 
 @dataclass
@@ -69,7 +69,8 @@ class Fault:
     ``rate_limit`` (429, or 403 on GitHub with ``status=403``, with Retry-After ``retry_after``
     and/or ``x-ratelimit-remaining: 0`` + reset ``reset_in`` seconds ahead), ``hang`` (sleep
     ``seconds`` of real time, then answer normally), ``lose`` (apply the request, then answer
-    502), ``drop`` (apply it, then close the connection without answering).
+    502), ``drop`` (apply it, then close the connection without answering), ``drip`` (answer
+    normally but send the body ``chunk`` bytes every ``seconds`` of real time).
     """
 
     kind: str
@@ -80,6 +81,7 @@ class Fault:
     status: int = 503
     rate: float = 1.0
     seconds: float = 0.0
+    chunk: int = 1
     retry_after: float | None = None
     reset_in: float | None = None
     id: int = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 import traceback
 
 import httpx
@@ -55,10 +56,52 @@ def test_factory_sends_user_agent_auth_and_provider_headers():
     assert "x-github-api-version" not in fly_plain.headers
 
 
-def test_timeouts_are_explicit():
+def test_timeouts_are_explicit(settings):
     client = build_client(FLY, base_url="https://fly.test", token="t")
+    assert client.deadline == settings.HTTP_TIMEOUT_SECONDS == 30
     assert client.http.timeout.read == 10.0
     assert client.http.timeout.connect == 5.0
+    settings.HTTP_TIMEOUT_SECONDS = 3
+    short = build_client(FLY, base_url="https://fly.test", token="t")
+    assert short.deadline == 3
+    assert (short.http.timeout.read, short.http.timeout.connect) == (3, 3)
+
+
+def test_dripping_body_is_cut_at_the_deadline_and_retried(live_sandbox, settings, sleeps):
+    # One byte every 0.2 s: no single read waits long enough for the 5 s read timeout.
+    settings.HTTP_TIMEOUT_SECONDS = 1
+    live_sandbox.add_fault("drip", service="fly", path="^/apps/hot-dash$", seconds=0.2, times=1)
+    once = fly_client(timeout=httpx.Timeout(5.0), retry=RetryPolicy(attempts=1))
+    started = time.monotonic()
+    with pytest.raises(RetryableAPIError) as caught:
+        once.get_app("hot-dash")
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 2.0
+    assert caught.value.status is None
+    assert caught.value.message == "timed out (deadline of 1 s)"
+
+    live_sandbox.add_fault("drip", service="fly", path="^/apps/hot-dash$", seconds=0.2, times=1)
+    retrying = fly_client(timeout=httpx.Timeout(5.0), sleep=sleeps.append)
+    assert retrying.get_app("hot-dash").name == "hot-dash"
+    assert len(sleeps) == 1
+    calls = live_sandbox.calls("GET", "^/apps/hot-dash$")
+    assert [c.fault for c in calls] == ["drip", "drip", None]
+
+
+def test_slow_body_within_the_deadline_is_read_whole(live_sandbox, settings):
+    settings.HTTP_TIMEOUT_SECONDS = 5
+    live_sandbox.add_fault("drip", service="fly", path="^/apps/hot-dash$", seconds=0.05, chunk=64)
+    assert fly_client(retry=RetryPolicy(attempts=1)).get_app("hot-dash").name == "hot-dash"
+    assert [c.fault for c in live_sandbox.calls("GET", "^/apps/hot-dash$")] == ["drip"]
+
+
+def test_a_long_poll_gets_its_own_deadline(live_sandbox, settings):
+    # Fly's /wait is sent with a read timeout above the deadline; the answer may take that long.
+    settings.HTTP_TIMEOUT_SECONDS = 1
+    live_sandbox.add_fault("drip", service="fly", path="^/apps/hot-dash$", seconds=0.1, chunk=8)
+    client = fly_client(retry=RetryPolicy(attempts=1))
+    response = client.api.send_once("GET", "/apps/hot-dash", timeout=httpx.Timeout(3.0))
+    assert response.json()["name"] == "hot-dash"
 
 
 def test_unplanned_network_calls_fail_loudly():
