@@ -81,10 +81,6 @@ def database_from_url(url: str) -> dict[str, object]:
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {
-                "options": "-c lock_timeout=5s -c statement_timeout=30s "
-                "-c idle_in_transaction_session_timeout=60s"
-            },
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL must start with sqlite:/// or postgres://; got scheme {parts.scheme!r}."

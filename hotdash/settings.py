@@ -107,6 +107,24 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
     # A file, not memory, so that worker processes started by tests share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+else:
+    # Session limits (ms, 0 = none) so a runaway query, a lock queue or a transaction left open
+    # by a stuck worker fails fast instead of holding a connection and its locks. A command
+    # that legitimately runs longer sets its own (bench/audit.py seeding).
+    DATABASES["default"]["OPTIONS"] = {
+        "options": " ".join(
+            f"-c {name}={env_int(var, default, minimum=0)}"
+            for name, var, default in (
+                ("statement_timeout", "DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
+                ("lock_timeout", "DATABASE_LOCK_TIMEOUT_MS", 10_000),
+                (
+                    "idle_in_transaction_session_timeout",
+                    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                    60_000,
+                ),
+            )
+        )
+    }
 # Connections outlive a request or a Celery task (opening one to PostgreSQL costs ~10 ms);
 # an unusable or older one is replaced, around Celery tasks too (hotdash/celery.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
