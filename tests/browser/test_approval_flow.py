@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from django.db import connections
 
 from deployments.models import Deploy
 from tests.engine.conftest import fast_health
@@ -45,6 +46,8 @@ def browser(monkeypatch) -> Iterator[object]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+        # The test's ORM calls ran in Playwright's context, which has its own connection.
+        connections.close_all()
 
 
 @pytest.fixture
