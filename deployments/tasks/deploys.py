@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
+from django.db import InterfaceError, OperationalError
 
 from deployments.services.deploys import (
     deploy_clients_close,
@@ -14,7 +15,18 @@ from deployments.services.deploys import (
 )
 
 
-@shared_task(bind=True, ignore_result=True)
+# A database restart fails the running step with OperationalError/InterfaceError. Steps are
+# idempotent under the deploy's lease, so the same message (same args) runs again shortly
+# rather than waiting for the lease to expire and the reconciler to resend it.
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=5,
+    retry_backoff=1,
+    retry_backoff_max=10,
+    retry_jitter=True,
+)
 def deploy_run(self, deploy_id: int, token: str = "", fly_app: str = "") -> None:
     following = deploy_execute(
         deploy_id=deploy_id,
