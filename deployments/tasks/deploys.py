@@ -15,9 +15,10 @@ from deployments.services.deploys import (
 )
 
 
-# A database restart fails the running step with OperationalError/InterfaceError. Steps are
-# idempotent under the deploy's lease, so the same message (same args) runs again shortly
-# rather than waiting for the lease to expire and the reconciler to resend it.
+# A database restart fails the message with OperationalError/InterfaceError. The same message
+# (same args) runs again shortly instead of waiting for the lease to expire and the reconciler
+# to resend it. Safe: if the failed attempt had already taken the run lease, the engine drops
+# the repeat as stale and recovery is the reconciler's, as before.
 @shared_task(
     bind=True,
     ignore_result=True,
