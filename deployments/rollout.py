@@ -30,10 +30,11 @@ def health_deadline_seconds(*, grace: int, timeout: int, attempts: int) -> int:
 
 
 def retry_delay(attempt: int, *, retry_after: float | None = None, cap: float = 60.0) -> float:
-    """Seconds before retrying after a retryable upstream error: what the server asked for,
-    else doubling from 2 s, capped."""
+    """Seconds before retrying after a retryable upstream error: what the server asked for
+    (never less: an earlier retry is refused again and burns an attempt), else doubling from
+    2 s up to ``cap``."""
     if retry_after is not None:
-        return min(cap, max(1.0, retry_after))
+        return max(1.0, retry_after)
     return min(cap, 2.0 ** max(1, attempt))
 
 

@@ -347,6 +347,11 @@ GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
 if not GITHUB_WEBHOOK_SECRET and SANDBOX_MODE:
     GITHUB_WEBHOOK_SECRET = "sandbox-webhook-secret"
 HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 30, minimum=1)
+# Server-requested waits (Retry-After, rate-limit resets) up to this long are slept inside the
+# API client; longer ones are raised so the task reschedules itself instead of holding a worker.
+HTTP_MAX_SERVER_WAIT_SECONDS = env_int("HTTP_MAX_SERVER_WAIT_SECONDS", 10, minimum=0)
+# GitHub asks for a pause of at least a second between mutating requests (POST/PATCH/PUT/DELETE).
+GITHUB_MUTATION_SPACING_MS = env_int("GITHUB_MUTATION_SPACING_MS", 1000, minimum=0)
 # GitHub sends at most 25 MB; the webhook view reads the raw stream under this cap itself.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=1024)
 # Refused (unsigned) webhook deliveries: one audit event per address and reason per window.

@@ -15,3 +15,6 @@ os.environ.setdefault(
 from hotdash.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Pacing would add a second per GitHub write to every test; tests/integrations/test_rate_limits.py
+# switches it on to prove the spacing.
+GITHUB_MUTATION_SPACING_MS = 0

@@ -430,7 +430,9 @@ class FlyClient:
                 if error.status == 408:
                     continue
                 delay = self.api.delay_for(error, attempt)
-                if self.api.clock() + delay >= deadline:
+                if self.api.clock() + delay >= deadline or not self.api.sleeps_through(
+                    error, delay
+                ):
                     raise
                 self.api.sleep(delay)
                 attempt += 1

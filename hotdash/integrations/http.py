@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
+import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -28,6 +31,10 @@ T = TypeVar("T")
 
 # Methods that may be repeated blindly: a repeat converges on the same result.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Methods a provider that paces mutations spaces apart (GitHub: "at least one second between").
+MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# Upper bound of the doubling wait after rate limits that name no time (GitHub secondary limits).
+RATE_LIMIT_BACKOFF_MAX = 900.0
 # Per-phase limits (httpx: connect, and read/write/pool per operation), capped by the deadline.
 READ_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
@@ -79,7 +86,11 @@ class APIError(Exception):
 
 
 class RetryableAPIError(APIError):
-    """Timeouts, connection errors, 408, 429, 5xx and rate limits: trying later may succeed."""
+    """Timeouts, connection errors, 408, 429, 5xx and rate limits: trying later may succeed.
+
+    ``retry_after`` (seconds from when the error was raised) is the earliest time the server
+    allows another attempt; callers must not retry sooner.
+    """
 
     retryable = True
 
@@ -96,19 +107,27 @@ class Provider:
     request_id_header: str
     headers: Mapping[str, str] = field(default_factory=dict)
     follow_redirects: bool = False
+    title: str = ""  # for people: "GitHub rate-limited until 14:05 UTC"
+    # A rate limit that names no time (no Retry-After, no reset) waits this long, doubling while
+    # it repeats (GitHub secondary limits: "wait at least one minute"); None: normal backoff.
+    unnamed_rate_limit_wait: float | None = None
+    paces_mutations: bool = False  # space POST/PATCH/PUT/DELETE by GITHUB_MUTATION_SPACING_MS
 
     def authorization(self, token: str) -> str:
         # Fly macaroons (`fly tokens deploy`) carry their own scheme; everything else is Bearer.
         return token if token.startswith("FlyV1 ") else f"Bearer {token}"
 
 
-FLY = Provider(name="fly", request_id_header="fly-request-id")
+FLY = Provider(name="fly", title="Fly", request_id_header="fly-request-id")
 GITHUB = Provider(
     name="github",
+    title="GitHub",
     request_id_header="x-github-request-id",
     headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
     # Asset downloads redirect to storage; httpx drops Authorization on cross-origin hops.
     follow_redirects=True,
+    unnamed_rate_limit_wait=60.0,
+    paces_mutations=True,
 )
 
 
@@ -117,18 +136,50 @@ class RetryPolicy:
     """Capped exponential backoff with jitter.
 
     ``attempts`` counts every try including the first. A server-directed wait (Retry-After,
-    x-ratelimit-reset) longer than ``max_server_wait`` is not slept through: the error is raised
-    with ``retry_after`` set so a task can reschedule itself instead of holding a worker.
+    x-ratelimit-reset, a rate limit naming no time) longer than ``max_server_wait`` is not
+    slept through: the error is raised with ``retry_after`` set so a task can reschedule itself
+    instead of holding a worker (build_client's default: settings.HTTP_MAX_SERVER_WAIT_SECONDS).
     """
 
     attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_server_wait: float = 60.0
+    max_server_wait: float = 10.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2**attempt)
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class _Throttle:
+    """Pacing and rate-limit memory of one client, shared with its copies (the engine's fenced
+    copy): when the last mutating request ended, and per method how many rate limits naming
+    no time came since a request of that method last succeeded (a successful GET says nothing
+    about a limit on POSTs)."""
+
+    def __init__(self, spacing: float) -> None:
+        self.spacing = spacing
+        self.unnamed_limits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._mutation_ended = -math.inf
+
+    @contextlib.contextmanager
+    def mutation(self, sleep: Callable[[float], None]) -> Iterator[None]:
+        """Send mutations one at a time, each starting ``spacing`` seconds after the previous
+        one ended."""
+        with self._lock:
+            wait = self._mutation_ended + self.spacing - time.monotonic()
+            if wait > 0:
+                sleep(wait)
+            try:
+                yield
+            finally:
+                self._mutation_ended = time.monotonic()
+
+
+def _minute_after(moment: float) -> str:
+    """``moment`` (epoch seconds) rounded up to the minute, as HH:MM (UTC)."""
+    return datetime.fromtimestamp(math.ceil(moment / 60) * 60, tz=UTC).strftime("%H:%M")
 
 
 def phase_timeouts(deadline: float) -> httpx.Timeout:
@@ -246,6 +297,7 @@ class ApiClient:
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         rng: random.Random,
+        mutation_spacing: float = 0.0,
     ) -> None:
         self.http = http
         self.provider = provider
@@ -255,6 +307,7 @@ class ApiClient:
         self.clock = clock
         self._token = token
         self._rng = rng
+        self._throttle = _Throttle(mutation_spacing)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -287,16 +340,30 @@ class ApiClient:
         status = response.status_code
         headers = response.headers
         now = self.clock()
+        message = _error_message(response)
         retry_after = _parse_retry_after(headers.get("retry-after"), now)
         exhausted = headers.get("x-ratelimit-remaining") == "0"
         if retry_after is None and exhausted and headers.get("x-ratelimit-reset", "").isdigit():
             retry_after = max(0.0, int(headers["x-ratelimit-reset"]) - now)
-        rate_limited = status == 403 and (exhausted or "retry-after" in headers)
+        # GitHub answers rate limits with 403 or 429: "API rate limit exceeded" (primary) or
+        # "You have exceeded a secondary rate limit", with or without headers saying until when.
+        rate_limited = status == 429 or (
+            status == 403
+            and (exhausted or retry_after is not None or "rate limit" in message.lower())
+        )
+        unnamed_wait = self.provider.unnamed_rate_limit_wait
+        if rate_limited and retry_after is None and unnamed_wait is not None:
+            strikes = self._throttle.unnamed_limits.get(request.method, 0)
+            retry_after = min(RATE_LIMIT_BACKOFF_MAX, unnamed_wait * 2**strikes)
+            self._throttle.unnamed_limits[request.method] = strikes + 1
+        if rate_limited and retry_after is not None:
+            until = _minute_after(now + retry_after)
+            message = f"{self.provider.title} rate-limited until {until} UTC ({message})"
         retryable = status in (408, 429) or status >= 500 or rate_limited
         return self._error(
             RetryableAPIError if retryable else PermanentAPIError,
             request,
-            _error_message(response),
+            message,
             status=status,
             request_id=headers.get(self.provider.request_id_header),
             retry_after=retry_after,
@@ -329,17 +396,19 @@ class ApiClient:
         deadline = self.deadline
         if timeout is not None:
             deadline = max(deadline, (timeout.connect or 0.0) + (timeout.read or 0.0))
-        started = time.monotonic()
+        paced = self.provider.paces_mutations and request.method in MUTATING_METHODS
         try:
-            response = self.http.send(
-                request, stream=True, follow_redirects=self.provider.follow_redirects
-            )
-            try:
-                body = cast(httpx.SyncByteStream, response.stream)
-                response.stream = _DeadlineStream(body, started + deadline)
-                response.read()
-            finally:
-                response.close()
+            with self._throttle.mutation(self.sleep) if paced else contextlib.nullcontext():
+                started = time.monotonic()
+                response = self.http.send(
+                    request, stream=True, follow_redirects=self.provider.follow_redirects
+                )
+                try:
+                    body = cast(httpx.SyncByteStream, response.stream)
+                    response.stream = _DeadlineStream(body, started + deadline)
+                    response.read()
+                finally:
+                    response.close()
         except _DeadlinePassed as exc:
             message = f"timed out (deadline of {deadline:g} s)"
             raise self._error(RetryableAPIError, request, message) from exc
@@ -359,6 +428,7 @@ class ApiClient:
             response.headers.get(self.provider.request_id_header),
         )
         if response.is_success:
+            self._throttle.unnamed_limits.pop(request.method, None)
             return response
         raise self._error_for(request, response)
 
@@ -368,10 +438,16 @@ class ApiClient:
             return error.retry_after
         return self.retry.backoff(attempt, self._rng)
 
+    def sleeps_through(self, error: APIError, delay: float) -> bool:
+        """Whether this client waits ``delay`` in-process: a server-named wait longer than
+        ``max_server_wait`` is left to the caller (a task countdown) instead."""
+        return error.retry_after is None or delay <= self.retry.max_server_wait
+
     def pause(self, error: APIError, attempt: int) -> None:
-        """Wait before retry number ``attempt + 1``, or re-raise when the budget is spent."""
+        """Wait before retry number ``attempt + 1``, or re-raise when the budget is spent or
+        the server asks for a longer wait than this client sleeps through."""
         delay = self.delay_for(error, attempt)
-        if attempt + 1 >= self.retry.attempts or delay > self.retry.max_server_wait:
+        if attempt + 1 >= self.retry.attempts or not self.sleeps_through(error, delay):
             raise error
         log.warning(
             "%s; retry %d of %d in %.2f s", error, attempt + 1, self.retry.attempts - 1, delay
@@ -466,12 +542,16 @@ def build_client(
     """The one factory for outbound API clients (see :func:`use_transport` for tests).
 
     ``deadline`` (seconds, default settings.HTTP_TIMEOUT_SECONDS) bounds each request as a
-    whole; ``timeout`` (default :func:`phase_timeouts` of it) bounds each phase.
+    whole; ``timeout`` (default :func:`phase_timeouts` of it) bounds each phase. A provider
+    that paces mutations spaces them by settings.GITHUB_MUTATION_SPACING_MS.
     """
-    if deadline is None:
-        from django.conf import settings
+    from django.conf import settings
 
+    if deadline is None:
         deadline = float(settings.HTTP_TIMEOUT_SECONDS)
+    if retry is None:
+        retry = RetryPolicy(max_server_wait=float(settings.HTTP_MAX_SERVER_WAIT_SECONDS))
+    spacing = settings.GITHUB_MUTATION_SPACING_MS / 1000 if provider.paces_mutations else 0.0
     headers = {
         "User-Agent": f"hotdash/{hotdash.__version__}",
         "Authorization": provider.authorization(token),
@@ -488,9 +568,10 @@ def build_client(
         http,
         provider=provider,
         token=token,
-        retry=retry or RetryPolicy(),
+        retry=retry,
         deadline=deadline,
         sleep=sleep,
         clock=clock,
         rng=rng or random.Random(),
+        mutation_spacing=spacing,
     )

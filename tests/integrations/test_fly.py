@@ -116,6 +116,16 @@ def test_wait_rides_out_a_503(sandbox, fly, sleeps):
     assert len(sleeps) == 1
 
 
+def test_wait_leaves_a_long_429_to_the_caller(sandbox, fly, sleeps):
+    machine = fly.create_machine(PROD, config_for("1.3.0"))
+    sandbox.add_fault("rate_limit", service="fly", path="/wait$", retry_after=30, times=1)
+    with pytest.raises(RetryableAPIError) as caught:
+        fly.wait_for_state(PROD, machine.id, "started", timeout=120)
+    assert (caught.value.status, caught.value.retry_after) == (429, 30)
+    assert "Fly rate-limited until" in str(caught.value)
+    assert sleeps == []  # longer than the client sleeps through (HTTP_MAX_SERVER_WAIT_SECONDS)
+
+
 def test_leases_guard_mutations(fly):
     machine = fly.list_machines(PROD)[0]
     lease = fly.acquire_lease(PROD, machine.id, ttl=30, description="deploy 7")
