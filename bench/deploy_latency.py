@@ -140,6 +140,9 @@ def run() -> str:
         "GITHUB_API_URL": settings.GITHUB_API_URL,
         "DEPLOY_POLL_SECONDS": "0",
         "DEPLOY_QUEUE_POLL_SECONDS": "0",
+        # Production spaces GitHub writes a second apart; that comes after the first Fly call
+        # and would only stretch the run (and the first-write reference row) by seconds.
+        "GITHUB_MUTATION_SPACING_MS": "0",
     }
     worker = subprocess.Popen(
         [
@@ -276,9 +279,11 @@ message of a deploy queued on an idle environment names its Fly app, so the work
 before it touches the database; the claim (lease, state running, log line, `deploy.started`
 audit event, one transaction) commits after it, and the artifact re-check and plan check
 against that read follow the claim. Nothing in Fly or GitHub changes before the claim
-commits; the first Fly write row is the first change. Fly and GitHub API clients are built
-once per worker process and reused by every run message; the sandbox, like Fly's API, keeps
-their connections open between requests; workers keep their database connections.
+commits; the first Fly write row is the first change (measured with GitHub write spacing off:
+production spaces GitHub writes a second apart, which adds about a second to that row).
+Fly and GitHub API clients are built once per worker process and reused by every run message;
+the sandbox, like Fly's API, keeps their connections open between requests; workers keep
+their database connections.
 
 Where the time goes: the bare round trip stops when the task body starts; the deploy's first
 Fly call adds the task's call into the client and the HTTP request's way to the sandbox's
