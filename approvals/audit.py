@@ -31,6 +31,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from approvals.models import AuditChainHead, AuditEvent, AuditVerification
 
@@ -91,6 +92,7 @@ def canonical_payload(fields: Mapping[str, Any] | AuditEvent) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+@sensitive_variables("key")
 def compute_hash(fields: Mapping[str, Any] | AuditEvent) -> str:
     key = settings.AUDIT_HMAC_KEY.encode()
     return hmac.new(key, canonical_payload(fields), hashlib.sha256).hexdigest()

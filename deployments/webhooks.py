@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from deployments.services.webhooks import (
@@ -43,6 +44,7 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
 @csrf_exempt
 @login_not_required
 @require_POST
+@sensitive_variables("secret")
 def github_webhook(request: HttpRequest) -> HttpResponse:
     event = request.headers.get("X-GitHub-Event", "")[:50]
     delivery_id = request.headers.get("X-GitHub-Delivery", "")

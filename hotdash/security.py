@@ -67,3 +67,58 @@ def _escape(match: re.Match[str]) -> str:
     if char in _ESCAPES:
         return _ESCAPES[char]
     return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+# Settings whose values are secrets: masked wherever they turn up in log text or error reports.
+SECRET_SETTINGS = (
+    "FLY_API_TOKEN",
+    "GITHUB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "SECRET_KEY",
+    "AUDIT_HMAC_KEY",
+    "DEMO_PASSWORD",
+)
+REDACTED = "[redacted]"
+# Credential-carrying headers, as "Name: value", "name=value" or a repr'd "'name': 'value'".
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization|\bcookie|x-hub-signature-256|x-hotdash-signature"
+    r"|fly-machine-lease-nonce)(['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n,}]+"
+)
+_AUTH_SCHEME = re.compile(r"\b(Bearer|FlyV1)\s+[A-Za-z0-9._~+/=:-]{8,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with credential headers, bearer-style tokens and the configured secret values
+    replaced by ``[redacted]``."""
+    from django.conf import settings
+
+    for name in SECRET_SETTINGS:
+        value = getattr(settings, name, "")
+        if value:
+            text = text.replace(value, REDACTED)
+    text = _CREDENTIAL_HEADER.sub(rf"\1\2{REDACTED}", text)
+    return _AUTH_SCHEME.sub(rf"\1 {REDACTED}", text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Masks secrets in a record's message, traceback and stack (see :func:`redact`).
+
+    It rewrites the record itself, so handlers after the first one it runs on (every handler
+    in LOGGING has it) see the masked text too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: logging reports it, unformatted
+            return True
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True

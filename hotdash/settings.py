@@ -376,14 +376,34 @@ AUDIT_ANCHOR_DIR = Path(env_str("AUDIT_ANCHOR_DIR") or VAR_DIR / "audit-anchors"
 # --- Demo ----------------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 
+DEFAULT_EXCEPTION_REPORTER_FILTER = "hotdash.error_reporting.SecretsExceptionReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # One record, one line: user-supplied text (reasons, comments, branch names) cannot forge one.
     "formatters": {"single_line": {"()": "hotdash.security.SingleLineFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "single_line"}},
+    # Every handler masks Authorization/Bearer/FlyV1 values and the configured secrets.
+    "filters": {
+        "redact": {"()": "hotdash.security.RedactSecretsFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "single_line",
+            "filters": ["redact"],
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "redact"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Replaces Django's defaults for these, whose handlers would not mask anything.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # httpx logs full request lines at INFO; keep URLs and headers out of the logs.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

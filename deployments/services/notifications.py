@@ -22,6 +22,7 @@ import httpx
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from deployments.models import App, Deploy, Notification
 
@@ -43,6 +44,7 @@ EVENTS = {
 RESEND_AFTER_SECONDS = 120
 
 
+@sensitive_variables("secret")
 def sign(body: bytes, secret: str) -> str:
     """The X-HotDash-Signature value: ``sha256=`` + hex HMAC-SHA256 of the exact body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

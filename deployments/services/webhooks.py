@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from approvals.audit import record
 from deployments.models import App, WebhookDelivery
@@ -48,6 +49,7 @@ class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
         self.reason = reason
 
 
+@sensitive_variables("secret")
 def signature_valid(*, secret: str, body: bytes, header: str | None) -> bool:
     """GitHub's X-Hub-Signature-256 check over the raw bytes, in constant time.
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import httpx
+from django.views.decorators.debug import sensitive_variables
 
 import hotdash
 
@@ -113,6 +114,7 @@ class Provider:
     unnamed_rate_limit_wait: float | None = None
     paces_mutations: bool = False  # space POST/PATCH/PUT/DELETE by GITHUB_MUTATION_SPACING_MS
 
+    @sensitive_variables("token")
     def authorization(self, token: str) -> str:
         # Fly macaroons (`fly tokens deploy`) carry their own scheme; everything else is Bearer.
         return token if token.startswith("FlyV1 ") else f"Bearer {token}"
@@ -286,6 +288,7 @@ def _error_message(response: httpx.Response) -> str:
 class ApiClient:
     """An httpx client for one provider with error mapping, retries and reconciliation."""
 
+    @sensitive_variables("token")
     def __init__(
         self,
         http: httpx.Client,
@@ -527,6 +530,7 @@ class ApiClient:
             next_params = None
 
 
+@sensitive_variables("token", "headers")
 def build_client(
     provider: Provider,
     *,
