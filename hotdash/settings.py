@@ -396,6 +396,7 @@ LOGGING = {
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",
+            "formatter": "single_line",
             "filters": ["require_debug_false", "redact"],
         },
     },
