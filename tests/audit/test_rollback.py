@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -76,15 +77,12 @@ def test_concurrent_rollbacks_and_commits_leave_a_contiguous_chain(production, a
         try:
             start.wait()
             for n in range(10):
-                try:
-                    with transaction.atomic():
-                        environment_lock(
-                            environment=production, actor=admin_user, reason=f"w{worker} n{n}"
-                        )
-                        if n % 2:
-                            raise Abort
-                except Abort:
-                    pass
+                with contextlib.suppress(Abort), transaction.atomic():
+                    environment_lock(
+                        environment=production, actor=admin_user, reason=f"w{worker} n{n}"
+                    )
+                    if n % 2:
+                        raise Abort
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
