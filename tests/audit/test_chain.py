@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 
 import pytest
 from django.core.management import call_command
@@ -14,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from approvals.audit import GENESIS_HASH, audit_chain_verify, record, verify
 from approvals.models import AuditChainHead, AuditEvent, AuditVerification
 from tests.audit.tampering import guard_lifted
+from tests.audit.writers import write_concurrently
 
 TABLE = AuditEvent._meta.db_table
 
@@ -174,26 +174,12 @@ def test_the_beat_task_stores_the_result(events, settings):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_never_fork_the_chain():
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
     def write(worker: int) -> None:
-        try:
-            start.wait()
-            for n in range(25):
-                with transaction.atomic():
-                    record(actor="worker", verb="bench.written", data={"w": worker, "n": n})
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        for n in range(25):
+            with transaction.atomic():
+                record(actor="worker", verb="bench.written", data={"w": worker, "n": n})
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    write_concurrently(write)
     ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
     assert ids == list(range(1, 201))
     assert verify().ok

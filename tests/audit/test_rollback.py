@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from approvals.audit import record, verify
 from approvals.models import AuditChainHead, AuditEvent
 from deployments.models import Environment
 from deployments.services.environments import environment_lock
+from tests.audit.writers import write_concurrently
 
 
 class Abort(Exception):
@@ -70,30 +70,15 @@ def test_concurrent_rollbacks_and_commits_leave_a_contiguous_chain(production, a
     transaction raises after the service call. Writers queued behind a rolled-back one on the
     chain-head lock must continue from the head it never moved."""
     before = head()
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def write(worker: int) -> None:
-        try:
-            start.wait()
-            for n in range(10):
-                with contextlib.suppress(Abort), transaction.atomic():
-                    environment_lock(
-                        environment=production, actor=admin_user, reason=f"w{worker} n{n}"
-                    )
-                    if n % 2:
-                        raise Abort
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        for n in range(10):
+            with contextlib.suppress(Abort), transaction.atomic():
+                environment_lock(environment=production, actor=admin_user, reason=f"w{worker} n{n}")
+                if n % 2:
+                    raise Abort
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    write_concurrently(write)
     locked = AuditEvent.objects.filter(verb="environment.locked")
     assert sorted(locked.values_list("data__reason", flat=True)) == sorted(
         f"w{w} n{n}" for w in range(8) for n in range(0, 10, 2)
