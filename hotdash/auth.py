@@ -1,4 +1,4 @@
-"""Sign-in throttling (reliability.md A6): password guessing and spraying are refused early.
+"""Sign-in throttling: password guessing and spraying are refused early.
 
 Failures are counted in Django's cache (shared between processes when CACHE_URL points at
 Redis) in fixed windows of LOGIN_THROTTLE_WINDOW_SECONDS that start at the first failure:

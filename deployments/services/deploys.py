@@ -368,7 +368,7 @@ class StepFailed(Exception):  # noqa: N818 - a control-flow signal
 class _Fence:
     """A run's hold on its deploy's lease, checked (and renewed) before every Fly or GitHub
     write: a worker that stalled (a long retry, a frozen process) past its lease may find
-    another worker carrying on, and must then write nothing (R9)."""
+    another worker carrying on, and must then write nothing."""
 
     def __init__(self, *, deploy_id: int, run: str) -> None:
         self.deploy_id = deploy_id
@@ -550,7 +550,7 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
 
 
 def _approval_problems(deploy: Deploy) -> list[str]:
-    """Why what was approved no longer holds at the claim (A5): an approving decision's user
+    """Why what was approved no longer holds at the claim: an approving decision's user
     is no longer active or an approver, or is the requester (self-approval now off); the
     release (the target, for a rollback) is no longer deployable. Automatic rollbacks need
     no approval. The bits themselves (digest, checksum) are checked by the artifact step."""
@@ -600,7 +600,7 @@ def _end_approval_invalid(deploy: Deploy, problems: list[str]) -> None:
 def _outdated_by(deploy: Deploy) -> Release | None:
     """The live release, when it has higher precedence than ``deploy``'s (a plain deploy)
     and went live after ``deploy`` was requested: running it now would silently undo that
-    newer deploy (C4). A downgrade asked for while the newer release was already live is a
+    newer deploy. A downgrade asked for while the newer release was already live is a
     deliberate request (deploy_request allows it) and goes ahead; rollbacks always do."""
     release, live = deploy.release, deploy.environment.current_release
     if (

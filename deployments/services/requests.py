@@ -71,7 +71,7 @@ class ChecksVerdict:
 
 
 def ci_checks_evaluate(*, app: Any, commit_sha: str) -> ChecksVerdict:
-    """The CI verdict for a commit (apis.md B.7): every commit status and check run green, and
+    """The CI verdict for a commit: every commit status and check run green, and
     every ``app.required_checks`` name present among them. Raises APIError when GitHub fails."""
     with github_client(app.github_owner, app.github_repo) as github:
         combined = github.combined_status(commit_sha)

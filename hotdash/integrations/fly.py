@@ -1,7 +1,8 @@
 """Fly.io Machines API client: apps, machines, leases, secrets.
 
-Paths, fields and codes follow /work/shared/reference/apis.md (Part A). Responses are parsed
-into frozen dataclasses at this boundary; nothing above it sees Fly's JSON.
+Paths, fields and codes follow the Fly Machines API documentation, and Fly's own Go client where
+the two disagree. Responses are parsed into frozen dataclasses at this boundary; nothing above it
+sees Fly's JSON.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GitHub REST API client bound to one repository, and the webhook payload parser.
 
-Paths, fields and codes follow /work/shared/reference/apis.md (Part B). Every list follows
+Paths, fields and codes follow the GitHub REST API documentation. Every list follows
 ``Link: rel="next"``. Responses are parsed into frozen dataclasses at this boundary.
 """
 

@@ -349,7 +349,7 @@ class FlyWorld:
         return machine
 
     def _check_lease(self, machine: Machine, req: Request) -> None:
-        # Live status code for a missing or wrong nonce is unconfirmed (apis.md B.10); 409.
+        # Live status code for a missing or wrong nonce is unconfirmed; 409.
         lease = machine.active_lease(self.clock.now())
         if lease and req.headers.get(NONCE_HEADER) != lease.nonce:
             raise Problem(409, f"machine {machine.id} is leased by {lease.owner}; nonce required")

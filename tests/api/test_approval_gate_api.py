@@ -1,5 +1,5 @@
-"""The deploy representation states an unsatisfiable gate and a break-glass bypass
-(reliability.md A8); responses are checked against the served schema by the ``api`` fixture."""
+"""The deploy representation states an unsatisfiable gate and a break-glass bypass;
+responses are checked against the served schema by the ``api`` fixture."""
 
 from __future__ import annotations
 

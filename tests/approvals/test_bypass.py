@@ -1,4 +1,4 @@
-"""reliability.md A8 and A1: a gate nobody can satisfy is stated (never a dead button, never an
+"""A gate nobody can satisfy is stated (never a dead button, never an
 auto-approve); an admin's break-glass bypass needs a reason and their password, queues the deploy
 like a final approval, and is audited and notified; production can never need 0 approvals."""
 
@@ -242,7 +242,7 @@ def test_a_closed_request_cannot_be_bypassed(client, pending, approver, admin_us
     assert pending.deploy.state == Deploy.State.REJECTED
 
 
-# --- A1: who counts as the requester -----------------------------------------------------------
+# --- who counts as the requester -----------------------------------------------------------
 
 
 def test_a_commit_author_in_the_release_may_approve_it(make_user, pending, v130):

@@ -1,4 +1,4 @@
-"""A rolled-back change leaves no audit event and no chain-head movement behind (L3)."""
+"""A rolled-back change leaves no audit event and no chain-head movement behind."""
 
 from __future__ import annotations
 

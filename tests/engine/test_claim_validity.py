@@ -1,7 +1,7 @@
-"""What was approved is checked again when a worker claims the deploy (A5): an approver who
+"""What was approved is checked again when a worker claims the deploy: an approver who
 was deactivated or demoted, a requester who may no longer approve their own deploy, a release
 marked bad while the deploy waited; any of them ends the deploy failed before Fly or GitHub
-is written to. A plain deploy that a newer live release overtook ends superseded (C4)."""
+is written to. A plain deploy that a newer live release overtook ends superseded."""
 
 from __future__ import annotations
 

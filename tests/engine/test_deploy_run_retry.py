@@ -1,4 +1,4 @@
-"""deploy_run survives a database outage (R10): the same message runs again after a backoff."""
+"""deploy_run survives a database outage: the same message runs again after a backoff."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A worker that stalls past its lease (a long wait in an API client's retry loop, a frozen
 process) and comes back after another worker took the deploy over writes nothing more to Fly
-or GitHub: each write checks, and renews, the run's lease just before it (R9/R7)."""
+or GitHub: each write checks, and renews, the run's lease just before it."""
 
 from __future__ import annotations
 

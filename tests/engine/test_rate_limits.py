@@ -1,4 +1,4 @@
-"""Rate limits (U2): the engine never sends the next attempt before the server allows it, a
+"""Rate limits: the engine never sends the next attempt before the server allows it, a
 rate limit with no wait named waits at least a minute and doubles, each limit costs one
 attempt, and a deploy that stays limited fails saying until when."""
 

@@ -1,4 +1,4 @@
-"""PostgreSQL session limits: statement, lock wait and idle-in-transaction timeouts (R10)."""
+"""PostgreSQL session limits: statement, lock wait and idle-in-transaction timeouts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every route the URL resolver knows, walked (reliability.md A2): login on every page, and no
+"""Every route the URL resolver knows, walked: login on every page, and no
 state change (no row added, removed or altered) by anyone below the deployer role, whatever
 they POST. The role matrix in
 test_permissions.py checks who may do what; this catches a route nobody added to it."""

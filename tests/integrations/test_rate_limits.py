@@ -1,4 +1,4 @@
-"""Rate limits inside the API client (U2): what counts as one, how long it waits, what it says,
+"""Rate limits inside the API client: what counts as one, how long it waits, what it says,
 and the spacing of GitHub mutations."""
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ from hotdash.integrations.github import (
     ReleaseEvent,
     parse_webhook,
 )
+from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 
-PAYLOADS = sorted(Path("/work/shared/reference/github-webhooks").glob("*.json"))
+PAYLOADS = sorted(GITHUB_WEBHOOK_PAYLOADS.glob("*.json"))
 KINDS = {
     "pull_request": PullRequestEvent,
     "push": PushEvent,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from deployments.models import Deploy, Preview
 from tests.engine.conftest import Driver
+from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 from tests.webhooks import conftest as webhook_fixtures
 
 # Fixtures shared with the webhook tests.
@@ -20,7 +20,7 @@ post_delivery = webhook_fixtures.post_delivery
 process_deliveries = webhook_fixtures.process_deliveries
 
 
-REFERENCE = Path("/work/shared/reference/github-webhooks")
+REFERENCE = GITHUB_WEBHOOK_PAYLOADS
 STAGING_SECRETS = {"DATABASE_URL": "postgres://staging-db/hot", "SECRET_KEY": "staging-key-3f1"}
 
 

@@ -1,4 +1,4 @@
-"""Pull requests from forks (reliability W6): held until an approver approves one commit,
+"""Pull requests from forks: held until an approver approves one commit,
 deployed without secrets, held again by every later push; GitHub's reference payloads, signed."""
 
 from __future__ import annotations

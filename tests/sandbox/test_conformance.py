@@ -1,7 +1,7 @@
 """Every Fly request our client sends and every sandbox answer, for the endpoints we use,
 validates against Fly's OpenAPI spec (machines-openapi.yaml, January 2024 snapshot).
 
-Known, deliberate differences (apis.md): the live API has grown since the snapshot.
+Known, deliberate differences: the live API has grown since the snapshot.
 * Endpoints missing from the spec are not validated: machine suspend, app secrets.
 * Status codes the spec does not list (404, 408, 409, 412, 422, 429) are not validated; their
   bodies are Fly's {"error", "status"} shape, checked in test_error_bodies_have_fly_shape.
@@ -16,8 +16,6 @@ Known, deliberate differences (apis.md): the live API has grown since the snapsh
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from openapi_core import OpenAPI
@@ -30,9 +28,10 @@ from openapi_core.validation.response.exceptions import MissingData
 from hotdash.integrations.fly import fly_client
 from hotdash.integrations.http import PermanentAPIError, use_transport
 from hotdash.sandbox import demo
+from tests.fixtures import FLY_OPENAPI_SPEC
 from tests.fixtures.sandbox import SandboxTransport
 
-SPEC = OpenAPI.from_file_path(str(Path("/work/shared/reference/fly/machines-openapi.yaml")))
+SPEC = OpenAPI.from_file_path(str(FLY_OPENAPI_SPEC))
 NOT_IN_SPEC = ("/suspend", "/secrets")
 
 

@@ -1,4 +1,4 @@
-"""S1 canary helpers: unique secret values, and every place one could leak to, as text."""
+"""Secret canary helpers: unique secret values, and every place one could leak to, as text."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CSRF and safe methods (reliability.md A4): the drawer's decide endpoint refuses forged POSTs,
+"""CSRF and safe methods: the drawer's decide endpoint refuses forged POSTs,
 and only the GitHub webhook (HMAC) and the bearer-token JSON API are exempt from CSRF."""
 
 from __future__ import annotations

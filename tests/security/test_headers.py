@@ -1,4 +1,4 @@
-"""Security headers and cookies on real responses (reliability.md A7), with the production
+"""Security headers and cookies on real responses, with the production
 values of the settings that DEBUG turns off in tests."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Injection through user text (reliability.md I1, I2): a reason, comment or name cannot ping a
+"""Injection through user text: a reason, comment or name cannot ping a
 Slack channel or hide a link in a notification, nor forge a line in the logs."""
 
 from __future__ import annotations

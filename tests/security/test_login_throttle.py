@@ -1,4 +1,4 @@
-"""Sign-in throttling (reliability.md A6): 5 failures lock a username (from any address), 20
+"""Sign-in throttling: 5 failures lock a username (from any address), 20
 lock an address; locked attempts get 429 without a password check; each lockout is audited once
 per window; a spoofed X-Forwarded-For changes nothing; failed API tokens count per address."""
 

@@ -1,4 +1,4 @@
-"""S1: canary secrets driven through deploys, 401s, webhooks, 500s, error emails, debug logs,
+"""Canary secrets driven through deploys, 401s, webhooks, 500s, error emails, debug logs,
 audit payloads and notifications appear in no log, row, broker message, response or email."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Production settings (reliability.md A7, W1): Django's deploy check passes with a production
+"""Production settings: Django's deploy check passes with a production
 environment, and sandbox mode is never chosen silently when DEBUG is off."""
 
 from __future__ import annotations

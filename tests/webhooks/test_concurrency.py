@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -11,9 +10,10 @@ from django.test import Client
 
 from approvals.models import AuditEvent
 from deployments.models import WebhookDelivery
+from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 from tests.webhooks.conftest import SECRET, github_headers, sign
 
-BODY = Path("/work/shared/reference/github-webhooks/push.payload.json").read_bytes()
+BODY = (GITHUB_WEBHOOK_PAYLOADS / "push.payload.json").read_bytes()
 
 
 @pytest.mark.postgres

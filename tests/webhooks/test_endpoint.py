@@ -12,9 +12,10 @@ from django.test import Client
 from approvals.models import AuditEvent
 from deployments.models import WebhookDelivery
 from deployments.services.webhooks import signature_valid
+from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 from tests.webhooks.conftest import SECRET, github_headers, sign
 
-REFERENCE = Path("/work/shared/reference/github-webhooks")
+REFERENCE = GITHUB_WEBHOOK_PAYLOADS
 PAYLOADS = sorted(REFERENCE.glob("*.json"))
 HANDLED = {"pull_request", "push", "release"}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,8 +15,9 @@ from deployments.services.webhooks import (
     webhook_delivery_process,
     webhook_payloads_prune,
 )
+from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 
-REFERENCE = Path("/work/shared/reference/github-webhooks")
+REFERENCE = GITHUB_WEBHOOK_PAYLOADS
 
 
 def reference(name: str) -> dict:
