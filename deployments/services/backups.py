@@ -320,15 +320,16 @@ def _checksum_check(path: Path, manifest: dict[str, Any]) -> Check:
 
 @contextmanager
 def _database_alias(name: str) -> Iterator[str]:
-    """A database alias configured like the default one but on database ``name``."""
+    """A database alias for this thread, configured like the default one but on database
+    ``name``; it is not added to settings.DATABASES."""
+    default = connections[DEFAULT_DB_ALIAS]
     alias = f"restore_drill_{secrets.token_hex(4)}"
-    connections.settings[alias] = {**connections.settings[DEFAULT_DB_ALIAS], "NAME": name}
+    connections[alias] = type(default)({**default.settings_dict, "NAME": name}, alias)
     try:
         yield alias
     finally:
         connections[alias].close()
         del connections[alias]
-        del connections.settings[alias]
 
 
 @contextmanager
