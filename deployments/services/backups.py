@@ -360,10 +360,15 @@ def _restored_postgresql(dump: Path) -> Iterator[tuple[str, str]]:
         with _database_alias(scratch) as alias:
             yield alias, f"restored with pg_restore into the scratch database {scratch}"
     finally:
-        with _pg_connect(database, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
-            )
+        try:
+            with _pg_connect(database, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(scratch)
+                    )
+                )
+        except psycopg.Error:
+            log.exception("Could not drop the scratch database %s: drop it by hand", scratch)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from deployments.models import BackupRun, Notification
 from deployments.services.backups import backup_prune
 from deployments.tasks.backups import backup_scheduled
 from tests.audit.tampering import TABLE, guard_lifted
+from tests.engine.test_workers import wait_for
 
 
 def test_the_job_is_on_the_beat_schedule_weekly():
@@ -129,3 +130,26 @@ def test_the_job_prunes_to_backup_keep_and_says_what_it_deleted(demo, backup_dir
     assert sorted(item.name for item in backup_dirs.iterdir()) == [old[1], Path(run.path).name]
     assert run.details["pruned"] == [old[0]]
     assert AuditEvent.objects.get(verb="backup.verified").data["pruned"] == [old[0]]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_run_backup_now_is_carried_out_by_a_real_worker(demo, client, start_worker, tmp_path):
+    """The button's message reaches a worker process, which backs up, drills and records."""
+    backups = tmp_path / "worker-backups"
+    start_worker(
+        "b1",
+        extra_env={"BACKUP_DIR": str(backups), "AUDIT_ANCHOR_DIR": str(tmp_path / "anchors")},
+    )
+    admin = get_user_model().objects.get(username="admin")
+    client.force_login(admin)
+    assert client.post(reverse("ops-backup-now")).status_code == 302
+
+    wait_for(BackupRun.objects.exists, timeout=60, what="the requested backup run")
+    run = BackupRun.objects.get()
+    assert run.result == BackupRun.Result.PASSED, run.problems
+    assert run.requested_by == admin and Path(run.path).parent == backups
+    verbs = list(
+        AuditEvent.objects.filter(verb__startswith="backup.").values_list("verb", flat=True)
+    )
+    assert sorted(verbs) == ["backup.requested", "backup.verified"]
