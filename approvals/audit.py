@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -259,8 +259,9 @@ def verify_rows(
     return VerifyResult(True, count)
 
 
-def guard_problem() -> str:
+def guard_problem(*, using: str = DEFAULT_DB_ALIAS) -> str:
     """Why the database's append-only guard is not in force, or "" when it is."""
+    connection = connections[using]
     vendor = connection.vendor
     expected = GUARD_TRIGGERS.get(vendor)
     if expected is None:
@@ -374,13 +375,17 @@ def anchor_read(path: Path) -> Anchor:
     )
 
 
-def anchor_problem(head: tuple[int, str]) -> tuple[int | None, str]:
+def anchor_problem(
+    head: tuple[int, str], *, using: str = DEFAULT_DB_ALIAS, restored: bool = False
+) -> tuple[int | None, str]:
     """Compare the chain head with the anchor files: (first missing or altered event, why),
     with "" when they agree.
 
     Every anchor file must be authentic, and the newest one (highest sequence) must name an
     event at or before the head that still has the anchored hash. A head behind it means
-    events were removed from the end and the head rewritten.
+    events were removed from the end and the head rewritten. A ``restored`` copy (a backup)
+    is the database as it was: anchors written after it are ahead of it by design, so only
+    the newest anchor it has reached must agree with it.
     """
     directory = Path(settings.AUDIT_ANCHOR_DIR)
     anchors, invalid = [], []
@@ -389,6 +394,8 @@ def anchor_problem(head: tuple[int, str]) -> tuple[int | None, str]:
             anchors.append(anchor_read(path))
         except AnchorInvalid as exc:
             invalid.append(f"{path} ({exc})")
+    if restored:
+        anchors = [anchor for anchor in anchors if anchor.sequence <= head[0]]
     problems, broken_event_id = [], None
     if invalid:
         problems.append(f"{len(invalid)} anchor file(s) cannot be trusted: {'; '.join(invalid)}")
@@ -408,7 +415,11 @@ def anchor_problem(head: tuple[int, str]) -> tuple[int | None, str]:
                 "removed from the end and the chain head rewritten"
             )
         elif newest.sequence:
-            stored = AuditEvent.objects.filter(id=newest.sequence).values_list("hash", flat=True)
+            stored = (
+                AuditEvent.objects.using(using)
+                .filter(id=newest.sequence)
+                .values_list("hash", flat=True)
+            )
             if not hmac.compare_digest((stored.first() or "").encode(), newest.hash.encode()):
                 broken_event_id = newest.sequence
                 problems.append(
@@ -418,17 +429,26 @@ def anchor_problem(head: tuple[int, str]) -> tuple[int | None, str]:
     return broken_event_id, "; ".join(problems)
 
 
-def verify(*, chunk_size: int = 5000) -> VerifyResult:
+def verify(
+    *, chunk_size: int = 5000, using: str = DEFAULT_DB_ALIAS, restored: bool = False
+) -> VerifyResult:
     """Verify the whole chain in the database, then that it is not behind the newest anchor,
     then that the append-only guard is in force.
 
     Reads the chain head first and walks events up to it, so writers appending meanwhile
-    neither block it nor make it fail. Memory stays flat: rows stream in chunks.
+    neither block it nor make it fail. Memory stays flat: rows stream in chunks. ``using``
+    names another database alias (a restored backup, with ``restored``: see anchor_problem).
     """
-    head = AuditChainHead.objects.filter(id=1).values_list("last_event_id", "last_hash").first()
+    head = (
+        AuditChainHead.objects.using(using)
+        .filter(id=1)
+        .values_list("last_event_id", "last_hash")
+        .first()
+    )
     head = head or (0, GENESIS_HASH)
     rows = (
-        AuditEvent.objects.filter(id__lte=head[0])
+        AuditEvent.objects.using(using)
+        .filter(id__lte=head[0])
         .order_by("id")
         .values(*EXPORT_FIELDS, "search_text")
         .iterator(chunk_size=chunk_size)
@@ -436,10 +456,10 @@ def verify(*, chunk_size: int = 5000) -> VerifyResult:
     result = verify_rows(rows, head=head)
     if not result.ok:
         return result
-    broken_event_id, problem = anchor_problem(head)
+    broken_event_id, problem = anchor_problem(head, using=using, restored=restored)
     if problem:
         return VerifyResult(False, result.events_verified, broken_event_id, problem)
-    if problem := guard_problem():
+    if problem := guard_problem(using=using):
         return VerifyResult(False, result.events_verified, None, problem)
     return result
 

@@ -55,6 +55,12 @@ def can_export_audit(user: Any) -> bool:
     return can_view(user)
 
 
+def groups_granting(role: str) -> tuple[str, ...]:
+    """The groups whose members hold ``role`` (it and every role above it); superusers hold
+    every role besides."""
+    return ROLE_ORDER[ROLE_ORDER.index(role) :]
+
+
 def highest_role(user: Any) -> str:
     roles = roles_of(user)
     return next((role for role in reversed(ROLE_ORDER) if role in roles), "none")

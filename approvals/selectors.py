@@ -42,15 +42,20 @@ def approval_count_pending() -> int:
         return cursor.fetchone()[0]
 
 
-def approver_candidates() -> list[Any]:
-    """Active users holding the approver role (admins and superusers included)."""
+def users_holding(role: str) -> list[Any]:
+    """Active users holding ``role``: members of a group granting it, and superusers."""
     return list(
         get_user_model()
         .objects.filter(is_active=True)
-        .filter(Q(is_superuser=True) | Q(groups__name__in=[policy.APPROVER, policy.ADMIN]))
+        .filter(Q(is_superuser=True) | Q(groups__name__in=policy.groups_granting(role)))
         .distinct()
         .order_by("username")
     )
+
+
+def approver_candidates() -> list[Any]:
+    """Active users holding the approver role (admins and superusers included)."""
+    return users_holding(policy.APPROVER)
 
 
 @dataclass(frozen=True)

@@ -539,3 +539,41 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class BackupRun(models.Model):
+    """One run of the backup job: a backup of HotDash's own database and its restore drill."""
+
+    class Result(models.TextChoices):
+        PASSED = "passed", "Verified"
+        FAILED = "failed", "Failed"
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    path = models.CharField(max_length=500)
+    size_bytes = models.BigIntegerField(default=0)
+    result = models.CharField(max_length=10, choices=Result.choices)
+    # Vendor, the drill's checks ({name, ok, detail}), an error, seconds per phase, pruned dirs.
+    details = models.JSONField(default=dict, blank=True)
+    # Who pressed "Run backup now"; empty for the weekly schedule.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["result", "started_at"], name="backup_result_started_idx")]
+
+    def __str__(self) -> str:
+        return f"backup {self.started_at:%Y-%m-%d %H:%M} {self.result}"
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the run failed: its error and each failed check (none when it passed)."""
+        error = [self.details["error"]] if self.details.get("error") else []
+        checks = self.details.get("checks", [])
+        return error + [f"{c['name']}: {c['detail']}" for c in checks if not c["ok"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from hotdash.env import (
@@ -284,6 +285,29 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30},
     },
+}
+
+# --- Backups of HotDash's own database (deployments.services.backups) ----------------------
+# Each run writes a directory (dump + manifest.json) under BACKUP_DIR, restores it into a scratch
+# database to prove it, and keeps the newest BACKUP_KEEP directories.
+BACKUP_DIR = Path(env_str("BACKUP_DIR") or VAR_DIR / "backups")
+BACKUP_KEEP = env_int("BACKUP_KEEP", 8, minimum=1)
+# Longest a pg_dump or pg_restore may run; the job's task limit follows from it.
+BACKUP_TIMEOUT_SECONDS = env_int("BACKUP_TIMEOUT_SECONDS", 3600, minimum=10)
+# Five crontab fields in UTC (minute hour day-of-month month day-of-week): Sundays at 03:00.
+BACKUP_SCHEDULE = env_str("BACKUP_SCHEDULE", "0 3 * * sun")
+try:
+    _backup_crontab = crontab.from_string(" ".join(BACKUP_SCHEDULE.split()))
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"BACKUP_SCHEDULE must be a crontab line such as '0 3 * * sun' "
+        f"(minute hour day-of-month month day-of-week); got {BACKUP_SCHEDULE!r}: {exc}"
+    ) from None
+CELERY_BEAT_SCHEDULE["backup-and-drill"] = {
+    "task": "deployments.tasks.backups.backup_scheduled",
+    "schedule": _backup_crontab,
+    # A run that could not start within a day waits for the next week's.
+    "options": {"expires": 24 * 3600},
 }
 # Deploy engine: a worker's lease on a deploy, how often waits re-check, when to give up.
 DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60, minimum=1)

@@ -15,6 +15,8 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("ops/", views.ops, name="ops"),
     path("ops/sandbox/", views.sandbox_control, name="sandbox-control"),
+    path("ops/backup/", views.ops_backup_now, name="ops-backup-now"),
+    path("ops/runbook/", views.ops_runbook, name="ops-runbook"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # One password form, so one throttle: the admin signs in through the dashboard's page.

@@ -1,4 +1,4 @@
-"""Project-wide endpoints: /health, /metrics and the Ops page."""
+"""Project-wide endpoints: /health, /metrics, the Ops page (backups too) and the runbook."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import policy
 from approvals.selectors_audit import audit_last_verification
+from deployments.selectors.backups import backup_status
 from deployments.selectors.ops import notification_list_recent
 from deployments.selectors.overview import metrics_snapshot
+from deployments.selectors.runbook import runbook_build
+from deployments.services.backups import backup_request
 from hotdash import __version__
 from hotdash.health import check_broker, check_database
 from hotdash.integrations.http import APIError
@@ -60,8 +63,27 @@ def ops(request: HttpRequest) -> HttpResponse:
         "verification": audit_last_verification(),
         "is_admin": is_admin,
         "notifications": notification_list_recent() if is_admin else [],
+        "backups": backup_status(),
     }
     return render(request, "ops.html", context)
+
+
+@require_POST
+@role_required(policy.can_administer)
+def ops_backup_now(request: HttpRequest) -> HttpResponse:
+    """Admins: queue a backup and its restore drill now (audited as backup.requested)."""
+    backup_request(actor=request.user, ip=client_ip(request))
+    messages.success(
+        request, "Backup queued: it is listed here once a worker has written and drilled it."
+    )
+    return redirect("ops")
+
+
+@require_GET
+@role_required(policy.can_view)
+def ops_runbook(request: HttpRequest) -> HttpResponse:
+    """What to do in an incident, generated from the configuration."""
+    return render(request, "ops_runbook.html", {"runbook": runbook_build()})
 
 
 @require_http_methods(["GET", "POST"])

@@ -38,6 +38,7 @@ EVENTS = {
     "deploy.succeeded": "Deploy succeeded",
     "deploy.failed": "Deploy failed",
     "deploy.auto_rolled_back": "Automatic rollback started",
+    "backup.failed": "Backup drill failed",
 }
 # A pending notification this long past its next_attempt_at lost its task message (broker down
 # at commit, a purged queue) or the worker running its attempt: the sweep sends it again.
@@ -69,27 +70,8 @@ def _payload(deploy: Deploy, event: str, detail: str) -> dict:
         lines.append(deploy.error)
     if deploy.kind == Deploy.Kind.AUTO_ROLLBACK and deploy.rollback_of_id:
         lines.append(f"Rolling back deploy #{deploy.rollback_of_id} to {deploy.image_ref}.")
-    text = slack_escape("\n".join(lines))
-    return {
-        "text": text,
-        "blocks": [
-            {
-                "type": "header",
-                "text": {"type": "plain_text", "text": slack_escape(headline[:150])},
-            },
-            {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": slack_escape(f"requested by {deploy.requester_name}"),
-                    },
-                    {"type": "mrkdwn", "text": f"state {deploy.state}"},
-                ],
-            },
-        ],
-        "event": event,
+    context = [f"requested by {deploy.requester_name}", f"state {deploy.state}"]
+    return _message(event, lines, context) | {
         "deploy": {
             "id": deploy.pk,
             "app": env.app.name,
@@ -99,6 +81,26 @@ def _payload(deploy: Deploy, event: str, detail: str) -> dict:
             "release": deploy.release.tag if deploy.release else "",
             "image_ref": deploy.image_ref,
         },
+    }
+
+
+def _message(event: str, lines: list[str], context: list[str]) -> dict:
+    """A Slack message: the first line is its header. Every text is escaped whole."""
+    text = slack_escape("\n".join(lines))
+    return {
+        "text": text,
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": slack_escape(lines[0][:150])},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": slack_escape(item)} for item in context],
+            },
+        ],
+        "event": event,
     }
 
 
@@ -112,12 +114,27 @@ def notification_send(*, deploy: Deploy, event: str, detail: str = "") -> Notifi
     app = deploy.environment.app
     if not app.notification_webhook_url:
         return None
+    return _queue(app=app, deploy=deploy, event=event, payload=_payload(deploy, event, detail))
+
+
+def notification_broadcast(
+    *, event: str, headline: str, lines: list[str], subject: dict
+) -> list[Notification]:
+    """Queue a notification about HotDash itself (no deploy) to every app's webhook: whoever
+    operates an app depends on HotDash. ``subject`` is added to the payload as is.
+
+    Call inside the transaction of the change it announces; delivery starts after commit.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}; one of {', '.join(EVENTS)}")
+    payload = _message(event, [headline, *lines], ["HotDash"]) | subject
+    apps = App.objects.exclude(notification_webhook_url="").order_by("name")
+    return [_queue(app=app, deploy=None, event=event, payload=payload) for app in apps]
+
+
+def _queue(*, app: App, deploy: Deploy | None, event: str, payload: dict) -> Notification:
     notification = Notification.objects.create(
-        app=app,
-        deploy=deploy,
-        event=event,
-        payload=_payload(deploy, event, detail),
-        next_attempt_at=timezone.now(),
+        app=app, deploy=deploy, event=event, payload=payload, next_attempt_at=timezone.now()
     )
     transaction.on_commit(lambda: _send_task(notification.pk, attempt=1, countdown=None))
     return notification

@@ -1,5 +1,23 @@
 """Celery tasks, one module per topic; importing them here registers them with the app."""
 
-from deployments.tasks import approvals, deploys, notifications, ops, previews, releases, webhooks
+from deployments.tasks import (
+    approvals,
+    backups,
+    deploys,
+    notifications,
+    ops,
+    previews,
+    releases,
+    webhooks,
+)
 
-__all__ = ["approvals", "deploys", "notifications", "ops", "previews", "releases", "webhooks"]
+__all__ = [
+    "approvals",
+    "backups",
+    "deploys",
+    "notifications",
+    "ops",
+    "previews",
+    "releases",
+    "webhooks",
+]
