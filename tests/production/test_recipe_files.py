@@ -1,17 +1,19 @@
-"""The Dockerfile's collectstatic step, run as written (no container daemon here): settings
-load with only the variables it gives, and every static file gets a hashed, gzipped copy."""
+"""The recipe's files: the Dockerfile's collectstatic step run as written (no container daemon
+here), and what fly.toml promises the platform."""
 
 from __future__ import annotations
 
 import json
 import os
+import runpy
 import shlex
 import subprocess
 import sys
 from itertools import takewhile
 from pathlib import Path
 
-from tests.production.conftest import ROOT
+from hotdash.security import SECRET_SETTINGS
+from tests.production.conftest import FLY_TOML, ROOT
 
 
 def dockerfile_step(containing: str) -> str:
@@ -46,3 +48,24 @@ def test_the_image_build_collects_hashed_compressed_static_files(tmp_path):
         assert (collected / hashed).is_file()
         if source.endswith((".css", ".js")):
             assert (collected / f"{hashed}.gz").is_file()
+
+
+def test_fly_toml_restarts_every_process_and_stops_them_gracefully():
+    groups = set(FLY_TOML["processes"])
+    assert groups == {"web", "worker", "beat"}
+    always = {
+        g for rule in FLY_TOML["restart"] if rule["policy"] == "always" for g in rule["processes"]
+    }
+    assert always == groups
+    assert FLY_TOML["kill_signal"] == "SIGTERM"
+    gunicorn = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert gunicorn["graceful_timeout"] < FLY_TOML["kill_timeout"]
+
+
+def test_fly_toml_serves_only_web_checked_on_health_and_holds_no_secret():
+    service = FLY_TOML["http_service"]
+    assert service["processes"] == ["web"]
+    assert [check["path"] for check in service["checks"]] == ["/health"]
+    assert service["min_machines_running"] >= 1
+    assert "manage.py migrate" in FLY_TOML["deploy"]["release_command"]
+    assert not set(SECRET_SETTINGS) & set(FLY_TOML["env"])
