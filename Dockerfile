@@ -14,6 +14,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOTDASH_VAR_DIR=/app/var \
     STATIC_ROOT=/app/staticfiles
 
+# pg_dump and pg_restore (the backup job runs them on workers) from the PostgreSQL project's
+# repository, of the server's major version: a newer client writes dumps an older server
+# cannot restore, Debian's own is too old for a current server. Build with
+# --build-arg PG_MAJOR=17 for a PostgreSQL 17 server.
+ARG PG_MAJOR=16
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+    && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+    && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first: this layer is rebuilt only when requirements.txt changes.
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /opt/venv \
