@@ -1,10 +1,13 @@
-"""Liveness of the things HotDash cannot work without: the database and the broker."""
+"""Liveness of the things HotDash cannot work without (the database and the broker), and the
+middleware that lets platform probes reach ``/health``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,23 @@ def check_broker() -> Check:
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "broker down"
         return Check("broker", False, exc.__class__.__name__)
     return Check("broker", True, str(transport))
+
+
+class HealthProbeMiddleware:
+    """Answers ``/health`` before any other middleware reads the Host header.
+
+    Platform probes (Fly's service checks, load balancers) address a machine by its private
+    IP, which is no ALLOWED_HOSTS entry: Django's host validation would answer them 400 and
+    the platform would take every machine out of rotation. The probe gets the same answer as
+    the view gives anyone; every other path is validated as before.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == "/health":
+            from hotdash.views import health
+
+            return health(request)
+        return self.get_response(request)

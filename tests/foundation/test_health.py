@@ -13,6 +13,16 @@ def test_health_reports_database_and_broker(client, db):
     assert body["checks"]["broker"]["ok"] is True
 
 
+def test_health_answers_probes_addressed_by_private_ip(client, db):
+    """Fly's checks (like most load balancers) send the machine's private address as Host."""
+    probe = client.get("/health", HTTP_HOST="172.19.17.130:8080")
+    assert probe.status_code == 200
+    assert probe.json()["status"] == "ok"
+    # Every other path still validates the Host header.
+    assert client.get("/accounts/login/", HTTP_HOST="172.19.17.130:8080").status_code == 400
+    assert client.post("/health", HTTP_HOST="172.19.17.130:8080").status_code == 405
+
+
 def test_health_reports_a_dead_broker_as_503(client, db, settings):
     from hotdash.celery import app
 
