@@ -82,3 +82,37 @@ def test_create_api_token_prints_only_the_token(demo, capsys):
     call_command("create_api_token", "alice")
     out = capsys.readouterr().out.strip()
     assert out.startswith("hd_") and "\n" not in out
+
+
+def test_a_rollback_says_what_it_will_lock_and_mark_bad_and_that_it_has_not(
+    api, demo, requester, approver
+):
+    from deployments.services.rollbacks import rollback_request
+
+    rollback = rollback_request(
+        environment=demo.environments.get(name="production"),
+        release=demo.releases.get(version="1.1.1"),
+        requested_by=requester,
+        reason="5xx spike after 1.2.0",
+        confirmation="hot-dash",
+    )
+    body = api(approver, "get", f"/deploys/{rollback.pk}").json()
+    assert body["rollback_hold"] == {
+        "environment": "production",
+        "marks_bad": "v1.2.0",
+        "applied": False,
+        "summary": "Will lock production and mark v1.2.0 bad when approved.",
+    }
+    approved = api(approver, "post", f"/deploys/{rollback.pk}/decisions", {"decision": "approve"})
+    assert approved.json()["rollback_hold"]["summary"] == (
+        "Will lock production and mark v1.2.0 bad when it starts."
+    )
+    cancelled = api(requester, "post", f"/deploys/{rollback.pk}/cancel", {"reason": "fixed"})
+    assert cancelled.json()["rollback_hold"] == {
+        "environment": "production",
+        "marks_bad": "v1.2.0",
+        "applied": False,
+        "summary": "Did not lock production or mark v1.2.0 bad: it never started.",
+    }
+    plain = api(requester, "post", "/deploys", REQUEST).json()
+    assert plain["rollback_hold"] is None
