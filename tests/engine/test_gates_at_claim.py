@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from approvals.models import AuditEvent
@@ -228,6 +229,31 @@ def test_an_approved_rollback_locks_and_marks_bad_as_it_starts_and_not_before(
     assert waiting(rollback) == []
     production.refresh_from_db()
     assert production.current_release.version == "1.1.1" and production.is_locked
+
+
+def test_the_start_the_bad_mark_and_the_lock_commit_together_or_not_at_all(
+    demo, production, approver, sandbox, driver, monkeypatch
+):
+    rollback = rollback_to_111(production, approver)
+
+    def lock_fails(**_):
+        raise RuntimeError("lost the database mid-claim")
+
+    monkeypatch.setattr("deployments.services.rollbacks.environment_lock", lock_fails)
+    with pytest.raises(RuntimeError):
+        driver.run_once(rollback)  # marked bad, then the lock fails: the claim rolls back
+
+    rollback.refresh_from_db()
+    assert (rollback.state, rollback.started_at) == (Deploy.State.QUEUED, None)
+    assert not started(rollback) and not demo.releases.get(version="1.2.0").is_bad
+    assert not AuditEvent.objects.filter(verb="release.marked_bad").exists()
+    monkeypatch.undo()
+
+    rollback = driver.run(rollback)  # the same message, claimed again
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    production.refresh_from_db()
+    assert production.is_locked and demo.releases.get(version="1.2.0").is_bad
 
 
 def test_a_rollback_waiting_for_its_turn_locks_nothing_then_runs_ahead_of_an_older_deploy(
