@@ -8,6 +8,7 @@ from django.core.management import call_command
 from approvals.models import AuditEvent, Decision
 from deployments.models import Deploy
 from deployments.services.environments import environment_lock
+from tests.engine.conftest import rollback_to_111
 
 REQUEST = {"app": "hot-dash", "environment": "production", "version": "1.3.0", "reason": "ship"}
 
@@ -87,15 +88,7 @@ def test_create_api_token_prints_only_the_token(demo, capsys):
 def test_a_rollback_says_what_it_will_lock_and_mark_bad_and_that_it_has_not(
     api, demo, requester, approver
 ):
-    from deployments.services.rollbacks import rollback_request
-
-    rollback = rollback_request(
-        environment=demo.environments.get(name="production"),
-        release=demo.releases.get(version="1.1.1"),
-        requested_by=requester,
-        reason="5xx spike after 1.2.0",
-        confirmation="hot-dash",
-    )
+    rollback = rollback_to_111(demo.environments.get(name="production"), requester)
     body = api(approver, "get", f"/deploys/{rollback.pk}").json()
     assert body["rollback_hold"] == {
         "environment": "production",

@@ -15,7 +15,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, approval_expire_due
 from deployments.models import Deploy, Environment, FreezeWindow, Release
 from deployments.services.requests import DeployRefused, deploy_request_cancel
-from deployments.services.rollbacks import rollback_request
+from tests.engine.conftest import rollback_to_111
 
 
 def world(*, besides: Deploy | None = None) -> dict[str, Any]:
@@ -66,16 +66,6 @@ ENDED = {
 }
 
 
-def request_rollback(production, user) -> Deploy:
-    return rollback_request(
-        environment=production,
-        release=Release.objects.get(app=production.app, version="1.1.1"),
-        requested_by=user,
-        reason="5xx spike after 1.2.0",
-        confirmation="hot-dash",
-    )
-
-
 def assert_left_alone(before: dict[str, Any], deploy: Deploy, outcome: str) -> None:
     deploy.refresh_from_db()
     assert deploy.state == ENDED[outcome]
@@ -98,7 +88,7 @@ def test_a_rollback_request_that_is_not_approved_leaves_everything_as_it_was(
     outcome, colleagues_request, production, requester, approver
 ):
     before = world()
-    deploy = request_rollback(production, requester)
+    deploy = rollback_to_111(production, requester)
     assert deploy.state == Deploy.State.AWAITING_APPROVAL and not deploy.fast_path
     assert not Environment.objects.get(pk=production.pk).is_locked
     assert not Release.objects.get(app=production.app, version="1.2.0").is_bad
@@ -110,7 +100,7 @@ def test_a_fast_path_rollback_cancelled_before_it_starts_leaves_everything_as_it
     colleagues_request, production, approver
 ):
     before = world()
-    deploy = request_rollback(production, approver)
+    deploy = rollback_to_111(production, approver)
     assert deploy.state == Deploy.State.QUEUED and deploy.fast_path
     assert world(besides=deploy) == before  # queued, not started: nothing yet
     cancel(deploy, approver)
@@ -124,7 +114,7 @@ def test_a_refused_rollback_leaves_everything_as_it_was(
     before = world()
     sandbox.add_fault("status", status=403, service="fly")  # refused late, while planning
     with pytest.raises(DeployRefused) as refused:
-        request_rollback(production, request.getfixturevalue(user))
+        rollback_to_111(production, request.getfixturevalue(user))
     assert refused.value.code == "upstream_error"
     assert not Deploy.objects.filter(kind=Deploy.Kind.ROLLBACK).exists()
     assert world() == before

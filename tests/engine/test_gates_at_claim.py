@@ -17,8 +17,7 @@ from deployments.services.environments import (
     freeze_window_add,
 )
 from deployments.services.requests import deploy_request
-from deployments.services.rollbacks import rollback_request
-from tests.engine.conftest import make_deploy
+from tests.engine.conftest import make_deploy, rollback_to_111
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
 
@@ -168,16 +167,6 @@ def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_fr
     production.refresh_from_db()
     assert production.is_locked  # still locked: the override let this one deploy through
     assert production.current_release == release_130
-
-
-def rollback_to_111(production, user) -> Deploy:
-    return rollback_request(
-        environment=production,
-        release=production.app.releases.get(version="1.1.1"),
-        requested_by=user,
-        reason="5xx spike after 1.2.0",
-        confirmation="hot-dash",
-    )
 
 
 def hold_events(rollback: Deploy) -> list[tuple[str, str, str]]:

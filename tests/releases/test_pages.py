@@ -11,6 +11,7 @@ from approvals.models import AuditEvent
 from deployments.models import Deploy, Release
 from deployments.services.releases import release_mark_bad
 from deployments.services.tokens import api_token_create
+from tests.engine.conftest import rollback_to_111
 
 
 def versions(html: str) -> list[str]:
@@ -189,15 +190,7 @@ def test_rollbacks_page_shows_who_why_from_to_outcome_and_health(
 def test_a_pending_rollback_says_on_its_drawer_and_page_what_approving_will_lock_and_mark(
     client, demo, requester, approver, sandbox
 ):
-    from deployments.services.rollbacks import rollback_request
-
-    rollback = rollback_request(
-        environment=demo.environments.get(name="production"),
-        release=demo.releases.get(version="1.1.1"),
-        requested_by=requester,
-        reason="5xx spike after 1.2.0",
-        confirmation="hot-dash",
-    )
+    rollback = rollback_to_111(demo.environments.get(name="production"), requester)
     client.force_login(approver)
     drawer = client.get(reverse("approvals:deploy-drawer", args=[rollback.pk])).content.decode()
     page = client.get(reverse("deployments:deploy-detail", args=[rollback.pk])).content.decode()
