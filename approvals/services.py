@@ -1,4 +1,5 @@
-"""Approval requests and decisions: open, decide, expire, void, supersede.
+"""Approval requests and decisions: open, decide (an approval supersedes older requests),
+expire, void.
 
 Every function owns its transaction, locks the approval request row (then its deploy row, in
 that order everywhere) and writes its audit event(s) in the same transaction. A refused
@@ -108,7 +109,8 @@ def _locked(request_id: int) -> tuple[ApprovalRequest, Deploy]:
 def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) -> ApprovalRequest:
     """Put ``deploy`` (state requested) in front of approvers, bound to its exact bits.
 
-    Older pending requests for the same environment are superseded by this one.
+    Nothing else changes: older pending requests for the environment stay open until this one
+    is approved (a request that is rejected, expires or is withdrawn leaves them alone).
     """
     environment = deploy.environment
     now = timezone.now()
@@ -139,9 +141,18 @@ def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) 
         detail=f"Needs {request.approvals_required} approval(s) by "
         f"{request.expires_at:%Y-%m-%d %H:%M} UTC. Reason: {deploy.reason}",
     )
+    return request
+
+
+def _supersede_older(*, request: ApprovalRequest, actor: Any, now, ip) -> None:
+    """The approved ``request`` replaces the requests for its environment that were asked
+    before it and are still pending: they end superseded."""
+    deploy = request.deploy
     older = ApprovalRequest.objects.filter(
-        state=ApprovalRequest.State.PENDING, deploy__environment=environment
-    ).exclude(pk=request.pk)
+        state=ApprovalRequest.State.PENDING,
+        deploy__environment_id=deploy.environment_id,
+        pk__lt=request.pk,
+    )
     for old_id in older.order_by("pk").values_list("pk", flat=True):
         old, old_deploy = _locked(old_id)
         if old.state != ApprovalRequest.State.PENDING:
@@ -157,7 +168,6 @@ def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) 
             ip=ip,
         )
         deploy_supersede(old=old_deploy, new=deploy, actor=actor)
-    return request
 
 
 def _state_refusal(*, request: ApprovalRequest, deploy: Deploy, now) -> tuple[str, str]:
@@ -372,6 +382,7 @@ def _decide(
             detail=f"Approved by {user.get_username()}"
             + (f": {comment.strip()}" if comment.strip() else "")
             + "; queued.",
+            ip=ip,
         )
 
 
@@ -405,19 +416,21 @@ def _bypass(*, request: ApprovalRequest, deploy: Deploy, user: Any, reason: str,
         event="approval.bypassed",
         detail=f"Approval bypassed by {name} with {approvals} of {request.approvals_required} "
         f"approvals: {reason}; queued.",
+        ip=ip,
     )
 
 
 def _queue_approved(
-    *, request: ApprovalRequest, deploy: Deploy, actor: Any, now, event: str, detail: str
+    *, request: ApprovalRequest, deploy: Deploy, actor: Any, now, event: str, detail: str, ip
 ) -> None:
-    """The gate is passed: the request ends approved and the deploy is durably queued (its run
-    message goes out on commit)."""
+    """The gate is passed: the request ends approved, the deploy is durably queued (its run
+    message goes out on commit) and the older pending requests it replaces end superseded."""
     request.state = ApprovalRequest.State.APPROVED
     request.decided_at = now
     request.save(update_fields=["state", "decided_at"])
     deploy_queue(deploy=deploy, actor=actor)
     notification_send(deploy=deploy, event=event, detail=detail)
+    _supersede_older(request=request, actor=actor, now=now, ip=ip)
 
 
 def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:

@@ -68,6 +68,18 @@ def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:
     }
 
 
+def _hold_json(deploy: Deploy) -> dict[str, Any] | None:
+    hold = deploy.rollback_hold
+    if hold is None:
+        return None
+    return {
+        "environment": hold.environment,
+        "marks_bad": hold.marks_bad or None,
+        "applied": hold.applied,
+        "summary": hold.summary,
+    }
+
+
 def deploy_json(deploy: Deploy) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return value.isoformat() if value else None
@@ -90,6 +102,7 @@ def deploy_json(deploy: Deploy) -> dict[str, Any]:
         "overrides": deploy.overrides,
         "override_reason": deploy.override_reason,
         "superseded_by": deploy.superseded_by_id,
+        "rollback_hold": _hold_json(deploy),
         "error": deploy.error,
         "created_at": iso(deploy.created_at),
         "queued_at": iso(deploy.queued_at),
@@ -225,6 +238,27 @@ _DEPLOY = {
         "overrides": {"type": "array", "items": {"type": "string"}},
         "override_reason": {"type": "string"},
         "superseded_by": {"type": ["integer", "null"]},
+        "rollback_hold": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "description": "A person's rollback locks its environment and marks the "
+                    "release it rolls away from bad as it starts, never before.",
+                    "required": ["environment", "marks_bad", "applied", "summary"],
+                    "properties": {
+                        "environment": {"type": "string"},
+                        "marks_bad": _NULLABLE_STRING,
+                        "applied": {"type": "boolean", "description": "It started: both done."},
+                        "summary": {
+                            "type": "string",
+                            "description": 'e.g. "Will lock production and mark v1.2.0 bad '
+                            'when approved."',
+                        },
+                    },
+                },
+            ]
+        },
         "error": {"type": "string"},
         "created_at": _NULLABLE_STRING,
         "queued_at": _NULLABLE_STRING,

@@ -5,6 +5,8 @@ Domain rules live in services; these models keep invariants the database can enf
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -356,6 +358,39 @@ class Deploy(models.Model):
     @property
     def requester_name(self) -> str:
         return self.requested_by.get_username() if self.requested_by else self.requested_by_system
+
+    @property
+    def rollback_hold(self) -> RollbackHold | None:
+        """What a person's rollback does to its environment as it starts, worded for its state
+        ("Will lock production and mark v1.2.0 bad when approved."); None for other kinds."""
+        if self.kind != self.Kind.ROLLBACK:
+            return None
+        environment = self.environment.name
+        marks_bad = self.previous_release.tag if self.previous_release else ""
+        applied = self.started_at is not None
+        if applied:
+            (lock, mark), when = ("Locked", "and marked"), " when it started."
+        elif self.is_terminal:
+            (lock, mark), when = ("Did not lock", "or mark"), ": it never started."
+        else:
+            (lock, mark) = ("Will lock", "and mark")
+            when = " when it starts." if self.state == self.State.QUEUED else " when approved."
+        bad = f" {mark} {marks_bad} bad" if marks_bad else ""
+        summary = f"{lock} {environment}{bad}{when}"
+        return RollbackHold(
+            environment=environment, marks_bad=marks_bad, applied=applied, summary=summary
+        )
+
+
+@dataclass(frozen=True)
+class RollbackHold:
+    """A person's rollback locks ``environment`` and marks ``marks_bad`` (the release it rolls
+    away from, if one was live) bad as it starts, never before; ``applied`` once it started."""
+
+    environment: str
+    marks_bad: str
+    applied: bool
+    summary: str
 
 
 class DeployStep(models.Model):

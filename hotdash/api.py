@@ -81,14 +81,19 @@ def api_endpoint(
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             presented = scheme == "Bearer" and bool(token.strip())
-            if presented and auth.locked(request, ip_scope="api-ip"):
-                response = error_response(
-                    429, "throttled", "Too many failed token checks from this address; try later."
-                )
-                response["Retry-After"] = str(settings.LOGIN_THROTTLE_WINDOW_SECONDS)
-                return response
             user = api_token_authenticate(raw_token=token.strip()) if presented else None
+            # The address lockout refuses failing tokens only: a valid token is never refused
+            # because of someone else's bad ones from a shared address (tokens are 256-bit
+            # random secrets, so checking one from a locked address cannot help a guesser).
             if user is None and presented:
+                if auth.locked(request, ip_scope="api-ip"):
+                    response = error_response(
+                        429,
+                        "throttled",
+                        "Too many failed token checks from this address; try later.",
+                    )
+                    response["Retry-After"] = str(settings.LOGIN_THROTTLE_WINDOW_SECONDS)
+                    return response
                 auth.failure_count(request, ip_scope="api-ip")
             if user is None:
                 response = error_response(
@@ -150,10 +155,10 @@ _PLUMBING_RESPONSES = {
     "Throttled": (
         429,
         _error_response(
-            "`throttled`: too many failed token checks from this address; no token is checked "
-            "until the window passes",
+            "`throttled`: too many failed token checks from this address; every failing token "
+            "from it is refused until the window passes (a valid token is still accepted)",
             ["throttled"],
-            **{"Retry-After": "Seconds until tokens are checked again"},
+            **{"Retry-After": "Seconds until failing tokens are counted afresh"},
         ),
     ),
     "MethodNotAllowed": (

@@ -7,7 +7,8 @@ Redis) in fixed windows of LOGIN_THROTTLE_WINDOW_SECONDS that start at the first
   a successful sign-in clears its count;
 * per client address (hotdash.permissions.client_ip, so a spoofed X-Forwarded-For counts for
   nothing): LOGIN_THROTTLE_IP_LIMIT failures lock the address; success does not clear it, so
-  one valid account cannot launder a spray. Failed API tokens have their own per-address count.
+  one valid account cannot launder a spray. Failed API tokens have their own per-address count,
+  which refuses further failing tokens from the address but never a valid one (hotdash.api).
 
 A locked attempt is answered 429 with a generic message before any password is checked, and
 each lockout is audited once per window.

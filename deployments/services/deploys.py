@@ -490,11 +490,14 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
     """queued → running (inside the lease's transaction, holding the environment's row) when
     it is this deploy's turn — automatic rollbacks first, then a person's rollbacks, then
     FIFO — the one-active-deploy index agrees, and the environment's lock and freeze windows
-    (checked again at each poll: they may have begun since the request) let it through.
-    Returns why it waits instead, or "" once running. A deploy whose approval or release no
-    longer holds ends failed, and one that would undo a newer release that went live since
-    it was requested ends superseded: both before anything is written to Fly or GitHub."""
+    (checked again at each poll: they may have begun since the request) let it through. A
+    person's rollback marks the release it rolls away from bad and locks the environment in
+    the same transaction as it starts. Returns why it waits instead, or "" once running. A
+    deploy whose approval or release no longer holds ends failed, and one that would undo a
+    newer release that went live since it was requested ends superseded: both before
+    anything is written to Fly or GitHub."""
     from deployments.services.requests import deploy_gate_refusal
+    from deployments.services.rollbacks import rollback_hold
 
     env = (
         Environment.objects.select_for_update(of=("self",))
@@ -506,13 +509,11 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
     if problems:
         _end_approval_invalid(deploy, problems)
         return ""
-    passed = set(deploy.overrides)
-    if deploy.kind == Deploy.Kind.ROLLBACK:
-        # A person's rollback locks the environment in its own request (rollback_request): the
-        # lock keeps new deploys out, not the rollback. Automatic ones skip every gate.
-        passed.add("lock")
+    # A person's rollback passes the gates like any deploy: the lock it implies is applied
+    # only as it starts (below), so a lock it finds here is someone else's (an admin's, or an
+    # earlier rollback's) and holds it until a person unlocks. Automatic ones skip every gate.
     gate = deploy_gate_refusal(
-        environment=env, applied=passed, kind=deploy.kind, now=timezone.now()
+        environment=env, applied=set(deploy.overrides), kind=deploy.kind, now=timezone.now()
     )
     if gate is not None:
         return f"Waiting: {gate.message}"
@@ -543,6 +544,8 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
             deploy.attempts += 1
             _log(deploy, f"Started on worker {worker}.")
             _audit(deploy=deploy, actor="worker", verb="deploy.started")
+            if deploy.kind == Deploy.Kind.ROLLBACK:
+                rollback_hold(deploy=deploy)
             return ""
     if blocker is None:
         return f"Waiting: environment {env.name} is busy."
@@ -1405,8 +1408,8 @@ def _no_rollback_reason(deploy: Deploy) -> str:
 
 def _queued_before(deploy: Deploy) -> Q:
     """Deploys queued ahead of ``deploy`` for its environment: automatic rollbacks first (the
-    environment is broken), then a person's rollbacks (the lock their own request set holds
-    the others back), then first come, first served."""
+    environment is broken), then a person's rollbacks (once one starts, the lock it applies
+    holds the others back), then first come, first served."""
     earlier = Q(queued_at__lt=deploy.queued_at) | Q(queued_at=deploy.queued_at, pk__lt=deploy.pk)
     if deploy.kind in QUEUE_ORDER:
         rank = QUEUE_ORDER.index(deploy.kind)

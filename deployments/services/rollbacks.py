@@ -1,8 +1,11 @@
 """Rollbacks: back to a known-good release through the deploy engine, and make it stick.
 
-A rollback is a deploy of ``kind=rollback`` requested through deploy_request. In the same
-transaction the release rolled away from is marked bad and the environment is locked, so
-nobody redeploys the bad version or ships something new until a person has looked.
+A rollback is a deploy of ``kind=rollback`` requested through deploy_request. Like every
+request it changes nothing but itself until it is decided: only when the engine starts it
+(rollback_hold, in the claim's transaction) is the release rolled away from marked bad and
+the environment locked, so nobody redeploys the bad version or ships something new from the
+rollback's start until a person has looked. A rollback that is refused, rejected, expires or
+is cancelled leaves both as they were.
 """
 
 from __future__ import annotations
@@ -81,8 +84,8 @@ def rollback_request(
         environment=environment, release=release, live_healthy=live_healthy, user=requested_by
     )
     refusal: DeployRefused | None = None
-    # One transaction: the rollback, the bad mark and the lock commit together (the run
-    # message is sent on commit). A refusal's audit event commits on its own.
+    # One transaction: the rollback and its audit event commit together (the run message is
+    # sent on commit). A refusal's audit event commits on its own.
     with transaction.atomic():
         try:
             deploy = deploy_request(
@@ -106,23 +109,6 @@ def rollback_request(
             )
             Deploy.objects.filter(pk=deploy.pk).update(rollback_of=rolled_back)
             deploy.rollback_of = rolled_back
-            who = requested_by.get_username()
-            away = rolled_away.tag if rolled_away else environment.current_image_ref or "nothing"
-            if rolled_away is not None:
-                release_mark_bad(
-                    release=rolled_away,
-                    actor=requested_by,
-                    reason=f"Rolled back in {environment.name} by {who} "
-                    f"(rollback #{deploy.pk}): {reason.strip()}",
-                    ip=ip,
-                )
-            environment_lock(
-                environment=environment,
-                actor="system",
-                reason=f"Rolled back from {away} to {release.tag} by {who} (rollback "
-                f"#{deploy.pk}): {reason.strip()}. Unlock once the incident is understood.",
-                ip=ip,
-            )
             record(
                 actor=requested_by,
                 verb="rollback.requested",
@@ -130,15 +116,50 @@ def rollback_request(
                 app=app.name,
                 environment=environment.name,
                 data={
-                    "from": away,
+                    "from": _away(deploy),
                     "to": release.tag,
                     "reason": reason.strip(),
                     "fast_path": fast,
                     "policy": explanation,
                     "state": deploy.state,
+                    "on_start": deploy.rollback_hold.summary,
                 },
                 ip=ip,
             )
     if refusal is not None:
         raise refusal
     return deploy
+
+
+def _away(deploy: Deploy) -> str:
+    """What the rollback replaces, as it was live when it was requested."""
+    if deploy.previous_release is not None:
+        return deploy.previous_release.tag
+    return deploy.previous_image_ref or "nothing"
+
+
+def rollback_hold(*, deploy: Deploy) -> None:
+    """Apply what a person's rollback implies, as it starts: mark the release it rolls away
+    from (live when it was requested, as its approvers saw) bad and lock the environment.
+
+    The engine calls this inside the transaction that claims the rollback, holding the
+    environment's row, so the start, the mark and the lock commit together: no other claim or
+    request sees the rollback started without them. Both are audited (``release.marked_bad``
+    by the requester, whose judgement it is; ``environment.locked`` by the system).
+    """
+    who = deploy.requester_name
+    reason = deploy.reason.strip()
+    if deploy.previous_release is not None:
+        release_mark_bad(
+            release=deploy.previous_release,
+            actor=deploy.requested_by,
+            reason=f"Rolled back in {deploy.environment.name} by {who} "
+            f"(rollback #{deploy.pk}): {reason}",
+        )
+    target = deploy.release.tag if deploy.release else deploy.image_ref
+    environment_lock(
+        environment=deploy.environment,
+        actor="system",
+        reason=f"Rolled back from {_away(deploy)} to {target} by {who} (rollback "
+        f"#{deploy.pk}): {reason}. Unlock once the incident is understood.",
+    )

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from approvals.models import AuditEvent, Decision
 from deployments.models import Deploy
 from deployments.services.environments import environment_lock
+from tests.engine.conftest import rollback_to_111
 
 REQUEST = {"app": "hot-dash", "environment": "production", "version": "1.3.0", "reason": "ship"}
 
@@ -82,3 +83,29 @@ def test_create_api_token_prints_only_the_token(demo, capsys):
     call_command("create_api_token", "alice")
     out = capsys.readouterr().out.strip()
     assert out.startswith("hd_") and "\n" not in out
+
+
+def test_a_rollback_says_what_it_will_lock_and_mark_bad_and_that_it_has_not(
+    api, demo, requester, approver
+):
+    rollback = rollback_to_111(demo.environments.get(name="production"), requester)
+    body = api(approver, "get", f"/deploys/{rollback.pk}").json()
+    assert body["rollback_hold"] == {
+        "environment": "production",
+        "marks_bad": "v1.2.0",
+        "applied": False,
+        "summary": "Will lock production and mark v1.2.0 bad when approved.",
+    }
+    approved = api(approver, "post", f"/deploys/{rollback.pk}/decisions", {"decision": "approve"})
+    assert approved.json()["rollback_hold"]["summary"] == (
+        "Will lock production and mark v1.2.0 bad when it starts."
+    )
+    cancelled = api(requester, "post", f"/deploys/{rollback.pk}/cancel", {"reason": "fixed"})
+    assert cancelled.json()["rollback_hold"] == {
+        "environment": "production",
+        "marks_bad": "v1.2.0",
+        "applied": False,
+        "summary": "Did not lock production or mark v1.2.0 bad: it never started.",
+    }
+    plain = api(requester, "post", "/deploys", REQUEST).json()
+    assert plain["rollback_hold"] is None

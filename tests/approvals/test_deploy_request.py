@@ -174,13 +174,26 @@ def test_fly_outage_refuses_without_creating(request_deploy, sandbox):
     _refused(request_deploy, "upstream_error")
 
 
-def test_a_newer_request_supersedes_the_pending_one(request_deploy, demo):
+def test_approving_a_newer_request_supersedes_the_older_pending_one_but_asking_does_not(
+    request_deploy, demo, approver
+):
+    from approvals.services import approval_decide
     from deployments.models import Release
 
     first = request_deploy()
     second = request_deploy(release=Release.objects.get(app=demo, version="1.3.0-rc.1"))
+    third = request_deploy(reason="and a later one")
+    first.refresh_from_db()
+    assert first.state == Deploy.State.AWAITING_APPROVAL  # asking replaces nobody's request
+    assert not AuditEvent.objects.filter(verb="approval.superseded").exists()
+
+    approval_decide(request=second.approval_request, user=approver, verdict="approve")
+
     first.refresh_from_db()
     assert first.state == Deploy.State.SUPERSEDED
     assert first.superseded_by == second
     assert first.approval_request.state == ApprovalRequest.State.SUPERSEDED
-    assert AuditEvent.objects.filter(verb="approval.superseded").count() == 1
+    [event] = AuditEvent.objects.filter(verb="approval.superseded")
+    assert (event.actor_name, event.data["superseded_by"]) == ("approver", second.pk)
+    third.refresh_from_db()
+    assert third.state == Deploy.State.AWAITING_APPROVAL  # newer than the approved one

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, AuditEvent, Decision
 from approvals.selectors import commits_between
-from approvals.services import approval_expire_due, approval_void_changed
+from approvals.services import approval_decide, approval_expire_due, approval_void_changed
 from deployments.models import Deploy, Environment, Release
 from deployments.services.environments import environment_lock, freeze_window_add
 from deployments.services.requests import deploy_request_cancel
@@ -259,16 +259,20 @@ def _closing_line(html: str) -> str:
 
 
 def test_a_superseded_request_names_who_replaced_it_and_links_the_newer_deploy(
-    client, half_approved, request_deploy
+    client, half_approved, request_deploy, approver, second_approver
 ):
     newer = request_deploy(reason="ship it with the fix")
+    half_approved.refresh_from_db()
+    assert half_approved.state == ApprovalRequest.State.PENDING  # a request alone replaces nothing
+    for user in (approver, second_approver):
+        approval_decide(request=newer.approval_request, user=user, verdict="approve")
     half_approved.refresh_from_db()
     assert half_approved.state == ApprovalRequest.State.SUPERSEDED
     for html in _both_drawers(client, half_approved):
         line = _closing_line(html)
-        assert "Superseded" in line and "by <strong>requester</strong> at " in line
+        assert "Superseded" in line and "by <strong>approver2</strong> at " in line
         assert f'superseded by <a href="/deploys/{newer.pk}/">#{newer.pk}</a>' in line
-        assert "approver" not in line and "fine by me" not in line
+        assert "fine by me" not in line
 
 
 def test_an_expired_request_was_closed_by_the_system_not_the_last_approver(client, half_approved):

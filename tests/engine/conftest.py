@@ -57,6 +57,20 @@ def make_deploy(
     return deploy
 
 
+def rollback_to_111(production: Environment, user) -> Deploy:
+    """A person's rollback of the demo's production from v1.2.0 to v1.1.1: queued at once on
+    the fast path for an approver, awaiting approval for a deployer."""
+    from deployments.services.rollbacks import rollback_request
+
+    return rollback_request(
+        environment=production,
+        release=production.app.releases.get(version="1.1.1"),
+        requested_by=user,
+        reason="5xx spike after 1.2.0",
+        confirmation="hot-dash",
+    )
+
+
 def pending_token(deploy: Deploy) -> str:
     deploy.refresh_from_db()
     return deploy.lease_owner.removeprefix("next:")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from approvals.models import AuditEvent
@@ -16,8 +17,7 @@ from deployments.services.environments import (
     freeze_window_add,
 )
 from deployments.services.requests import deploy_request
-from deployments.services.rollbacks import rollback_request
-from tests.engine.conftest import make_deploy
+from tests.engine.conftest import make_deploy, rollback_to_111
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
 
@@ -169,54 +169,141 @@ def test_an_admin_lock_override_starts_on_the_locked_environment_but_not_in_a_fr
     assert production.current_release == release_130
 
 
-def test_a_persons_rollback_runs_on_the_environment_its_own_request_locked(
-    demo, production, approver, sandbox, driver
-):
-    target = demo.releases.get(version="1.1.1")
-    rollback = rollback_request(
-        environment=production,
-        release=target,
-        requested_by=approver,
-        reason="5xx spike after 1.2.0",
-        confirmation="hot-dash",
+def hold_events(rollback: Deploy) -> list[tuple[str, str, str]]:
+    """The audit events of the rollback's start, in chain order: (verb, target, actor)."""
+    started = AuditEvent.objects.get(
+        verb="deploy.started", target_type="deploy", target_id=str(rollback.pk)
     )
+    after = AuditEvent.objects.filter(id__gte=started.id).order_by("id")[:3]
+    return [(e.verb, e.target_repr, e.actor_name) for e in after]
+
+
+def test_an_approved_rollback_locks_and_marks_bad_as_it_starts_and_not_before(
+    demo, production, requester, approver, sandbox, driver
+):
+    bad = demo.releases.get(version="1.2.0")
+    rollback = rollback_to_111(production, requester)
+    assert rollback.state == Deploy.State.AWAITING_APPROVAL
+    approval_decide(request=rollback.approval_request, user=approver, verdict="approve")
+    rollback.refresh_from_db()
     production.refresh_from_db()
-    assert production.is_locked and rollback.state == Deploy.State.QUEUED
+    bad.refresh_from_db()
+    assert rollback.state == Deploy.State.QUEUED  # approved, not started: nothing yet
+    assert not production.is_locked and not bad.is_bad
+
+    driver.run_once(rollback)  # the claim: queued -> running, lock and mark in one commit
+
+    rollback.refresh_from_db()
+    production.refresh_from_db()
+    bad.refresh_from_db()
+    assert rollback.state == Deploy.State.RUNNING
+    assert production.is_locked and production.locked_by is None
+    assert production.lock_reason.startswith(
+        f"Rolled back from v1.2.0 to v1.1.1 by requester (rollback #{rollback.pk}): "
+        "5xx spike after 1.2.0."
+    )
+    assert bad.is_bad and bad.bad_marked_by == requester
+    assert bad.bad_reason == (
+        f"Rolled back in production by requester (rollback #{rollback.pk}): 5xx spike after 1.2.0"
+    )
+    assert hold_events(rollback) == [
+        ("deploy.started", f"Deploy #{rollback.pk}", "worker"),
+        ("release.marked_bad", "hot-dash v1.2.0", "requester"),
+        ("environment.locked", "hot-dash/production", "system"),
+    ]
 
     rollback = driver.run(rollback)
 
     assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
     assert waiting(rollback) == []
     production.refresh_from_db()
-    assert production.current_release == target and production.is_locked
+    assert production.current_release.version == "1.1.1" and production.is_locked
 
 
-def test_a_persons_rollback_runs_ahead_of_an_older_deploy_its_own_lock_holds(
+def test_the_start_the_bad_mark_and_the_lock_commit_together_or_not_at_all(
+    demo, production, approver, sandbox, driver, monkeypatch
+):
+    rollback = rollback_to_111(production, approver)
+
+    def lock_fails(**_):
+        raise RuntimeError("lost the database mid-claim")
+
+    monkeypatch.setattr("deployments.services.rollbacks.environment_lock", lock_fails)
+    with pytest.raises(RuntimeError):
+        driver.run_once(rollback)  # marked bad, then the lock fails: the claim rolls back
+
+    rollback.refresh_from_db()
+    assert (rollback.state, rollback.started_at) == (Deploy.State.QUEUED, None)
+    assert not started(rollback) and not demo.releases.get(version="1.2.0").is_bad
+    assert not AuditEvent.objects.filter(verb="release.marked_bad").exists()
+    monkeypatch.undo()
+
+    rollback = driver.run(rollback)  # the same message, claimed again
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    production.refresh_from_db()
+    assert production.is_locked and demo.releases.get(version="1.2.0").is_bad
+
+
+def test_a_rollback_waiting_for_its_turn_locks_nothing_then_runs_ahead_of_an_older_deploy(
     demo, production, release_130, requester, approver, sandbox, driver
 ):
     running = make_deploy(production, release_130, requested_by=requester)
     running = driver.run(running, until=lambda d: d.state == Deploy.State.RUNNING)
     older = make_deploy(production, release_130, requested_by=requester)
     driver.tick(1)
-    target = demo.releases.get(version="1.1.1")
-    rollback = rollback_request(
-        environment=production,
-        release=target,
-        requested_by=approver,
-        reason="5xx spike",
-        confirmation="hot-dash",
-    )
+    rollback = rollback_to_111(production, approver)  # the fast path: queued at once
     assert older.queued_at < rollback.queued_at
+
+    driver.run_once(rollback)  # the environment is busy: not started, so nothing applied
+
+    rollback.refresh_from_db()
+    production.refresh_from_db()
+    assert rollback.state == Deploy.State.QUEUED
+    assert waiting(rollback) == [
+        f"Waiting: environment production is busy with deploy #{running.pk}."
+    ]
+    assert not production.is_locked and not demo.releases.get(version="1.2.0").is_bad
+
     running = driver.run(running)
     assert running.state == Deploy.State.SUCCEEDED, running.error
+    driver.run_once(older)  # a person's rollback goes first
+    older.refresh_from_db()
+    assert (
+        waiting(older)[-1] == f"Waiting: environment production is busy with deploy #{rollback.pk}."
+    )
 
-    driver.run_once(older)
     rollback = driver.run(rollback)
 
     assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
-    assert waiting(rollback) == []
+    production.refresh_from_db()
+    assert production.current_release.version == "1.1.1" and production.is_locked
+    driver.run_once(older)  # then the lock it applied as it started holds the older deploy
     older.refresh_from_db()
     assert older.state == Deploy.State.QUEUED and not started(older)
     assert waiting(older)[-1].startswith("Waiting: hot-dash/production is locked by system")
+    assert len(sandbox.calls("POST", UPDATE, service="fly")) == 4  # 1.3.0 and back, only
+
+
+def test_a_persons_rollback_waits_for_a_lock_it_did_not_set_like_any_deploy(
+    production, approver, admin_user, sandbox, driver
+):
+    rollback = rollback_to_111(production, approver)
+    locked = environment_lock(environment=production, actor=admin_user, reason="incident 42")
+
+    driver.run_once(rollback)
+
+    rollback.refresh_from_db()
+    assert rollback.state == Deploy.State.QUEUED and not started(rollback)
+    assert waiting(rollback) == [
+        f"Waiting: hot-dash/production is locked by root since "
+        f"{locked.locked_at:%Y-%m-%d %H:%M} UTC: incident 42"
+    ]
+    assert fly_writes(sandbox) == []
+
+    environment_unlock(environment=production, actor=admin_user, reason="look, then roll back")
+    rollback = driver.run(rollback)
+
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
     production.refresh_from_db()
-    assert production.current_release == target and production.is_locked
+    assert production.is_locked and production.lock_reason.startswith("Rolled back from v1.2.0")

@@ -57,6 +57,7 @@ def test_rollback_asks_for_the_app_name_on_production_then_follows_to_success(
     )
     assert "Type the app name (hot-dash) to confirm: " in output
     assert "Fast path: no approval needed" in output
+    assert "Will lock production and mark v1.2.0 bad when it starts." in output
     assert "state: queued" in output and "state: running" in output
     assert "— done" in output
     deploy = Deploy.objects.get(kind=Deploy.Kind.ROLLBACK)

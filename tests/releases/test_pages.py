@@ -11,6 +11,7 @@ from approvals.models import AuditEvent
 from deployments.models import Deploy, Release
 from deployments.services.releases import release_mark_bad
 from deployments.services.tokens import api_token_create
+from tests.engine.conftest import rollback_to_111
 
 
 def versions(html: str) -> list[str]:
@@ -182,7 +183,23 @@ def test_rollbacks_page_shows_who_why_from_to_outcome_and_health(
         "pending",
     ):
         assert text in row
-    assert "Locked by system: Rolled back from v1.3.0-rc.1 to v1.2.0" in html.content.decode()
+    assert "Will lock staging and mark v1.3.0-rc.1 bad when it starts." in row
+    assert "Locked by system" not in html.content.decode()  # queued, not started
+
+
+def test_a_pending_rollback_says_on_its_drawer_and_page_what_approving_will_lock_and_mark(
+    client, demo, requester, approver, sandbox
+):
+    rollback = rollback_to_111(demo.environments.get(name="production"), requester)
+    client.force_login(approver)
+    drawer = client.get(reverse("approvals:deploy-drawer", args=[rollback.pk])).content.decode()
+    page = client.get(reverse("deployments:deploy-detail", args=[rollback.pk])).content.decode()
+    for html in (drawer, page):
+        hold = html[html.index('id="rollback-hold"') :]
+        assert hold[: hold.index("</")].endswith(
+            ">Will lock production and mark v1.2.0 bad when approved."
+        )
+    assert "hot-dash/production is not locked." in drawer
 
 
 # --- the API ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Rollbacks: policy (fast path or approval), the sticky bad mark and lock, proof of health."""
+"""Rollbacks: policy (fast path or approval), the sticky bad mark and lock (applied as the
+rollback starts), proof of health."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def release(demo, version) -> Release:
     return demo.releases.get(version=version)
 
 
-def test_fast_path_rollback_queues_marks_bad_and_locks(demo, production, approver):
+def test_fast_path_rollback_queues_and_marks_bad_and_locks_as_it_starts(
+    demo, production, approver, driver
+):
     deploy = rollback_request(
         environment=production,
         release=release(demo, "1.1.1"),
@@ -37,15 +40,21 @@ def test_fast_path_rollback_queues_marks_bad_and_locks(demo, production, approve
     )
     assert deploy.previous_release.version == "1.2.0"
     assert deploy.rollback_of.release.version == "1.2.0"
+    event = AuditEvent.objects.get(verb="rollback.requested")
+    assert event.data["fast_path"] is True and event.data["from"] == "v1.2.0"
+    assert event.data["on_start"] == "Will lock production and mark v1.2.0 bad when it starts."
+    assert event.actor_name == "approver" and event.environment_name == "production"
+    production.refresh_from_db()
+    assert not release(demo, "1.2.0").is_bad and not production.is_locked  # not started yet
+
+    driver.run_once(deploy)
+
     bad = release(demo, "1.2.0")
     assert bad.is_bad and bad.bad_marked_by == approver
     assert "5xx spike after 1.2.0" in bad.bad_reason and f"#{deploy.pk}" in bad.bad_reason
     production.refresh_from_db()
     assert production.is_locked and production.locked_by is None
     assert production.lock_reason.startswith("Rolled back from v1.2.0 to v1.1.1 by approver")
-    event = AuditEvent.objects.get(verb="rollback.requested")
-    assert event.data["fast_path"] is True and event.data["from"] == "v1.2.0"
-    assert event.actor_name == "approver" and event.environment_name == "production"
 
 
 def test_no_fast_path_for_a_target_that_was_never_live(demo, production, approver):
@@ -115,14 +124,15 @@ def test_a_refused_rollback_changes_nothing(demo, production, approver, admin_us
     assert AuditEvent.objects.filter(verb="deploy.refused").count() == 1  # kept, not rolled back
 
 
-def test_the_bad_mark_blocks_redeploy_until_cleared(demo, production, approver, admin_user):
-    rollback_request(
+def test_the_bad_mark_blocks_redeploy_until_cleared(demo, production, approver, admin_user, driver):
+    rollback = rollback_request(
         environment=production,
         release=release(demo, "1.1.1"),
         requested_by=approver,
         reason="incident",
         confirmation="hot-dash",
     )
+    assert driver.run(rollback).state == Deploy.State.SUCCEEDED
     environment_unlock(environment=production, actor=admin_user, reason="incident understood")
     bad = release(demo, "1.2.0")
     with pytest.raises(DeployRefused) as info:

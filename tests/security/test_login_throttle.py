@@ -1,6 +1,7 @@
 """Sign-in throttling: 5 failures lock a username (from any address), 20
 lock an address; locked attempts get 429 without a password check; each lockout is audited once
-per window; a spoofed X-Forwarded-For changes nothing; failed API tokens count per address."""
+per window; a spoofed X-Forwarded-For changes nothing; failed API tokens count per address and
+lock out further failing tokens from it, never a valid one."""
 
 from __future__ import annotations
 
@@ -145,18 +146,34 @@ def test_the_admin_signs_in_through_the_throttled_page(client, admin_user):
 
 @pytest.mark.django_db
 def test_failed_api_tokens_lock_the_address_for_the_api(client, requester):
-    token = api_token_create(user=requester, name="ci")[1]
     url = reverse("api-deploys-get", args=[1])
     # No token at all is not a guess and does not count.
     for _ in range(25):
         assert client.get(url).status_code == 401
     for n in range(20):
         assert client.get(url, headers={"Authorization": f"Bearer hd_guess{n}"}).status_code == 401
-    response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+    response = client.get(url, headers={"Authorization": "Bearer hd_guess20"})
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "throttled"
-    other = client.get(url, headers={"Authorization": f"Bearer {token}"}, REMOTE_ADDR="10.2.2.2")
-    assert other.status_code == 404  # authenticated: deploy 1 does not exist
+    other = client.get(url, headers={"Authorization": "Bearer hd_guess20"}, REMOTE_ADDR="10.2.2.2")
+    assert other.status_code == 401  # only this address is locked
     assert AuditEvent.objects.filter(verb="auth.throttled").get().data["by"] == "api-ip"
     # The sign-in page keeps its own count for the address.
     assert attempt(client, "requester", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_bad_tokens_from_a_shared_address_never_lock_out_a_valid_token(client, requester):
+    """Behind one NAT without TRUSTED_PROXIES everyone shares an address: someone else's 21
+    bad tokens refuse further bad tokens from it, never a valid one."""
+    token = api_token_create(user=requester, name="ci")[1]
+    url = reverse("api-deploys-get", args=[1])
+    for n in range(21):
+        client.get(url, headers={"Authorization": f"Bearer hd_guess{n}"})
+    guess = client.get(url, headers={"Authorization": "Bearer hd_guess21"})
+    assert guess.status_code == 429 and guess.json()["error"]["code"] == "throttled"
+    for _ in range(3):
+        valid = client.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert valid.status_code == 404  # authenticated: deploy 1 does not exist
+    assert client.get(url, headers={"Authorization": "Bearer hd_guess22"}).status_code == 429
+    assert AuditEvent.objects.filter(verb="auth.throttled").count() == 1

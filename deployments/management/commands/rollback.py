@@ -1,7 +1,8 @@
 """``python manage.py rollback APP VERSION --env ENV --reason TEXT --as USERNAME [--yes]``
 
 Same arguments, confirmation, progress and exit codes as ``deploy``; the request goes
-through rollback_request (fast-path policy, bad mark on the release rolled away from, lock).
+through rollback_request (fast-path policy). The bad mark on the release rolled away from and
+the lock are applied when the rollback starts, not when it is requested.
 """
 
 from __future__ import annotations
@@ -27,4 +28,5 @@ class Command(DeployCommand):
             self.stdout.write("Fast path: no approval needed (audited as a fast-path rollback).")
         elif deploy.state == Deploy.State.AWAITING_APPROVAL:
             self.stdout.write("Not eligible for the fast path: waiting for approval.")
+        self.stdout.write(deploy.rollback_hold.summary)
         return deploy
