@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TICK_SECONDS = 0.1  # how often exits and due restarts are looked at
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -37,7 +37,7 @@ class Child:
     argv: list[str]
     process: subprocess.Popen | None = None
     started_at: float = 0.0
-    delay: float = 0.0  # the last restart delay; 0 once it ran for --stable seconds
+    delay: float = 0.0  # the last restart delay (0: none yet)
     restart_at: float = 0.0
     restarts: int = 0
 
@@ -59,22 +59,14 @@ def describe(returncode: int) -> str:
     return f"exited with status {returncode}"
 
 
+@dataclass
 class Supervisor:
-    def __init__(
-        self,
-        children: list[Child],
-        *,
-        backoff: float = 1.0,
-        backoff_max: float = 30.0,
-        stable: float = 30.0,
-        grace: float = 10.0,
-    ) -> None:
-        self.children = children
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.stable = stable
-        self.grace = grace
-        self.signals: list[int] = []
+    children: list[Child]
+    backoff: float = 1.0  # seconds before the first restart
+    backoff_max: float = 30.0
+    stable: float = 30.0  # uptime after which the delay starts over
+    grace: float = 10.0  # from SIGTERM to SIGKILL when stopping
+    signals: list[int] = field(default_factory=list)
 
     def on_signal(self, signum: int, _frame: object) -> None:
         self.signals.append(signum)
@@ -149,23 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Run processes, restart those that exit, stop them all on Ctrl-C.",
     )
     parser.add_argument("children", nargs="+", type=parse_child, metavar="NAME=COMMAND")
-    parser.add_argument("--backoff", type=float, default=1.0, help="first restart delay (s)")
-    parser.add_argument("--backoff-max", type=float, default=30.0, help="longest delay (s)")
-    parser.add_argument(
-        "--stable", type=float, default=30.0, help="uptime (s) after which the delay resets"
-    )
-    parser.add_argument(
-        "--grace", type=float, default=10.0, help="wait (s) after SIGTERM before SIGKILL"
-    )
-    args = parser.parse_args(argv)
-    supervisor = Supervisor(
-        args.children,
-        backoff=args.backoff,
-        backoff_max=args.backoff_max,
-        stable=args.stable,
-        grace=args.grace,
-    )
-    return supervisor.run()
+    options = {
+        "backoff": "first restart delay (s)",
+        "backoff-max": "longest restart delay (s)",
+        "stable": "uptime (s) after which the delay starts over",
+        "grace": "wait (s) after SIGTERM before SIGKILL when stopping",
+    }
+    for option, meaning in options.items():
+        default = getattr(Supervisor, option.replace("-", "_"))
+        parser.add_argument(f"--{option}", type=float, default=default, help=meaning)
+    return Supervisor(**vars(parser.parse_args(argv))).run()
 
 
 if __name__ == "__main__":
