@@ -23,15 +23,14 @@ run: install
 	DEBUG=true $(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  HotDash:  http://127.0.0.1:$(PORT)/   (sandbox: http://127.0.0.1:$(SANDBOX_PORT)/)"
-	@echo "  Stop everything with Ctrl-C."
+	@echo "  Stop everything with Ctrl-C. A process that exits is restarted (with backoff)."
 	@echo ""
-	@DEBUG=true bash -c 'trap "trap - EXIT INT TERM; kill 0" EXIT INT TERM; \
-	  $(BIN)/python manage.py sandbox --port $(SANDBOX_PORT) \
-	    --webhook-url http://127.0.0.1:$(PORT)/webhooks/github & \
-	  $(BIN)/celery -A hotdash worker --loglevel INFO --concurrency 2 --hostname worker@%h & \
-	  $(BIN)/celery -A hotdash beat --loglevel INFO --schedule var/celerybeat-schedule & \
-	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload & \
-	  wait'
+	@DEBUG=true $(BIN)/python -m hotdash.supervise \
+	  "sandbox=$(BIN)/python manage.py sandbox --port $(SANDBOX_PORT) \
+	    --webhook-url http://127.0.0.1:$(PORT)/webhooks/github" \
+	  "worker=$(BIN)/celery -A hotdash worker --loglevel INFO --concurrency 2 --hostname worker@%h" \
+	  "beat=$(BIN)/celery -A hotdash beat --loglevel INFO --schedule var/celerybeat-schedule" \
+	  "web=$(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload"
 
 lint: install
 	$(BIN)/ruff check .

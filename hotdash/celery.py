@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hotdash.settings")
 
+log = logging.getLogger(__name__)
+
 app = Celery("hotdash")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+DEPLOY_RECONCILE = "deployments.tasks.deploys.deploy_reconcile"
+
+
+class ReconcileOnConnect(bootsteps.StartStopStep):
+    """Each time a worker connects to the broker (at start, and again after losing it), it
+    asks for the deploy reconciler: now, and once more just after a run lease taken before it
+    connected has surely expired. So a worker restarted after a crash, or back from a broker
+    that lost its messages, resumes the deploys left running without waiting for beat."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c) -> None:
+        from django.conf import settings
+
+        for countdown in (0, settings.DEPLOY_LEASE_SECONDS + 1):
+            try:
+                c.app.send_task(DEPLOY_RECONCILE, countdown=countdown, expires=countdown + 30)
+            except Exception:  # noqa: BLE001 - any broker failure; beat reconciles as well
+                log.warning("could not ask for the deploy reconciler; beat runs it every 30 s")
+
+
+app.steps["consumer"].add(ReconcileOnConnect)
 
 
 @task_prerun.connect

@@ -197,6 +197,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss"))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # Kombu's Redis transport, fixed so losing Redis mid-task does not kill the worker.
+    CELERY_BROKER_TRANSPORT = "hotdash.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,
         "socket_connect_timeout": 5,

@@ -106,12 +106,12 @@ def test_a_rollout_survives_its_worker_being_killed(
     assert deploy.state == Deploy.State.RUNNING
     assert deploy.lease_owner.startswith("run:w1@")
     assert second_machine not in batches.get(data__batch=2).data.get("updated", [])  # unrecorded
+    # The next worker to start resumes the deploy by itself, once w1's lease has expired.
     start_worker("w2", extra_env=worker_env(live_sandbox))
 
     wait_for(
         lambda: Deploy.objects.get(pk=deploy.pk).is_terminal,
         timeout=120,
-        reconcile=True,
         what="the second worker to finish the deploy",
     )
 
@@ -159,6 +159,11 @@ def broker_on_free_port(engine_settings):
                 )
             )
             wait_for(lambda: _listening(port), timeout=10, what="redis-server")
+
+        def kill(self) -> None:
+            """SIGKILL the running redis-server: no shutdown, and (no persistence) no data."""
+            servers[-1].kill()
+            servers[-1].wait(timeout=10)
 
     yield Broker()
     for server in servers:
@@ -214,15 +219,63 @@ def test_redis_down_at_approval_loses_nothing_and_the_deploy_runs_once_it_is_bac
     broker_on_free_port.start()
     start_worker("w1", extra_env=worker_env(live_sandbox, REDIS_URL=broker_on_free_port.url))
 
-    wait_for(
+    wait_for(  # the worker sends it itself once connected: no beat needed
         lambda: Deploy.objects.get(pk=deploy.pk).is_terminal,
         timeout=120,
-        reconcile=True,
         what="the deploy to run after Redis came back",
     )
 
     deploy.refresh_from_db()
     assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
     assert AuditEvent.objects.filter(verb="deploy.resent", target_id=str(deploy.pk)).exists()
+    machines = {m["id"] for m in live_sandbox.world.fly.summary()["hot-dash"]}
+    assert updates_per_machine(live_sandbox) == Counter(dict.fromkeys(machines, 1))
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_survives_redis_dying_mid_rollout_and_finishes_the_deploy_itself(
+    demo, live_sandbox, requester, start_worker, broker_on_free_port
+):
+    run_sandbox_clock(live_sandbox)
+    production = fast_health(demo.environments.get(name="production"))
+    deploy = make_deploy(
+        production, demo.releases.get(version="1.3.0"), requested_by=requester, queue=False
+    )
+    [second_machine] = deploy.steps.get(data__batch=2).data["machines"]
+    stuck = live_sandbox.add_fault(
+        "hang", service="fly", method="POST", path=f"/{second_machine}$", seconds=120, times=1
+    )
+    broker_on_free_port.start()
+    worker = start_worker(
+        "w1", extra_env=worker_env(live_sandbox, REDIS_URL=broker_on_free_port.url)
+    )
+    deploy_queue(deploy=deploy, actor=requester)
+    wait_for(lambda: stuck.hits == 1, timeout=60, what="the second batch to start")
+
+    # Redis dies (SIGKILL, and with it every message) while the step's task is unacknowledged,
+    # and stays down until the worker has failed to reconnect to it.
+    broker_on_free_port.kill()
+
+    def reconnecting() -> bool:
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.log()[-3000:]}"
+        return "Cannot connect to" in worker.log()
+
+    wait_for(reconnecting, timeout=30, what="the worker to fail reconnecting")
+    live_sandbox.world.hang_release.set()  # the update in flight still reaches Fly
+    broker_on_free_port.start()
+
+    # Nobody restarts anything, and nobody plays the beat's reconciler: the same worker
+    # reconnects and resumes the deploy on its own.
+    wait_for(
+        lambda: Deploy.objects.get(pk=deploy.pk).is_terminal,
+        timeout=120,
+        what="the worker to finish the deploy after Redis came back",
+    )
+
+    assert worker.process.poll() is None, worker.log()[-3000:]
+    assert "Unrecoverable error" not in worker.log()
+    deploy.refresh_from_db()
+    assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
     machines = {m["id"] for m in live_sandbox.world.fly.summary()["hot-dash"]}
     assert updates_per_machine(live_sandbox) == Counter(dict.fromkeys(machines, 1))
