@@ -27,6 +27,7 @@ from .web import Problem, Request, Response, Router
 
 DOCS = "https://docs.github.com/rest"
 REPO_ID = 424242
+WORKFLOW_ID = 161335
 BOT = "hotdash[bot]"
 DEFAULT_CHECKS = demo.REQUIRED_CHECKS
 ZERO_SHA = "0" * 40
@@ -242,8 +243,32 @@ class GitHubWorld:
     def set_check(
         self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
     ) -> None:
-        """Make check run ``name`` of a ref report ``status``/``conclusion``."""
-        self.check_overrides.setdefault(self._sha(ref), {})[name] = (status, conclusion)
+        """Make check run ``name`` of a ref report ``status``/``conclusion``; queues the
+        webhooks GitHub sends when a run, and then its whole suite, completes."""
+        sha = self._sha(ref)
+        self.check_overrides.setdefault(sha, {})[name] = (status, conclusion)
+        if status != "completed":
+            return
+        base = self.api_url
+        run = self.check_run_json(base, sha, name, status, conclusion)
+        self._queue("check_run", self._payload(action="completed", check_run=run, actor=BOT))
+        runs = self.check_runs_for(sha)
+        if all(state == "completed" for state, _ in runs.values()):
+            outcomes = {result for _, result in runs.values()}
+            overall = "failure" if outcomes - {"success", "skipped", "neutral"} else "success"
+            suite = self._check_suite_json(base, sha, run["check_suite"]["id"], overall)
+            self._queue(
+                "check_suite", self._payload(action="completed", check_suite=suite, actor=BOT)
+            )
+            self._queue(
+                "workflow_run",
+                self._payload(
+                    action="completed",
+                    workflow=self._workflow_json(base),
+                    workflow_run=self._workflow_run_json(base, sha, suite),
+                    actor=BOT,
+                ),
+            )
 
     def _latest_statuses(self, sha: str) -> list[dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
@@ -869,6 +894,103 @@ class GitHubWorld:
             "updated_at": at,
             "permissions": {"checks": "write", "contents": "write", "statuses": "write"},
             "events": ["check_run", "check_suite", "push", "pull_request", "workflow_run"],
+        }
+
+    def _head_commit(self, sha: str) -> dict[str, Any]:
+        commit = self.commits[sha]
+        person = {"name": commit["author"], "email": f"{commit['author']}@example.com"}
+        return {
+            "id": sha,
+            "tree_id": tree_sha(sha),
+            "message": commit["message"],
+            "timestamp": self.clock.iso(commit["date"]),
+            "author": person,
+            "committer": person,
+        }
+
+    def _branch_of(self, sha: str) -> str | None:
+        return next((name for name, head in self.branches.items() if head == sha), None)
+
+    def _check_suite_json(self, base: str, sha: str, suite_id: int, conclusion: str) -> dict:
+        at = self.clock.iso(self.commits[sha]["date"])
+        parents = self.commits[sha]["parents"]
+        return {
+            "id": suite_id,
+            "node_id": node_id("CS", suite_id),
+            "head_branch": self._branch_of(sha),
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "url": self._api(base, f"/check-suites/{suite_id}"),
+            "before": parents[0] if parents else ZERO_SHA,
+            "after": sha,
+            "pull_requests": [],
+            "app": self.actions_app(base),
+            "created_at": at,
+            "updated_at": self.clock.iso(),
+            "rerequestable": True,
+            "runs_rerequestable": True,
+            "latest_check_runs_count": len(self.check_runs_for(sha)),
+            "check_runs_url": self._api(base, f"/check-suites/{suite_id}/check-runs"),
+            "head_commit": self._head_commit(sha),
+        }
+
+    def _workflow_json(self, base: str) -> dict[str, Any]:
+        at = self.clock.iso(demo.EPOCH.timestamp())
+        return {
+            "id": WORKFLOW_ID,
+            "node_id": node_id("W", WORKFLOW_ID),
+            "name": "CI",
+            "path": ".github/workflows/ci.yml",
+            "state": "active",
+            "created_at": at,
+            "updated_at": at,
+            "url": self._api(base, f"/actions/workflows/{WORKFLOW_ID}"),
+            "html_url": self._web(base, "/blob/main/.github/workflows/ci.yml"),
+            "badge_url": self._web(base, "/workflows/CI/badge.svg"),
+        }
+
+    def _workflow_run_json(self, base: str, sha: str, suite: dict[str, Any]) -> dict[str, Any]:
+        run_id = suite["id"] * 3
+        url = self._api(base, f"/actions/runs/{run_id}")
+        repo = self.repository(base)
+        author = self.commits[sha]["author"]
+        return {
+            "id": run_id,
+            "node_id": node_id("WFR", run_id),
+            "name": "CI",
+            "path": ".github/workflows/ci.yml",
+            "display_title": self.commits[sha]["message"].splitlines()[0],
+            "run_number": self.commits[sha]["seq"] + 1,
+            "run_attempt": 1,
+            "event": "push",
+            "status": "completed",
+            "conclusion": suite["conclusion"],
+            "workflow_id": WORKFLOW_ID,
+            "check_suite_id": suite["id"],
+            "check_suite_node_id": suite["node_id"],
+            "check_suite_url": suite["url"],
+            "head_branch": suite["head_branch"],
+            "head_sha": sha,
+            "head_commit": self._head_commit(sha),
+            "head_repository": repo,
+            "repository": repo,
+            "actor": user(base, author),
+            "triggering_actor": user(base, author),
+            "pull_requests": [],
+            "referenced_workflows": [],
+            "created_at": suite["created_at"],
+            "updated_at": suite["updated_at"],
+            "run_started_at": suite["created_at"],
+            "url": url,
+            "html_url": self._web(base, f"/actions/runs/{run_id}"),
+            "jobs_url": f"{url}/jobs",
+            "logs_url": f"{url}/logs",
+            "artifacts_url": f"{url}/artifacts",
+            "cancel_url": f"{url}/cancel",
+            "rerun_url": f"{url}/rerun",
+            "previous_attempt_url": None,
+            "workflow_url": self._api(base, f"/actions/workflows/{WORKFLOW_ID}"),
         }
 
     def _status_json(self, base: str, sha: str, status: dict[str, Any]) -> dict[str, Any]:

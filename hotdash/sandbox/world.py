@@ -250,9 +250,10 @@ class World:
     def set_check(
         self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
     ) -> None:
-        """Make a check run of a commit report ``status``/``conclusion``."""
-        with self.lock:
-            self.github.set_check(ref, name, status, conclusion)
+        """Make a check run of a commit report ``status``/``conclusion``; a completed one
+        delivers ``check_run.completed`` (and, once every run of the commit has completed,
+        ``check_suite.completed`` and ``workflow_run.completed``)."""
+        self._activity(lambda: self.github.set_check(ref, name, status, conclusion))
 
     # --- the request log -----------------------------------------------------------------
 
