@@ -9,7 +9,6 @@ answered, so a test can prove that every route was exercised and validated.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from hotdash.sandbox.web import Router
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 _PARAM = re.compile(r"\{[^}]*\}")
+_PARAM_REGEX = re.compile(r":[^}]*\}")  # the regex part of a sandbox route's {name:regex}
 
 
 def shape(path: str) -> str:
@@ -194,10 +194,3 @@ def described_routes(router: Router, reference: Reference) -> dict[str, str | No
         f"{method} {pattern}": reference.operation(method, _PARAM_REGEX.sub("}", pattern))
         for method, pattern in router.routes()
     }
-
-
-_PARAM_REGEX = re.compile(r":[^}]*\}")
-
-
-def load_json(path: Any) -> dict[str, Any]:
-    return json.loads(path.read_text())
