@@ -44,10 +44,14 @@ class DrippingResponse(Response):
             yield content[start : start + self.chunk]
 
 
-def _error_body(service: str, status: int, message: str, code: str = "unknown") -> dict[str, Any]:
+def _error_body(
+    service: str, status: int, message: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Fly's {"error"}; GitHub's {"message", "documentation_url", "status"} (+ "errors")."""
     if service == "fly":
-        return {"error": message, "status": code}
-    return {"message": message, "documentation_url": DOCS, "status": str(status)}
+        return {"error": message}
+    body = {"message": message, "documentation_url": DOCS, "status": str(status)}
+    return {**body, "errors": errors} if errors else body
 
 
 class SandboxApp:
@@ -126,18 +130,18 @@ class SandboxApp:
             if fault.reset_in is not None
             else "You have exceeded a secondary rate limit. Please wait a few minutes."
         )
-        body = _error_body(service, status, message, "rate_limited")
+        body = _error_body(service, status, message)
         return Response(status, body, headers)
 
     def _dispatch(self, service: str, req: Request) -> Response:
         target = self.world.fly if service == "fly" else self.world.github
         try:
             if not req.headers.get("authorization"):
-                raise Problem(401, "Requires authentication", "unauthorized")
+                raise Problem(401, "Requires authentication")
             handler, params = target.router.resolve(req.method, req.path)
             return handler(req, **params)
         except Problem as problem:
-            body = _error_body(service, problem.status, problem.message, problem.code)
+            body = _error_body(service, problem.status, problem.message, problem.errors)
             return Response(problem.status, body, dict(problem.headers))
 
     def serve(self, service: str, req: Request) -> Response:

@@ -328,23 +328,21 @@ class FlyWorld:
         if tokens < 1:
             self._buckets[(kind, ident)] = [tokens, now]
             retry = max(1, math.ceil((1 - tokens) / rate))
-            raise Problem(
-                429, "rate limit exceeded", "rate_limited", headers={"retry-after": str(retry)}
-            )
+            raise Problem(429, "rate limit exceeded", headers={"retry-after": str(retry)})
         self._buckets[(kind, ident)] = [tokens - 1, now]
 
     # --- lookups -------------------------------------------------------------------------
 
     def _app(self, app: str) -> dict[str, Any]:
         if app not in self.apps:
-            raise Problem(404, f"app {app} not found", "not_found")
+            raise Problem(404, f"app {app} not found")
         return self.apps[app]
 
     def _machine(self, app: str, machine_id: str, *, kind: str = "action") -> Machine:
         self._app(app)
         machine = self.machines.get(machine_id)
         if machine is None or machine.app != app:
-            raise Problem(404, f"machine {machine_id} not found", "not_found")
+            raise Problem(404, f"machine {machine_id} not found")
         self._limit(kind, machine_id)
         return machine
 
@@ -398,7 +396,7 @@ class FlyWorld:
                     if m.app == app["name"] and m.state(now) != "destroyed"
                 ),
                 "volume_count": 0,
-                # ListApp.network is typed object in the spec; the string form is omitted.
+                "network": app["network"],  # a string live; the spec says object
             }
             for app in self.apps.values()
             if app["organization"]["slug"] == org
@@ -414,7 +412,7 @@ class FlyWorld:
             raise Problem(400, "app_name and org_slug are required")
         self._limit("action", f"org:{org}")
         if name in self.apps:
-            raise Problem(422, "Validation failed: Name has already been taken", "name_taken")
+            raise Problem(422, "Validation failed: Name has already been taken")
         app = self._add_app(name, org, self.clock.now())
         return Response(201, {"id": app["id"], "created_at": app["created_at"]})
 
@@ -502,7 +500,7 @@ class FlyWorld:
         now = self.clock.now()
         state = machine.state(now)
         if state == "destroyed":
-            raise Problem(404, f"machine {machine_id} not found", "not_found")
+            raise Problem(404, f"machine {machine_id} not found")
         machine.config = config
         machine.instance_id = self._instance_id()
         machine.updated_at = now
@@ -526,7 +524,7 @@ class FlyWorld:
         now = self.clock.now()
         state = machine.state(now)
         if state == "destroyed":
-            raise Problem(404, f"machine {machine_id} not found", "not_found")
+            raise Problem(404, f"machine {machine_id} not found")
         forced = req.arg("force") == "true" or req.arg("kill") == "true"  # docs / fly-go
         if state in RUNNING and not forced:
             raise Problem(412, "unable to destroy machine, not currently stopped or suspended")
@@ -610,7 +608,7 @@ class FlyWorld:
         machine = self._machine(app, machine_id, kind="get")
         lease = machine.active_lease(self.clock.now())
         if lease is None:
-            raise Problem(404, "no active lease", "not_found")
+            raise Problem(404, "no active lease")
         return Response(200, self._envelope(lease))
 
     def acquire_lease(self, req: Request, app: str, machine_id: str) -> Response:
@@ -637,7 +635,7 @@ class FlyWorld:
         if not nonce:
             raise Problem(400, f"{NONCE_HEADER} header is required")
         if held is None:
-            raise Problem(404, "no active lease", "not_found")
+            raise Problem(404, "no active lease")
         if held.nonce != nonce:
             raise Problem(409, "lease nonce mismatch")
         machine.lease = None

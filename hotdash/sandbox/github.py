@@ -16,16 +16,18 @@ import math
 import random
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from . import demo
 from .web import Problem, Request, Response, Router
 
 DOCS = "https://docs.github.com/rest"
 REPO_ID = 424242
+WORKFLOW_ID = 161335
 BOT = "hotdash[bot]"
 DEFAULT_CHECKS = demo.REQUIRED_CHECKS
 ZERO_SHA = "0" * 40
@@ -53,14 +55,45 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _user(login: str) -> dict[str, Any]:
-    bot = login.endswith("[bot]")
+def node_id(kind: str, number: int) -> str:
+    """A GraphQL global id: an opaque prefix and base64 text, as GitHub's look."""
+    return f"{kind}_" + base64.b64encode(f"sandbox:{kind}:{number}".encode()).decode().rstrip("=")
+
+
+def tree_sha(sha: str) -> str:
+    return hashlib.sha1(f"tree {sha}".encode(), usedforsecurity=False).hexdigest()
+
+
+def user(base: str, login: str, *, kind: str | None = None) -> dict[str, Any]:
+    """GitHub's simple-user object for ``login`` (a ``[bot]`` suffix makes a Bot)."""
+    number = int(hashlib.sha1(login.encode(), usedforsecurity=False).hexdigest()[:7], 16)
+    api = f"{base}/users/{quote(login)}"
     return {
         "login": login,
-        "id": int(hashlib.sha1(login.encode(), usedforsecurity=False).hexdigest()[:7], 16),
-        "type": "Bot" if bot else "User",
-        "html_url": f"https://github.com/{login}",
+        "id": number,
+        "node_id": node_id("U", number),
+        "avatar_url": f"{base}/avatars/u/{number}?v=4",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": f"{base}/{quote(login)}",
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
+        "type": kind or ("Bot" if login.endswith("[bot]") else "User"),
+        "user_view_type": "public",
+        "site_admin": False,
     }
+
+
+def invalid(resource: str, field: str, code: str = "invalid") -> dict[str, str]:
+    """One entry of a 422's ``errors``, as GitHub writes it."""
+    return {"resource": resource, "field": field, "code": code}
 
 
 class GitHubWorld:
@@ -72,8 +105,10 @@ class GitHubWorld:
         rng: random.Random,
         webhook: WebhookTarget,
         register_image: Callable[..., None],
+        api_url: str,
     ) -> None:
         self.clock = clock
+        self.api_url = api_url  # where webhook payloads say the API is
         self.rng = rng
         self.webhook = webhook
         self.register_image = register_image
@@ -208,8 +243,32 @@ class GitHubWorld:
     def set_check(
         self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
     ) -> None:
-        """Make check run ``name`` of a ref report ``status``/``conclusion``."""
-        self.check_overrides.setdefault(self._sha(ref), {})[name] = (status, conclusion)
+        """Make check run ``name`` of a ref report ``status``/``conclusion``; queues the
+        webhooks GitHub sends when a run, and then its whole suite, completes."""
+        sha = self._sha(ref)
+        self.check_overrides.setdefault(sha, {})[name] = (status, conclusion)
+        if status != "completed":
+            return
+        base = self.api_url
+        run = self.check_run_json(base, sha, name, status, conclusion)
+        self._queue("check_run", self._payload(action="completed", check_run=run, actor=BOT))
+        runs = self.check_runs_for(sha)
+        if all(state == "completed" for state, _ in runs.values()):
+            outcomes = {result for _, result in runs.values()}
+            overall = "failure" if outcomes - {"success", "skipped", "neutral"} else "success"
+            suite = self._check_suite_json(base, sha, run["check_suite"]["id"], overall)
+            self._queue(
+                "check_suite", self._payload(action="completed", check_suite=suite, actor=BOT)
+            )
+            self._queue(
+                "workflow_run",
+                self._payload(
+                    action="completed",
+                    workflow=self._workflow_json(base),
+                    workflow_run=self._workflow_run_json(base, sha, suite),
+                    actor=BOT,
+                ),
+            )
 
     def _latest_statuses(self, sha: str) -> list[dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
@@ -218,23 +277,104 @@ class GitHubWorld:
         return list(latest.values())
 
     # --- JSON shapes ---------------------------------------------------------------------
+    # ``base`` is the GitHub root as clients reach it (API and web pages alike, as on GitHub
+    # Enterprise): every URL in an answer points back into the sandbox.
 
-    def _api(self, req: Request, path: str = "") -> str:
-        return f"{req.base_url}/repos/{self.full_name}{path}"
+    def _api(self, base: str, path: str = "") -> str:
+        return f"{base}/repos/{self.full_name}{path}"
 
-    def repository(self) -> dict[str, Any]:
+    def _web(self, base: str, path: str = "") -> str:
+        return f"{base}/{self.full_name}{path}"
+
+    def repository(self, base: str) -> dict[str, Any]:
+        """The full repository object (a superset of GitHub's minimal-repository)."""
+        api, at = self._api(base), self.clock.iso(demo.EPOCH.timestamp())
+        templated = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
         return {
             "id": REPO_ID,
-            "node_id": "R_sandbox",
+            "node_id": node_id("R", REPO_ID),
             "name": self.repo,
             "full_name": self.full_name,
             "private": True,
-            "owner": {**_user(self.owner), "type": "Organization"},
-            "html_url": f"https://github.com/{self.full_name}",
+            "owner": user(base, self.owner, kind="Organization"),
+            "html_url": self._web(base),
+            "description": "HotDash demo application",
+            "fork": False,
+            "url": api,
+            **{key: api + suffix for key, suffix in templated.items()},
+            "git_url": f"{self._web(base)}.git",
+            "ssh_url": f"{self._web(base)}.git",
+            "clone_url": f"{self._web(base)}.git",
+            "svn_url": self._web(base),
+            "mirror_url": None,
+            "homepage": None,
+            "language": "Python",
+            "size": 1024,
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "open_issues": len([p for p in self.pulls.values() if p["state"] == "open"]),
+            "open_issues_count": len([p for p in self.pulls.values() if p["state"] == "open"]),
             "default_branch": "main",
+            "visibility": "private",
+            "license": None,
+            "topics": [],
+            "is_template": False,
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_downloads": True,
+            "has_discussions": False,
+            "archived": False,
+            "disabled": False,
+            "allow_forking": False,
+            "web_commit_signoff_required": False,
+            "created_at": at,
+            "updated_at": at,
+            "pushed_at": self.clock.iso(self.commits[self.branches["main"]]["date"]),
         }
 
-    def _commit_json(self, req: Request, sha: str) -> dict[str, Any]:
+    def _commit_json(self, base: str, sha: str) -> dict[str, Any]:
         commit = self.commits[sha]
         person = {
             "name": commit["author"],
@@ -243,23 +383,46 @@ class GitHubWorld:
         }
         return {
             "sha": sha,
-            "node_id": f"C_{sha[:10]}",
-            "url": self._api(req, f"/commits/{sha}"),
-            "html_url": f"https://github.com/{self.full_name}/commit/{sha}",
-            "commit": {"message": commit["message"], "author": person, "committer": person},
-            "author": _user(commit["author"]),
-            "committer": _user(commit["author"]),
+            "node_id": node_id("C", int(sha[:12], 16)),
+            "url": self._api(base, f"/commits/{sha}"),
+            "html_url": self._web(base, f"/commit/{sha}"),
+            "comments_url": self._api(base, f"/commits/{sha}/comments"),
+            "commit": {
+                "url": self._api(base, f"/git/commits/{sha}"),
+                "message": commit["message"],
+                "author": person,
+                "committer": person,
+                "comment_count": 0,
+                "tree": {
+                    "sha": tree_sha(sha),
+                    "url": self._api(base, f"/git/trees/{tree_sha(sha)}"),
+                },
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
+            },
+            "author": user(base, commit["author"]),
+            "committer": user(base, commit["author"]),
             "parents": [
-                {"sha": p, "url": self._api(req, f"/commits/{p}")} for p in commit["parents"]
+                {
+                    "sha": p,
+                    "url": self._api(base, f"/commits/{p}"),
+                    "html_url": self._web(base, f"/commit/{p}"),
+                }
+                for p in commit["parents"]
             ],
         }
 
-    def _asset_json(self, req: Request, asset: dict[str, Any]) -> dict[str, Any]:
+    def _asset_json(self, base: str, asset: dict[str, Any]) -> dict[str, Any]:
         data = asset["data"]
         return {
-            "url": self._api(req, f"/releases/assets/{asset['id']}"),
+            "url": self._api(base, f"/releases/assets/{asset['id']}"),
             "id": asset["id"],
-            "node_id": f"RA_{asset['id']}",
+            "node_id": node_id("RA", asset["id"]),
             "name": asset["name"],
             "label": None,
             "state": "uploaded",
@@ -269,23 +432,23 @@ class GitHubWorld:
             "download_count": 0,
             "created_at": self.clock.iso(asset["at"]),
             "updated_at": self.clock.iso(asset["at"]),
-            "uploader": _user("github-actions[bot]"),
-            "browser_download_url": (
-                f"{req.base_url}/{self.full_name}/releases/download/{asset['tag']}/{asset['name']}"
+            "uploader": user(base, "github-actions[bot]"),
+            "browser_download_url": self._web(
+                base, f"/releases/download/{asset['tag']}/{asset['name']}"
             ),
         }
 
-    def _release_json(self, req: Request, release: dict[str, Any]) -> dict[str, Any]:
+    def _release_json(self, base: str, release: dict[str, Any]) -> dict[str, Any]:
         rid, tag = release["id"], release["tag"]
         return {
-            "url": self._api(req, f"/releases/{rid}"),
-            "html_url": f"https://github.com/{self.full_name}/releases/tag/{tag}",
-            "assets_url": self._api(req, f"/releases/{rid}/assets"),
-            "upload_url": f"https://uploads.github.com/repos/{self.full_name}/releases/{rid}/assets{{?name,label}}",
-            "tarball_url": self._api(req, f"/tarball/{tag}"),
-            "zipball_url": self._api(req, f"/zipball/{tag}"),
+            "url": self._api(base, f"/releases/{rid}"),
+            "html_url": self._web(base, f"/releases/tag/{tag}"),
+            "assets_url": self._api(base, f"/releases/{rid}/assets"),
+            "upload_url": self._api(base, f"/releases/{rid}/assets{{?name,label}}"),
+            "tarball_url": self._api(base, f"/tarball/{tag}"),
+            "zipball_url": self._api(base, f"/zipball/{tag}"),
             "id": rid,
-            "node_id": f"RE_{rid}",
+            "node_id": node_id("RE", rid),
             "tag_name": tag,
             "target_commitish": "main",
             "name": tag,
@@ -295,14 +458,18 @@ class GitHubWorld:
             "immutable": False,
             "created_at": self.clock.iso(release["at"]),
             "published_at": self.clock.iso(release["at"]),
-            "author": _user(release["author"]),
-            "assets": [self._asset_json(req, self.assets[a]) for a in release["assets"]],
+            "updated_at": self.clock.iso(release["at"]),
+            "author": user(base, release["author"]),
+            "assets": [self._asset_json(base, self.assets[a]) for a in release["assets"]],
         }
 
-    def _pull_json(self, req: Request | None, pull: dict[str, Any]) -> dict[str, Any]:
-        base_url = req.base_url if req else "https://api.github.com"
+    def _pull_json(self, base: str, pull: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+        """A pull request; ``full`` adds what only the single-PR answer (and webhooks) carry."""
         number = pull["number"]
-        repo = self.repository()
+        repo = self.repository(base)
+        url = self._api(base, f"/pulls/{number}")
+        issue = self._api(base, f"/issues/{number}")
+        html = self._web(base, f"/pull/{number}")
 
         def side(ref: str, sha: str) -> dict[str, Any]:
             return {
@@ -313,59 +480,102 @@ class GitHubWorld:
                 "repo": repo,
             }
 
-        return {
-            "url": f"{base_url}/repos/{self.full_name}/pulls/{number}",
+        links = {
+            "self": url,
+            "html": html,
+            "issue": issue,
+            "comments": f"{issue}/comments",
+            "review_comments": f"{url}/comments",
+            "review_comment": self._api(base, "/pulls/comments{/number}"),
+            "commits": f"{url}/commits",
+            "statuses": self._api(base, f"/statuses/{pull['head_sha']}"),
+        }
+        data = {
+            "url": url,
             "id": 900000 + number,
-            "node_id": f"PR_{number}",
-            "html_url": f"https://github.com/{self.full_name}/pull/{number}",
+            "node_id": node_id("PR", 900000 + number),
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": issue,
+            "commits_url": links["commits"],
+            "review_comments_url": links["review_comments"],
+            "review_comment_url": links["review_comment"],
+            "comments_url": links["comments"],
+            "statuses_url": links["statuses"],
             "number": number,
             "state": pull["state"],
             "locked": False,
             "title": pull["title"],
-            "user": _user(pull["author"]),
-            "body": pull["body"],
+            "user": user(base, pull["author"]),
+            "body": pull["body"] or None,
             "labels": [],
+            "milestone": None,
+            "active_lock_reason": None,
             "created_at": self.clock.iso(pull["created_at"]),
             "updated_at": self.clock.iso(pull["updated_at"]),
             "closed_at": self.clock.iso(pull["closed_at"]) if pull["closed_at"] else None,
             "merged_at": self.clock.iso(pull["merged_at"]) if pull["merged_at"] else None,
             "merge_commit_sha": pull["merge_commit_sha"],
-            "draft": pull["draft"],
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
             "head": side(pull["branch"], pull["head_sha"]),
             "base": side("main", self.branches["main"]),
+            "_links": {name: {"href": href} for name, href in links.items()},
             "author_association": "MEMBER",
-            "merged": pull["merged_at"] is not None,
+            "auto_merge": None,
+            "draft": pull["draft"],
+        }
+        if not full:
+            return data
+        merged = pull["merged_at"] is not None
+        commits = len(self._ancestors(pull["head_sha"]) - self._ancestors(pull["base_sha"]))
+        return {
+            **data,
+            "merged": merged,
             "mergeable": None if pull["state"] == "closed" else True,
-            "mergeable_state": "clean",
-            "commits": len(self._ancestors(pull["head_sha"]) - self._ancestors(pull["base_sha"])),
+            "rebaseable": None if pull["state"] == "closed" else True,
+            "mergeable_state": "unknown" if pull["state"] == "closed" else "clean",
+            "merged_by": user(base, pull["merged_by"]) if merged else None,
+            "comments": len([c for c in self.comments.values() if c["number"] == number]),
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": commits,
+            "additions": commits,
+            "deletions": commits,
+            "changed_files": 1 if commits else 0,
         }
 
-    def _comment_json(self, req: Request, comment: dict[str, Any]) -> dict[str, Any]:
+    def _comment_json(self, base: str, comment: dict[str, Any]) -> dict[str, Any]:
         cid = comment["id"]
         return {
             "id": cid,
-            "node_id": f"IC_{cid}",
-            "url": self._api(req, f"/issues/comments/{cid}"),
-            "html_url": f"https://github.com/{self.full_name}/pull/{comment['number']}#issuecomment-{cid}",
-            "issue_url": self._api(req, f"/issues/{comment['number']}"),
+            "node_id": node_id("IC", cid),
+            "url": self._api(base, f"/issues/comments/{cid}"),
+            "html_url": self._web(base, f"/pull/{comment['number']}#issuecomment-{cid}"),
+            "issue_url": self._api(base, f"/issues/{comment['number']}"),
             "body": comment["body"],
-            "user": _user(comment["author"]),
+            "user": user(base, comment["author"]),
             "created_at": self.clock.iso(comment["created_at"]),
             "updated_at": self.clock.iso(comment["updated_at"]),
             "author_association": "NONE",
+            "performed_via_github_app": None,
         }
 
-    def _deployment_json(self, req: Request, dep: dict[str, Any]) -> dict[str, Any]:
-        url = self._api(req, f"/deployments/{dep['id']}")
+    def _deployment_json(self, base: str, dep: dict[str, Any]) -> dict[str, Any]:
+        url = self._api(base, f"/deployments/{dep['id']}")
         return {
             **{k: v for k, v in dep.items() if k not in ("at",)},
-            "node_id": f"DE_{dep['id']}",
+            "node_id": node_id("DE", dep["id"]),
             "url": url,
             "statuses_url": f"{url}/statuses",
-            "repository_url": self._api(req),
-            "creator": _user(BOT),
+            "repository_url": self._api(base),
+            "creator": user(base, BOT),
             "created_at": self.clock.iso(dep["at"]),
             "updated_at": self.clock.iso(dep["at"]),
+            "performed_via_github_app": None,
         }
 
     # --- pagination and errors -----------------------------------------------------------
@@ -425,8 +635,11 @@ class GitHubWorld:
             ("GET", repo + "/tags", self.list_tags),
             ("GET", repo + "/contents/{path:.+}", self.contents),
             ("GET", repo + "/compare/{basehead:.+}", self.compare),
+            ("GET", repo + "/commits", self.list_commits),
+            ("GET", repo + "/commits/{ref}", self.get_commit),
             ("GET", repo + "/commits/{ref}/check-runs", self.check_runs),
             ("GET", repo + "/commits/{ref}/status", self.combined_status),
+            ("GET", repo + "/commits/{ref}/statuses", self.list_commit_statuses),
             ("POST", repo + "/statuses/{sha}", self.create_commit_status),
             ("GET", repo + "/deployments", self.list_deployments),
             ("POST", repo + "/deployments", self.create_deployment),
@@ -456,7 +669,7 @@ class GitHubWorld:
     def list_releases(self, req: Request, owner: str, repo: str) -> Response:
         self._check_repo(owner, repo)
         newest_first = sorted(self.releases, key=lambda r: (r["at"], r["id"]), reverse=True)
-        return self.page(req, [self._release_json(req, r) for r in newest_first])
+        return self.page(req, [self._release_json(req.base_url, r) for r in newest_first])
 
     def _find_release(self, **match: Any) -> dict[str, Any]:
         for release in self.releases:
@@ -466,23 +679,27 @@ class GitHubWorld:
 
     def release_by_tag(self, req: Request, owner: str, repo: str, tag: str) -> Response:
         self._check_repo(owner, repo)
-        return Response(200, self._release_json(req, self._find_release(tag=tag)))
+        return Response(200, self._release_json(req.base_url, self._find_release(tag=tag)))
 
     def get_release(self, req: Request, owner: str, repo: str, release_id: str) -> Response:
         self._check_repo(owner, repo)
-        return Response(200, self._release_json(req, self._find_release(id=int(release_id))))
+        return Response(
+            200, self._release_json(req.base_url, self._find_release(id=int(release_id)))
+        )
 
     def list_assets(self, req: Request, owner: str, repo: str, release_id: str) -> Response:
         self._check_repo(owner, repo)
         release = self._find_release(id=int(release_id))
-        return self.page(req, [self._asset_json(req, self.assets[a]) for a in release["assets"]])
+        return self.page(
+            req, [self._asset_json(req.base_url, self.assets[a]) for a in release["assets"]]
+        )
 
     def get_asset(self, req: Request, owner: str, repo: str, asset_id: str) -> Response:
         self._check_repo(owner, repo)
         asset = self.assets.get(int(asset_id))
         if asset is None:
             raise Problem(404, "Not Found")
-        data = self._asset_json(req, asset)
+        data = self._asset_json(req.base_url, asset)
         if req.headers.get("accept") == "application/octet-stream":
             return Response(302, headers={"location": data["browser_download_url"]})
         return Response(200, data)
@@ -499,21 +716,35 @@ class GitHubWorld:
         tags = sorted(
             self.tags.items(), key=lambda item: self.commits[item[1]]["seq"], reverse=True
         )
+        base = req.base_url
         return self.page(
             req,
             [
-                {"name": name, "commit": {"sha": sha, "url": self._api(req, f"/commits/{sha}")}}
+                {
+                    "name": name,
+                    "commit": {"sha": sha, "url": self._api(base, f"/commits/{sha}")},
+                    "zipball_url": self._api(base, f"/zipball/refs/tags/{name}"),
+                    "tarball_url": self._api(base, f"/tarball/refs/tags/{name}"),
+                    "node_id": node_id("REF", self.commits[sha]["seq"]),
+                }
                 for name, sha in tags
             ],
         )
 
     def contents(self, req: Request, owner: str, repo: str, path: str) -> Response:
         self._check_repo(owner, repo)
-        sha = self._sha(req.arg("ref") or "main")
+        ref = req.arg("ref") or "main"
+        sha = self._sha(ref)
         if path != demo.VERSION_FILE:
             raise Problem(404, "Not Found")
         data = package_json(self.commits[sha]["version"])
         encoded = base64.b64encode(data).decode()
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+        links = {
+            "self": self._api(req.base_url, f"/contents/{path}?ref={ref}"),
+            "git": self._api(req.base_url, f"/git/blobs/{blob}"),
+            "html": self._web(req.base_url, f"/blob/{ref}/{path}"),
+        }
         return Response(
             200,
             {
@@ -524,10 +755,12 @@ class GitHubWorld:
                 "path": path,
                 "content": "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
                 + "\n",
-                "sha": hashlib.sha1(
-                    b"blob %d\0" % len(data) + data, usedforsecurity=False
-                ).hexdigest(),
-                "url": self._api(req, f"/contents/{path}?ref={sha}"),
+                "sha": blob,
+                "url": links["self"],
+                "git_url": links["git"],
+                "html_url": links["html"],
+                "download_url": f"{req.base_url}/raw/{self.full_name}/{sha}/{path}",
+                "_links": links,
             },
         )
 
@@ -549,63 +782,231 @@ class GitHubWorld:
             if not ahead
             else "diverged"
         )
-        page = self.page(req, [self._commit_json(req, s) for s in ahead])
+        page = self.page(req, [self._commit_json(req.base_url, s) for s in ahead])
+        merge_base = max(ahead_set & behind_set, key=lambda s: self.commits[s]["seq"])
+        html = self._web(req.base_url, f"/compare/{basehead}")
+        file = {
+            "sha": hashlib.sha1(head_sha.encode(), usedforsecurity=False).hexdigest(),
+            "filename": demo.VERSION_FILE,
+            "status": "modified",
+            "additions": 1,
+            "deletions": 1,
+            "changes": 2,
+            "blob_url": self._web(req.base_url, f"/blob/{head_sha}/{demo.VERSION_FILE}"),
+            "raw_url": self._web(req.base_url, f"/raw/{head_sha}/{demo.VERSION_FILE}"),
+            "contents_url": self._api(
+                req.base_url, f"/contents/{demo.VERSION_FILE}?ref={head_sha}"
+            ),
+        }
         body = {
-            "url": self._api(req, f"/compare/{basehead}"),
-            "html_url": f"https://github.com/{self.full_name}/compare/{basehead}",
+            "url": self._api(req.base_url, f"/compare/{basehead}"),
+            "html_url": html,
+            "permalink_url": self._web(
+                req.base_url, f"/compare/{self.owner}:{base_sha[:7]}...{self.owner}:{head_sha[:7]}"
+            ),
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
             "status": status,
             "ahead_by": len(ahead),
             "behind_by": len(behind),
             "total_commits": len(ahead),
-            "base_commit": self._commit_json(req, base_sha),
-            "merge_base_commit": self._commit_json(
-                req, max(ahead_set & behind_set, key=lambda s: self.commits[s]["seq"])
-            ),
+            "base_commit": self._commit_json(req.base_url, base_sha),
+            "merge_base_commit": self._commit_json(req.base_url, merge_base),
             "commits": page.body,
-            "files": [
-                {
-                    "filename": demo.VERSION_FILE,
-                    "status": "modified",
-                    "additions": 1,
-                    "deletions": 1,
-                    "changes": 2,
-                }
-            ]
-            if ahead
-            else [],
+            "files": [file] if ahead else [],
         }
         return Response(200, body, page.headers)
+
+    def list_commits(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        head = self._sha(req.arg("sha") or "main")
+        history = sorted(self._ancestors(head), key=lambda s: self.commits[s]["seq"], reverse=True)
+        return self.page(req, [self._commit_json(req.base_url, sha) for sha in history])
+
+    def get_commit(self, req: Request, owner: str, repo: str, ref: str) -> Response:
+        self._check_repo(owner, repo)
+        sha = self._sha(ref, 422)
+        changed = self.commits[sha]["parents"] != []
+        return Response(
+            200,
+            {
+                **self._commit_json(req.base_url, sha),
+                "stats": {"total": 2, "additions": 1, "deletions": 1} if changed else {},
+                "files": [],
+            },
+        )
 
     def check_runs(self, req: Request, owner: str, repo: str, ref: str) -> Response:
         self._check_repo(owner, repo)
         sha = self._sha(ref)
-        runs = []
-        for name, (status, conclusion) in sorted(self.check_runs_for(sha).items()):
-            run_id = int(
-                hashlib.sha1(f"{sha}:{name}".encode(), usedforsecurity=False).hexdigest()[:8], 16
-            )
-            done = status == "completed"
-            runs.append(
-                {
-                    "id": run_id,
-                    "node_id": f"CR_{run_id}",
-                    "name": name,
-                    "head_sha": sha,
-                    "status": status,
-                    "conclusion": conclusion if done else None,
-                    "started_at": self.clock.iso(self.commits[sha]["date"] + 10),
-                    "completed_at": self.clock.iso(self.commits[sha]["date"] + 200)
-                    if done
-                    else None,
-                    "html_url": f"https://github.com/{self.full_name}/runs/{run_id}",
-                    "details_url": f"https://github.com/{self.full_name}/runs/{run_id}",
-                    "app": {"slug": "github-actions", "name": "GitHub Actions"},
-                    "check_suite": {"id": run_id // 2},
-                    "output": {"title": name, "summary": conclusion or status},
-                    "pull_requests": [],
-                }
-            )
+        runs = [
+            self.check_run_json(req.base_url, sha, name, status, conclusion)
+            for name, (status, conclusion) in sorted(self.check_runs_for(sha).items())
+        ]
         return self.page(req, runs, wrap="check_runs")
+
+    def check_run_json(
+        self, base: str, sha: str, name: str, status: str, conclusion: str | None
+    ) -> dict[str, Any]:
+        run_id = int(
+            hashlib.sha1(f"{sha}:{name}".encode(), usedforsecurity=False).hexdigest()[:8], 16
+        )
+        done = status == "completed"
+        started = self.commits[sha]["date"] + 10
+        return {
+            "id": run_id,
+            "node_id": node_id("CR", run_id),
+            "name": name,
+            "head_sha": sha,
+            "external_id": "",
+            "url": self._api(base, f"/check-runs/{run_id}"),
+            "html_url": self._web(base, f"/runs/{run_id}"),
+            "details_url": self._web(base, f"/actions/runs/{run_id // 2}/job/{run_id}"),
+            "status": status,
+            "conclusion": conclusion if done else None,
+            "started_at": self.clock.iso(started),
+            "completed_at": self.clock.iso(started + 190) if done else None,
+            "output": {
+                "title": name,
+                "summary": conclusion or status,
+                "text": None,
+                "annotations_count": 0,
+                "annotations_url": self._api(base, f"/check-runs/{run_id}/annotations"),
+            },
+            "check_suite": {"id": run_id // 2},
+            "app": self.actions_app(base),
+            "pull_requests": [],
+        }
+
+    def actions_app(self, base: str) -> dict[str, Any]:
+        """The GitHub Actions app, which runs the checks."""
+        at = self.clock.iso(demo.EPOCH.timestamp())
+        return {
+            "id": 15368,
+            "slug": "github-actions",
+            "node_id": node_id("A", 15368),
+            "owner": user(base, "github", kind="Organization"),
+            "name": "GitHub Actions",
+            "description": "Automate your workflow from idea to production",
+            "external_url": "https://docs.github.com/actions",
+            "html_url": f"{base}/apps/github-actions",
+            "created_at": at,
+            "updated_at": at,
+            "permissions": {"checks": "write", "contents": "write", "statuses": "write"},
+            "events": ["check_run", "check_suite", "push", "pull_request", "workflow_run"],
+        }
+
+    def _head_commit(self, sha: str) -> dict[str, Any]:
+        commit = self.commits[sha]
+        person = {"name": commit["author"], "email": f"{commit['author']}@example.com"}
+        return {
+            "id": sha,
+            "tree_id": tree_sha(sha),
+            "message": commit["message"],
+            "timestamp": self.clock.iso(commit["date"]),
+            "author": person,
+            "committer": person,
+        }
+
+    def _branch_of(self, sha: str) -> str | None:
+        return next((name for name, head in self.branches.items() if head == sha), None)
+
+    def _check_suite_json(self, base: str, sha: str, suite_id: int, conclusion: str) -> dict:
+        at = self.clock.iso(self.commits[sha]["date"])
+        parents = self.commits[sha]["parents"]
+        return {
+            "id": suite_id,
+            "node_id": node_id("CS", suite_id),
+            "head_branch": self._branch_of(sha),
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "url": self._api(base, f"/check-suites/{suite_id}"),
+            "before": parents[0] if parents else ZERO_SHA,
+            "after": sha,
+            "pull_requests": [],
+            "app": self.actions_app(base),
+            "created_at": at,
+            "updated_at": self.clock.iso(),
+            "rerequestable": True,
+            "runs_rerequestable": True,
+            "latest_check_runs_count": len(self.check_runs_for(sha)),
+            "check_runs_url": self._api(base, f"/check-suites/{suite_id}/check-runs"),
+            "head_commit": self._head_commit(sha),
+        }
+
+    def _workflow_json(self, base: str) -> dict[str, Any]:
+        at = self.clock.iso(demo.EPOCH.timestamp())
+        return {
+            "id": WORKFLOW_ID,
+            "node_id": node_id("W", WORKFLOW_ID),
+            "name": "CI",
+            "path": ".github/workflows/ci.yml",
+            "state": "active",
+            "created_at": at,
+            "updated_at": at,
+            "url": self._api(base, f"/actions/workflows/{WORKFLOW_ID}"),
+            "html_url": self._web(base, "/blob/main/.github/workflows/ci.yml"),
+            "badge_url": self._web(base, "/workflows/CI/badge.svg"),
+        }
+
+    def _workflow_run_json(self, base: str, sha: str, suite: dict[str, Any]) -> dict[str, Any]:
+        run_id = suite["id"] * 3
+        url = self._api(base, f"/actions/runs/{run_id}")
+        repo = self.repository(base)
+        author = self.commits[sha]["author"]
+        return {
+            "id": run_id,
+            "node_id": node_id("WFR", run_id),
+            "name": "CI",
+            "path": ".github/workflows/ci.yml",
+            "display_title": self.commits[sha]["message"].splitlines()[0],
+            "run_number": self.commits[sha]["seq"] + 1,
+            "run_attempt": 1,
+            "event": "push",
+            "status": "completed",
+            "conclusion": suite["conclusion"],
+            "workflow_id": WORKFLOW_ID,
+            "check_suite_id": suite["id"],
+            "check_suite_node_id": suite["node_id"],
+            "check_suite_url": suite["url"],
+            "head_branch": suite["head_branch"],
+            "head_sha": sha,
+            "head_commit": self._head_commit(sha),
+            "head_repository": repo,
+            "repository": repo,
+            "actor": user(base, author),
+            "triggering_actor": user(base, author),
+            "pull_requests": [],
+            "referenced_workflows": [],
+            "created_at": suite["created_at"],
+            "updated_at": suite["updated_at"],
+            "run_started_at": suite["created_at"],
+            "url": url,
+            "html_url": self._web(base, f"/actions/runs/{run_id}"),
+            "jobs_url": f"{url}/jobs",
+            "logs_url": f"{url}/logs",
+            "artifacts_url": f"{url}/artifacts",
+            "cancel_url": f"{url}/cancel",
+            "rerun_url": f"{url}/rerun",
+            "previous_attempt_url": None,
+            "workflow_url": self._api(base, f"/actions/workflows/{WORKFLOW_ID}"),
+        }
+
+    def _status_json(self, base: str, sha: str, status: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self._api(base, f"/statuses/{sha}"),
+            "avatar_url": user(base, BOT)["avatar_url"],
+            "id": status["id"],
+            "node_id": node_id("SC", status["id"]),
+            "state": status["state"],
+            "description": status["description"],
+            "target_url": status["target_url"],
+            "context": status["context"],
+            "created_at": self.clock.iso(status["at"]),
+            "updated_at": self.clock.iso(status["at"]),
+            "creator": user(base, BOT),
+        }
 
     def combined_status(self, req: Request, owner: str, repo: str, ref: str) -> Response:
         self._check_repo(owner, repo)
@@ -622,32 +1023,37 @@ class GitHubWorld:
             200,
             {
                 "state": state,
-                "statuses": statuses,
+                "statuses": [self._status_json(req.base_url, sha, s) for s in statuses],
                 "sha": sha,
                 "total_count": len(statuses),
-                "repository": self.repository(),
-                "commit_url": self._api(req, f"/commits/{sha}"),
-                "url": self._api(req, f"/commits/{sha}/status"),
+                "repository": self.repository(req.base_url),
+                "commit_url": self._api(req.base_url, f"/commits/{sha}"),
+                "url": self._api(req.base_url, f"/commits/{sha}/status"),
             },
         )
+
+    def list_commit_statuses(self, req: Request, owner: str, repo: str, ref: str) -> Response:
+        self._check_repo(owner, repo)
+        sha = self._sha(ref)
+        newest_first = reversed(self.commit_statuses.get(sha, []))
+        return self.page(req, [self._status_json(req.base_url, sha, s) for s in newest_first])
 
     def create_commit_status(self, req: Request, owner: str, repo: str, sha: str) -> Response:
         self._check_repo(owner, repo)
         full = self._sha(sha, 422)
         body = req.json()
         if body.get("state") not in ("error", "failure", "pending", "success"):
-            raise Problem(422, "Validation Failed: state is invalid")
+            raise Problem(422, "Validation Failed", errors=[invalid("Status", "state")])
         status = {
             "id": self._next("status", 1),
             "state": body["state"],
             "context": body.get("context") or "default",
             "description": body.get("description"),
             "target_url": body.get("target_url"),
-            "created_at": self.clock.iso(),
-            "updated_at": self.clock.iso(),
+            "at": self.clock.now(),
         }
         self.commit_statuses.setdefault(full, []).append(status)
-        return Response(201, status)
+        return Response(201, self._status_json(req.base_url, full, status))
 
     # --- deployments ---------------------------------------------------------------------
 
@@ -655,7 +1061,7 @@ class GitHubWorld:
         self._check_repo(owner, repo)
         filters = {k: req.arg(k) for k in ("sha", "ref", "task", "environment") if req.arg(k)}
         items = [
-            self._deployment_json(req, d)
+            self._deployment_json(req.base_url, d)
             for d in sorted(self.deployments.values(), key=lambda d: d["id"], reverse=True)
             if all(d[k] == v for k, v in filters.items())
         ]
@@ -696,7 +1102,7 @@ class GitHubWorld:
             "at": self.clock.now(),
         }
         self.deployments[deployment["id"]] = deployment
-        return Response(201, self._deployment_json(req, deployment))
+        return Response(201, self._deployment_json(req.base_url, deployment))
 
     def _deployment(self, deployment_id: str) -> dict[str, Any]:
         deployment = self.deployments.get(int(deployment_id))
@@ -706,7 +1112,7 @@ class GitHubWorld:
 
     def get_deployment(self, req: Request, owner: str, repo: str, deployment_id: str) -> Response:
         self._check_repo(owner, repo)
-        return Response(200, self._deployment_json(req, self._deployment(deployment_id)))
+        return Response(200, self._deployment_json(req.base_url, self._deployment(deployment_id)))
 
     def list_deployment_statuses(
         self, req: Request, owner: str, repo: str, deployment_id: str
@@ -720,20 +1126,23 @@ class GitHubWorld:
     ) -> dict[str, Any]:
         status_id = self._next("deployment_status", 8000)
         log_url = body.get("log_url") or body.get("target_url") or ""
+        deployment_url = self._api(req.base_url, f"/deployments/{deployment['id']}")
         status = {
+            "url": f"{deployment_url}/statuses/{status_id}",
             "id": status_id,
-            "node_id": f"DES_{status_id}",
+            "node_id": node_id("DES", status_id),
             "state": body["state"],
             "description": body.get("description") or "",
             "environment": body.get("environment") or deployment["environment"],
             "environment_url": body.get("environment_url") or "",
             "log_url": log_url,
             "target_url": log_url,
-            "creator": _user(BOT),
+            "creator": user(req.base_url, BOT),
             "created_at": self.clock.iso(),
             "updated_at": self.clock.iso(),
-            "deployment_url": self._api(req, f"/deployments/{deployment['id']}"),
-            "repository_url": self._api(req),
+            "deployment_url": deployment_url,
+            "repository_url": self._api(req.base_url),
+            "performed_via_github_app": None,
         }
         self.deployment_statuses.setdefault(deployment["id"], []).append(status)
         return status
@@ -745,7 +1154,7 @@ class GitHubWorld:
         deployment = self._deployment(deployment_id)
         body = req.json()
         if body.get("state") not in DEPLOYMENT_STATES:
-            raise Problem(422, "Validation Failed: state is not included in the list")
+            raise Problem(422, "Validation Failed", errors=[invalid("DeploymentStatus", "state")])
         status = self._add_deployment_status(req, deployment, body)
         if body["state"] == "success" and body.get("auto_inactive", True):
             for other in self.deployments.values():
@@ -759,9 +1168,7 @@ class GitHubWorld:
                     and earlier[-1]["state"] == "success"
                 ):
                     self._add_deployment_status(req, other, {"state": "inactive"})
-        return Response(
-            201, status, {"location": status["deployment_url"] + f"/statuses/{status['id']}"}
-        )
+        return Response(201, status, {"location": status["url"]})
 
     # --- pull requests and comments ------------------------------------------------------
 
@@ -776,26 +1183,23 @@ class GitHubWorld:
         state = req.arg("state", "open")
         head, base = req.arg("head"), req.arg("base")
         items = [
-            self._pull_json(req, p)
+            self._pull_json(req.base_url, p, full=False)
             for p in sorted(self.pulls.values(), key=lambda p: p["number"], reverse=True)
             if state in ("all", p["state"])
             and (head is None or head == f"{self.owner}:{p['branch']}")
             and (base is None or base == "main")
         ]
-        for item in items:  # the list form lacks these
-            for key in ("merged", "mergeable", "mergeable_state", "commits"):
-                item.pop(key)
         return self.page(req, items)
 
     def get_pull(self, req: Request, owner: str, repo: str, number: str) -> Response:
         self._check_repo(owner, repo)
-        return Response(200, self._pull_json(req, self._pull(number)))
+        return Response(200, self._pull_json(req.base_url, self._pull(number)))
 
     def list_comments(self, req: Request, owner: str, repo: str, number: str) -> Response:
         self._check_repo(owner, repo)
         self._pull(number)
         items = [
-            self._comment_json(req, c)
+            self._comment_json(req.base_url, c)
             for c in sorted(self.comments.values(), key=lambda c: c["id"])
             if c["number"] == int(number)
         ]
@@ -806,7 +1210,9 @@ class GitHubWorld:
         self._pull(number)
         body = req.json().get("body")
         if not body:
-            raise Problem(422, "Validation Failed: body is missing")
+            raise Problem(
+                422, "Validation Failed", errors=[invalid("IssueComment", "body", "missing_field")]
+            )
         now = self.clock.now()
         comment = {
             "id": self._next("comment", 3000),
@@ -817,7 +1223,7 @@ class GitHubWorld:
             "updated_at": now,
         }
         self.comments[comment["id"]] = comment
-        data = self._comment_json(req, comment)
+        data = self._comment_json(req.base_url, comment)
         return Response(201, data, {"location": data["url"]})
 
     def _comment(self, comment_id: str) -> dict[str, Any]:
@@ -828,16 +1234,18 @@ class GitHubWorld:
 
     def get_comment(self, req: Request, owner: str, repo: str, comment_id: str) -> Response:
         self._check_repo(owner, repo)
-        return Response(200, self._comment_json(req, self._comment(comment_id)))
+        return Response(200, self._comment_json(req.base_url, self._comment(comment_id)))
 
     def update_comment(self, req: Request, owner: str, repo: str, comment_id: str) -> Response:
         self._check_repo(owner, repo)
         comment = self._comment(comment_id)
         body = req.json().get("body")
         if not body:
-            raise Problem(422, "Validation Failed: body is missing")
+            raise Problem(
+                422, "Validation Failed", errors=[invalid("IssueComment", "body", "missing_field")]
+            )
         comment.update(body=body, updated_at=self.clock.now())
-        return Response(200, self._comment_json(req, comment))
+        return Response(200, self._comment_json(req.base_url, comment))
 
     def branch_protection(self, req: Request, owner: str, repo: str, branch: str) -> Response:
         self._check_repo(owner, repo)
@@ -845,7 +1253,7 @@ class GitHubWorld:
             raise Problem(404, "Branch not found")
         if branch != "main":
             raise Problem(404, "Branch not protected")
-        url = self._api(req, "/branches/main/protection")
+        url = self._api(req.base_url, "/branches/main/protection")
         return Response(
             200,
             {
@@ -879,10 +1287,35 @@ class GitHubWorld:
     # --- simulated activity (the control API and tests call these) -----------------------
 
     def _payload(self, *, actor: str, **fields: Any) -> dict[str, Any]:
-        return {**fields, "repository": self.repository(), "sender": _user(actor)}
+        return {
+            **fields,
+            "repository": self.repository(self.api_url),
+            "sender": user(self.api_url, actor),
+        }
 
     def _queue(self, event: str, payload: dict[str, Any]) -> None:
         self.outbox.append((event, payload))
+
+    def _push_commit(self, sha: str) -> dict[str, Any]:
+        commit = self.commits[sha]
+        person = {
+            "name": commit["author"],
+            "email": f"{commit['author']}@example.com",
+            "username": commit["author"],
+        }
+        return {
+            "id": sha,
+            "tree_id": tree_sha(sha),
+            "distinct": True,
+            "message": commit["message"],
+            "timestamp": self.clock.iso(commit["date"]),
+            "url": self._web(self.api_url, f"/commit/{sha}"),
+            "author": person,
+            "committer": person,
+            "added": [],
+            "removed": [],
+            "modified": [demo.VERSION_FILE],
+        }
 
     def _push(self, ref: str, before: str, after: str, commits: list[str], actor: str) -> None:
         self._queue(
@@ -895,21 +1328,10 @@ class GitHubWorld:
                 deleted=False,
                 forced=False,
                 base_ref=None,
-                compare=f"https://github.com/{self.full_name}/compare/{before[:12]}...{after[:12]}",
-                commits=[
-                    {
-                        "id": sha,
-                        "message": self.commits[sha]["message"],
-                        "timestamp": self.clock.iso(self.commits[sha]["date"]),
-                        "author": {
-                            "name": self.commits[sha]["author"],
-                            "username": self.commits[sha]["author"],
-                        },
-                    }
-                    for sha in commits
-                ],
-                head_commit={"id": after, "message": self.commits[after]["message"]},
-                pusher={"name": actor},
+                compare=self._web(self.api_url, f"/compare/{before[:12]}...{after[:12]}"),
+                commits=[self._push_commit(sha) for sha in commits],
+                head_commit=self._push_commit(after),
+                pusher={"name": actor, "email": f"{actor}@example.com"},
                 actor=actor,
             ),
         )
@@ -950,6 +1372,7 @@ class GitHubWorld:
             "updated_at": now,
             "closed_at": None,
             "merged_at": None,
+            "merged_by": None,
             "merge_commit_sha": None,
         }
         self.pulls[number] = pull
@@ -958,7 +1381,7 @@ class GitHubWorld:
             self._payload(
                 action="opened",
                 number=number,
-                pull_request=self._pull_json(None, pull),
+                pull_request=self._pull_json(self.api_url, pull),
                 actor=author,
             ),
         )
@@ -985,7 +1408,7 @@ class GitHubWorld:
                 number=number,
                 before=before,
                 after=after,
-                pull_request=self._pull_json(None, pull),
+                pull_request=self._pull_json(self.api_url, pull),
                 actor=pull["author"],
             ),
         )
@@ -1009,14 +1432,14 @@ class GitHubWorld:
                 now,
             )
             self.branches["main"] = merged
-            pull.update(merged_at=now, merge_commit_sha=merged)
+            pull.update(merged_at=now, merge_commit_sha=merged, merged_by=actor)
         pull.update(state="closed", closed_at=now, updated_at=now)
         self._queue(
             "pull_request",
             self._payload(
                 action="closed",
                 number=number,
-                pull_request=self._pull_json(None, pull),
+                pull_request=self._pull_json(self.api_url, pull),
                 actor=actor,
             ),
         )
@@ -1065,12 +1488,11 @@ class GitHubWorld:
         self.register_image(release.image_ref, digest=release.image_digest, labels=labels)
         record = self._release(release, now, "github-actions[bot]", image_in_notes=image_in_notes)
         self._push("refs/heads/main", before, head, shas, author)
-        fake = Request("GET", "", {}, {}, b"", "https://api.github.com")
         self._queue(
             "release",
             self._payload(
                 action="published",
-                release=self._release_json(fake, record),
+                release=self._release_json(self.api_url, record),
                 actor="github-actions[bot]",
             ),
         )
@@ -1090,7 +1512,7 @@ class GitHubWorld:
             "Content-Type": "application/json",
             "User-Agent": "GitHub-Hookshot/sandbox",
             "X-GitHub-Event": event,
-            "X-GitHub-Delivery": f"{self.rng.getrandbits(128):032x}",
+            "X-GitHub-Delivery": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
             "X-GitHub-Hook-ID": "1",
             "X-GitHub-Hook-Installation-Target-Type": "repository",
             "X-GitHub-Hook-Installation-Target-ID": str(REPO_ID),

@@ -52,13 +52,14 @@ class Problem(Exception):  # noqa: N818 - a response, not an error of ours
         self,
         status: int,
         message: str,
-        code: str = "unknown",
+        *,
+        errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.code = code
+        self.errors = errors  # GitHub's 422 details: [{"resource", "field", "code"}]
         self.headers = headers or {}
 
 
@@ -69,7 +70,7 @@ class Router:
     """Maps ``METHOD /path/{param}`` patterns to handlers; ``{name:.+}`` spans slashes."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[tuple[str, str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         def group(match: re.Match[str]) -> str:
@@ -77,11 +78,21 @@ class Router:
             return f"(?P<{name}>{expr or '[^/]+'})"
 
         regex = re.compile("^" + re.sub(r"\{([^}]+)\}", group, pattern) + "$")
-        self._routes.append((method, regex, handler))
+        self._routes.append((method, pattern, regex, handler))
+
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, pattern) served, in the order added."""
+        return [(method, pattern) for method, pattern, _, _ in self._routes]
+
+    def pattern(self, method: str, path: str) -> str | None:
+        """The pattern of the route that answers ``method path``, if any."""
+        return next(
+            (p for m, p, regex, _ in self._routes if m == method and regex.match(path)), None
+        )
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         allowed = False
-        for route_method, regex, handler in self._routes:
+        for route_method, _, regex, handler in self._routes:
             match = regex.match(path)
             if match:
                 if route_method == method:

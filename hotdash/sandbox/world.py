@@ -18,6 +18,7 @@ from .fly import FlyWorld
 from .github import GitHubWorld
 
 T = TypeVar("T")
+DEFAULT_BASE_URL = "http://127.0.0.1:8001"  # where `make run` serves it
 
 # Test worlds start a day after the last demo release, so demo timestamps are in the past.
 DEMO_NOW = max(r.published_at for r in demo.DEMO_RELEASES) + timedelta(days=1)
@@ -138,7 +139,9 @@ class World:
         seed: int = 0,
         rate_limits: bool = False,
         webhook: Webhook | None = None,
+        base_url: str = DEFAULT_BASE_URL,
     ) -> None:
+        self.base_url = base_url  # the sandbox's root, as webhook payloads name it
         self.lock = threading.Condition(threading.RLock())
         self.clock = clock or Clock(start=DEMO_NOW.timestamp())
         self.rng = random.Random(seed)
@@ -153,7 +156,15 @@ class World:
         self.requests: list[RecordedRequest] = []
         self._fault_ids = 0
         self.fly = FlyWorld(self.clock, self.rng, self.lock, rate_limits=self._rate_limits)
-        self.github = GitHubWorld(self.clock, self.rng, self.webhook, self.fly.register_image)
+        self.github = GitHubWorld(
+            self.clock, self.rng, self.webhook, self.fly.register_image, f"{self.base_url}/github"
+        )
+
+    def serve_at(self, root: str) -> None:
+        """Name the root the sandbox is served at: webhook payloads' URLs point there."""
+        with self.lock:
+            self.base_url = root
+            self.github.api_url = f"{root}/github"
 
     def reset(self) -> None:
         """Back to the demo world: faults, request log, machines, PRs, deliveries all cleared."""
@@ -239,9 +250,10 @@ class World:
     def set_check(
         self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
     ) -> None:
-        """Make a check run of a commit report ``status``/``conclusion``."""
-        with self.lock:
-            self.github.set_check(ref, name, status, conclusion)
+        """Make a check run of a commit report ``status``/``conclusion``; a completed one
+        delivers ``check_run.completed`` (and, once every run of the commit has completed,
+        ``check_suite.completed`` and ``workflow_run.completed``)."""
+        self._activity(lambda: self.github.set_check(ref, name, status, conclusion))
 
     # --- the request log -----------------------------------------------------------------
 

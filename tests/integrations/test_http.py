@@ -174,7 +174,7 @@ def test_422_is_permanent(sandbox, fly):
     with pytest.raises(PermanentAPIError) as caught:
         fly.create_app("hot-dash", demo.FLY_ORG)
     assert caught.value.status == 422
-    assert "name_taken" in str(caught.value)
+    assert "already been taken" in str(caught.value)
     assert len(sandbox.calls("POST", "/apps")) == 1
 
 

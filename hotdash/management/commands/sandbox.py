@@ -47,6 +47,7 @@ class Command(BaseCommand):
             SandboxApp(world), "127.0.0.1", options["port"], quiet=not options["verbose_requests"]
         )
         root = f"http://127.0.0.1:{server.server_port}"
+        world.serve_at(root)
         self.stdout.write(
             f"Sandbox on {root}: Fly {root}/fly/v1, GitHub {root}/github, control {root}/_sandbox/"
         )
