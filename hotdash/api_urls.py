@@ -48,12 +48,13 @@ def api_not_found(request: HttpRequest) -> JsonResponse:
     return error_response(404, "not_found", f"No API operation at {request.path[:200]!r}.")
 
 
+# Path parameters are matched as any text and checked by the view (names and ids alike), so
+# one that names nothing is the operation's own JSON 404.
 urlpatterns = [
     path("openapi.json", openapi_schema, name="openapi"),
-    path("apps/<slug:app>/releases", app_releases, name="api-app-releases"),
+    path("apps/<path:app>/releases", app_releases, name="api-app-releases"),
     path("builds", builds_create, name="api-builds-create"),
     path("deploys", deploys_create, name="api-deploys-create"),
-    # Ids are matched as any text and checked by the view, so a bad one is the JSON 404.
     path("deploys/<str:pk>", deploys_get, name="api-deploys-get"),
     path("deploys/<str:pk>/decisions", deploys_decide, name="api-deploys-decide"),
     path("deploys/<str:pk>/cancel", deploys_cancel, name="api-deploys-cancel"),

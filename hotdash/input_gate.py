@@ -231,7 +231,8 @@ def refused_response(request: HttpRequest, refused: InputRefused) -> HttpRespons
 
 
 class InputGateMiddleware:
-    """Query strings and form bodies are checked as text before any view reads them."""
+    """Query strings, form bodies and the URL's path parameters are checked as text before
+    any view reads them."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -243,6 +244,17 @@ class InputGateMiddleware:
         except InputRefused as refused:
             return refused_response(request, refused)
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        try:
+            for name, value in kwargs.items():
+                if isinstance(value, str):
+                    check_text(name, value)
+        except InputRefused as refused:
+            return refused_response(request, refused)
+        return None
 
     @staticmethod
     def _params(request: HttpRequest) -> Iterable[Any]:
