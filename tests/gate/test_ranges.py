@@ -109,7 +109,7 @@ def test_page_ids_past_64_bits_are_404(client, demo, admin_user, path):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("pk", ["abc", BIG, "9223372036854775808", "-1", "1.5", "%00"])
+@pytest.mark.parametrize("pk", ["abc", BIG, "9223372036854775808", "-1", "1.5", "%C2%B2"])
 @pytest.mark.parametrize(
     ("method", "suffix"), [("get", ""), ("post", "/decisions"), ("post", "/cancel")]
 )
@@ -119,6 +119,15 @@ def test_api_ids_that_are_not_deploy_ids_answer_the_json_404(api, approver, pk, 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_a_nul_in_an_api_path_parameter_is_refused_naming_it(api, approver):
+    for path in ("/deploys/1%00", "/apps/hot%00dash/releases"):
+        response = api(approver, "get", path)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_text"
+        assert response.json()["error"]["details"]["field"] in ("pk", "app")
 
 
 @pytest.mark.django_db
