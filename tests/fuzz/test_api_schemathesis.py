@@ -11,31 +11,25 @@ body, header or content type the schema does not document fails the test.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from approvals import policy
 from deployments.services.tokens import api_token_create
+from tests.fuzz import FUZZ_SETTINGS
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
     "response_headers_conformance",
+    "allow_header_conformance",
+    "ensure_resource_availability",
 ]
-HYPOTHESIS = settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,  # the same cases on every run: a failure is a finding, not a flake
-    suppress_health_check=list(HealthCheck),
-)
 # Releases of the demo world that can really be requested (production is approval-gated).
 DEMO_TARGETS = st.sampled_from(
     [
@@ -77,7 +71,7 @@ def authorization(request, tokens) -> dict[str, str]:
 
 
 @schema.parametrize()
-@HYPOTHESIS
+@FUZZ_SETTINGS
 def test_every_operation(case, authorization):
     case.call_and_validate(headers=authorization)
 
@@ -88,4 +82,4 @@ def test_stateful(tokens):
             deciding = case.operation.label == "POST /deploys/{id}/decisions"
             return {"headers": tokens[policy.APPROVER if deciding else policy.DEPLOYER]}
 
-    Machine.run(settings=settings(HYPOTHESIS, stateful_step_count=8))
+    Machine.run(settings=settings(FUZZ_SETTINGS, stateful_step_count=8))

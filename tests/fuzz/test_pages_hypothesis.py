@@ -15,10 +15,10 @@ from urllib.parse import urlencode, urljoin
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.test_api_schemathesis import MAX_EXAMPLES
+from tests.fuzz import FUZZ_SETTINGS
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=30),  # NUL and every other code point but surrogates
@@ -123,12 +123,7 @@ def test_pages_and_forms_never_answer_5xx(client, demo, sandbox, admin_user, rou
 
     # Everything is drawn up front: the pages change as the run litters the database, and
     # Hypothesis replays a case only if its draws do not depend on the answers.
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZ_SETTINGS
     @given(
         ids=st.lists(PATH_ID, min_size=2, max_size=2),  # no route has more parameters
         query=st.lists(st.tuples(st.sampled_from(QUERY_NAMES), HOSTILE), max_size=2),
