@@ -260,4 +260,7 @@ class InputGateMiddleware:
     def _params(request: HttpRequest) -> Iterable[Any]:
         yield request.GET
         if request.method == "POST" and request.content_type in FORM_CONTENT_TYPES:
+            # The raw body first, so parsing the form does not use up the stream of a view
+            # that reads the body itself (the API's JSON, a webhook's signed bytes).
+            request.body  # noqa: B018 - read for its side effect
             yield request.POST

@@ -4,12 +4,14 @@ person sends them; kept (escaped) in a signed webhook delivery, never a 500, nev
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
 
 from approvals.models import AuditEvent
 from deployments.models import Deploy, WebhookDelivery
+from deployments.services.tokens import api_token_create
 from tests.webhooks.conftest import github_headers, sign
 
 HOSTILE = {"NUL": "ship\x00it", "surrogate": "ship\udc80it"}
@@ -118,3 +120,29 @@ def test_webhook_header_with_nul_is_refused_before_anything_is_stored(client, se
     response = client.post("/webhooks/github", body, content_type="application/json", **headers)
     assert response.status_code == 400
     assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("encoding", ["multipart", "urlencoded"])
+def test_a_form_body_sent_to_the_api_or_the_webhook_is_refused_not_a_crash(
+    client, demo, sandbox, requester, settings, encoding
+):
+    """The gate reads form bodies before any view: the views that read the raw body still
+    get it (a multipart body used to consume the stream)."""
+    settings.GITHUB_WEBHOOK_SECRET = "s3cret-hook"
+    token = api_token_create(user=requester, name="t")[1]
+    form = {"app": "hot-dash"}
+    if encoding == "multipart":
+        send = {"data": form}
+    else:
+        send = {"data": urlencode(form), "content_type": "application/x-www-form-urlencoded"}
+    response = client.post("/api/v1/deploys", headers={"Authorization": f"Bearer {token}"}, **send)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    signature = sign(urlencode(form).encode(), "s3cret-hook")
+    response = client.post(
+        "/webhooks/github", **send, **github_headers("push", "d-form", signature)
+    )
+    # Signed over the bytes sent: a urlencoded body verifies and is not JSON; a multipart
+    # body's bytes differ from what was signed.
+    assert response.status_code == (400 if encoding == "urlencoded" else 401)
