@@ -27,6 +27,7 @@ from approvals.selectors_audit import (
     audit_event_page,
     audit_last_verification,
 )
+from hotdash import input_gate
 from hotdash.permissions import client_ip, role_required
 
 # Targets with a page of their own; every other target links to its own audit history.
@@ -49,11 +50,11 @@ class AuditFilterForm(forms.Form):
         regex=r"^[a-z_]+(:[^\s]{1,64})?$",
         error_messages={"invalid": 'Use "type" or "type:id", e.g. deploy:42.'},
     )
-    since = forms.DateField(required=False, help_text="From this day (UTC)")
-    until = forms.DateField(required=False, help_text="Up to and including this day (UTC)")
+    since = input_gate.DateField(required=False, help_text="From this day (UTC)")
+    until = input_gate.DateField(required=False, help_text="Up to and including this day (UTC)")
     q = forms.CharField(required=False, max_length=200, label="Reason or comment contains")
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    before = input_gate.IdField(required=False, widget=forms.HiddenInput)
+    after = input_gate.IdField(required=False, min_value=0, widget=forms.HiddenInput)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

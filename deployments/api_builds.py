@@ -6,7 +6,12 @@ from django.http import HttpRequest, JsonResponse
 
 from approvals import policy
 from deployments.models import App, Build
-from deployments.services.builds import BuildInvalid, build_register
+from deployments.services.builds import (
+    IMAGE_REF_MAX,
+    IMAGE_REFERENCE_RE,
+    BuildInvalid,
+    build_register,
+)
 from hotdash.api import ApiError, api_endpoint, error_responses, json_body, require_fields
 from hotdash.permissions import client_ip
 
@@ -54,10 +59,16 @@ _BUILD_SCHEMA = {
     "type": "object",
     "required": ["app", "sha", "image", "digest"],
     "properties": {
-        "app": {"type": "string", "description": "HotDash app name, e.g. hot-dash"},
-        "sha": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
-        "image": {"type": "string", "description": "e.g. registry.fly.io/hot-dash:pr-18-abc1234"},
-        "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "app": {"type": "string", "minLength": 1, "description": "HotDash app name, e.g. hot-dash"},
+        "sha": {"type": "string", "minLength": 1, "pattern": "^[0-9a-f]{40}$"},
+        "image": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": IMAGE_REF_MAX,
+            "pattern": f"^{IMAGE_REFERENCE_RE.pattern}$",
+            "description": "An OCI image reference, e.g. registry.fly.io/hot-dash:pr-18-abc1234",
+        },
+        "digest": {"type": "string", "minLength": 1, "pattern": "^sha256:[0-9a-f]{64}$"},
     },
 }
 _BUILD_OUT = {

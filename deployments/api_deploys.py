@@ -19,6 +19,7 @@ from deployments.selectors.deploys import deploy_get
 from deployments.services.deploys import DeployStateError
 from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
 from hotdash.api import ApiError, api_endpoint, error_responses, json_body, require_fields
+from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip
 
 MAX_TEXT = 2000
@@ -123,11 +124,13 @@ def deploy_json(deploy: Deploy) -> dict[str, Any]:
     }
 
 
-def _deploy_for(pk: int) -> Deploy:
-    deploy = Deploy.objects.filter(pk=pk).first()
+def _deploy_for(pk: str) -> Deploy:
+    """The deploy whose id is the URL's ``pk`` (any text: a non-id is a 404 like a missing one)."""
+    number = parse_id(pk)
+    deploy = Deploy.objects.filter(pk=number).first() if number else None
     if deploy is None:
-        raise ApiError(404, "not_found", f"No deploy #{pk}.")
-    return deploy_get(pk=pk)
+        raise ApiError(404, "not_found", f"No deploy #{pk[:30]!r}.")
+    return deploy_get(pk=deploy.pk)
 
 
 @api_endpoint("POST")
@@ -165,14 +168,14 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
 
 
 @api_endpoint("GET")
-def deploys_get(request: HttpRequest, pk: int) -> JsonResponse:
+def deploys_get(request: HttpRequest, pk: str) -> JsonResponse:
     if not policy.can_view(request.user):
         raise ApiError(403, "forbidden", "Reading deploys needs the viewer role.")
     return JsonResponse(deploy_json(_deploy_for(pk)))
 
 
 @api_endpoint("POST")
-def deploys_decide(request: HttpRequest, pk: int) -> JsonResponse:
+def deploys_decide(request: HttpRequest, pk: str) -> JsonResponse:
     deploy = _deploy_for(pk)
     data = json_body(request)
     require_fields(data, "decision")
@@ -181,7 +184,7 @@ def deploys_decide(request: HttpRequest, pk: int) -> JsonResponse:
         raise ApiError(422, "invalid_field", "decision must be approve or reject.")
     approval = ApprovalRequest.objects.filter(deploy=deploy).first()
     if approval is None:
-        raise ApiError(409, "not_gated", f"Deploy #{pk} has no approval request.")
+        raise ApiError(409, "not_gated", f"Deploy #{deploy.pk} has no approval request.")
     try:
         approval_decide(
             request=approval,
@@ -197,11 +200,11 @@ def deploys_decide(request: HttpRequest, pk: int) -> JsonResponse:
             refusal.message,
             approval=_approval_json(ApprovalRequest.objects.get(pk=approval.pk)),
         ) from None
-    return JsonResponse(deploy_json(deploy_get(pk=pk)), status=201)
+    return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)), status=201)
 
 
 @api_endpoint("POST")
-def deploys_cancel(request: HttpRequest, pk: int) -> JsonResponse:
+def deploys_cancel(request: HttpRequest, pk: str) -> JsonResponse:
     deploy = _deploy_for(pk)
     if not policy.can_cancel(request.user, deploy):
         raise ApiError(403, "forbidden", "Only the requester or an approver may cancel.")
@@ -212,7 +215,7 @@ def deploys_cancel(request: HttpRequest, pk: int) -> JsonResponse:
         )
     except DeployStateError as error:
         raise ApiError(409, error.code, error.message) from None
-    return JsonResponse(deploy_json(deploy_get(pk=pk)))
+    return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)))
 
 
 # --- OpenAPI -------------------------------------------------------------------------------
@@ -343,6 +346,9 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+# A string the view refuses when absent or blank, and one it takes blank (at most MAX_TEXT).
+_REQUIRED_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"}
+_TEXT = {"type": "string", "maxLength": MAX_TEXT}
 _NOT_FOUND = {"not_found": "no deploy has this id"}
 _MISSING = {"missing_fields": "a required field is absent or blank"}
 _INVALID = {"invalid_field": f"a field has the wrong type or exceeds {MAX_TEXT} characters"}
@@ -357,21 +363,32 @@ OPENAPI_PATHS = {
                     "type": "object",
                     "required": ["app", "environment", "version", "reason"],
                     "properties": {
-                        "app": {"type": "string"},
-                        "environment": {"type": "string"},
-                        "version": {"type": "string", "description": "1.2.0 or v1.2.0"},
-                        "reason": {"type": "string"},
+                        "app": _REQUIRED_TEXT,
+                        "environment": _REQUIRED_TEXT,
+                        "version": {**_REQUIRED_TEXT, "description": "1.2.0 or v1.2.0"},
+                        "reason": _REQUIRED_TEXT,
                         "overrides": {
                             "type": "array",
                             "items": {"type": "string", "enum": sorted(policy.OVERRIDABLE)},
                             "description": "Admins only, with override_reason",
                         },
-                        "override_reason": {"type": "string"},
+                        "override_reason": _TEXT,
                     },
                 }
             ),
             "responses": {
-                "201": {"description": "Created: awaiting approval or queued", **_JSON_DEPLOY},
+                "201": {
+                    "description": "Created: awaiting approval or queued",
+                    **_JSON_DEPLOY,
+                    "links": {
+                        name: {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
+                        for name, operation in (
+                            ("GetDeploy", "deploys_get"),
+                            ("DecideDeploy", "deploys_decide"),
+                            ("CancelDeploy", "deploys_cancel"),
+                        )
+                    },
+                },
                 **error_responses(
                     {
                         403: {"forbidden": "the token's user may not request deploys"},
@@ -424,7 +441,7 @@ OPENAPI_PATHS = {
                     "required": ["decision"],
                     "properties": {
                         "decision": {"type": "string", "enum": ["approve", "reject"]},
-                        "comment": {"type": "string", "description": "Required to reject"},
+                        "comment": {**_TEXT, "description": "Required to reject"},
                     },
                 }
             ),
@@ -466,7 +483,7 @@ OPENAPI_PATHS = {
                 {
                     "type": "object",
                     "required": ["reason"],
-                    "properties": {"reason": {"type": "string"}},
+                    "properties": {"reason": _REQUIRED_TEXT},
                 }
             ),
             "responses": {

@@ -6,8 +6,6 @@ and it fails closed (no secret configured refuses every delivery).
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -21,6 +19,7 @@ from deployments.services.webhooks import (
     webhook_delivery_receive,
     webhook_refused_record,
 )
+from hotdash import input_gate
 from hotdash.permissions import client_ip
 
 
@@ -48,6 +47,11 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
 def github_webhook(request: HttpRequest) -> HttpResponse:
     event = request.headers.get("X-GitHub-Event", "")[:50]
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    try:  # before anything is recorded: a refusal's audit event stores both
+        input_gate.check_text("X-GitHub-Event", event)
+        input_gate.check_text("X-GitHub-Delivery", delivery_id)
+    except input_gate.InputRefused as refused:
+        return _error(400, "invalid_text", str(refused))
     ip = client_ip(request)
     secret = settings.GITHUB_WEBHOOK_SECRET
     if not secret:
@@ -73,9 +77,10 @@ def github_webhook(request: HttpRequest) -> HttpResponse:
             "X-GitHub-Event and X-GitHub-Delivery (at most 100 characters) are required.",
         )
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _error(400, "invalid_json", "The body is not valid JSON.")
+        # Signed by GitHub: a NUL or lone surrogate in it is kept, escaped, not refused.
+        payload, escaped = input_gate.parse_json(body, escape=True)
+    except input_gate.InvalidJson as exc:
+        return _error(400, "invalid_json", f"The body is not valid JSON: {exc}.")
     if not isinstance(payload, dict):
         return _error(400, "invalid_json", "The body must be a JSON object.")
     if event == "ping":
@@ -83,7 +88,7 @@ def github_webhook(request: HttpRequest) -> HttpResponse:
     if event not in HANDLED_EVENTS:
         return HttpResponse(status=204)
     delivery, created = webhook_delivery_receive(
-        delivery_id=delivery_id, event=event, payload=payload, ip=ip
+        delivery_id=delivery_id, event=event, payload=payload, escaped=escaped, ip=ip
     )
     if not created:
         return JsonResponse({"status": "duplicate", "delivery": delivery.delivery_id})

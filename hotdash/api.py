@@ -8,7 +8,6 @@ API can answer is in the schema.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -19,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from deployments.services.tokens import api_token_authenticate
-from hotdash import auth
+from hotdash import auth, input_gate
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -41,13 +40,16 @@ def error_response(status: int, code: str, message: str, **details: Any) -> Json
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object, or an ApiError saying exactly what is wrong with it."""
+    """The request's JSON object, or an ApiError saying exactly what is wrong with it (through
+    the input gate: nesting capped, every string checked as text)."""
     if len(request.body) > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
     try:
-        data = json.loads(request.body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data, _ = input_gate.parse_json(request.body or b"{}")
+    except input_gate.InvalidJson as exc:
         raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}.") from None
+    except input_gate.InputRefused as refused:
+        raise ApiError(400, "invalid_text", str(refused), field=refused.field) from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "Request body must be a JSON object.")
     return data
@@ -141,7 +143,9 @@ def _error_response(description: str, codes: list[str], **headers: str) -> dict[
     return response
 
 
-# What api_endpoint and json_body answer, the same on every operation (or every one with a body).
+_INVALID_TEXT = "a NUL character or a lone UTF-16 surrogate (`details.field` names where)"
+# What api_endpoint, the input gate and json_body answer, the same on every operation (or
+# every one with a body).
 _PLUMBING_RESPONSES = {
     "Unauthenticated": (
         401,
@@ -169,12 +173,21 @@ _PLUMBING_RESPONSES = {
             Allow="The methods this path takes",
         ),
     ),
-}
-_BODY_RESPONSES = {
-    "InvalidJson": (
+    "InvalidText": (
         400,
         _error_response(
-            "`invalid_json`: the body is not UTF-8 JSON, or not a JSON object", ["invalid_json"]
+            f"`invalid_text`: {_INVALID_TEXT} in a query-string parameter", ["invalid_text"]
+        ),
+    ),
+}
+_BODY_RESPONSES = {
+    "InvalidBody": (
+        400,
+        _error_response(
+            "`invalid_json`: the body is not UTF-8 JSON, not a JSON object, nests deeper than "
+            f"{input_gate.MAX_JSON_DEPTH} levels, or has a number outside 64 bits or not "
+            f"finite; `invalid_text`: {_INVALID_TEXT} in the body or a query-string parameter",
+            ["invalid_json", "invalid_text"],
         ),
     ),
     "BodyTooLarge": (
@@ -214,8 +227,8 @@ def error_responses(
     errors: dict[int, dict[str, str]], *, body: bool = False
 ) -> dict[str, dict[str, Any]]:
     """An operation's error responses: ``errors`` maps each status the view answers to its
-    codes and when each is sent; 401, 405 and 429 always apply, 400 and 413 when ``body``
-    (the operation reads a JSON body)."""
+    codes and when each is sent; 400, 401, 405 and 429 always apply, 413 and the body's 400
+    codes when ``body`` (the operation reads a JSON body)."""
     shared = {**_PLUMBING_RESPONSES, **(_BODY_RESPONSES if body else {})}
     responses = {
         str(status): {"$ref": f"#/components/responses/{name}"}

@@ -6,14 +6,15 @@ from importlib import import_module
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from deployments.api_builds import builds_create
 from deployments.api_deploys import deploys_cancel, deploys_create, deploys_decide, deploys_get
 from deployments.api_releases import app_releases
 from hotdash import __version__
-from hotdash.api import OPENAPI_COMPONENTS
+from hotdash.api import OPENAPI_COMPONENTS, error_response
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
 API_MODULES: list[str] = [
@@ -40,12 +41,22 @@ def openapi_schema(request: HttpRequest) -> JsonResponse:
     return JsonResponse(schema)
 
 
+@csrf_exempt
+@login_not_required
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Any other path under /api/v1/: the API's error shape, not the dashboard's HTML page."""
+    return error_response(404, "not_found", f"No API operation at {request.path[:200]!r}.")
+
+
+# Path parameters are matched as any text and checked by the view (names and ids alike), so
+# one that names nothing is the operation's own JSON 404.
 urlpatterns = [
     path("openapi.json", openapi_schema, name="openapi"),
-    path("apps/<slug:app>/releases", app_releases, name="api-app-releases"),
+    path("apps/<path:app>/releases", app_releases, name="api-app-releases"),
     path("builds", builds_create, name="api-builds-create"),
     path("deploys", deploys_create, name="api-deploys-create"),
-    path("deploys/<int:pk>", deploys_get, name="api-deploys-get"),
-    path("deploys/<int:pk>/decisions", deploys_decide, name="api-deploys-decide"),
-    path("deploys/<int:pk>/cancel", deploys_cancel, name="api-deploys-cancel"),
+    path("deploys/<str:pk>", deploys_get, name="api-deploys-get"),
+    path("deploys/<str:pk>/decisions", deploys_decide, name="api-deploys-decide"),
+    path("deploys/<str:pk>/cancel", deploys_cancel, name="api-deploys-cancel"),
+    re_path(r"^", api_not_found, name="api-not-found"),
 ]

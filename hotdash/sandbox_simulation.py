@@ -8,6 +8,7 @@ from django import forms
 from django.db import transaction
 
 from approvals.audit import record
+from hotdash import input_gate
 from hotdash.integrations.sandbox_control import sandbox_control
 
 
@@ -23,7 +24,7 @@ class SimulationForm(forms.Form):
     action = forms.ChoiceField(choices=ACTIONS)
     title = forms.CharField(required=False, max_length=200)
     branch = forms.RegexField(required=False, regex=r"^[\w./-]+$", max_length=100)
-    number = forms.IntegerField(required=False, min_value=1)
+    number = input_gate.IdField(required=False)
     version = forms.RegexField(required=False, regex=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
     prerelease = forms.BooleanField(required=False)
     count = forms.IntegerField(required=False, min_value=1, max_value=10)

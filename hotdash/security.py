@@ -1,4 +1,5 @@
-"""Response and log hardening: the Content-Security-Policy header, single-line log records."""
+"""Response and log hardening: the Content-Security-Policy header, private caching of signed-in
+answers, single-line log records."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 # The one <style> element htmx inserts (its request-indicator rules, htmx 2.x), admitted by hash.
 HTMX_INDICATOR_CSS = (
@@ -46,6 +48,21 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+
+class PrivateCacheMiddleware:
+    """An answer to a signed-in user (a session or an API token) is theirs alone: no shared
+    cache may keep it, and no browser may store it for the next person at the keyboard."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
 

@@ -1,13 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import include, path, reverse_lazy
+from django.urls import include, path, register_converter, reverse_lazy
 from django.views.generic import RedirectView
 
 from deployments.views.overview import overview
 from deployments.webhooks import github_webhook
 from hotdash import views
 from hotdash.auth import ThrottledLoginView
+from hotdash.input_gate import IdConverter
+
+# <id:pk>: an id that fits the database; a longer number is no match, so a 404.
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", overview, name="overview"),

@@ -23,6 +23,34 @@ SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+def _image_reference_re() -> re.Pattern[str]:
+    """The OCI distribution reference grammar (distribution/reference): an optional registry
+    host (a domain name or a bracketed IPv6 address, with a port), lower-case path components
+    joined by ``.``, ``_``, ``__`` or dashes, then an optional tag and an optional digest."""
+    alphanumeric = r"[a-z0-9]+"
+    separator = r"(?:[._]|__|-+)"
+    component = rf"{alphanumeric}(?:{separator}{alphanumeric})*"
+    domain_component = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    host = rf"(?:{domain_component}(?:\.{domain_component})*|\[[a-fA-F0-9:]+\])"
+    name = rf"(?:{host}(?::[0-9]+)?/)?{component}(?:/{component})*"
+    tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+    digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+    # Group 1 is the name. Plain syntax, so the schema publishes the same pattern.
+    return re.compile(rf"({name})(?::{tag})?(?:@{digest})?")
+
+
+IMAGE_REFERENCE_RE = _image_reference_re()
+IMAGE_NAME_MAX = 255  # the grammar's limit on the name part
+IMAGE_REF_MAX = 300
+
+
+def image_reference_valid(image_ref: str) -> bool:
+    if len(image_ref) > IMAGE_REF_MAX:  # first: the pattern then runs on a bounded text
+        return False
+    match = IMAGE_REFERENCE_RE.fullmatch(image_ref)
+    return match is not None and len(match.group(1)) <= IMAGE_NAME_MAX
+
+
 class BuildInvalid(Exception):
     """A build registration that cannot be accepted; ``code`` is stable."""
 
@@ -52,8 +80,12 @@ def build_register(
     image_digest = image_digest.strip().lower()
     if not SHA_RE.match(commit_sha):
         raise BuildInvalid("invalid_sha", "sha must be a full 40-character hex commit SHA.")
-    if not image_ref or len(image_ref) > 300 or any(c.isspace() for c in image_ref):
-        raise BuildInvalid("invalid_image", "image must be an image reference (≤ 300 characters).")
+    if not image_reference_valid(image_ref):
+        raise BuildInvalid(
+            "invalid_image",
+            f"image must be an OCI image reference, e.g. registry.fly.io/app:tag "
+            f"(≤ {IMAGE_REF_MAX} characters).",
+        )
     if not DIGEST_RE.match(image_digest):
         raise BuildInvalid("invalid_digest", "digest must look like sha256:<64 hex characters>.")
     existing = Build.objects.filter(app=app, commit_sha=commit_sha).first()

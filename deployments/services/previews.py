@@ -83,12 +83,46 @@ class PullRequestFacts:
     labels: frozenset[str]
 
 
+# What every ``pull_request`` payload has: (dotted path, the JSON types it may hold). A head
+# repository of null is GitHub's word for a deleted fork; a missing one is a malformed payload.
+PULL_REQUEST_SHAPE: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("pull_request", (dict,)),
+    ("pull_request.number", (int,)),
+    ("pull_request.state", (str,)),
+    ("pull_request.head", (dict,)),
+    ("pull_request.head.ref", (str,)),
+    ("pull_request.head.sha", (str,)),
+    ("pull_request.head.repo", (dict, type(None))),
+    ("pull_request.base", (dict,)),
+    ("pull_request.base.repo", (dict,)),
+    ("pull_request.base.repo.full_name", (str,)),
+)
+PR_NUMBER_MAX = 2**31 - 1  # Preview.pr_number
+
+
+def _require_shape(payload: dict[str, Any]) -> None:
+    """ValueError naming the first member of PULL_REQUEST_SHAPE the payload lacks: a signed
+    payload without them is malformed and refused, never interpreted (a missing head must not
+    read as a deleted fork)."""
+    for path, kinds in PULL_REQUEST_SHAPE:
+        value: Any = payload
+        for name in path.split("."):
+            if not isinstance(value, dict) or name not in value:
+                raise ValueError(f"{path} is missing")
+            value = value[name]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"{path} is not a {' or '.join(k.__name__ for k in kinds)}")
+    if not 1 <= payload["pull_request"]["number"] <= PR_NUMBER_MAX:
+        raise ValueError("pull_request.number is out of range")
+
+
 def pull_request_facts(payload: dict[str, Any]) -> PullRequestFacts:
     """What a ``pull_request`` payload says about the PR. A head repository that differs from
     the base repository, or that is gone (a deleted fork), makes the PR an untrusted fork."""
+    _require_shape(payload)
     data = payload["pull_request"]
     pull = parse_pull_request(data)
-    base_repo = ((data.get("base") or {}).get("repo") or {}).get("full_name", "")
+    base_repo = data["base"]["repo"]["full_name"]
     return PullRequestFacts(
         number=pull.number,
         title=pull.title,

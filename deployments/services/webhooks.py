@@ -86,20 +86,31 @@ def webhook_refused_record(*, event: str, delivery_id: str, reason: str, ip: str
 
 
 def webhook_delivery_receive(
-    *, delivery_id: str, event: str, payload: dict[str, Any], ip: str | None
+    *,
+    delivery_id: str,
+    event: str,
+    payload: dict[str, Any],
+    ip: str | None,
+    escaped: list[str] | None = None,
 ) -> tuple[WebhookDelivery, bool]:
     """Store a verified delivery once. Returns (delivery, created); a replay is (existing, False).
 
     The dedupe key and the stored event commit together, so a failed attempt never poisons a
-    later redelivery; the processing task is sent only once the row is committed.
+    later redelivery; the processing task is sent only once the row is committed. ``escaped``
+    lists the payload's strings whose NUL or lone surrogates the input gate wrote as escapes
+    (the audit event says so).
     """
     action = payload.get("action")
+    action = action[:50] if isinstance(action, str) else ""
+    data: dict[str, Any] = {"event": event, "action": action, "delivery_id": delivery_id}
+    if escaped:
+        data["escaped"] = escaped[:50]
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
                 delivery_id=delivery_id,
                 event=event,
-                action=action if isinstance(action, str) else "",
+                action=action,
                 payload=payload,
             )
             record(
@@ -107,7 +118,7 @@ def webhook_delivery_receive(
                 verb="webhook.received",
                 target=delivery,
                 app=_app_name_for(payload),
-                data={"event": event, "action": delivery.action, "delivery_id": delivery_id},
+                data=data,
                 ip=ip,
             )
             transaction.on_commit(lambda: webhook_delivery_send(delivery_pk=delivery.pk))

@@ -29,6 +29,7 @@ from deployments.selectors.deploys import (
 )
 from deployments.services.deploys import DeployStateError, deploy_abort
 from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
+from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
 
 
@@ -116,9 +117,9 @@ def deploy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _initial(request: HttpRequest) -> dict[str, Any]:
     initial = {}
     for name in ("environment", "release"):
-        value = request.GET.get(name, "")
-        if value.isdigit():
-            initial[name] = int(value)
+        value = parse_id(request.GET.get(name))
+        if value is not None:
+            initial[name] = value
     return initial
 
 
@@ -126,8 +127,8 @@ def _request_page(
     request: HttpRequest, form: DeployRequestForm, *, refusal: DeployRefused | None, status: int
 ) -> HttpResponse:
     environment = None
-    env_id = form["environment"].value()
-    if env_id and str(env_id).isdigit():
+    env_id = parse_id(form["environment"].value())
+    if env_id is not None:
         environment = (
             Environment.objects.select_related("app", "current_release", "locked_by")
             .filter(pk=env_id)

@@ -25,6 +25,7 @@ from deployments.services.environments import (
     freeze_window_add,
     freeze_window_remove,
 )
+from hotdash import input_gate
 from hotdash.integrations import APIError
 from hotdash.permissions import client_ip, role_required
 
@@ -34,8 +35,8 @@ class LockForm(forms.Form):
 
 
 class FreezeWindowForm(forms.Form):
-    starts_at = forms.DateTimeField(help_text="UTC, e.g. 2026-12-24 00:00")
-    ends_at = forms.DateTimeField(help_text="UTC")
+    starts_at = input_gate.DateTimeField(help_text="UTC, e.g. 2026-12-24 00:00")
+    ends_at = input_gate.DateTimeField(help_text="UTC")
     reason = forms.CharField(max_length=200)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -28,6 +28,7 @@ from deployments.selectors.releases import (
 from deployments.services.releases import ReleaseSyncFailed, release_clear_bad, release_sync
 from deployments.services.requests import DeployRefused
 from deployments.services.rollbacks import fast_path_explanation, rollback_request
+from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
 
 
@@ -186,8 +187,12 @@ def rollback_form(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @role_required(policy.can_view)
 def rollback_list_page(request: HttpRequest) -> HttpResponse:
-    environment_id = request.GET.get("environment", "")
-    environment_id = int(environment_id) if environment_id.isdigit() else None
+    raw = request.GET.get("environment", "")
+    environment_id = parse_id(raw)
+    if raw and environment_id is None:
+        return HttpResponseBadRequest(
+            "environment must be an environment id.\n", content_type="text/plain; charset=utf-8"
+        )
     rollbacks = list(rollback_list(environment_id=environment_id))
     context = {
         "rollbacks": rollbacks,

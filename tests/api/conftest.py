@@ -4,6 +4,7 @@ OpenAPI schema (status, body and documented headers)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 import pytest
 from openapi_core import OpenAPI
@@ -16,7 +17,8 @@ from deployments.services.tokens import api_token_create
 def api(client, demo, sandbox):
     """``api(user, method, path, body=None, *, raw=None, authorization=None)``.
 
-    ``user`` None sends no Authorization header; ``authorization`` replaces the user's
+    ``path`` may end in a query string. ``user`` None sends no Authorization header;
+    ``authorization`` replaces the user's
     ``Bearer <token>``; ``raw`` bytes replace the JSON-encoded ``body``. A response status or
     error code the schema does not list for the operation fails the test.
     """
@@ -42,11 +44,13 @@ def api(client, demo, sandbox):
             if response.status_code == 405
             else method
         )
+        route, _, query = path.partition("?")
         spec.validate_response(
             MockRequest(
                 "http://testserver",
                 as_method,
-                "/api/v1" + path,
+                "/api/v1" + route,
+                args=dict(parse_qsl(query)),
                 data=data if isinstance(data, bytes | None) else data.encode(),
                 content_type="application/json",
             ),

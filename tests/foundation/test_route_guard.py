@@ -20,6 +20,7 @@ PUBLIC = {
     "logout",
     "github-webhook",  # HMAC signature (tests/webhooks)
     "openapi",  # the API's published schema: no data
+    "api-not-found",  # the JSON 404 of any other /api/ path: no data
 }
 
 
@@ -41,9 +42,9 @@ def _routes() -> list[tuple[str, str]]:
 
 
 def _url(template: str) -> str:
-    """A concrete path: every <int:…> becomes 1, every <slug:…> the demo app."""
-    path = re.sub(r"<int:\w+>", "1", template)
-    return re.sub(r"<(?:slug|str):\w+>", "hot-dash", path)
+    """A concrete path: every id becomes 1, every other parameter the demo app."""
+    path = re.sub(r"<(?:int|id):\w+>|<str:pk>", "1", template)
+    return re.sub(r"<(?:slug|str|path):\w+>", "hot-dash", path)
 
 
 ROUTES = [(name, _url(template)) for name, template in _routes() if name not in PUBLIC]
