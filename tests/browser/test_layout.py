@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth import get_user_model
 
 from approvals.models import ApprovalRequest
-from deployments.models import Preview, Release
+from deployments.models import Deploy, Preview, Release
 from deployments.services.requests import deploy_request
 from tests.browser.conftest import DESKTOP, PHONE
 
@@ -27,7 +27,8 @@ AXE = Axe()
 
 @pytest.fixture
 def scene(demo, live_sandbox):
-    """The demo world with a deploy awaiting approval and a running pull-request preview."""
+    """The demo world (with its finished deploys), a deploy awaiting approval and a running
+    pull-request preview."""
     production = demo.environments.get(name="production")
     deploy = deploy_request(
         environment=production,
@@ -45,7 +46,10 @@ def scene(demo, live_sandbox):
         url="https://hot-dash-pr-42.fly.dev",
         state=Preview.State.RUNNING,
     )
-    return SimpleNamespace(deploy=deploy, environment=production, preview=preview)
+    finished = Deploy.objects.filter(state=Deploy.State.SUCCEEDED).latest("pk")
+    return SimpleNamespace(
+        deploy=deploy, finished=finished, environment=production, preview=preview
+    )
 
 
 def pages(page, scene) -> list[str]:
@@ -56,6 +60,7 @@ def pages(page, scene) -> list[str]:
     )
     details = [
         f"/deploys/{scene.deploy.pk}/",
+        f"/deploys/{scene.finished.pk}/",
         f"/environments/{scene.environment.pk}/",
         f"/releases/{scene.deploy.release_id}/",
         f"/previews/{scene.preview.pk}/",
