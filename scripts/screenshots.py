@@ -30,6 +30,16 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DEVICES = {
     "desktop": {"viewport": {"width": 1400, "height": 900}},
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
@@ -104,8 +114,10 @@ def own_demo() -> Iterator[str]:
                     process.kill()
 
 
-def sign_in(browser, url: str, password: str, username: str, device: str) -> Page:
-    page = browser.new_context(**DEVICES[device]).new_page()
+def sign_in(browser, url: str, username: str, password: str, **context_options) -> Page:
+    """A page of a new browser context (``**DEVICES["phone"]``, say), signed in as ``username``
+    and on the overview. The browser tests sign in with it too."""
+    page = browser.new_context(**context_options).new_page()
     page.set_default_timeout(60_000)
     page.goto(f"{url}/accounts/login/")
     page.fill("input[name=username]", username)
@@ -137,11 +149,9 @@ def shrink(out: Path) -> None:
 def take(url: str, password: str, out: Path, chromium: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         # alice asks for the newest release on production.
-        alice = sign_in(browser, url, password, "alice", "desktop")
+        alice = sign_in(browser, url, "alice", password, **DEVICES["desktop"])
         alice.click("#overview-apps a:text-is('production')")
         alice.locator("a.button:has-text('to production…')").first.click()
         request = alice.locator("#drawer-root dialog[data-drawer][open]")
@@ -150,7 +160,9 @@ def take(url: str, password: str, out: Path, chromium: str) -> None:
         alice.wait_for_url("**/deploys/*/")
         deploy_url = alice.url
 
-        bobs = {device: sign_in(browser, url, password, "bob", device) for device in DEVICES}
+        bobs = {
+            device: sign_in(browser, url, "bob", password, **DEVICES[device]) for device in DEVICES
+        }
         for device, page in bobs.items():
             shoot(page, out, "overview", device)
             page.goto(f"{url}/approvals/")
@@ -172,7 +184,7 @@ def take(url: str, password: str, out: Path, chromium: str) -> None:
             page.goto(f"{url}/audit/")
             shoot(page, out, "audit", device)
 
-        admin = sign_in(browser, url, password, "admin", "desktop")
+        admin = sign_in(browser, url, "admin", password, **DEVICES["desktop"])
         admin.goto(f"{url}/ops/sandbox/")
         admin.select_option("select[name=action]", "open_pull")
         admin.fill("input[name=title]", "Dark mode for the overview")

@@ -8,19 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connections
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from scripts.screenshots import CHROMIUM_ARGS, DEVICES, sign_in
+
 PASSWORD = "demo-password-for-tests"  # the demo fixture's DEMO_PASSWORD
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-DESKTOP = {"viewport": {"width": 1400, "height": 900}}
+PHONE, DESKTOP = DEVICES["phone"], DEVICES["desktop"]
 
 
 @pytest.fixture
@@ -45,14 +36,7 @@ def signed_in(browser, live_server) -> Callable[..., object]:
     """``signed_in(username, **context_options)``: a page of a new browser context (PHONE or
     DESKTOP, say), signed in and on the overview."""
 
-    def sign_in(username: str, **context_options):
-        page = browser.new_context(**context_options).new_page()
-        page.set_default_timeout(60_000)
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        return page
+    def sign_in_to_live_server(username: str, **context_options):
+        return sign_in(browser, live_server.url, username, PASSWORD, **context_options)
 
-    return sign_in
+    return sign_in_to_live_server
