@@ -29,6 +29,7 @@ from approvals.selectors_audit import (
 )
 from hotdash import input_gate
 from hotdash.permissions import client_ip, role_required
+from hotdash.templatetags.times import time_html
 
 # Targets with a page of their own; every other target links to its own audit history.
 TARGET_PAGES = {
@@ -131,7 +132,7 @@ def audit_rows(events: list[AuditRow]) -> list[SafeString]:
         details = "; ".join(f"{key}: {value}" for key, value in event.data.items())
         html = ROW.format(
             id=event.id,
-            when=event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            when=time_html(event.created_at, precision="seconds"),
             actor=escape(event.actor_name),
             verb=escape(event.verb),
             target=target,

@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "approvals.middleware.AdminClientIPMiddleware",
+    # DEBUG only: the house 404 page instead of the technical one.
+    "hotdash.error_pages.HouseNotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "hotdash.urls"
@@ -434,12 +436,13 @@ LOGGING = {
     "filters": {
         "redact": {"()": "hotdash.security.RedactSecretsFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "refusals_without_traceback": {"()": "hotdash.error_pages.RefusalsWithoutTraceback"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "single_line",
-            "filters": ["redact"],
+            "filters": ["redact", "refusals_without_traceback"],
         },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",

@@ -47,7 +47,7 @@ def test_drawer_shows_what_a_person_needs(client, pending, approver, v130):
         "requester",  # who
         "0 of 1",
         "Still eligible: admin, approver, bob, carol",
-        "expires in",
+        "expires <time",
         "not locked",
         "audit export",  # a commit between
         "Batch 1/2",  # the plan
@@ -226,12 +226,10 @@ def test_drawer_shows_the_lock_the_freeze_window_and_the_admin_override(
     client.force_login(approver)
     for html in _both_drawers(client, deploy.approval_request):
         assert '<p class="lock">Locked by root since ' in html
-        assert "UTC: database migration</p>" in html
+        assert "UTC</time>: database migration</p>" in html
         start, end = now - timedelta(hours=1), now + timedelta(hours=2)
-        assert (
-            f"<li>Freeze {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC: quarter close</li>"
-            in html
-        )
+        assert f">{start:%Y-%m-%d %H:%M} UTC</time> – <time" in html
+        assert f">{end:%Y-%m-%d %H:%M} UTC</time>: quarter close</li>" in html
         assert (
             '<p class="lock">Override by root of freeze_window, lock: hotfix for the outage</p>'
             in html

@@ -4,27 +4,12 @@ succeeded; rejecting works; the requester sees no approve button."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
-from django.db import connections
 
 from deployments.models import Deploy
 from tests.engine.conftest import fast_health
 from tests.engine.test_workers import run_sandbox_clock, worker_env
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PASSWORD = "demo-password-for-tests"
 # An upper bound for a state the test waits on, not an expectation: a healthy run reaches it in
 # seconds; the bound only turns a hang into a failure.
 STATE_TIMEOUT_MS = 300_000
@@ -34,23 +19,6 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[object]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not on PATH: apt-get install -y chromium (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are still plain synchronous calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-        # The test's ORM calls ran in Playwright's context, which has its own connection.
-        connections.close_all()
 
 
 @pytest.fixture
@@ -68,17 +36,6 @@ def world(demo, live_sandbox, start_worker, settings):
     return production
 
 
-def signed_in(browser, live_server, username: str):
-    page = browser.new_context().new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
-
-
 def request_from_environment_page(page, live_server, production, reason: str) -> Deploy:
     page.goto(f"{live_server.url}/environments/{production.pk}/")
     page.click("text=Deploy v1.3.0 to production…")
@@ -89,8 +46,8 @@ def request_from_environment_page(page, live_server, production, reason: str) ->
     return Deploy.objects.get(reason=reason)
 
 
-def test_request_approve_and_follow_to_succeeded(browser, live_server, world):
-    alice = signed_in(browser, live_server, "alice")
+def test_request_approve_and_follow_to_succeeded(signed_in, live_server, world):
+    alice = signed_in("alice")
     deploy = request_from_environment_page(alice, live_server, world, "ship the audit export")
     assert alice.locator("#deploy-state").inner_text() == "Awaiting approval"
     assert alice.locator("#step-3").inner_text().startswith("Batch 1/2")
@@ -99,7 +56,7 @@ def test_request_approve_and_follow_to_succeeded(browser, live_server, world):
     alice.locator("#drawer-root dialog[open] #cannot-decide").wait_for()
     assert alice.locator("button[value=approve]").count() == 0
 
-    bob = signed_in(browser, live_server, "bob")
+    bob = signed_in("bob")
     bob.goto(f"{live_server.url}/approvals/")
     row = bob.locator(f"#approval-{deploy.approval_request.pk}")
     row.locator("a").click()
@@ -121,10 +78,10 @@ def test_request_approve_and_follow_to_succeeded(browser, live_server, world):
     alice.locator("#deploy-state", has_text="Succeeded").wait_for(timeout=STATE_TIMEOUT_MS)
 
 
-def test_rejecting_in_the_drawer(browser, live_server, world):
-    alice = signed_in(browser, live_server, "alice")
+def test_rejecting_in_the_drawer(signed_in, live_server, world):
+    alice = signed_in("alice")
     deploy = request_from_environment_page(alice, live_server, world, "try it")
-    bob = signed_in(browser, live_server, "bob")
+    bob = signed_in("bob")
     bob.goto(f"{live_server.url}/deploys/")
     bob.locator(f"#deploy-{deploy.pk} a:has-text('Review')").click()
     drawer = bob.locator("#drawer-root dialog[data-drawer][open]")
