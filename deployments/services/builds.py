@@ -7,7 +7,6 @@ build is simulated for a PR head the first time a preview needs it.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from typing import Any
 
@@ -15,9 +14,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from approvals.audit import record
+from deployments import task_names
 from deployments.models import App, Build, Preview
-
-log = logging.getLogger(__name__)
+from hotdash import queue
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -103,12 +102,9 @@ def _audit(*, build: Build, actor: Any, ip: str | None, simulated: bool) -> None
 
 
 def build_ready_send(*, build_pk: int) -> None:
-    from deployments.tasks.previews import preview_build_ready
-
-    try:
-        preview_build_ready.apply_async(args=[build_pk])
-    except Exception:  # noqa: BLE001 - the next push or a redeploy picks the build up
-        log.warning("could not publish preview_build_ready for build %s", build_pk)
+    """Ask a worker to deploy the build's preview; if the message is lost, the next push or a
+    redeploy picks the build up."""
+    queue.send(task_names.PREVIEW_BUILD_READY, build_pk)
 
 
 def simulated_image(*, app: App, commit_sha: str, pr_number: int) -> tuple[str, str]:

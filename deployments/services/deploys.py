@@ -36,11 +36,12 @@ from django.utils.dateparse import parse_datetime
 from approvals import policy
 from approvals.audit import record
 from approvals.models import AuditEvent, Decision
-from deployments import rollout, semver
+from deployments import rollout, semver, task_names
 from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview, Release
 from deployments.services.environments import environment_lock
 from deployments.services.notifications import notification_send
 from deployments.services.releases import release_mark_bad
+from hotdash import queue
 from hotdash.integrations import (
     APIError,
     FlyClient,
@@ -116,15 +117,8 @@ def deploy_send(
     """Publish the run message. ``fly_app`` asks the worker to read that Fly app's machines
     before it even loads the deploy (see deploy_execute). A broker error is logged, not
     raised: the reconciler resends."""
-    from deployments.tasks.deploys import deploy_run
-
     args = [deploy_id, token, fly_app] if fly_app else [deploy_id, token]
-    try:
-        deploy_run.apply_async(args=args, countdown=countdown or None)
-    except Exception:  # noqa: BLE001 - any broker failure; the durable row is the source of truth
-        log.warning("could not publish deploy_run for deploy %s; the reconciler resends", deploy_id)
-        return False
-    return True
+    return queue.send(task_names.DEPLOY_RUN, *args, countdown=countdown)
 
 
 # --- transitions people and other services ask for -------------------------------------------
@@ -319,18 +313,9 @@ def _end(deploy: Deploy, state: str, *, error: str = "") -> None:
     if deploy.kind == Deploy.Kind.PREVIEW:
         preview = Preview.objects.filter(environment_id=deploy.environment_id).first()
         if preview is not None:
-            transaction.on_commit(lambda: _preview_refresh_send(preview.pk))
-
-
-def _preview_refresh_send(preview_id: int) -> None:
-    """Tell the preview its deploy ended, so it need not wait for the 30 s beat refresh
-    (which still covers a broker error here)."""
-    from deployments.tasks.previews import preview_refresh
-
-    try:
-        preview_refresh.apply_async(args=[preview_id])
-    except Exception:  # noqa: BLE001 - any broker failure; the beat refresh catches up
-        log.warning("could not publish preview_refresh for preview %s", preview_id)
+            # Tell the preview its deploy ended, so it need not wait for the 30 s beat
+            # refresh (which still covers a lost message).
+            transaction.on_commit(lambda: queue.send(task_names.PREVIEW_REFRESH, preview.pk))
 
 
 # --- the worker side -------------------------------------------------------------------------

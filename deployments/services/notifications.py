@@ -24,7 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from deployments import task_names
 from deployments.models import App, Deploy, Notification
+from hotdash import queue
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +143,8 @@ def _queue(*, app: App, deploy: Deploy | None, event: str, payload: dict) -> Not
 
 
 def _send_task(notification_id: int, *, attempt: int, countdown: float | None) -> None:
-    from deployments.tasks.notifications import notification_deliver
-
-    try:
-        notification_deliver.apply_async(args=[notification_id, attempt], countdown=countdown)
-    except Exception:  # noqa: BLE001 - broker down: pending on /ops until the sweep re-sends
-        log.warning("could not queue delivery of notification %s", notification_id)
+    """Broker down: the notification stays pending on /ops until the sweep re-sends it."""
+    queue.send(task_names.NOTIFICATION_DELIVER, notification_id, attempt, countdown=countdown)
 
 
 def webhook_host(url: str) -> str:

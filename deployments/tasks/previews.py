@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from deployments import task_names
 from deployments.models import Build, Preview
 from deployments.services.previews import (
     preview_deploy_for_build,
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(
+    name=task_names.PREVIEW_BUILD_READY,
     ignore_result=True,
     autoretry_for=(RetryableAPIError,),
     retry_backoff=5,
@@ -49,6 +51,7 @@ def preview_state_refresh() -> None:
 
 
 @shared_task(
+    name=task_names.PREVIEW_REFRESH,
     ignore_result=True,
     autoretry_for=(RetryableAPIError,),
     retry_backoff=5,
