@@ -4,7 +4,7 @@ expire, void.
 Every function owns its transaction, locks the approval request row (then its deploy row, in
 that order everywhere) and writes its audit event(s) in the same transaction. A refused
 decision or bypass still commits its ``approval.refused`` event (and an expiry or voiding it
-caused) before :class:`ApprovalRefused` is raised.
+caused) before :class:`~hotdash.errors.Refused` is raised.
 """
 
 from __future__ import annotations
@@ -25,41 +25,21 @@ from deployments.models import Deploy, DeployLog
 from deployments.services.deploys import deploy_queue, deploy_supersede
 from deployments.services.notifications import notification_send
 from hotdash import auth
+from hotdash.errors import Refused
 
-# How a refusal is answered over HTTP (drawer and API alike).
-DECISION_REFUSAL_STATUS = {
-    "not_approver": 403,
-    "self_approval": 403,
-    "already_decided": 409,
-    "closed": 409,
-    "expired": 409,
-    "changed": 409,
-    "comment_required": 422,
-    "invalid_verdict": 422,
-}
-# The break-glass bypass (drawer only, not in the API) may also answer closed/expired/changed.
-BYPASS_REFUSAL_STATUS = {
-    "not_admin": 403,
-    "bypass_disabled": 403,
-    "reauth_failed": 403,
-    "reason_required": 422,
-    "throttled": 429,
-}
-REFUSAL_STATUS = {**DECISION_REFUSAL_STATUS, **BYPASS_REFUSAL_STATUS}
-
-
-class ApprovalRefused(Exception):
-    """A decision that was not recorded; ``code`` is a key of REFUSAL_STATUS."""
-
-    def __init__(self, code: str, message: str, request: ApprovalRequest) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.request = request
-
-    @property
-    def status(self) -> int:
-        return REFUSAL_STATUS[self.code]
+# The codes approval_decide refuses with. The break-glass bypass (drawer only, not in the API)
+# may answer closed, expired and changed too, and not_admin, bypass_disabled, reason_required,
+# throttled and reauth_failed.
+DECISION_REFUSALS = (
+    "not_approver",
+    "self_approval",
+    "already_decided",
+    "closed",
+    "expired",
+    "changed",
+    "comment_required",
+    "invalid_verdict",
+)
 
 
 def _audit(
@@ -227,7 +207,7 @@ def approval_decide(
     """Record ``user``'s approve/reject on a pending request.
 
     The final approval queues the deploy in the same transaction (its run message is sent on
-    commit); a rejection ends request and deploy ``rejected``. Raises :class:`ApprovalRefused`
+    commit); a rejection ends request and deploy ``rejected``. Raises Refused
     after committing an ``approval.refused`` event when policy or state forbids the decision.
     """
     return _settle(
@@ -258,7 +238,7 @@ def approval_bypass(
     Needs the admin role, an environment that allows it, a reason and the admin's password
     again (failures feed the sign-in throttle through Django's ``user_login_failed`` signal).
     Queues the deploy exactly as a final approval does, writes ``approval.bypassed`` and
-    notifies ``approval.bypassed``. Raises :class:`ApprovalRefused` after committing an
+    notifies ``approval.bypassed``. Raises Refused after committing an
     ``approval.refused`` event otherwise.
     """
     return _settle(
@@ -307,7 +287,7 @@ def _settle(
         else:
             apply(locked, deploy)
     if code:
-        raise ApprovalRefused(code, message, locked)
+        raise Refused(code, message)
     return locked
 
 

@@ -20,8 +20,45 @@ from django.views.decorators.csrf import csrf_exempt
 
 from deployments.services.tokens import api_token_authenticate
 from hotdash import auth
+from hotdash.errors import Refused
 
 MAX_BODY_BYTES = 64 * 1024
+
+# The HTTP status of each refusal code a service raises (hotdash.errors.Refused), for the API
+# and the pages alike. Any other code is a request that cannot be carried out as asked: 422.
+REFUSAL_STATUS = {
+    # the actor's role or the environment's policy does not allow it
+    "forbidden": 403,
+    "not_approver": 403,
+    "self_approval": 403,
+    "not_admin": 403,
+    "bypass_disabled": 403,
+    "reauth_failed": 403,
+    # the state of things does not allow it now
+    "environment_locked": 409,
+    "freeze_window": 409,
+    "checks_failing": 409,
+    "already_decided": 409,
+    "closed": 409,
+    "expired": 409,
+    "changed": 409,
+    "build_conflict": 409,
+    "not_queueable": 409,
+    "not_cancellable": 409,
+    "not_running": 409,
+    "finished": 409,
+    "preview_destroyed": 409,
+    "preview_held": 409,
+    "preview_not_held": 409,
+    "head_moved": 409,
+    "no_build": 409,
+    "throttled": 429,
+    "upstream_error": 502,
+}
+
+
+def refusal_status(code: str) -> int:
+    return REFUSAL_STATUS.get(code, 422)
 
 
 class ApiError(Exception):
@@ -62,7 +99,8 @@ def require_fields(data: dict[str, Any], *names: str) -> None:
 def api_endpoint(
     *methods: str,
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Authenticate ``Authorization: Bearer <token>``, allow ``methods``, map ApiError to JSON.
+    """Authenticate ``Authorization: Bearer <token>``, allow ``methods``, map ApiError and a
+    service's Refused (at its REFUSAL_STATUS) to JSON.
 
     CSRF does not apply: API requests carry no cookies, only the bearer token.
     """
@@ -108,6 +146,9 @@ def api_endpoint(
                 return view(request, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message, **exc.details)
+            except Refused as refusal:
+                status = refusal_status(refusal.code)
+                return error_response(status, refusal.code, refusal.message, **refusal.details)
 
         return wrapped
 

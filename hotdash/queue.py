@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 
 def send(task: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> bool:
     """Publish one message for the task registered as ``task``, due after ``countdown``
-    seconds; False (and a warning) when the broker refused it."""
+    seconds; False (and a warning) when the broker refused it. With ``task_always_eager`` the
+    task runs here and now instead, as ``apply_async`` would run it."""
+    if app.conf.task_always_eager:
+        app.tasks[task].apply(args=args, kwargs=kwargs)
+        return True
     try:
         app.send_task(task, args=list(args), kwargs=kwargs, countdown=countdown or None)
     except Exception:  # noqa: BLE001 - any broker failure; the durable row is the source of truth

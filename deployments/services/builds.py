@@ -17,18 +17,10 @@ from approvals.audit import record
 from deployments import task_names
 from deployments.models import App, Build, Preview
 from hotdash import queue
+from hotdash.errors import Refused
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-class BuildInvalid(Exception):
-    """A build registration that cannot be accepted; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def build_register(
@@ -50,11 +42,11 @@ def build_register(
     image_ref = image_ref.strip()
     image_digest = image_digest.strip().lower()
     if not SHA_RE.match(commit_sha):
-        raise BuildInvalid("invalid_sha", "sha must be a full 40-character hex commit SHA.")
+        raise Refused("invalid_sha", "sha must be a full 40-character hex commit SHA.")
     if not image_ref or len(image_ref) > 300 or any(c.isspace() for c in image_ref):
-        raise BuildInvalid("invalid_image", "image must be an image reference (≤ 300 characters).")
+        raise Refused("invalid_image", "image must be an image reference (≤ 300 characters).")
     if not DIGEST_RE.match(image_digest):
-        raise BuildInvalid("invalid_digest", "digest must look like sha256:<64 hex characters>.")
+        raise Refused("invalid_digest", "digest must look like sha256:<64 hex characters>.")
     existing = Build.objects.filter(app=app, commit_sha=commit_sha).first()
     if existing is not None:
         return _same_or_conflict(existing, image_ref, image_digest), False
@@ -77,7 +69,7 @@ def build_register(
 
 def _same_or_conflict(existing: Build, image_ref: str, image_digest: str) -> Build:
     if (existing.image_ref, existing.image_digest) != (image_ref, image_digest):
-        raise BuildInvalid(
+        raise Refused(
             "build_conflict",
             f"{existing.commit_sha[:7]} already has a build ({existing.image_ref} "
             f"{existing.image_digest[:19]}…); a commit's build cannot change.",

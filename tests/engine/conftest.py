@@ -11,7 +11,7 @@ from django.test import TestCase
 from deployments import task_names
 from deployments.models import Deploy, Environment, Release
 from deployments.services.deploys import deploy_execute, deploy_queue
-from deployments.services.requests import deploy_plan_create
+from deployments.services.plans import deploy_plan_create
 from hotdash.integrations import fly_client
 from tests.fixtures.messages import record_messages
 

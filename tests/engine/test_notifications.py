@@ -14,7 +14,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.services import ApprovalRefused, approval_decide, approval_expire_due
+from approvals.services import approval_decide, approval_expire_due
 from deployments import task_names
 from deployments.models import Deploy, Notification
 from deployments.services.notifications import (
@@ -26,6 +26,7 @@ from deployments.services.notifications import (
 from deployments.services.requests import deploy_request
 from deployments.tasks.notifications import notification_deliver as deliver_task
 from hotdash.celery import app as celery_app
+from hotdash.errors import Refused
 from tests.engine.conftest import make_deploy
 from tests.engine.test_workers import free_port, wait_for
 from tests.fixtures.messages import record_messages
@@ -270,7 +271,7 @@ def test_a_refused_decision_notifies_nothing(
     deploy = deploy_request(
         environment=production, release=release_130, requested_by=requester, reason="ship"
     )
-    with pytest.raises(ApprovalRefused):
+    with pytest.raises(Refused):
         approval_decide(request=deploy.approval_request, user=requester, verdict="approve")
     assert list(Notification.objects.values_list("event", flat=True)) == ["approval.requested"]
 
