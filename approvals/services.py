@@ -18,13 +18,11 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from approvals import policy
+from approvals import auth, policy
 from approvals.audit import record
+from approvals.handoff import approval_announced, deploy_approved, deploy_replaced, hand_off
 from approvals.models import ApprovalRequest, Decision
 from deployments.models import Deploy, DeployLog
-from deployments.services.deploys import deploy_queue, deploy_supersede
-from deployments.services.notifications import notification_send
-from hotdash import auth
 from hotdash.errors import Refused
 
 # The codes approval_decide refuses with. The break-glass bypass (drawer only, not in the API)
@@ -115,7 +113,8 @@ def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) 
         data={"required": request.approvals_required, "expires_at": request.expires_at},
         ip=ip,
     )
-    notification_send(
+    hand_off(
+        approval_announced,
         deploy=deploy,
         event="approval.requested",
         detail=f"Needs {request.approvals_required} approval(s) by "
@@ -147,7 +146,7 @@ def _supersede_older(*, request: ApprovalRequest, actor: Any, now, ip) -> None:
             data={"superseded_by": deploy.pk},
             ip=ip,
         )
-        deploy_supersede(old=old_deploy, new=deploy, actor=actor)
+        hand_off(deploy_replaced, old=old_deploy, new=deploy, actor=actor)
 
 
 def _state_refusal(*, request: ApprovalRequest, deploy: Deploy, now) -> tuple[str, str]:
@@ -347,7 +346,8 @@ def _decide(
             deploy_state=Deploy.State.REJECTED,
             now=now,
         )
-        notification_send(
+        hand_off(
+            approval_announced,
             deploy=deploy,
             event="approval.rejected",
             detail=f"Rejected by {user.get_username()}: {comment.strip()}",
@@ -408,8 +408,8 @@ def _queue_approved(
     request.state = ApprovalRequest.State.APPROVED
     request.decided_at = now
     request.save(update_fields=["state", "decided_at"])
-    deploy_queue(deploy=deploy, actor=actor)
-    notification_send(deploy=deploy, event=event, detail=detail)
+    hand_off(deploy_approved, deploy=deploy, actor=actor)
+    hand_off(approval_announced, deploy=deploy, event=event, detail=detail)
     _supersede_older(request=request, actor=actor, now=now, ip=ip)
 
 
@@ -422,7 +422,8 @@ def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:
         now=now,
     )
     _audit(request=request, actor="system", verb="approval.expired", data={"at": now})
-    notification_send(
+    hand_off(
+        approval_announced,
         deploy=deploy,
         event="approval.expired",
         detail=f"No decision before {request.expires_at:%Y-%m-%d %H:%M} UTC.",

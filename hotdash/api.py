@@ -18,8 +18,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from approvals import auth
 from deployments.services.tokens import api_token_authenticate
-from hotdash import auth
 from hotdash.errors import Refused
 
 MAX_BODY_BYTES = 64 * 1024

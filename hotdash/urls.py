@@ -4,14 +4,15 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path, reverse_lazy
 from django.views.generic import RedirectView
 
+from approvals.auth import ThrottledLoginView
 from deployments.views.overview import overview
 from deployments.webhooks import github_webhook
 from hotdash import views
-from hotdash.auth import ThrottledLoginView
+from hotdash.health import health
 
 urlpatterns = [
     path("", overview, name="overview"),
-    path("health", views.health, name="health"),
+    path("health", health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     path("ops/", views.ops, name="ops"),
     path("ops/sandbox/", views.sandbox_control, name="sandbox-control"),

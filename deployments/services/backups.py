@@ -48,14 +48,15 @@ from approvals.audit import GENESIS_HASH, record, verify
 from approvals.models import AuditChainHead
 from deployments import task_names
 from deployments.models import BackupRun
+from deployments.selectors.backups import DUMP_NAMES
 from deployments.services.notifications import notification_broadcast
-from hotdash import __version__, queue
+from hotdash import queue
+from hotdash.version import __version__
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "hotdash-backup/1"
-DUMP_NAMES = {"postgresql": "database.dump", "sqlite": "database.sqlite3"}
 VENDOR_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 # Directories the job writes under BACKUP_DIR; retention only ever deletes these.
 DIRECTORY_PREFIX = "hotdash-backup-"

@@ -1,4 +1,4 @@
-"""Environment locks and freeze windows: who may deploy when."""
+"""Environment locks and freeze windows (who may deploy when); the machines Fly runs now."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from approvals import policy
 from approvals.audit import record
 from deployments.models import Environment, FreezeWindow
 from hotdash.errors import Refused
+from hotdash.integrations import fly_client
+from hotdash.integrations.fly import Machine
 
 
 def _check(actor: Any, reason: str) -> None:
@@ -114,3 +116,9 @@ def freeze_window_remove(*, window: FreezeWindow, actor: Any, ip: str | None = N
     }
     FreezeWindow.objects.filter(pk=window.pk).delete()
     _audit(environment=env, actor=actor, verb="freeze_window.removed", data=data, ip=ip)
+
+
+def environment_machines(*, environment: Environment) -> list[Machine]:
+    """The Fly machines of the environment's app, as Fly reports them now (raises APIError)."""
+    with fly_client() as fly:
+        return fly.list_machines(environment.fly_app_name)

@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -26,6 +25,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from deployments import task_names
 from deployments.models import App, Deploy, Notification
+from deployments.selectors.ops import webhook_host
 from hotdash import queue
 
 log = logging.getLogger(__name__)
@@ -145,15 +145,6 @@ def _queue(*, app: App, deploy: Deploy | None, event: str, payload: dict) -> Not
 def _send_task(notification_id: int, *, attempt: int, countdown: float | None) -> None:
     """Broker down: the notification stays pending on /ops until the sweep re-sends it."""
     queue.send(task_names.NOTIFICATION_DELIVER, notification_id, attempt, countdown=countdown)
-
-
-def webhook_host(url: str) -> str:
-    """Where a webhook URL points, without its path, query or credentials (a Slack webhook's
-    path is itself a secret)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return ""
-    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
 
 
 def _not_sendable(app: App) -> str:

@@ -15,11 +15,11 @@ from deployments.selectors.environments import (
     environment_deployable_releases,
     environment_detail_get,
     environment_freeze_windows,
-    environment_machines,
     environment_recent_deploys,
 )
 from deployments.services.environments import (
     environment_lock,
+    environment_machines,
     environment_unlock,
     freeze_window_add,
     freeze_window_remove,

@@ -225,7 +225,7 @@ def test_twenty_concurrent_approvals_make_one_rollout(
 
 
 def test_the_beat_task_expires_due_requests(pending, settings):
-    from deployments.tasks.approvals import approval_sweep
+    from approvals.tasks import approval_sweep
 
     assert "deployments.tasks.approvals.approval_sweep" in {
         entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
