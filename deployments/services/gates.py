@@ -14,7 +14,7 @@ from deployments.services.releases import release_mark_bad
 from hotdash.errors import Refused
 
 
-def active_freeze_window(*, environment: Environment, at: Any = None) -> FreezeWindow | None:
+def freeze_window_active(*, environment: Environment, at: Any = None) -> FreezeWindow | None:
     at = at or timezone.now()
     return environment.freeze_windows.filter(starts_at__lte=at, ends_at__gt=at).first()
 
@@ -37,7 +37,7 @@ def deploy_gate_refusal(
                 "locked_at": environment.locked_at.isoformat(),
             },
         )
-    window = active_freeze_window(environment=environment, at=now)
+    window = freeze_window_active(environment=environment, at=now)
     if window is not None and "freeze_window" not in applied:
         return Refused(
             "freeze_window",

@@ -593,7 +593,7 @@ def _deploy_stop(*, deploy: Deploy, actor: Any, reason: str) -> None:
                 return
 
 
-def previews_expire(*, now=None) -> list[str]:
+def preview_expire_due(*, now=None) -> list[str]:
     """Destroy every preview older than its app's maximum age."""
     now = now or timezone.now()
     expired = []
@@ -612,7 +612,7 @@ def previews_expire(*, now=None) -> list[str]:
     return expired
 
 
-def preview_orphans_sweep() -> list[str]:
+def preview_orphan_sweep() -> list[str]:
     """Destroy Fly apps that look like previews of an app but have no open PR; report each."""
     destroyed: list[str] = []
     for app in App.objects.filter(preview_enabled=True):
@@ -720,7 +720,7 @@ def _refresh_to(*, preview: Preview, state: str, deploy: Deploy | None) -> None:
     preview.state = locked.state
 
 
-def previews_state_refresh() -> dict[str, str]:
+def preview_state_refresh_all() -> dict[str, str]:
     """Refresh every preview that is not destroyed (beat)."""
     return {
         str(preview): preview_state_refresh(preview=preview)

@@ -19,7 +19,7 @@ from approvals.services import approval_request_cancel, approval_request_open
 from deployments.models import Build, Deploy, Environment, Release
 from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
-from deployments.services.gates import active_freeze_window, deploy_gate_refusal
+from deployments.services.gates import deploy_gate_refusal, freeze_window_active
 from deployments.services.plans import deploy_plan_create
 from hotdash.errors import Refused
 from hotdash.integrations import APIError, PermanentAPIError, fly_client
@@ -194,7 +194,7 @@ def deploy_request(
                 name
                 for name, needed in (
                     ("lock", environment.is_locked),
-                    ("freeze_window", active_freeze_window(environment=environment) is not None),
+                    ("freeze_window", freeze_window_active(environment=environment) is not None),
                     ("checks", not checks.green),
                 )
                 if needed and name in wanted

@@ -24,7 +24,7 @@ from deployments.services.notifications import (
     notification_send,
 )
 from deployments.services.requests import deploy_request
-from deployments.tasks.notifications import notification_deliver as deliver_task
+from deployments.tasks.notifications import notification_deliver_task as deliver_task
 from hotdash.celery import app as celery_app
 from hotdash.errors import Refused
 from tests.engine.conftest import make_deploy
