@@ -4,7 +4,7 @@ expire, void.
 Every function owns its transaction, locks the approval request row (then its deploy row, in
 that order everywhere) and writes its audit event(s) in the same transaction. A refused
 decision or bypass still commits its ``approval.refused`` event (and an expiry or voiding it
-caused) before :class:`ApprovalRefused` is raised.
+caused) before :class:`~hotdash.errors.Refused` is raised.
 """
 
 from __future__ import annotations
@@ -18,48 +18,26 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from approvals import policy
+from approvals import auth, policy
 from approvals.audit import record
+from approvals.handoff import approval_announced, deploy_approved, deploy_replaced, hand_off
 from approvals.models import ApprovalRequest, Decision
 from deployments.models import Deploy, DeployLog
-from deployments.services.deploys import deploy_queue, deploy_supersede
-from deployments.services.notifications import notification_send
-from hotdash import auth
+from hotdash.errors import Refused
 
-# How a refusal is answered over HTTP (drawer and API alike).
-DECISION_REFUSAL_STATUS = {
-    "not_approver": 403,
-    "self_approval": 403,
-    "already_decided": 409,
-    "closed": 409,
-    "expired": 409,
-    "changed": 409,
-    "comment_required": 422,
-    "invalid_verdict": 422,
-}
-# The break-glass bypass (drawer only, not in the API) may also answer closed/expired/changed.
-BYPASS_REFUSAL_STATUS = {
-    "not_admin": 403,
-    "bypass_disabled": 403,
-    "reauth_failed": 403,
-    "reason_required": 422,
-    "throttled": 429,
-}
-REFUSAL_STATUS = {**DECISION_REFUSAL_STATUS, **BYPASS_REFUSAL_STATUS}
-
-
-class ApprovalRefused(Exception):
-    """A decision that was not recorded; ``code`` is a key of REFUSAL_STATUS."""
-
-    def __init__(self, code: str, message: str, request: ApprovalRequest) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.request = request
-
-    @property
-    def status(self) -> int:
-        return REFUSAL_STATUS[self.code]
+# The codes approval_decide refuses with. The break-glass bypass (drawer only, not in the API)
+# may answer closed, expired and changed too, and not_admin, bypass_disabled, reason_required,
+# throttled and reauth_failed.
+DECISION_REFUSALS = (
+    "not_approver",
+    "self_approval",
+    "already_decided",
+    "closed",
+    "expired",
+    "changed",
+    "comment_required",
+    "invalid_verdict",
+)
 
 
 def _audit(
@@ -135,7 +113,8 @@ def approval_request_open(*, deploy: Deploy, actor: Any, ip: str | None = None) 
         data={"required": request.approvals_required, "expires_at": request.expires_at},
         ip=ip,
     )
-    notification_send(
+    hand_off(
+        approval_announced,
         deploy=deploy,
         event="approval.requested",
         detail=f"Needs {request.approvals_required} approval(s) by "
@@ -167,7 +146,7 @@ def _supersede_older(*, request: ApprovalRequest, actor: Any, now, ip) -> None:
             data={"superseded_by": deploy.pk},
             ip=ip,
         )
-        deploy_supersede(old=old_deploy, new=deploy, actor=actor)
+        hand_off(deploy_replaced, old=old_deploy, new=deploy, actor=actor)
 
 
 def _state_refusal(*, request: ApprovalRequest, deploy: Deploy, now) -> tuple[str, str]:
@@ -227,7 +206,7 @@ def approval_decide(
     """Record ``user``'s approve/reject on a pending request.
 
     The final approval queues the deploy in the same transaction (its run message is sent on
-    commit); a rejection ends request and deploy ``rejected``. Raises :class:`ApprovalRefused`
+    commit); a rejection ends request and deploy ``rejected``. Raises Refused
     after committing an ``approval.refused`` event when policy or state forbids the decision.
     """
     return _settle(
@@ -258,7 +237,7 @@ def approval_bypass(
     Needs the admin role, an environment that allows it, a reason and the admin's password
     again (failures feed the sign-in throttle through Django's ``user_login_failed`` signal).
     Queues the deploy exactly as a final approval does, writes ``approval.bypassed`` and
-    notifies ``approval.bypassed``. Raises :class:`ApprovalRefused` after committing an
+    notifies ``approval.bypassed``. Raises Refused after committing an
     ``approval.refused`` event otherwise.
     """
     return _settle(
@@ -307,7 +286,7 @@ def _settle(
         else:
             apply(locked, deploy)
     if code:
-        raise ApprovalRefused(code, message, locked)
+        raise Refused(code, message)
     return locked
 
 
@@ -367,7 +346,8 @@ def _decide(
             deploy_state=Deploy.State.REJECTED,
             now=now,
         )
-        notification_send(
+        hand_off(
+            approval_announced,
             deploy=deploy,
             event="approval.rejected",
             detail=f"Rejected by {user.get_username()}: {comment.strip()}",
@@ -428,8 +408,8 @@ def _queue_approved(
     request.state = ApprovalRequest.State.APPROVED
     request.decided_at = now
     request.save(update_fields=["state", "decided_at"])
-    deploy_queue(deploy=deploy, actor=actor)
-    notification_send(deploy=deploy, event=event, detail=detail)
+    hand_off(deploy_approved, deploy=deploy, actor=actor)
+    hand_off(approval_announced, deploy=deploy, event=event, detail=detail)
     _supersede_older(request=request, actor=actor, now=now, ip=ip)
 
 
@@ -442,7 +422,8 @@ def _expire(*, request: ApprovalRequest, deploy: Deploy, now) -> None:
         now=now,
     )
     _audit(request=request, actor="system", verb="approval.expired", data={"at": now})
-    notification_send(
+    hand_off(
+        approval_announced,
         deploy=deploy,
         event="approval.expired",
         detail=f"No decision before {request.expires_at:%Y-%m-%d %H:%M} UTC.",

@@ -1,5 +1,5 @@
 """Audit events for sign-in, sign-out, failed sign-in and Django admin changes; failed and
-successful sign-ins also feed the sign-in throttle (hotdash.auth).
+successful sign-ins also feed the sign-in throttle (approvals.auth).
 
 Admin changes arrive through the admin's own LogEntry rows, saved inside the admin's
 transaction, so the audit event commits with the configuration change it describes; their
@@ -17,11 +17,10 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 
-from approvals import policy
+from approvals import auth, policy
 from approvals.audit import GENESIS_HASH, Target, record
 from approvals.middleware import admin_client_ip
 from approvals.models import AuditChainHead
-from hotdash import auth
 from hotdash.permissions import client_ip
 
 ADMIN_VERBS = {ADDITION: "admin.added", CHANGE: "admin.changed", DELETION: "admin.deleted"}

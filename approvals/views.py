@@ -33,7 +33,9 @@ from approvals.selectors import (
     approval_get,
     approval_list_pending,
 )
-from approvals.services import ApprovalRefused, approval_bypass, approval_decide
+from approvals.services import approval_bypass, approval_decide
+from hotdash.api import refusal_status
+from hotdash.errors import Refused
 from hotdash.permissions import client_ip, role_required
 
 # Events the server announces; page regions subscribe with hx-trigger="<name> from:body".
@@ -115,7 +117,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
             comment=form.cleaned_data["comment"],
             ip=client_ip(request),
         )
-    except ApprovalRefused as refusal:
+    except Refused as refusal:
         return _refused(request, pk, refusal, {"form": form})
     approval = approval_get(pk=pk)
     message = f"{'Approved' if verdict == 'approve' else 'Rejected'} deploy #{approval.deploy_id}."
@@ -123,12 +125,13 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _refused(
-    request: HttpRequest, pk: int, refusal: ApprovalRefused, context_extra: dict[str, Any]
+    request: HttpRequest, pk: int, refusal: Refused, context_extra: dict[str, Any]
 ) -> HttpResponse:
     """The drawer (or its form) again with the refusal's reason, at the refusal's status."""
     partial = "#decision-form" if _is_partial(request) else ""
     context = _drawer_context(request, approval_get(pk=pk), notice=refusal.message, **context_extra)
-    if refusal.status == 409 and partial:
+    status = refusal_status(refusal.code)
+    if status == 409 and partial:
         # Someone else closed it (or it expired): every fact in the open drawer is stale,
         # so the whole drawer is redrawn, and the lists behind it catch up.
         response = render(request, "approvals/drawer.html#drawer", context, status=409)
@@ -136,7 +139,7 @@ def _refused(
         reswap(response, "innerHTML")
         trigger_client_event(response, APPROVAL_DECIDED, {"approval": pk, "decision": ""})
         return response
-    response = render(request, "approvals/drawer.html" + partial, context, status=refusal.status)
+    response = render(request, "approvals/drawer.html" + partial, context, status=status)
     if refusal.code == "throttled":
         response["Retry-After"] = str(settings.LOGIN_THROTTLE_WINDOW_SECONDS)
     return response
@@ -185,7 +188,7 @@ def bypass(request: HttpRequest, pk: int) -> HttpResponse:
             ip=client_ip(request),
             http_request=request,
         )
-    except ApprovalRefused as refusal:
+    except Refused as refusal:
         return _refused(request, pk, refusal, {"form": DecisionForm(), "bypass_form": form})
     approval = approval_get(pk=pk)
     message = f"Approval bypassed: deploy #{approval.deploy_id} is queued."

@@ -93,7 +93,7 @@ def run() -> str:
 
     from deployments.models import App, Deploy, WorkerHeartbeat
     from deployments.services.deploys import deploy_queue
-    from deployments.services.requests import deploy_plan_create
+    from deployments.services.plans import deploy_plan_create
     from deployments.tasks.ops import worker_heartbeat
     from hotdash.celery import app as celery_app
     from hotdash.integrations import fly_client

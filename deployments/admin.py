@@ -12,7 +12,7 @@ from deployments.models import (
     Preview,
     Release,
 )
-from deployments.services.notifications import webhook_host
+from deployments.selectors.ops import webhook_host
 
 
 class FreezeWindowInline(admin.TabularInline):

@@ -6,16 +6,9 @@ from django.http import HttpRequest, JsonResponse
 
 from approvals import policy
 from deployments.models import App, Build
-from deployments.services.builds import (
-    IMAGE_REF_MAX,
-    IMAGE_REFERENCE_RE,
-    BuildInvalid,
-    build_register,
-)
+from deployments.services.builds import IMAGE_REF_MAX, IMAGE_REFERENCE_RE, build_register
 from hotdash.api import ApiError, api_endpoint, error_responses, json_body, require_fields
 from hotdash.permissions import client_ip
-
-CONFLICT_CODES = frozenset({"build_conflict"})
 
 
 def _build_json(build: Build) -> dict:
@@ -41,17 +34,14 @@ def builds_create(request: HttpRequest) -> JsonResponse:
     app = App.objects.filter(name=data["app"]).first()
     if app is None:
         raise ApiError(404, "unknown_app", f"No app named {data['app'][:60]!r}.")
-    try:
-        build, created = build_register(
-            app=app,
-            commit_sha=data["sha"],
-            image_ref=data["image"],
-            image_digest=data["digest"],
-            user=request.user,
-            ip=client_ip(request),
-        )
-    except BuildInvalid as exc:
-        raise ApiError(409 if exc.code in CONFLICT_CODES else 422, exc.code, exc.message) from None
+    build, created = build_register(
+        app=app,
+        commit_sha=data["sha"],
+        image_ref=data["image"],
+        image_digest=data["digest"],
+        user=request.user,
+        ip=client_ip(request),
+    )
     return JsonResponse({"build": _build_json(build)}, status=201 if created else 200)
 
 

@@ -13,12 +13,19 @@ from django.http import HttpRequest, JsonResponse
 from approvals import policy
 from approvals.models import ApprovalRequest, Decision
 from approvals.selectors import approval_bypass_of, approval_gate, approver_candidates
-from approvals.services import ApprovalRefused, approval_decide
+from approvals.services import approval_decide
 from deployments.models import Deploy, Environment, Release
 from deployments.selectors.deploys import deploy_get
-from deployments.services.deploys import DeployStateError
-from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
-from hotdash.api import ApiError, api_endpoint, error_responses, json_body, require_fields
+from deployments.services.requests import deploy_request, deploy_request_cancel
+from hotdash.api import (
+    ApiError,
+    api_endpoint,
+    error_responses,
+    json_body,
+    refusal_status,
+    require_fields,
+)
+from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip
 
@@ -152,18 +159,15 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
     release = Release.objects.filter(app=environment.app, version=version.removeprefix("v")).first()
     if release is None:
         raise ApiError(404, "unknown_release", f"{app_name} has no release {version}.")
-    try:
-        deploy = deploy_request(
-            environment=environment,
-            release=release,
-            requested_by=request.user,
-            reason=reason,
-            overrides=overrides,
-            override_reason=_text(data, "override_reason"),
-            ip=client_ip(request),
-        )
-    except DeployRefused as refusal:
-        raise ApiError(refusal.status, refusal.code, refusal.message, **refusal.details) from None
+    deploy = deploy_request(
+        environment=environment,
+        release=release,
+        requested_by=request.user,
+        reason=reason,
+        overrides=overrides,
+        override_reason=_text(data, "override_reason"),
+        ip=client_ip(request),
+    )
     return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)), status=201)
 
 
@@ -193,9 +197,9 @@ def deploys_decide(request: HttpRequest, pk: str) -> JsonResponse:
             comment=_text(data, "comment"),
             ip=client_ip(request),
         )
-    except ApprovalRefused as refusal:
+    except Refused as refusal:
         raise ApiError(
-            refusal.status,
+            refusal_status(refusal.code),
             refusal.code,
             refusal.message,
             approval=_approval_json(ApprovalRequest.objects.get(pk=approval.pk)),
@@ -209,12 +213,7 @@ def deploys_cancel(request: HttpRequest, pk: str) -> JsonResponse:
     if not policy.can_cancel(request.user, deploy):
         raise ApiError(403, "forbidden", "Only the requester or an approver may cancel.")
     reason = _text(json_body(request), "reason", required=True)
-    try:
-        deploy_request_cancel(
-            deploy=deploy, actor=request.user, reason=reason, ip=client_ip(request)
-        )
-    except DeployStateError as error:
-        raise ApiError(409, error.code, error.message) from None
+    deploy_request_cancel(deploy=deploy, actor=request.user, reason=reason, ip=client_ip(request))
     return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)))
 
 

@@ -1,4 +1,4 @@
 from .celery import app as celery_app
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["celery_app", "__version__"]

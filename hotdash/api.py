@@ -14,13 +14,51 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from approvals import auth
 from deployments.services.tokens import api_token_authenticate
-from hotdash import auth, input_gate
+from hotdash import input_gate
+from hotdash.errors import Refused, error_response
 
 MAX_BODY_BYTES = 64 * 1024
+
+# The HTTP status of each refusal code a service raises (hotdash.errors.Refused), for the API
+# and the pages alike. Any other code is a request that cannot be carried out as asked: 422.
+REFUSAL_STATUS = {
+    # the actor's role or the environment's policy does not allow it
+    "forbidden": 403,
+    "not_approver": 403,
+    "self_approval": 403,
+    "not_admin": 403,
+    "bypass_disabled": 403,
+    "reauth_failed": 403,
+    # the state of things does not allow it now
+    "environment_locked": 409,
+    "freeze_window": 409,
+    "checks_failing": 409,
+    "already_decided": 409,
+    "closed": 409,
+    "expired": 409,
+    "changed": 409,
+    "build_conflict": 409,
+    "not_queueable": 409,
+    "not_cancellable": 409,
+    "not_running": 409,
+    "finished": 409,
+    "preview_destroyed": 409,
+    "preview_held": 409,
+    "preview_not_held": 409,
+    "head_moved": 409,
+    "no_build": 409,
+    "throttled": 429,
+    "upstream_error": 502,
+}
+
+
+def refusal_status(code: str) -> int:
+    return REFUSAL_STATUS.get(code, 422)
 
 
 class ApiError(Exception):
@@ -30,13 +68,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
-
-
-def error_response(status: int, code: str, message: str, **details: Any) -> JsonResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    return JsonResponse({"error": body}, status=status)
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -64,7 +95,8 @@ def require_fields(data: dict[str, Any], *names: str) -> None:
 def api_endpoint(
     *methods: str,
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Authenticate ``Authorization: Bearer <token>``, allow ``methods``, map ApiError to JSON.
+    """Authenticate ``Authorization: Bearer <token>``, allow ``methods``, map ApiError and a
+    service's Refused (at its REFUSAL_STATUS) to JSON.
 
     CSRF does not apply: API requests carry no cookies, only the bearer token.
     """
@@ -110,6 +142,9 @@ def api_endpoint(
                 return view(request, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message, **exc.details)
+            except Refused as refusal:
+                status = refusal_status(refusal.code)
+                return error_response(status, refusal.code, refusal.message, **refusal.details)
 
         return wrapped
 

@@ -13,8 +13,9 @@ from django.views.decorators.http import require_GET
 from deployments.api_builds import builds_create
 from deployments.api_deploys import deploys_cancel, deploys_create, deploys_decide, deploys_get
 from deployments.api_releases import app_releases
-from hotdash import __version__
-from hotdash.api import OPENAPI_COMPONENTS, error_response
+from hotdash.api import OPENAPI_COMPONENTS
+from hotdash.errors import error_response
+from hotdash.version import __version__
 
 # Modules that define API views and an OPENAPI_PATHS dict (paths relative to /api/v1).
 API_MODULES: list[str] = [

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from hotdash import __version__
+from hotdash.version import __version__
 
 
 def hotdash(request: HttpRequest) -> dict[str, object]:

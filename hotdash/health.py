@@ -1,13 +1,18 @@
-"""Liveness of the things HotDash cannot work without (the database and the broker), and the
-middleware that lets platform probes reach ``/health``."""
+"""Liveness of the things HotDash cannot work without (the database and the broker): the
+``/health`` view, and the middleware that lets platform probes reach it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from hotdash.version import __version__
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,20 @@ def check_broker() -> Check:
     return Check("broker", True, str(transport))
 
 
+@login_not_required
+@require_GET
+@never_cache
+def health(request: HttpRequest) -> JsonResponse:
+    checks = [check_database(), check_broker()]
+    healthy = all(check.ok for check in checks)
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "version": __version__,
+        "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
 class HealthProbeMiddleware:
     """Answers ``/health`` before any other middleware reads the Host header.
 
@@ -53,7 +72,5 @@ class HealthProbeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info == "/health":
-            from hotdash.views import health
-
             return health(request)
         return self.get_response(request)

@@ -29,6 +29,8 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpRequest, HttpResponse
 
+from hotdash.errors import error_response
+
 MAX_JSON_DEPTH = 64
 MAX_ID = 2**63 - 1  # PostgreSQL bigint and SQLite INTEGER
 DATE_MIN = date(1970, 1, 1)
@@ -224,8 +226,6 @@ FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/
 def refused_response(request: HttpRequest, refused: InputRefused) -> HttpResponse:
     """A 400 naming the field: the API's JSON error shape under /api/, plain text elsewhere."""
     if request.path.startswith("/api/"):
-        from hotdash.api import error_response  # the API imports this module
-
         return error_response(400, "invalid_text", str(refused), field=refused.field)
     return HttpResponse(f"{refused}\n", status=400, content_type="text/plain; charset=utf-8")
 

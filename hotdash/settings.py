@@ -347,7 +347,7 @@ DEPLOY_FLY_LEASE_WAIT_SECONDS = env_int("DEPLOY_FLY_LEASE_WAIT_SECONDS", 600, mi
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 
-# --- Sign-in throttling (hotdash.auth) -----------------------------------------------------
+# --- Sign-in throttling (approvals.auth) -----------------------------------------------------
 LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60, minimum=1)
 LOGIN_THROTTLE_USERNAME_LIMIT = env_int("LOGIN_THROTTLE_USERNAME_LIMIT", 5, minimum=1)
 LOGIN_THROTTLE_IP_LIMIT = env_int("LOGIN_THROTTLE_IP_LIMIT", 20, minimum=1)

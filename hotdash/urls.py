@@ -4,10 +4,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path, register_converter, reverse_lazy
 from django.views.generic import RedirectView
 
+from approvals.auth import ThrottledLoginView
 from deployments.views.overview import overview
 from deployments.webhooks import github_webhook
 from hotdash import views
-from hotdash.auth import ThrottledLoginView
+from hotdash.health import health
 from hotdash.input_gate import IdConverter
 
 # <id:pk>: an id that fits the database; a longer number is no match, so a 404.
@@ -15,7 +16,7 @@ register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", overview, name="overview"),
-    path("health", views.health, name="health"),
+    path("health", health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     path("ops/", views.ops, name="ops"),
     path("ops/sandbox/", views.sandbox_control, name="sandbox-control"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,25 +17,10 @@ from deployments.selectors.ops import notification_list_recent
 from deployments.selectors.overview import metrics_snapshot
 from deployments.selectors.runbook import runbook_build
 from deployments.services.backups import backup_request
-from hotdash import __version__
 from hotdash.health import check_broker, check_database
 from hotdash.integrations.http import APIError
 from hotdash.permissions import client_ip, role_required
 from hotdash.sandbox_simulation import SimulationForm, simulate
-
-
-@login_not_required
-@require_GET
-@never_cache
-def health(request: HttpRequest) -> JsonResponse:
-    checks = [check_database(), check_broker()]
-    healthy = all(check.ok for check in checks)
-    body = {
-        "status": "ok" if healthy else "unhealthy",
-        "version": __version__,
-        "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
-    }
-    return JsonResponse(body, status=200 if healthy else 503)
 
 
 @login_not_required

@@ -9,6 +9,9 @@ from django.conf import settings
 
 from deployments.models import BackupRun
 
+# The database dump's file name in a backup directory, per database vendor.
+DUMP_NAMES = {"postgresql": "database.dump", "sqlite": "database.sqlite3"}
+
 
 @dataclass(frozen=True)
 class BackupStatus:

@@ -7,8 +7,6 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from deployments.models import Deploy, Environment, FreezeWindow, Release
-from hotdash.integrations import fly_client
-from hotdash.integrations.fly import Machine
 
 
 def environment_detail_get(*, pk: int) -> Environment:
@@ -60,9 +58,3 @@ def environment_bad_releases(*, environment: Environment) -> list[Release]:
 def environment_freeze_windows(*, environment: Environment) -> list[FreezeWindow]:
     """Current and upcoming windows."""
     return list(environment.freeze_windows.filter(ends_at__gt=timezone.now()))
-
-
-def environment_machines(*, environment: Environment) -> list[Machine]:
-    """The Fly machines of the environment's app, as Fly reports them now (raises APIError)."""
-    with fly_client() as fly:
-        return fly.list_machines(environment.fly_app_name)

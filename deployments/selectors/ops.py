@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from deployments.models import Notification
-from deployments.services.notifications import webhook_host
+
+
+def webhook_host(url: str) -> str:
+    """Where a webhook URL points, without its path, query or credentials (a Slack webhook's
+    path is itself a secret)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
 
 
 @dataclass(frozen=True)

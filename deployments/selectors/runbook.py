@@ -11,10 +11,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from approvals import policy
 from approvals.selectors import users_holding
 from deployments.models import App, Environment, FreezeWindow
-from deployments.selectors.backups import BackupStatus, backup_status
+from deployments.selectors.backups import DUMP_NAMES, BackupStatus, backup_status
 from deployments.selectors.environments import environment_freeze_windows
 from deployments.selectors.releases import rollback_choices
-from deployments.services.backups import DUMP_NAMES
 
 
 @dataclass(frozen=True)

@@ -46,15 +46,17 @@ from psycopg import sql
 from approvals import policy
 from approvals.audit import GENESIS_HASH, record, verify
 from approvals.models import AuditChainHead
+from deployments import task_names
 from deployments.models import BackupRun
+from deployments.selectors.backups import DUMP_NAMES
 from deployments.services.notifications import notification_broadcast
-from hotdash import __version__
+from hotdash import queue
+from hotdash.version import __version__
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "hotdash-backup/1"
-DUMP_NAMES = {"postgresql": "database.dump", "sqlite": "database.sqlite3"}
 VENDOR_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 # Directories the job writes under BACKUP_DIR; retention only ever deletes these.
 DIRECTORY_PREFIX = "hotdash-backup-"
@@ -586,13 +588,5 @@ def backup_request(*, actor: Any, ip: str | None = None) -> None:
             data={"backup_dir": str(settings.BACKUP_DIR)},
             ip=ip,
         )
-        transaction.on_commit(lambda: _send_task(actor.pk))
-
-
-def _send_task(requested_by_id: int) -> None:
-    from deployments.tasks.backups import backup_scheduled
-
-    try:
-        backup_scheduled.apply_async(kwargs={"requested_by_id": requested_by_id})
-    except Exception:  # noqa: BLE001 - broker down: logged; the admin sees no new run
-        log.warning("could not queue the backup requested by user %s", requested_by_id)
+        # Broker down: logged, and the admin sees no new run.
+        transaction.on_commit(lambda: queue.send(task_names.BACKUP_RUN, requested_by_id=actor.pk))

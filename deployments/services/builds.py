@@ -7,7 +7,6 @@ build is simulated for a PR head the first time a preview needs it.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from typing import Any
 
@@ -15,9 +14,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from approvals.audit import record
+from deployments import task_names
 from deployments.models import App, Build, Preview
-
-log = logging.getLogger(__name__)
+from hotdash import queue
+from hotdash.errors import Refused
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -51,15 +51,6 @@ def image_reference_valid(image_ref: str) -> bool:
     return match is not None and len(match.group(1)) <= IMAGE_NAME_MAX
 
 
-class BuildInvalid(Exception):
-    """A build registration that cannot be accepted; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def build_register(
     *,
     app: App,
@@ -79,15 +70,15 @@ def build_register(
     image_ref = image_ref.strip()
     image_digest = image_digest.strip().lower()
     if not SHA_RE.match(commit_sha):
-        raise BuildInvalid("invalid_sha", "sha must be a full 40-character hex commit SHA.")
+        raise Refused("invalid_sha", "sha must be a full 40-character hex commit SHA.")
     if not image_reference_valid(image_ref):
-        raise BuildInvalid(
+        raise Refused(
             "invalid_image",
             f"image must be an OCI image reference, e.g. registry.fly.io/app:tag "
             f"(≤ {IMAGE_REF_MAX} characters).",
         )
     if not DIGEST_RE.match(image_digest):
-        raise BuildInvalid("invalid_digest", "digest must look like sha256:<64 hex characters>.")
+        raise Refused("invalid_digest", "digest must look like sha256:<64 hex characters>.")
     existing = Build.objects.filter(app=app, commit_sha=commit_sha).first()
     if existing is not None:
         return _same_or_conflict(existing, image_ref, image_digest), False
@@ -110,7 +101,7 @@ def build_register(
 
 def _same_or_conflict(existing: Build, image_ref: str, image_digest: str) -> Build:
     if (existing.image_ref, existing.image_digest) != (image_ref, image_digest):
-        raise BuildInvalid(
+        raise Refused(
             "build_conflict",
             f"{existing.commit_sha[:7]} already has a build ({existing.image_ref} "
             f"{existing.image_digest[:19]}…); a commit's build cannot change.",
@@ -135,12 +126,9 @@ def _audit(*, build: Build, actor: Any, ip: str | None, simulated: bool) -> None
 
 
 def build_ready_send(*, build_pk: int) -> None:
-    from deployments.tasks.previews import preview_build_ready
-
-    try:
-        preview_build_ready.apply_async(args=[build_pk])
-    except Exception:  # noqa: BLE001 - the next push or a redeploy picks the build up
-        log.warning("could not publish preview_build_ready for build %s", build_pk)
+    """Ask a worker to deploy the build's preview; if the message is lost, the next push or a
+    redeploy picks the build up."""
+    queue.send(task_names.PREVIEW_BUILD_READY, build_pk)
 
 
 def simulated_image(*, app: App, commit_sha: str, pr_number: int) -> tuple[str, str]:

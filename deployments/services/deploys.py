@@ -36,11 +36,15 @@ from django.utils.dateparse import parse_datetime
 from approvals import policy
 from approvals.audit import record
 from approvals.models import AuditEvent, Decision
-from deployments import rollout, semver
+from deployments import rollout, semver, task_names
 from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview, Release
 from deployments.services.environments import environment_lock
+from deployments.services.gates import deploy_gate_refusal, rollback_hold
 from deployments.services.notifications import notification_send
+from deployments.services.plans import deploy_plan_create
 from deployments.services.releases import release_mark_bad
+from hotdash import queue
+from hotdash.errors import Refused
 from hotdash.integrations import (
     APIError,
     FlyClient,
@@ -67,15 +71,6 @@ ROLLBACK_KINDS = (Deploy.Kind.DEPLOY, Deploy.Kind.ROLLBACK)
 QUEUE_ORDER = (Deploy.Kind.AUTO_ROLLBACK, Deploy.Kind.ROLLBACK)
 OPEN_STATES = (State.QUEUED, State.RUNNING, State.VERIFYING)
 GONE = ("destroying", "destroyed")  # Fly machine states that will never take an update
-
-
-class DeployStateError(Exception):
-    """The deploy is not in a state that allows this; nothing was changed."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -116,15 +111,8 @@ def deploy_send(
     """Publish the run message. ``fly_app`` asks the worker to read that Fly app's machines
     before it even loads the deploy (see deploy_execute). A broker error is logged, not
     raised: the reconciler resends."""
-    from deployments.tasks.deploys import deploy_run
-
     args = [deploy_id, token, fly_app] if fly_app else [deploy_id, token]
-    try:
-        deploy_run.apply_async(args=args, countdown=countdown or None)
-    except Exception:  # noqa: BLE001 - any broker failure; the durable row is the source of truth
-        log.warning("could not publish deploy_run for deploy %s; the reconciler resends", deploy_id)
-        return False
-    return True
+    return queue.send(task_names.DEPLOY_RUN, *args, countdown=countdown)
 
 
 # --- transitions people and other services ask for -------------------------------------------
@@ -139,7 +127,7 @@ def deploy_queue(*, deploy: Deploy, actor: Any) -> Deploy:
             .get(pk=deploy.pk)
         )
         if locked.state not in (State.REQUESTED, State.AWAITING_APPROVAL):
-            raise DeployStateError(
+            raise Refused(
                 "not_queueable", f"Deploy #{locked.pk} is {locked.get_state_display().lower()}."
             )
         now = timezone.now()
@@ -170,7 +158,7 @@ def deploy_cancel(*, deploy: Deploy, actor: Any, reason: str, ip: str | None = N
     with transaction.atomic():
         locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
         if locked.state not in (State.REQUESTED, State.AWAITING_APPROVAL, State.QUEUED):
-            raise DeployStateError(
+            raise Refused(
                 "not_cancellable",
                 f"Deploy #{locked.pk} is {locked.get_state_display().lower()}; only a deploy "
                 "that has not started can be cancelled (abort a running one).",
@@ -195,7 +183,7 @@ def deploy_abort(*, deploy: Deploy, actor: Any, reason: str, ip: str | None = No
     with transaction.atomic():
         locked = Deploy.objects.select_for_update().get(pk=deploy.pk)
         if locked.state not in Deploy.ACTIVE_STATES:
-            raise DeployStateError(
+            raise Refused(
                 "not_running",
                 f"Deploy #{locked.pk} is {locked.get_state_display().lower()}; only a running "
                 "deploy can be aborted (cancel one that has not started).",
@@ -217,9 +205,7 @@ def deploy_supersede(*, old: Deploy, new: Deploy, actor: Any) -> Deploy:
     with transaction.atomic():
         locked = Deploy.objects.select_for_update().get(pk=old.pk)
         if locked.is_terminal:
-            raise DeployStateError(
-                "finished", f"Deploy #{locked.pk} already ended ({locked.state})."
-            )
+            raise Refused("finished", f"Deploy #{locked.pk} already ended ({locked.state}).")
         locked.superseded_by = new
         if locked.state in Deploy.ACTIVE_STATES:
             locked.save(update_fields=["superseded_by"])
@@ -319,18 +305,9 @@ def _end(deploy: Deploy, state: str, *, error: str = "") -> None:
     if deploy.kind == Deploy.Kind.PREVIEW:
         preview = Preview.objects.filter(environment_id=deploy.environment_id).first()
         if preview is not None:
-            transaction.on_commit(lambda: _preview_refresh_send(preview.pk))
-
-
-def _preview_refresh_send(preview_id: int) -> None:
-    """Tell the preview its deploy ended, so it need not wait for the 30 s beat refresh
-    (which still covers a broker error here)."""
-    from deployments.tasks.previews import preview_refresh
-
-    try:
-        preview_refresh.apply_async(args=[preview_id])
-    except Exception:  # noqa: BLE001 - any broker failure; the beat refresh catches up
-        log.warning("could not publish preview_refresh for preview %s", preview_id)
+            # Tell the preview its deploy ended, so it need not wait for the 30 s beat
+            # refresh (which still covers a lost message).
+            transaction.on_commit(lambda: queue.send(task_names.PREVIEW_REFRESH, preview.pk))
 
 
 # --- the worker side -------------------------------------------------------------------------
@@ -496,9 +473,6 @@ def _claim(deploy: Deploy, *, worker: str) -> str:
     deploy whose approval or release no longer holds ends failed, and one that would undo a
     newer release that went live since it was requested ends superseded: both before
     anything is written to Fly or GitHub."""
-    from deployments.services.requests import deploy_gate_refusal
-    from deployments.services.rollbacks import rollback_hold
-
     env = (
         Environment.objects.select_for_update(of=("self",))
         .select_related("app", "current_release")
@@ -1443,8 +1417,6 @@ def _start_auto_rollback(
     ``failed`` replaced. Runs inside the failing transaction."""
     if failed.kind not in ROLLBACK_KINDS or not failed.previous_image_ref:
         return None
-    from deployments.services.requests import deploy_plan_create
-
     env = failed.environment
     previous = failed.previous_release
     cause, happened = _failure_cause(failed, failure)

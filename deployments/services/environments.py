@@ -1,4 +1,4 @@
-"""Environment locks and freeze windows: who may deploy when."""
+"""Environment locks and freeze windows (who may deploy when); the machines Fly runs now."""
 
 from __future__ import annotations
 
@@ -11,20 +11,16 @@ from django.utils import timezone
 from approvals import policy
 from approvals.audit import record
 from deployments.models import Environment, FreezeWindow
-
-
-class EnvironmentChangeRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+from hotdash.errors import Refused
+from hotdash.integrations import fly_client
+from hotdash.integrations.fly import Machine
 
 
 def _check(actor: Any, reason: str) -> None:
     if not isinstance(actor, str) and not policy.can_lock(actor):
-        raise EnvironmentChangeRefused("forbidden", "Only admins may change locks and windows.")
+        raise Refused("forbidden", "Only admins may change locks and windows.")
     if not reason.strip():
-        raise EnvironmentChangeRefused("reason_required", "A reason is required.")
+        raise Refused("reason_required", "A reason is required.")
 
 
 def _audit(*, environment: Environment, actor: Any, verb: str, data: dict, ip: str | None) -> None:
@@ -90,9 +86,7 @@ def freeze_window_add(
 ) -> FreezeWindow:
     _check(actor, reason)
     if ends_at <= starts_at:
-        raise EnvironmentChangeRefused(
-            "invalid_window", "A freeze window must end after it starts."
-        )
+        raise Refused("invalid_window", "A freeze window must end after it starts.")
     env = Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
     window = FreezeWindow.objects.create(
         environment=env, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()
@@ -110,7 +104,7 @@ def freeze_window_add(
 @transaction.atomic
 def freeze_window_remove(*, window: FreezeWindow, actor: Any, ip: str | None = None) -> None:
     if not isinstance(actor, str) and not policy.can_lock(actor):
-        raise EnvironmentChangeRefused("forbidden", "Only admins may change locks and windows.")
+        raise Refused("forbidden", "Only admins may change locks and windows.")
     env = (
         Environment.objects.select_for_update().select_related("app").get(pk=window.environment_id)
     )
@@ -122,3 +116,9 @@ def freeze_window_remove(*, window: FreezeWindow, actor: Any, ip: str | None = N
     }
     FreezeWindow.objects.filter(pk=window.pk).delete()
     _audit(environment=env, actor=actor, verb="freeze_window.removed", data=data, ip=ip)
+
+
+def environment_machines(*, environment: Environment) -> list[Machine]:
+    """The Fly machines of the environment's app, as Fly reports them now (raises APIError)."""
+    with fly_client() as fly:
+        return fly.list_machines(environment.fly_app_name)

@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -24,7 +23,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from deployments import task_names
 from deployments.models import App, Deploy, Notification
+from deployments.selectors.ops import webhook_host
+from hotdash import queue
 
 log = logging.getLogger(__name__)
 
@@ -141,21 +143,8 @@ def _queue(*, app: App, deploy: Deploy | None, event: str, payload: dict) -> Not
 
 
 def _send_task(notification_id: int, *, attempt: int, countdown: float | None) -> None:
-    from deployments.tasks.notifications import notification_deliver
-
-    try:
-        notification_deliver.apply_async(args=[notification_id, attempt], countdown=countdown)
-    except Exception:  # noqa: BLE001 - broker down: pending on /ops until the sweep re-sends
-        log.warning("could not queue delivery of notification %s", notification_id)
-
-
-def webhook_host(url: str) -> str:
-    """Where a webhook URL points, without its path, query or credentials (a Slack webhook's
-    path is itself a secret)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return ""
-    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+    """Broker down: the notification stays pending on /ops until the sweep re-sends it."""
+    queue.send(task_names.NOTIFICATION_DELIVER, notification_id, attempt, countdown=countdown)
 
 
 def _not_sendable(app: App) -> str:

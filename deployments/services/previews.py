@@ -30,12 +30,12 @@ from approvals.audit import record
 from deployments.models import App, Build, Deploy, Environment, Preview
 from deployments.services.builds import build_simulate
 from deployments.services.deploys import (
-    DeployStateError,
     deploy_abort,
     deploy_cancel,
     deploy_supersede,
 )
-from deployments.services.requests import DeployRefused, deploy_request
+from deployments.services.requests import deploy_request
+from hotdash.errors import Refused
 from hotdash.integrations import PermanentAPIError, fly_client, github_client
 from hotdash.integrations.github import parse_pull_request
 
@@ -61,14 +61,6 @@ APP_STATES = frozenset(
         Preview.State.FAILED,
     }
 )
-
-
-class PreviewActionRefused(Exception):
-    """A person's preview action that cannot go ahead (the message says why)."""
-
-
-class PreviewApprovalForbidden(Exception):
-    """Someone without the approver role tried to approve a fork's preview (audited)."""
 
 
 @dataclass(frozen=True)
@@ -407,7 +399,7 @@ def preview_deploy(
             or build.commit_sha != locked.approved_sha
         ):
             if requested_by is not None:
-                raise PreviewActionRefused(_held_message(locked))
+                raise Refused("preview_held", _held_message(locked))
             return None
         environment = locked.environment
         # Since the preview was (re)created: a revived preview deploys again.
@@ -429,7 +421,7 @@ def preview_deploy(
                 reason=reason or f"Preview of PR #{locked.pr_number} at {build.commit_sha[:7]}",
                 ip=ip,
             )
-        except DeployRefused as refusal:
+        except Refused as refusal:
             _state_set(
                 preview=locked,
                 state=Preview.State.FAILED,
@@ -437,10 +429,10 @@ def preview_deploy(
                 data={"refused": refusal.code, "message": refusal.message},
             )
             if requested_by is not None:
-                raise PreviewActionRefused(refusal.message) from None
+                raise
             return None
         for old in older:
-            with contextlib.suppress(DeployStateError):  # it ended on its own meanwhile
+            with contextlib.suppress(Refused):  # it ended on its own meanwhile
                 deploy_supersede(old=old, new=deploy, actor=actor)
         _state_set(
             preview=locked, state=Preview.State.CREATING, actor=actor, data={"deploy": deploy.pk}
@@ -630,12 +622,12 @@ def _deploy_stop(*, deploy: Deploy, actor: Any, reason: str) -> None:
         try:
             stop(deploy=deploy, actor=actor, reason=reason)
             return
-        except DeployStateError as error:
+        except Refused as error:
             if error.code == "finished":
                 return
 
 
-def previews_expire(*, now=None) -> list[str]:
+def preview_expire_due(*, now=None) -> list[str]:
     """Destroy every preview older than its app's maximum age."""
     now = now or timezone.now()
     expired = []
@@ -654,7 +646,7 @@ def previews_expire(*, now=None) -> list[str]:
     return expired
 
 
-def preview_orphans_sweep() -> list[str]:
+def preview_orphan_sweep() -> list[str]:
     """Destroy Fly apps that look like previews of an app but have no open PR; report each."""
     destroyed: list[str] = []
     for app in App.objects.filter(preview_enabled=True):
@@ -762,7 +754,7 @@ def _refresh_to(*, preview: Preview, state: str, deploy: Deploy | None) -> None:
     preview.state = locked.state
 
 
-def previews_state_refresh() -> dict[str, str]:
+def preview_state_refresh_all() -> dict[str, str]:
     """Refresh every preview that is not destroyed (beat)."""
     return {
         str(preview): preview_state_refresh(preview=preview)
@@ -775,9 +767,11 @@ def previews_state_refresh() -> dict[str, str]:
 def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
     """Start the preview's stopped or suspended machines; returns how many were started."""
     if preview.state == Preview.State.DESTROYED:
-        raise PreviewActionRefused("This preview was destroyed; push to the PR to recreate it.")
+        raise Refused(
+            "preview_destroyed", "This preview was destroyed; push to the PR to recreate it."
+        )
     if preview.state == Preview.State.AWAITING_APPROVAL:
-        raise PreviewActionRefused(_held_message(preview))
+        raise Refused("preview_held", _held_message(preview))
     fly_app = preview.environment.fly_app_name
     with fly_client() as fly:
         machines = fly.list_machines(fly_app)
@@ -809,13 +803,17 @@ def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
 def preview_redeploy(*, preview: Preview, user: Any, ip: str | None = None) -> Deploy:
     """A person redeploys the PR's head commit (its build must exist)."""
     if preview.state == Preview.State.DESTROYED:
-        raise PreviewActionRefused("This preview was destroyed; push to the PR to recreate it.")
+        raise Refused(
+            "preview_destroyed", "This preview was destroyed; push to the PR to recreate it."
+        )
     if preview.state == Preview.State.AWAITING_APPROVAL:
-        raise PreviewActionRefused(_held_message(preview))
+        raise Refused("preview_held", _held_message(preview))
     build = Build.objects.filter(app=preview.app, commit_sha=preview.head_sha).first()
     if build is None:
-        raise PreviewActionRefused(
-            f"No build is registered for {preview.head_sha[:7]} yet; CI posts it to /api/v1/builds."
+        raise Refused(
+            "no_build",
+            f"No build is registered for {preview.head_sha[:7]} yet; "
+            "CI posts it to /api/v1/builds.",
         )
     _fly_app_ensure(preview=preview)
     deploy = preview_deploy(
@@ -837,8 +835,8 @@ def preview_approve(
 ) -> str:
     """An approver lets the held fork preview deploy commit ``sha`` (the PR's head): creates
     the Fly app and deploys that commit's build, without secrets. Anyone else is refused with
-    an audited ``preview.approval_refused`` (:class:`PreviewApprovalForbidden`); a preview that
-    is not held, or whose head moved on, is refused with :class:`PreviewActionRefused`."""
+    an audited ``preview.approval_refused`` (Refused ``not_approver``); a preview that is not
+    held, or whose head moved on, is refused without an event."""
     comment = comment.strip()
     with transaction.atomic():
         locked = (
@@ -857,11 +855,12 @@ def preview_approve(
                 ip=ip,
             )
         elif locked.state != Preview.State.AWAITING_APPROVAL:
-            raise PreviewActionRefused("This preview is not awaiting approval.")
+            raise Refused("preview_not_held", "This preview is not awaiting approval.")
         elif sha != locked.head_sha:
-            raise PreviewActionRefused(
+            raise Refused(
+                "head_moved",
                 f"Commit {sha[:7]} is no longer the head of the PR: review {locked.head_sha[:7]} "
-                f"and approve that."
+                f"and approve that.",
             )
         else:
             locked.approved_sha, locked.approved_by = sha, user
@@ -876,8 +875,9 @@ def preview_approve(
                 ip=ip,
             )
     if not allowed:
-        raise PreviewApprovalForbidden(
-            "Only approvers and admins may approve a fork's preview; nothing was deployed."
+        raise Refused(
+            "not_approver",
+            "Only approvers and admins may approve a fork's preview; nothing was deployed.",
         )
     preview.refresh_from_db()
     _fly_app_ensure(preview=preview, actor=user)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from approvals.audit import record
 from deployments import semver
 from deployments.models import App, Build, Release
+from deployments.services.checks import ci_checks_evaluate
 from hotdash.integrations import APIError, PermanentAPIError, github_client
 from hotdash.integrations.github import Commit, parse_release
 from hotdash.integrations.github import Release as GitHubRelease
@@ -258,8 +259,6 @@ def _fetch(*, app: App, gh: Any, github: GitHubRelease, known_tags: Iterable[str
         version_file_check(path=app.version_file_path, tag=tag, version=plain, content=content),
         *artifact_checks(artifact=artifact, assets=remote.assets, checksum_text=checksum_text),
     ]
-    from deployments.services.requests import ci_checks_evaluate
-
     verdict = ci_checks_evaluate(app=app, commit_sha=remote.commit_sha)
     remote.ci_checks = [
         {"name": r.name, "state": r.state, "ok": r.ok, "url": r.url} for r in verdict.results

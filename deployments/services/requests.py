@@ -1,14 +1,13 @@
 """Requesting a deploy: the gates it must pass, the plan the worker will run, and the hand-off
 to approvals (gated environments) or straight to the queue.
 
-A refused request raises :class:`DeployRefused`, creates no deploy and leaves one
+A refused request raises :class:`~hotdash.errors.Refused`, creates no deploy and leaves one
 ``deploy.refused`` audit event saying why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -17,92 +16,13 @@ from django.utils import timezone
 from approvals import policy
 from approvals.audit import SYSTEM_ACTORS, record
 from approvals.services import approval_request_cancel, approval_request_open
-from deployments import rollout
-from deployments.models import Build, Deploy, DeployStep, Environment, FreezeWindow, Release
+from deployments.models import Build, Deploy, Environment, Release
+from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
-from hotdash.integrations import APIError, PermanentAPIError, fly_client, github_client
-
-OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
-
-
-# How a refusal is answered over HTTP (form and API alike); other codes are 422.
-REFUSAL_STATUS = {
-    "forbidden": 403,
-    "environment_locked": 409,
-    "freeze_window": 409,
-    "checks_failing": 409,
-    "upstream_error": 502,
-}
-
-
-class DeployRefused(Exception):
-    """A request that must not go ahead; ``code`` is stable and machine-readable."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
-
-    @property
-    def status(self) -> int:
-        return REFUSAL_STATUS.get(self.code, 422)
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    state: str  # success / failure / pending / missing / a check-run conclusion
-    ok: bool
-    url: str = ""
-
-
-@dataclass(frozen=True)
-class ChecksVerdict:
-    results: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def failing(self) -> list[CheckResult]:
-        return [result for result in self.results if not result.ok]
-
-    @property
-    def green(self) -> bool:
-        return not self.failing
-
-
-def ci_checks_evaluate(*, app: Any, commit_sha: str) -> ChecksVerdict:
-    """The CI verdict for a commit: every commit status and check run green, and
-    every ``app.required_checks`` name present among them. Raises APIError when GitHub fails."""
-    with github_client(app.github_owner, app.github_repo) as github:
-        combined = github.combined_status(commit_sha)
-        runs = github.check_runs(commit_sha)
-    results = [
-        CheckResult(name=s.context, state=s.state, ok=s.state == "success", url=s.target_url)
-        for s in combined.statuses
-    ]
-    # The combined state also covers statuses older than the latest per context.
-    if (
-        combined.total_count
-        and combined.state in ("failure", "pending")
-        and all(r.ok for r in results)
-    ):
-        results.append(CheckResult(name="combined status", state=combined.state, ok=False))
-    results += [
-        CheckResult(
-            name=run.name,
-            state=run.conclusion or run.status,
-            ok=run.status == "completed" and run.conclusion in OK_CONCLUSIONS,
-            url=run.html_url,
-        )
-        for run in runs
-    ]
-    present = {result.name for result in results}
-    results += [
-        CheckResult(name=name, state="missing", ok=False)
-        for name in app.required_checks
-        if name not in present
-    ]
-    return ChecksVerdict(results=results)
+from deployments.services.gates import deploy_gate_refusal, freeze_window_active
+from deployments.services.plans import deploy_plan_create
+from hotdash.errors import Refused
+from hotdash.integrations import APIError, PermanentAPIError, fly_client
 
 
 def fly_machine_ids(*, environment: Environment) -> list[str]:
@@ -117,79 +37,11 @@ def fly_machine_ids(*, environment: Environment) -> list[str]:
     return [machine.id for machine in machines if machine.state != "destroyed"]
 
 
-def active_freeze_window(*, environment: Environment, at: Any = None) -> FreezeWindow | None:
-    at = at or timezone.now()
-    return environment.freeze_windows.filter(starts_at__lte=at, ends_at__gt=at).first()
-
-
-# --- the plan --------------------------------------------------------------------------------
-
-
-def deploy_plan_create(
-    *,
-    deploy: Deploy,
-    target_name: str,
-    machine_ids: list[str],
-    verify_data: dict[str, Any],
-    create_missing: bool = True,
-) -> list[DeployStep]:
-    """Save the ordered steps a worker will run for ``deploy`` over ``machine_ids``; with
-    ``create_missing``, batches that create the machines the environment lacks."""
-    environment, commit_sha = deploy.environment, deploy.commit_sha
-    steps: list[tuple[str, str, dict[str, Any]]] = [
-        (
-            DeployStep.Kind.VERIFY_ARTIFACT,
-            "Verify artifact checksum and image digest",
-            verify_data,
-        ),
-        (
-            DeployStep.Kind.GITHUB_DEPLOYMENT,
-            f"Create GitHub deployment '{environment.name}' at {commit_sha[:7] or 'the image'}",
-            {"environment": environment.name, "ref": commit_sha},
-        ),
-    ]
-    percent = environment.max_unavailable_percent
-    existing = rollout.plan_batches(machine_ids, percent) if machine_ids else []
-    batches: list[dict[str, Any]] = [{"machines": ids} for ids in existing]
-    missing = max(0, environment.machine_count - len(machine_ids)) if create_missing else 0
-    if missing:
-        size = rollout.batch_size(missing, percent)
-        batches += [{"create": min(size, missing - i)} for i in range(0, missing, size)]
-    for number, batch in enumerate(batches, start=1):
-        batch["batch"] = number
-        if "machines" in batch:
-            what = f"update {', '.join(batch['machines'])}"
-        else:
-            what = f"create {batch['create']} machine(s)"
-        title = f"Batch {number}/{len(batches)}: {what} to {target_name}"
-        steps.append((DeployStep.Kind.UPDATE_BATCH, title, batch))
-    env = environment
-    steps += [
-        (
-            DeployStep.Kind.VERIFY,
-            f"Watch health for {env.verification_window_seconds} s "
-            f"(HTTP {env.health_http_path} every {env.health_http_interval_seconds} s, "
-            f"TCP every {env.health_tcp_interval_seconds} s, "
-            f"timeout {env.health_timeout_seconds} s, grace {env.health_grace_seconds} s)",
-            {
-                "window_seconds": env.verification_window_seconds,
-                "http_path": env.health_http_path,
-                "attempts": env.health_attempts,
-            },
-        ),
-        (DeployStep.Kind.GITHUB_STATUS, "Report the result to GitHub", {}),
-    ]
-    return DeployStep.objects.bulk_create(
-        DeployStep(deploy=deploy, position=position, kind=kind, title=title, data=data)
-        for position, (kind, title, data) in enumerate(steps, start=1)
-    )
-
-
 # --- the request -----------------------------------------------------------------------------
 
 
 def _refuse(
-    *, refusal: DeployRefused, actor: Any, environment: Environment, ip: str | None, data: dict
+    *, refusal: Refused, actor: Any, environment: Environment, ip: str | None, data: dict
 ) -> None:
     with transaction.atomic():
         record(
@@ -203,39 +55,6 @@ def _refuse(
     raise refusal
 
 
-def deploy_gate_refusal(
-    *, environment: Environment, applied: set[str], kind: str, now: Any
-) -> DeployRefused | None:
-    """Lock and freeze-window gates (cheap, re-run under the environment's row lock)."""
-    if kind == Deploy.Kind.AUTO_ROLLBACK:
-        return None
-    if environment.is_locked and "lock" not in applied:
-        who = environment.locked_by.get_username() if environment.locked_by else "system"
-        return DeployRefused(
-            "environment_locked",
-            f"{environment} is locked by {who} since "
-            f"{environment.locked_at:%Y-%m-%d %H:%M} UTC: {environment.lock_reason}",
-            {
-                "locked_by": who,
-                "lock_reason": environment.lock_reason,
-                "locked_at": environment.locked_at.isoformat(),
-            },
-        )
-    window = active_freeze_window(environment=environment, at=now)
-    if window is not None and "freeze_window" not in applied:
-        return DeployRefused(
-            "freeze_window",
-            f"{environment} is in a freeze window until {window.ends_at:%Y-%m-%d %H:%M} UTC: "
-            f"{window.reason}",
-            {
-                "window_reason": window.reason,
-                "starts_at": window.starts_at.isoformat(),
-                "ends_at": window.ends_at.isoformat(),
-            },
-        )
-    return None
-
-
 def _static_refusal(
     *,
     environment: Environment,
@@ -244,38 +63,38 @@ def _static_refusal(
     reason: str,
     overrides: set[str],
     override_reason: str,
-) -> DeployRefused | None:
+) -> Refused | None:
     if requested_by is not None and not policy.can_request_deploy(requested_by):
-        return DeployRefused("forbidden", "Your role does not allow requesting deploys.")
+        return Refused("forbidden", "Your role does not allow requesting deploys.")
     if not reason.strip():
-        return DeployRefused("reason_required", "Say why you are deploying: a reason is required.")
+        return Refused("reason_required", "Say why you are deploying: a reason is required.")
     if overrides:
         unknown = overrides - policy.OVERRIDABLE
         if unknown:
-            return DeployRefused(
+            return Refused(
                 "invalid_override",
                 f"Unknown override(s): {', '.join(sorted(unknown))}; use lock, freeze_window "
                 "or checks.",
             )
         if requested_by is None or not policy.can_override(requested_by):
-            return DeployRefused("invalid_override", "Only admins may override a gate.")
+            return Refused("invalid_override", "Only admins may override a gate.")
         if not override_reason.strip():
-            return DeployRefused(
+            return Refused(
                 "invalid_override", "An override needs its own reason, recorded in the audit log."
             )
     if release is not None:
         if release.deleted_on_github_at is not None:
-            return DeployRefused(
+            return Refused(
                 "release_deleted", f"{release.tag} was deleted on GitHub; it cannot be deployed."
             )
         if release.is_bad:
-            return DeployRefused(
+            return Refused(
                 "release_bad",
                 f"{release.tag} is marked bad: {release.bad_reason or 'no reason given'}.",
             )
         if release.validation != Release.Validation.VALID:
             failed = [r.get("message", "") for r in release.validation_results if not r.get("ok")]
-            return DeployRefused(
+            return Refused(
                 "release_invalid",
                 f"{release.tag} is not a valid release ({release.get_validation_display()})"
                 + (f": {'; '.join(failed)}" if failed else "."),
@@ -303,7 +122,7 @@ def deploy_request(
     Checks role, reason, release, lock, freeze windows and CI checks (admins may override the
     last three with ``overrides`` and ``override_reason``), asks Fly for the machines to plan
     the batches, then creates the deploy with its plan and either opens an approval request
-    or queues it. Raises :class:`DeployRefused` (nothing created, one audit event) otherwise.
+    or queues it. Raises :class:`Refused` (nothing created, one audit event) otherwise.
     """
     if (release is None) == (build is None):
         raise ValueError("deploy_request needs exactly one of release and build")
@@ -321,7 +140,7 @@ def deploy_request(
         "overrides": sorted(wanted),
     }
 
-    def refuse(refusal: DeployRefused) -> None:
+    def refuse(refusal: Refused) -> None:
         _refuse(refusal=refusal, actor=actor, environment=environment, ip=ip, data=context)
 
     refusal = _static_refusal(
@@ -347,7 +166,7 @@ def deploy_request(
         machine_ids = fly_machine_ids(environment=environment)
     except APIError as error:
         refuse(
-            DeployRefused(
+            Refused(
                 "upstream_error",
                 f"Could not ask {error.provider} while planning; nothing was created. "
                 f"Try again. ({error.status or 'no response'})",
@@ -356,7 +175,7 @@ def deploy_request(
     if not checks.green and "checks" not in wanted:
         failing = [f"{r.name} ({r.state})" for r in checks.failing]
         refuse(
-            DeployRefused(
+            Refused(
                 "checks_failing",
                 f"Required CI checks on {commit_sha[:7]} are not green: {', '.join(failing)}.",
                 {"failing": [{"name": r.name, "state": r.state} for r in checks.failing]},
@@ -375,7 +194,7 @@ def deploy_request(
                 name
                 for name, needed in (
                     ("lock", environment.is_locked),
-                    ("freeze_window", active_freeze_window(environment=environment) is not None),
+                    ("freeze_window", freeze_window_active(environment=environment) is not None),
                     ("checks", not checks.green),
                 )
                 if needed and name in wanted
@@ -491,7 +310,7 @@ def deploy_request_cancel(
 ) -> Deploy:
     """Withdraw a deploy that has not started; its pending approval request closes with it.
 
-    Raises deployments.services.deploys.DeployStateError when the deploy already started.
+    Raises Refused when the deploy already started.
     """
     with transaction.atomic():
         approval_request_cancel(deploy=deploy, actor=actor, ip=ip)

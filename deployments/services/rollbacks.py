@@ -2,7 +2,7 @@
 
 A rollback is a deploy of ``kind=rollback`` requested through deploy_request. Like every
 request it changes nothing but itself until it is decided: only when the engine starts it
-(rollback_hold, in the claim's transaction) is the release rolled away from marked bad and
+(``gates.rollback_hold``, in the claim's transaction) is the release rolled away from marked bad and
 the environment locked, so nobody redeploys the bad version or ships something new from the
 rollback's start until a person has looked. A rollback that is refused, rejected, expires or
 is cancelled leaves both as they were.
@@ -18,9 +18,9 @@ from approvals import policy
 from approvals.audit import record
 from deployments.models import Deploy, Environment, Release
 from deployments.selectors.releases import live_healthy_versions
-from deployments.services.environments import environment_lock
-from deployments.services.releases import release_mark_bad
-from deployments.services.requests import DeployRefused, deploy_request
+from deployments.services.gates import rollback_away
+from deployments.services.requests import deploy_request
+from hotdash.errors import Refused
 
 
 def fast_path_explanation(
@@ -58,32 +58,30 @@ def rollback_request(
     ip: str | None = None,
 ) -> Deploy:
     """Roll ``environment`` back to ``release``. Production needs ``confirmation`` equal to
-    the app name. Raises DeployRefused (nothing created) like deploy_request."""
+    the app name. Raises Refused (nothing created) like deploy_request."""
     environment = Environment.objects.select_related("app", "current_release").get(
         pk=environment.pk
     )
     app = environment.app
     if release.app_id != app.pk:
-        raise DeployRefused("invalid_target", f"{release} is not a release of {app.name}.")
+        raise Refused("invalid_target", f"{release} is not a release of {app.name}.")
     if not policy.can_request_deploy(requested_by):
-        raise DeployRefused("forbidden", "Your role does not allow requesting rollbacks.")
+        raise Refused("forbidden", "Your role does not allow requesting rollbacks.")
     if not reason.strip():
-        raise DeployRefused(
-            "reason_required", "Say why you are rolling back: a reason is required."
-        )
+        raise Refused("reason_required", "Say why you are rolling back: a reason is required.")
     if environment.kind == Environment.Kind.PRODUCTION and confirmation.strip() != app.name:
-        raise DeployRefused(
+        raise Refused(
             "confirmation_required",
             f"Rolling back production: type the app name ({app.name}) to confirm.",
         )
     rolled_away = environment.current_release
     if rolled_away is not None and rolled_away.pk == release.pk:
-        raise DeployRefused("already_live", f"{release.tag} is already live in {environment.name}.")
+        raise Refused("already_live", f"{release.tag} is already live in {environment.name}.")
     live_healthy = live_healthy_versions(environment=environment)
     fast, explanation = fast_path_explanation(
         environment=environment, release=release, live_healthy=live_healthy, user=requested_by
     )
-    refusal: DeployRefused | None = None
+    refusal: Refused | None = None
     # One transaction: the rollback and its audit event commit together (the run message is
     # sent on commit). A refusal's audit event commits on its own.
     with transaction.atomic():
@@ -97,7 +95,7 @@ def rollback_request(
                 fast_path=fast,
                 ip=ip,
             )
-        except DeployRefused as error:
+        except Refused as error:
             refusal = error
         else:
             rolled_back = (
@@ -116,7 +114,7 @@ def rollback_request(
                 app=app.name,
                 environment=environment.name,
                 data={
-                    "from": _away(deploy),
+                    "from": rollback_away(deploy),
                     "to": release.tag,
                     "reason": reason.strip(),
                     "fast_path": fast,
@@ -129,37 +127,3 @@ def rollback_request(
     if refusal is not None:
         raise refusal
     return deploy
-
-
-def _away(deploy: Deploy) -> str:
-    """What the rollback replaces, as it was live when it was requested."""
-    if deploy.previous_release is not None:
-        return deploy.previous_release.tag
-    return deploy.previous_image_ref or "nothing"
-
-
-def rollback_hold(*, deploy: Deploy) -> None:
-    """Apply what a person's rollback implies, as it starts: mark the release it rolls away
-    from (live when it was requested, as its approvers saw) bad and lock the environment.
-
-    The engine calls this inside the transaction that claims the rollback, holding the
-    environment's row, so the start, the mark and the lock commit together: no other claim or
-    request sees the rollback started without them. Both are audited (``release.marked_bad``
-    by the requester, whose judgement it is; ``environment.locked`` by the system).
-    """
-    who = deploy.requester_name
-    reason = deploy.reason.strip()
-    if deploy.previous_release is not None:
-        release_mark_bad(
-            release=deploy.previous_release,
-            actor=deploy.requested_by,
-            reason=f"Rolled back in {deploy.environment.name} by {who} "
-            f"(rollback #{deploy.pk}): {reason}",
-        )
-    target = deploy.release.tag if deploy.release else deploy.image_ref
-    environment_lock(
-        environment=deploy.environment,
-        actor="system",
-        reason=f"Rolled back from {_away(deploy)} to {target} by {who} (rollback "
-        f"#{deploy.pk}): {reason}. Unlock once the incident is understood.",
-    )

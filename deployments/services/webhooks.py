@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from approvals.audit import record
+from deployments import task_names
 from deployments.models import App, WebhookDelivery
 from deployments.services.builds import build_handle_push
 from deployments.services.previews import (
@@ -33,6 +34,7 @@ from deployments.services.releases import (
     ReleaseWebhookIgnored,
     release_handle_webhook,
 )
+from hotdash import queue
 from hotdash.integrations import PermanentAPIError, RetryableAPIError
 
 log = logging.getLogger(__name__)
@@ -129,14 +131,7 @@ def webhook_delivery_receive(
 
 def webhook_delivery_send(*, delivery_pk: int) -> bool:
     """Publish the processing message; a broker error is logged: the stuck-delivery beat resends."""
-    from deployments.tasks.webhooks import webhook_delivery_process_task
-
-    try:
-        webhook_delivery_process_task.apply_async(args=[delivery_pk])
-    except Exception:  # noqa: BLE001 - any broker failure; the stored row is the source of truth
-        log.warning("could not publish webhook delivery %s; the beat will resend", delivery_pk)
-        return False
-    return True
+    return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk)
 
 
 def _app_name_for(payload: dict[str, Any]) -> str:

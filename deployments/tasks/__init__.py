@@ -1,7 +1,6 @@
 """Celery tasks, one module per topic; importing them here registers them with the app."""
 
 from deployments.tasks import (
-    approvals,
     backups,
     deploys,
     notifications,
@@ -12,7 +11,6 @@ from deployments.tasks import (
 )
 
 __all__ = [
-    "approvals",
     "backups",
     "deploys",
     "notifications",

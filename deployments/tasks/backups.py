@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from deployments import task_names
 from deployments.services.backups import backup_run
 
 # A dump and a restore may each take BACKUP_TIMEOUT_SECONDS; the counts and checks add a margin.
@@ -14,7 +15,7 @@ _LIMIT = 2 * settings.BACKUP_TIMEOUT_SECONDS + 600
 
 @shared_task(
     ignore_result=True,
-    name="deployments.tasks.backups.backup_scheduled",
+    name=task_names.BACKUP_RUN,
     time_limit=_LIMIT + 60,
     soft_time_limit=_LIMIT,
 )

@@ -7,12 +7,14 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.db import InterfaceError, OperationalError
 
+from deployments import task_names
 from deployments.services.deploys import (
     deploy_clients_close,
     deploy_execute,
     deploy_reconcile,
     deploy_send,
 )
+from hotdash.celery import DEPLOY_RECONCILE
 
 
 # A database restart fails the message with OperationalError/InterfaceError. The same message
@@ -20,6 +22,7 @@ from deployments.services.deploys import (
 # to resend it. Safe: if the failed attempt had already taken the run lease, the engine drops
 # the repeat as stale and recovery is the reconciler's, as before.
 @shared_task(
+    name=task_names.DEPLOY_RUN,
     bind=True,
     ignore_result=True,
     autoretry_for=(OperationalError, InterfaceError),
@@ -41,7 +44,7 @@ def deploy_run(self, deploy_id: int, token: str = "", fly_app: str = "") -> None
         )
 
 
-@shared_task(name="deployments.tasks.deploys.deploy_reconcile", ignore_result=True)
+@shared_task(name=DEPLOY_RECONCILE, ignore_result=True)
 def deploy_reconcile_task() -> None:
     deploy_reconcile()
 

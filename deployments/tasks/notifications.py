@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from deployments.services.notifications import notification_deliver as deliver
-from deployments.services.notifications import notification_resend_stuck, notification_retry
+from deployments import task_names
+from deployments.services.notifications import (
+    notification_deliver,
+    notification_resend_stuck,
+    notification_retry,
+)
 
 
-@shared_task(ignore_result=True)
-def notification_deliver(notification_id: int, attempt: int = 1) -> None:
-    countdown = deliver(notification_id=notification_id, attempt=attempt)
+@shared_task(name=task_names.NOTIFICATION_DELIVER, ignore_result=True)
+def notification_deliver_task(notification_id: int, attempt: int = 1) -> None:
+    countdown = notification_deliver(notification_id=notification_id, attempt=attempt)
     if countdown is not None:
         notification_retry(
             notification_id=notification_id, attempt=attempt + 1, countdown=countdown

@@ -6,12 +6,13 @@ import logging
 
 from celery import shared_task
 
+from deployments import task_names
 from deployments.models import Build, Preview
 from deployments.services.previews import (
     preview_deploy_for_build,
-    preview_orphans_sweep,
-    previews_expire,
-    previews_state_refresh,
+    preview_expire_due,
+    preview_orphan_sweep,
+    preview_state_refresh_all,
 )
 from deployments.services.previews import preview_state_refresh as refresh_one
 from hotdash.integrations import RetryableAPIError
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(
+    name=task_names.PREVIEW_BUILD_READY,
     ignore_result=True,
     autoretry_for=(RetryableAPIError,),
     retry_backoff=5,
@@ -31,24 +33,25 @@ def preview_build_ready(build_pk: int) -> None:
     preview_deploy_for_build(build=build)
 
 
-@shared_task(ignore_result=True)
-def preview_orphan_sweep() -> None:
-    for fly_app in preview_orphans_sweep():
+@shared_task(name="deployments.tasks.previews.preview_orphan_sweep", ignore_result=True)
+def preview_orphan_sweep_task() -> None:
+    for fly_app in preview_orphan_sweep():
         log.warning("orphan sweep destroyed preview app %s", fly_app)
 
 
 @shared_task(ignore_result=True)
 def preview_expire_sweep() -> None:
-    for fly_app in previews_expire():
+    for fly_app in preview_expire_due():
         log.info("preview app %s destroyed: past its maximum age", fly_app)
 
 
 @shared_task(ignore_result=True)
 def preview_state_refresh() -> None:
-    previews_state_refresh()
+    preview_state_refresh_all()
 
 
 @shared_task(
+    name=task_names.PREVIEW_REFRESH,
     ignore_result=True,
     autoretry_for=(RetryableAPIError,),
     retry_backoff=5,

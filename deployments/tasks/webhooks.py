@@ -7,6 +7,7 @@ import logging
 
 from celery import shared_task
 
+from deployments import task_names
 from deployments.services.webhooks import (
     webhook_deliveries_resend_stuck,
     webhook_delivery_fail,
@@ -20,7 +21,9 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 6
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=MAX_RETRIES)
+@shared_task(
+    name=task_names.WEBHOOK_DELIVERY_PROCESS, bind=True, ignore_result=True, max_retries=MAX_RETRIES
+)
 def webhook_delivery_process_task(self, delivery_pk: int) -> None:
     try:
         webhook_delivery_process(delivery_pk=delivery_pk)

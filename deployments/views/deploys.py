@@ -27,8 +27,10 @@ from deployments.selectors.deploys import (
     deploy_queue_position,
     deploy_step_progress,
 )
-from deployments.services.deploys import DeployStateError, deploy_abort
-from deployments.services.requests import DeployRefused, deploy_request, deploy_request_cancel
+from deployments.services.deploys import deploy_abort
+from deployments.services.requests import deploy_request, deploy_request_cancel
+from hotdash.api import refusal_status
+from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
 
@@ -124,7 +126,7 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 
 
 def _request_page(
-    request: HttpRequest, form: DeployRequestForm, *, refusal: DeployRefused | None, status: int
+    request: HttpRequest, form: DeployRequestForm, *, refusal: Refused | None, status: int
 ) -> HttpResponse:
     environment = None
     env_id = parse_id(form["environment"].value())
@@ -170,8 +172,9 @@ def deploy_new(request: HttpRequest) -> HttpResponse:
             override_reason=data["override_reason"],
             ip=client_ip(request),
         )
-    except DeployRefused as refusal:
-        return _request_page(request, form, refusal=refusal, status=refusal.status)
+    except Refused as refusal:
+        status = refusal_status(refusal.code)
+        return _request_page(request, form, refusal=refusal, status=status)
     messages.success(request, f"Deploy #{deploy.pk} requested: {deploy.get_state_display()}.")
     url = reverse("deployments:deploy-detail", args=[deploy.pk])
     if _is_partial(request):
@@ -200,7 +203,7 @@ def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
                 deploy=deploy, actor=request.user, reason=reason, ip=client_ip(request)
             )
             messages.success(request, f"Deploy #{deploy.pk} cancelled.")
-        except DeployStateError as error:
+        except Refused as error:
             messages.error(request, error.message)
     return redirect("deployments:deploy-detail", pk=pk)
 
@@ -216,6 +219,6 @@ def deploy_abort_view(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request, f"Abort requested: deploy #{deploy.pk} stops after its current batch."
             )
-        except DeployStateError as error:
+        except Refused as error:
             messages.error(request, error.message)
     return redirect("deployments:deploy-detail", pk=pk)

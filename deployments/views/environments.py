@@ -15,17 +15,17 @@ from deployments.selectors.environments import (
     environment_deployable_releases,
     environment_detail_get,
     environment_freeze_windows,
-    environment_machines,
     environment_recent_deploys,
 )
 from deployments.services.environments import (
-    EnvironmentChangeRefused,
     environment_lock,
+    environment_machines,
     environment_unlock,
     freeze_window_add,
     freeze_window_remove,
 )
 from hotdash import input_gate
+from hotdash.errors import Refused
 from hotdash.integrations import APIError
 from hotdash.permissions import client_ip, role_required
 
@@ -80,7 +80,7 @@ def _apply(request: HttpRequest, action, success: str, **kwargs) -> None:
     try:
         action(actor=request.user, ip=client_ip(request), **kwargs)
         messages.success(request, success)
-    except EnvironmentChangeRefused as refusal:
+    except Refused as refusal:
         messages.error(request, refusal.message)
 
 

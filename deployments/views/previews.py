@@ -17,13 +17,13 @@ from approvals import policy
 from deployments.models import Deploy, Preview
 from deployments.selectors.previews import preview_deploys, preview_get, preview_list
 from deployments.services.previews import (
-    PreviewActionRefused,
-    PreviewApprovalForbidden,
     preview_approve,
     preview_destroy,
     preview_redeploy,
     preview_wake,
 )
+from hotdash.api import refusal_status
+from hotdash.errors import Refused
 from hotdash.integrations import APIError
 from hotdash.permissions import client_ip, role_required
 
@@ -74,15 +74,16 @@ def preview_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
 def _act(
     request: HttpRequest, pk: int, action: Callable[[Preview], Any], done: str
 ) -> HttpResponse:
-    """Run one preview action; answer htmx with the row (409 + message when refused)."""
+    """Run one preview action; answer htmx with the row (409 + message when refused, 403 when
+    the actor may not)."""
     preview = preview_get(pk=pk)
     status, level, text = 200, messages.SUCCESS, done
     try:
         action(preview)
-    except PreviewActionRefused as exc:
-        status, level, text = 409, messages.ERROR, str(exc)
-    except PreviewApprovalForbidden as exc:
-        raise PermissionDenied(str(exc)) from None
+    except Refused as refusal:
+        if refusal_status(refusal.code) == 403:
+            raise PermissionDenied(refusal.message) from None
+        status, level, text = 409, messages.ERROR, refusal.message
     except APIError as exc:
         status, level = 409, messages.ERROR
         text = f"{exc.provider} did not complete the request ({exc.status or 'no answer'}); "
@@ -103,7 +104,7 @@ def _approve(request: HttpRequest, preview: Preview) -> None:
     form = ApproveForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(f"{name}: {' '.join(text)}" for name, text in form.errors.items())
-        raise PreviewActionRefused(f"Nothing was approved ({errors}).")
+        raise Refused("invalid_form", f"Nothing was approved ({errors}).")
     preview_approve(
         preview=preview,
         user=request.user,
@@ -148,7 +149,7 @@ def preview_wake_action(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _destroy(request: HttpRequest, preview: Preview) -> None:
     if preview.state == Preview.State.DESTROYED:
-        raise PreviewActionRefused("This preview is already destroyed.")
+        raise Refused("preview_destroyed", "This preview is already destroyed.")
     preview_destroy(
         preview=preview,
         actor=request.user,

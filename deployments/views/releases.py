@@ -26,8 +26,8 @@ from deployments.selectors.releases import (
     rollback_targets_by_environment,
 )
 from deployments.services.releases import ReleaseSyncFailed, release_clear_bad, release_sync
-from deployments.services.requests import DeployRefused
 from deployments.services.rollbacks import fast_path_explanation, rollback_request
+from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
 
@@ -157,7 +157,7 @@ def rollback_form(request: HttpRequest, pk: int) -> HttpResponse:
                 confirmation=form.cleaned_data["confirmation"],
                 ip=client_ip(request),
             )
-        except DeployRefused as error:
+        except Refused as error:
             refusal, status = error, 409
         else:
             messages.success(request, f"Rollback #{deploy.pk} to {target.tag} requested.")

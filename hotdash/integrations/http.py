@@ -24,7 +24,7 @@ from typing import Any, TypeVar, cast
 import httpx
 from django.views.decorators.debug import sensitive_variables
 
-import hotdash
+from hotdash.version import __version__
 
 log = logging.getLogger("hotdash.integrations")
 
@@ -557,7 +557,7 @@ def build_client(
         retry = RetryPolicy(max_server_wait=float(settings.HTTP_MAX_SERVER_WAIT_SECONDS))
     spacing = settings.GITHUB_MUTATION_SPACING_MS / 1000 if provider.paces_mutations else 0.0
     headers = {
-        "User-Agent": f"hotdash/{hotdash.__version__}",
+        "User-Agent": f"hotdash/{__version__}",
         "Authorization": provider.authorization(token),
         **provider.headers,
     }

@@ -2,8 +2,9 @@
 
 * Every (operation, status, code) the schema documents is provoked here, and the answer is
   validated against the schema by the ``api`` fixture (an undocumented status or code fails).
-* Every ApiError a view can raise (read from the views' source, with the codes of the service
-  refusals they pass on read from the services) is documented for that operation.
+* Every ApiError a view can raise, and every service refusal it lets through to
+  ``api_endpoint`` (read from the views' source, with the codes of the service refusals read
+  from the services), is documented for that operation at its ``refusal_status``.
 """
 
 from __future__ import annotations
@@ -27,19 +28,19 @@ from openapi_core import OpenAPI
 from openapi_core.exceptions import OpenAPIError
 from openapi_core.testing import MockRequest, MockResponse
 
-from approvals import services as approval_services
 from approvals.models import ApprovalRequest
-from approvals.services import ApprovalRefused
+from approvals.services import DECISION_REFUSALS, approval_decide
 from deployments.models import FreezeWindow, Release
 from deployments.services import builds as build_services
 from deployments.services import deploys as deploy_services
+from deployments.services import gates as gate_services
 from deployments.services import requests as request_services
-from deployments.services.builds import BuildInvalid
-from deployments.services.deploys import DeployStateError
+from deployments.services.builds import build_register
 from deployments.services.environments import environment_lock
-from deployments.services.requests import DeployRefused
-from hotdash.api import MAX_BODY_BYTES, OPENAPI_COMPONENTS, ApiError
+from deployments.services.requests import deploy_request, deploy_request_cancel
+from hotdash.api import MAX_BODY_BYTES, OPENAPI_COMPONENTS, ApiError, refusal_status
 from hotdash.api_urls import API_MODULES
+from hotdash.errors import Refused
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 PATHS = {
@@ -509,8 +510,8 @@ def test_the_validator_rejects_what_the_schema_does_not_list(client, db, status,
 # --- reading the errors out of the code --------------------------------------------------------
 
 
-def _codes_constructed(exception: type, module, function: str | None = None) -> set[str]:
-    """The literal codes ``exception("code", …)`` is built with in ``module`` (or in one of
+def _codes_constructed(module, function: str | None = None) -> set[str]:
+    """The literal codes ``Refused("code", …)`` is built with in ``module`` (or in one of
     its functions)."""
     tree = ast.parse(inspect.getsource(getattr(module, function) if function else module))
     built = [
@@ -518,32 +519,20 @@ def _codes_constructed(exception: type, module, function: str | None = None) -> 
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id == exception.__name__
+        and node.func.id == Refused.__name__
     ]
     assert all(isinstance(code, ast.Constant) for code in built), "a computed code: list it"
     return {code.value for code in built}
 
 
-# Each service refusal a view turns into an ApiError: the codes it carries, and an instance.
-REFUSALS: dict[type, tuple[set[str], Callable[[str], Exception]]] = {
-    DeployRefused: (
-        _codes_constructed(DeployRefused, request_services),
-        lambda code: DeployRefused(code, ""),
-    ),
-    # Its status property indexes REFUSAL_STATUS; the API only decides (a bypass is drawer-only).
-    ApprovalRefused: (
-        set(approval_services.DECISION_REFUSAL_STATUS),
-        lambda code: ApprovalRefused(code, "", None),
-    ),
-    BuildInvalid: (
-        _codes_constructed(BuildInvalid, build_services),
-        lambda code: BuildInvalid(code, ""),
-    ),
+# The codes each service an API view calls may refuse with.
+REFUSALS: dict[Callable, set[str]] = {
+    deploy_request: _codes_constructed(request_services) | _codes_constructed(gate_services),
+    # The API only decides (a bypass is drawer-only).
+    approval_decide: set(DECISION_REFUSALS),
+    build_register: _codes_constructed(build_services),
     # deploy_request_cancel's only refusal comes from deploy_cancel.
-    DeployStateError: (
-        _codes_constructed(DeployStateError, deploy_services, "deploy_cancel"),
-        lambda code: DeployStateError(code, ""),
-    ),
+    deploy_request_cancel: _codes_constructed(deploy_services, "deploy_cancel"),
 }
 
 # Codes a view can pass on that its own checks answer first (cases above show which answer).
@@ -555,7 +544,7 @@ PRE_EMPTED = {
 
 def _api_errors(function, seen: set) -> set[tuple[int, str]]:
     """Every (status, code) an ApiError raised in ``function`` or the API helpers it calls
-    can carry."""
+    can carry, and every refusal of a service it calls that reaches ``api_endpoint``."""
     seen.add(function)
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
@@ -566,6 +555,8 @@ def _api_errors(function, seen: set) -> set[tuple[int, str]]:
         target = function.__globals__.get(node.func.id)
         if target is ApiError:
             found |= _api_error_args(node, parents, function.__globals__)
+        elif target in REFUSALS and _caught_by(node, parents) is None:
+            found |= {(refusal_status(code), code) for code in REFUSALS[target]}
         elif (
             inspect.isfunction(target)
             and target.__module__ in ("hotdash.api", *API_MODULES)
@@ -575,6 +566,19 @@ def _api_errors(function, seen: set) -> set[tuple[int, str]]:
     return found
 
 
+def _caught_by(node: ast.AST, parents: dict) -> ast.Try | None:
+    """The ``try`` around ``node`` whose handler catches Refused, if any."""
+    while node in parents:
+        parent = parents[node]
+        catches = isinstance(parent, ast.Try) and any(
+            getattr(h.type, "id", "") == Refused.__name__ for h in parent.handlers
+        )
+        if catches and node in parent.body:
+            return parent
+        node = parent
+    return None
+
+
 def _api_error_args(node: ast.Call, parents: dict, scope: dict) -> set[tuple[int, str]]:
     status, code = node.args[:2]
     if isinstance(status, ast.Constant) and isinstance(code, ast.Constant):
@@ -582,15 +586,22 @@ def _api_error_args(node: ast.Call, parents: dict, scope: dict) -> set[tuple[int
     handler = node
     while not isinstance(handler, ast.ExceptHandler):
         handler = parents[handler]  # KeyError: a computed ApiError outside an except clause
-    caught = scope[handler.type.id]
-    assert caught in REFUSALS, f"teach REFUSALS the codes of {caught.__name__}"
-    codes, make = REFUSALS[caught]
+    assert scope[handler.type.id] is Refused, "a computed ApiError from another exception"
+    calls = [
+        scope.get(call.func.id)
+        for statement in parents[handler].body
+        for call in ast.walk(statement)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+    ]
+    services = [call for call in calls if call in REFUSALS]
+    assert services, "teach REFUSALS the codes of the service called in this try"
+    codes = set().union(*(REFUSALS[service] for service in services))
 
     def evaluate(expression: ast.expr, refusal: Exception) -> Any:
         compiled = compile(ast.Expression(expression), "<view>", "eval")
         return eval(compiled, scope, {handler.name: refusal})  # noqa: S307 - our own source
 
-    return {(evaluate(status, make(c)), evaluate(code, make(c))) for c in codes}
+    return {(evaluate(status, Refused(c, "")), evaluate(code, Refused(c, ""))) for c in codes}
 
 
 def _view(operation_id: str) -> Callable:

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, AuditEvent, Decision
 from approvals.services import (
-    ApprovalRefused,
     approval_decide,
     approval_expire_due,
     approval_void_changed,
@@ -22,13 +21,15 @@ from approvals.services import (
 from deployments.models import Deploy
 from deployments.services.tokens import api_token_create
 from deployments.tasks.deploys import deploy_run
+from hotdash.api import refusal_status
 from hotdash.celery import app as celery_app
+from hotdash.errors import Refused
 from tests.engine.conftest import Driver, fast_health, pending_token
 
 
 def _refusal(pending, user, verdict="approve", comment=""):
     decisions = Decision.objects.count()
-    with pytest.raises(ApprovalRefused) as caught:
+    with pytest.raises(Refused) as caught:
         approval_decide(request=pending, user=user, verdict=verdict, comment=comment)
     assert Decision.objects.count() == decisions
     event = AuditEvent.objects.filter(verb="approval.refused").first()
@@ -52,7 +53,7 @@ def test_final_approval_queues_once_on_commit(
 
 def test_reject_needs_a_reason_and_ends_the_deploy(pending, approver):
     refusal = _refusal(pending, approver, verdict="reject", comment=" ")
-    assert refusal.status == 422
+    assert refusal_status(refusal.code) == 422
     approval_decide(request=pending, user=approver, verdict="reject", comment="not today")
     pending.refresh_from_db()
     assert pending.state == ApprovalRequest.State.REJECTED
@@ -67,7 +68,7 @@ def test_self_approval_is_refused(pending, requester, production):
     requester.groups.add(Group.objects.get(name="approver"))
     requester = type(requester).objects.get(pk=requester.pk)
     refusal = _refusal(pending, requester)
-    assert (refusal.code, refusal.status) == ("self_approval", 403)
+    assert (refusal.code, refusal_status(refusal.code)) == ("self_approval", 403)
     pending.refresh_from_db()
     assert pending.state == ApprovalRequest.State.PENDING
 
@@ -112,7 +113,7 @@ def test_no_one_decides_twice(production, request_deploy, approver, second_appro
 def test_deciding_a_closed_request_is_a_conflict(pending, approver, second_approver):
     approval_decide(request=pending, user=approver, verdict="approve")
     refusal = _refusal(pending, second_approver)
-    assert (refusal.code, refusal.status) == ("closed", 409)
+    assert (refusal.code, refusal_status(refusal.code)) == ("closed", 409)
 
 
 def test_the_sweep_expires_due_requests(pending):
@@ -224,7 +225,7 @@ def test_twenty_concurrent_approvals_make_one_rollout(
 
 
 def test_the_beat_task_expires_due_requests(pending, settings):
-    from deployments.tasks.approvals import approval_sweep
+    from approvals.tasks import approval_sweep
 
     assert "deployments.tasks.approvals.approval_sweep" in {
         entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()

@@ -10,12 +10,12 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, AuditEvent
 from deployments.models import Deploy, DeployStep, FreezeWindow
 from deployments.services.environments import environment_lock
-from deployments.services.requests import DeployRefused
+from hotdash.errors import Refused
 
 
 def _refused(request_deploy, code, **options):
     deploys_before = Deploy.objects.count()
-    with pytest.raises(DeployRefused) as caught:
+    with pytest.raises(Refused) as caught:
         request_deploy(**options)
     assert caught.value.code == code
     assert Deploy.objects.count() == deploys_before

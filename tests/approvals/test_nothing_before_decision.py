@@ -14,7 +14,8 @@ import pytest
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, approval_expire_due
 from deployments.models import Deploy, Environment, FreezeWindow, Release
-from deployments.services.requests import DeployRefused, deploy_request_cancel
+from deployments.services.requests import deploy_request_cancel
+from hotdash.errors import Refused
 from tests.engine.conftest import rollback_to_111
 
 
@@ -113,7 +114,7 @@ def test_a_refused_rollback_leaves_everything_as_it_was(
 ):
     before = world()
     sandbox.add_fault("status", status=403, service="fly")  # refused late, while planning
-    with pytest.raises(DeployRefused) as refused:
+    with pytest.raises(Refused) as refused:
         rollback_to_111(production, request.getfixturevalue(user))
     assert refused.value.code == "upstream_error"
     assert not Deploy.objects.filter(kind=Deploy.Kind.ROLLBACK).exists()
@@ -125,6 +126,6 @@ def test_a_refused_deploy_request_leaves_everything_as_it_was(
 ):
     before = world()
     sandbox.add_fault("status", status=403, service="fly")
-    with pytest.raises(DeployRefused):
+    with pytest.raises(Refused):
         request_deploy(reason="ship the audit export")
     assert world() == before

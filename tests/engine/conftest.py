@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import pytest
 from django.test import TestCase
 
+from deployments import task_names
 from deployments.models import Deploy, Environment, Release
 from deployments.services.deploys import deploy_execute, deploy_queue
-from deployments.services.requests import deploy_plan_create
-from deployments.tasks.deploys import deploy_run
+from deployments.services.plans import deploy_plan_create
 from hotdash.integrations import fly_client
+from tests.fixtures.messages import record_messages
 
 
 def fast_health(environment: Environment) -> Environment:
@@ -82,12 +83,9 @@ def run_messages(request, monkeypatch) -> list[list]:
     where a later test's real worker would find them. Tests with committed data (and real
     workers) publish for real."""
     marker = request.node.get_closest_marker("django_db")
-    published: list[list] = []
-    if not (marker and marker.kwargs.get("transaction")):
-        monkeypatch.setattr(
-            deploy_run, "apply_async", lambda args, **_: published.append(list(args))
-        )
-    return published
+    if marker and marker.kwargs.get("transaction"):
+        return []
+    return record_messages(monkeypatch, task_names.DEPLOY_RUN)
 
 
 @dataclass

@@ -7,11 +7,11 @@ import pytest
 from approvals.models import AuditEvent
 from deployments.models import Deploy, DeployStep, Environment
 from deployments.services.deploys import (
-    DeployStateError,
     deploy_abort,
     deploy_cancel,
     deploy_supersede,
 )
+from hotdash.errors import Refused
 from hotdash.integrations import fly_client
 from tests.engine.conftest import make_deploy
 
@@ -120,7 +120,7 @@ def test_cancel_a_queued_deploy_and_refuse_to_cancel_a_running_one(
 
     running = make_deploy(production, release_130, requested_by=requester)
     driver.run(running, until=lambda d: d.state == Deploy.State.RUNNING)
-    with pytest.raises(DeployStateError) as refused:
+    with pytest.raises(Refused) as refused:
         deploy_cancel(deploy=running, actor=approver, reason="too late")
     assert refused.value.code == "not_cancellable"
     running.refresh_from_db()

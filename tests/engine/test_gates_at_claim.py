@@ -228,7 +228,7 @@ def test_the_start_the_bad_mark_and_the_lock_commit_together_or_not_at_all(
     def lock_fails(**_):
         raise RuntimeError("lost the database mid-claim")
 
-    monkeypatch.setattr("deployments.services.rollbacks.environment_lock", lock_fails)
+    monkeypatch.setattr("deployments.services.gates.environment_lock", lock_fails)
     with pytest.raises(RuntimeError):
         driver.run_once(rollback)  # marked bad, then the lock fails: the claim rolls back
 

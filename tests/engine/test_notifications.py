@@ -14,7 +14,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.services import ApprovalRefused, approval_decide, approval_expire_due
+from approvals.services import approval_decide, approval_expire_due
+from deployments import task_names
 from deployments.models import Deploy, Notification
 from deployments.services.notifications import (
     RESEND_AFTER_SECONDS,
@@ -23,10 +24,12 @@ from deployments.services.notifications import (
     notification_send,
 )
 from deployments.services.requests import deploy_request
-from deployments.tasks.notifications import notification_deliver as deliver_task
+from deployments.tasks.notifications import notification_deliver_task as deliver_task
 from hotdash.celery import app as celery_app
+from hotdash.errors import Refused
 from tests.engine.conftest import make_deploy
 from tests.engine.test_workers import free_port, wait_for
+from tests.fixtures.messages import record_messages
 
 
 class Receiver:
@@ -82,9 +85,7 @@ def signed_with(secret: str, headers: dict[str, str], body: bytes) -> bool:
 def delivery_messages(monkeypatch) -> list[list]:
     """The args of every notification delivery message published, kept here instead of in
     the broker (where a later test's real worker would find them)."""
-    published: list[list] = []
-    monkeypatch.setattr(deliver_task, "apply_async", lambda args, **_: published.append(list(args)))
-    return published
+    return record_messages(monkeypatch, task_names.NOTIFICATION_DELIVER)
 
 
 def test_a_notification_is_signed_slack_json_retried_until_delivered(
@@ -270,7 +271,7 @@ def test_a_refused_decision_notifies_nothing(
     deploy = deploy_request(
         environment=production, release=release_130, requested_by=requester, reason="ship"
     )
-    with pytest.raises(ApprovalRefused):
+    with pytest.raises(Refused):
         approval_decide(request=deploy.approval_request, user=requester, verdict="approve")
     assert list(Notification.objects.values_list("event", flat=True)) == ["approval.requested"]
 
@@ -364,12 +365,6 @@ def test_a_failed_deploy_and_its_automatic_rollback_each_notify_once_signed(
     }
 
 
-def record_delivery_messages(monkeypatch) -> list[list]:
-    published: list[list] = []
-    monkeypatch.setattr(deliver_task, "apply_async", lambda args, **_: published.append(list(args)))
-    return published
-
-
 @pytest.fixture
 def unreachable_broker():
     """Point this process's Celery producer at a port where no broker listens."""
@@ -394,15 +389,17 @@ def test_a_notification_lost_to_a_broker_outage_is_sent_by_the_sweep(
 ):
     deploy = make_deploy(production, release_130, requested_by=requester, queue=False)
     with (
-        caplog.at_level(logging.WARNING, logger="deployments.services.notifications"),
+        caplog.at_level(logging.WARNING, logger="hotdash.queue"),
         django_capture_on_commit_callbacks(execute=True),
     ):
         notification = notification_send(deploy=deploy, event="deploy.succeeded")
 
-    assert f"could not queue delivery of notification {notification.pk}" in caplog.text
+    assert f"could not publish {task_names.NOTIFICATION_DELIVER}({notification.pk}, 1)" in (
+        caplog.text
+    )
     notification.refresh_from_db()
     assert (notification.state, notification.attempts) == (Notification.State.PENDING, 0)
-    messages = record_delivery_messages(monkeypatch)
+    messages = record_messages(monkeypatch, task_names.NOTIFICATION_DELIVER)
     due = notification.next_attempt_at
     with django_capture_on_commit_callbacks(execute=True):
         early = notification_resend_stuck(now=due + timedelta(seconds=RESEND_AFTER_SECONDS - 1))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hotdash import __version__
+from hotdash.version import __version__
 
 
 def test_health_reports_database_and_broker(client, db):

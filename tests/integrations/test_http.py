@@ -10,7 +10,6 @@ import traceback
 import httpx
 import pytest
 
-import hotdash
 from hotdash.integrations.fly import fly_client
 from hotdash.integrations.github import github_client
 from hotdash.integrations.http import (
@@ -24,6 +23,7 @@ from hotdash.integrations.http import (
     use_transport,
 )
 from hotdash.sandbox import demo
+from hotdash.version import __version__
 from tests.fixtures.sandbox import UnplannedNetworkCall
 
 MACHINES = "/apps/hot-dash/machines"
@@ -47,7 +47,7 @@ def test_factory_sends_user_agent_auth_and_provider_headers():
         build_client(GITHUB, base_url="https://gh.test", token="ghp").get_json("/repos/o/r")
     fly_plain, fly_macaroon, gh = seen
     assert fly_plain.url == "https://fly.test/v1/apps"
-    assert fly_plain.headers["user-agent"] == f"hotdash/{hotdash.__version__}"
+    assert fly_plain.headers["user-agent"] == f"hotdash/{__version__}"
     assert fly_plain.headers["authorization"] == "Bearer tok"
     assert fly_macaroon.headers["authorization"] == "FlyV1 fm2_abc"
     assert gh.headers["authorization"] == "Bearer ghp"

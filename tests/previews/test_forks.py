@@ -88,7 +88,7 @@ def test_hostile_title_and_branch_render_escaped_and_only_approvers_see_approve(
         client.force_login(user)
         html = client.get(reverse(f"deployments:{page}")).content.decode()
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-        assert f'<td class="mono">{EVIL_BRANCH}</td>' in html
+        assert f'<td data-label="Branch" class="mono">{EVIL_BRANCH}</td>' in html
         assert "Awaiting maintainer approval" in html and held.head_sha[:7] in html
         assert "mallory" in html
         assert reverse("deployments:preview-approve", args=[held.pk]) not in html

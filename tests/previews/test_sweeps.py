@@ -9,10 +9,10 @@ from django.utils import timezone
 from approvals.models import AuditEvent
 from deployments.models import Deploy, Preview
 from deployments.services.previews import (
-    preview_orphans_sweep,
+    preview_expire_due,
+    preview_orphan_sweep,
     preview_state_refresh,
     preview_wake,
-    previews_expire,
 )
 from hotdash.integrations import fly_client
 from tests.previews.conftest import preview_deploys, preview_of
@@ -28,7 +28,7 @@ def test_orphan_sweep_destroys_only_preview_apps_without_an_open_pr(world, proce
         for name in ("hot-dash-pr-901", "other-app-pr-3", "hot-dash-pr-9x", "hot-dash-preview"):
             fly.create_app(name, "hotdash-demo")
 
-    destroyed = preview_orphans_sweep()
+    destroyed = preview_orphan_sweep()
 
     assert sorted(destroyed) == sorted([f"hot-dash-pr-{closed_pr}", "hot-dash-pr-901"])
     remaining = set(world.fly.apps)
@@ -38,7 +38,7 @@ def test_orphan_sweep_destroys_only_preview_apps_without_an_open_pr(world, proce
     assert sorted(e.data["fly_app"] for e in events) == sorted(destroyed)
     assert preview_of(closed_pr).state == Preview.State.DESTROYED
     assert preview_of(open_pr).state == Preview.State.CREATING
-    assert preview_orphans_sweep() == []
+    assert preview_orphan_sweep() == []
 
 
 def test_previews_past_the_maximum_age_are_destroyed(world, process_deliveries):
@@ -48,7 +48,7 @@ def test_previews_past_the_maximum_age_are_destroyed(world, process_deliveries):
     Preview.objects.filter(pr_number=old).update(created_at=timezone.now() - timedelta(days=31))
     Preview.objects.filter(pr_number=young).update(created_at=timezone.now() - timedelta(days=29))
 
-    assert previews_expire() == [f"hot-dash-pr-{old}"]
+    assert preview_expire_due() == [f"hot-dash-pr-{old}"]
     assert preview_of(old).state == Preview.State.DESTROYED
     assert preview_of(young).state == Preview.State.CREATING
     assert f"hot-dash-pr-{old}" not in world.fly.apps

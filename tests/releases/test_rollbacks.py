@@ -9,8 +9,9 @@ from approvals.models import AuditEvent
 from deployments.models import Deploy, Environment, Release
 from deployments.services.environments import environment_unlock
 from deployments.services.releases import release_clear_bad
-from deployments.services.requests import DeployRefused, deploy_request
+from deployments.services.requests import deploy_request
 from deployments.services.rollbacks import rollback_request
+from hotdash.errors import Refused
 from tests.engine.conftest import Driver, fast_health
 
 
@@ -93,7 +94,7 @@ def test_production_needs_the_typed_app_name_and_a_reason(demo, production, appr
         (viewer, "incident", "hot-dash", "forbidden"),
     ]
     for user, reason, confirmation, code in cases:
-        with pytest.raises(DeployRefused) as info:
+        with pytest.raises(Refused) as info:
             rollback_request(
                 environment=production,
                 release=release(demo, "1.1.1"),
@@ -110,7 +111,7 @@ def test_a_refused_rollback_changes_nothing(demo, production, approver, admin_us
     from deployments.services.environments import environment_lock
 
     environment_lock(environment=production, actor=admin_user, reason="maintenance")
-    with pytest.raises(DeployRefused) as info:
+    with pytest.raises(Refused) as info:
         rollback_request(
             environment=production,
             release=release(demo, "1.1.1"),
@@ -135,7 +136,7 @@ def test_the_bad_mark_blocks_redeploy_until_cleared(demo, production, approver, 
     assert driver.run(rollback).state == Deploy.State.SUCCEEDED
     environment_unlock(environment=production, actor=admin_user, reason="incident understood")
     bad = release(demo, "1.2.0")
-    with pytest.raises(DeployRefused) as info:
+    with pytest.raises(Refused) as info:
         deploy_request(environment=production, release=bad, requested_by=approver, reason="retry")
     assert info.value.code == "release_bad"
     assert "is marked bad: Rolled back in production by approver" in info.value.message

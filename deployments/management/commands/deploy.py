@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from deployments.models import App, Deploy, Environment, Release
-from deployments.services.requests import DeployRefused, deploy_request
+from deployments.services.requests import deploy_request
+from hotdash.errors import Refused
 
 EXIT_REFUSED, EXIT_FAILED, EXIT_TIMEOUT = 1, 3, 4
 
@@ -75,7 +76,7 @@ class Command(BaseCommand):
                 reason=options["reason"],
                 confirmation=confirmation,
             )
-        except DeployRefused as refusal:
+        except Refused as refusal:
             raise CommandError(
                 f"Refused ({refusal.code}): {refusal.message}", returncode=EXIT_REFUSED
             ) from None

@@ -1,0 +1,27 @@
+"""Deployments' side of the approval hand-off (approvals.handoff): connected in
+``DeploymentsConfig.ready``, each receiver is one service call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from approvals.handoff import approval_announced, deploy_approved, deploy_replaced
+from deployments.services.deploys import deploy_queue, deploy_supersede
+from deployments.services.notifications import notification_send
+
+
+@receiver(deploy_approved)
+def deploy_approved_queue(*, deploy, actor, **_: Any) -> None:
+    deploy_queue(deploy=deploy, actor=actor)
+
+
+@receiver(deploy_replaced)
+def deploy_replaced_supersede(*, old, new, actor, **_: Any) -> None:
+    deploy_supersede(old=old, new=new, actor=actor)
+
+
+@receiver(approval_announced)
+def approval_announced_notify(*, deploy, event, detail, **_: Any) -> None:
+    notification_send(deploy=deploy, event=event, detail=detail)
