@@ -1,6 +1,13 @@
 from django.urls import path
 
-from deployments.views import deploys, environments, previews, profile, releases
+from deployments.views import (
+    deploys,
+    environments,
+    machine_config,
+    previews,
+    profile,
+    releases,
+)
 
 app_name = "deployments"
 
@@ -34,6 +41,21 @@ urlpatterns = [
     ),
     path(
         "environments/<int:pk>/lock/", environments.environment_lock_view, name="environment-lock"
+    ),
+    path(
+        "environments/<int:pk>/fly-toml/",
+        machine_config.fly_toml_review,
+        name="environment-fly-toml",
+    ),
+    path(
+        "environments/<int:pk>/fly-toml/apply/",
+        machine_config.fly_toml_apply_view,
+        name="environment-fly-toml-apply",
+    ),
+    path(
+        "environments/<int:pk>/reconcile/",
+        machine_config.reconcile_view,
+        name="environment-reconcile",
     ),
     path(
         "environments/<int:pk>/freeze-windows/",

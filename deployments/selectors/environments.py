@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from deployments.models import Deploy, Environment, FreezeWindow, Release
-from hotdash.integrations import fly_client
+from hotdash.integrations import PermanentAPIError, fly_client
 from hotdash.integrations.fly import Machine
 
 
@@ -48,6 +48,15 @@ def environment_deployable_releases(*, environment: Environment, limit: int = 5)
     )
 
 
+def environment_config_releases(*, environment: Environment, limit: int = 10) -> list[Release]:
+    """The newest releases whose tag a fly.toml can be read at (not deleted on GitHub)."""
+    return list(
+        Release.objects.filter(app_id=environment.app_id, deleted_on_github_at__isnull=True)
+        .exclude(validation=Release.Validation.REJECTED)
+        .order_by("-published_at", "-id")[:limit]
+    )
+
+
 def environment_bad_releases(*, environment: Environment) -> list[Release]:
     """Releases of the environment's app that are marked bad (blocked until cleared)."""
     return list(
@@ -63,6 +72,12 @@ def environment_freeze_windows(*, environment: Environment) -> list[FreezeWindow
 
 
 def environment_machines(*, environment: Environment) -> list[Machine]:
-    """The Fly machines of the environment's app, as Fly reports them now (raises APIError)."""
+    """The Fly machines of the environment's app, as Fly reports them now; none when the app
+    does not exist (yet). Raises APIError."""
     with fly_client() as fly:
-        return fly.list_machines(environment.fly_app_name)
+        try:
+            return fly.list_machines(environment.fly_app_name)
+        except PermanentAPIError as error:
+            if error.status == 404:
+                return []
+            raise

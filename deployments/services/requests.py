@@ -19,8 +19,9 @@ from approvals.audit import SYSTEM_ACTORS, record
 from approvals.services import approval_request_cancel, approval_request_open
 from deployments import rollout
 from deployments.models import Build, Deploy, DeployStep, Environment, FreezeWindow, Release
+from deployments.selectors.environments import environment_machines
 from deployments.services.deploys import deploy_cancel, deploy_queue
-from hotdash.integrations import APIError, PermanentAPIError, fly_client, github_client
+from hotdash.integrations import APIError, github_client
 
 OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
 
@@ -107,13 +108,7 @@ def ci_checks_evaluate(*, app: Any, commit_sha: str) -> ChecksVerdict:
 
 def fly_machine_ids(*, environment: Environment) -> list[str]:
     """The ids of the machines the environment's Fly app runs now ([] when the app is new)."""
-    with fly_client() as fly:
-        try:
-            machines = fly.list_machines(environment.fly_app_name)
-        except PermanentAPIError as error:
-            if error.status == 404:
-                return []
-            raise
+    machines = environment_machines(environment=environment)
     return [machine.id for machine in machines if machine.state != "destroyed"]
 
 
