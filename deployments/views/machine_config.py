@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -27,10 +27,13 @@ class ReconcileForm(forms.Form):
 
 
 def _release(request: HttpRequest, environment) -> Release:
-    pk = request.GET.get("release") or request.POST.get("release")
-    if not pk and environment.current_release_id:
-        pk = environment.current_release_id
-    return get_object_or_404(Release, pk=pk, app_id=environment.app_id)
+    """The release named by ``release`` (GET or POST), else the live one; 404 otherwise."""
+    raw = request.GET.get("release") or request.POST.get("release") or ""
+    if not raw and environment.current_release_id:
+        raw = str(environment.current_release_id)
+    if not raw.isascii() or not raw.isdigit() or int(raw) >= 2**63:
+        raise Http404("No such release.")
+    return get_object_or_404(Release, pk=int(raw), app_id=environment.app_id)
 
 
 @require_GET

@@ -364,3 +364,10 @@ def test_the_command_prints_the_diff_and_applies_it(production, admin_user, demo
     assert Environment.objects.get(pk=production.pk).machine_memory_mb == 4096
     with pytest.raises(CommandError, match="no release"):
         call_command("import_fly_toml", "hot-dash", "production", "--ref", "v9.9.9")
+
+
+@pytest.mark.parametrize("release", ["abc", "-1", "99999999999999999999999", "0"])
+def test_a_bad_release_is_not_found(production, client, admin_user, release):
+    client.force_login(admin_user)
+    url = reverse("deployments:environment-fly-toml", args=[production.pk])
+    assert client.get(url, {"release": release}).status_code == 404
