@@ -124,7 +124,7 @@ def run() -> str:
 
     app = App.objects.get(name="hot-dash")
     staging = app.environments.get(name="staging")
-    staging.health_grace_seconds = 0
+    staging.health_http_grace_seconds = staging.health_tcp_grace_seconds = 0
     staging.verification_window_seconds = 0
     staging.save()
     releases = [app.releases.get(version="1.3.0"), app.releases.get(version="1.2.0")]

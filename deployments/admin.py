@@ -92,7 +92,80 @@ class EnvironmentAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "app"]
     inlines = [FreezeWindowInline]
-    readonly_fields = ["locked_at", "locked_by", "lock_reason", "current_release", "health"]
+    readonly_fields = [
+        "locked_at",
+        "locked_by",
+        "lock_reason",
+        "current_release",
+        "health",
+        "drift",
+        "drift_checked_at",
+        "drift_changed_at",
+        "drift_error",
+    ]
+    fieldsets = [
+        (None, {"fields": ["app", "name", "kind", "fly_app_name", "url"]}),
+        (
+            "Declared machine configuration",
+            {
+                "description": "What every machine of the environment must look like; "
+                "rolled out by the next deploy or a reconcile.",
+                "fields": [
+                    "region",
+                    ("machine_cpu_kind", "machine_cpus", "machine_memory_mb"),
+                    ("machine_count", "min_machines_running"),
+                    ("auto_stop_machines", "auto_start_machines"),
+                    ("process_group", "internal_port"),
+                    ("concurrency_type", "concurrency_soft_limit", "concurrency_hard_limit"),
+                    ("kill_signal", "kill_timeout_seconds"),
+                    ("restart_policy", "restart_max_retries"),
+                ],
+            },
+        ),
+        (
+            "Health checks",
+            {
+                "fields": [
+                    (
+                        "health_http_path",
+                        "health_http_interval_seconds",
+                        "health_http_timeout_seconds",
+                        "health_http_grace_seconds",
+                    ),
+                    (
+                        "health_tcp_interval_seconds",
+                        "health_tcp_timeout_seconds",
+                        "health_tcp_grace_seconds",
+                    ),
+                    ("health_attempts", "verification_window_seconds"),
+                ]
+            },
+        ),
+        ("Rollout", {"fields": ["rollout_strategy", "max_unavailable_percent"]}),
+        (
+            "Approvals",
+            {
+                "fields": [
+                    "approvals_required",
+                    "allow_self_approval",
+                    "allow_approval_bypass",
+                    "approval_ttl_minutes",
+                    "rollback_fast_path",
+                ]
+            },
+        ),
+        (
+            "State",
+            {
+                "fields": [
+                    ("locked_at", "locked_by", "lock_reason"),
+                    ("current_release", "current_image_ref"),
+                    ("health", "health_checked_at"),
+                    ("drift", "drift_checked_at", "drift_changed_at", "drift_error"),
+                ]
+            },
+        ),
+    ]
 
 
 @admin.register(Release)

@@ -44,6 +44,9 @@ class App(models.Model):
 
 
 PRODUCTION_FLOOR_MESSAGE = "A production environment needs at least 1 approval."
+CONCURRENCY_MESSAGE = "The soft concurrency limit cannot be above the hard limit."
+MIN_RUNNING_MESSAGE = "Minimum machines running cannot be above the machine count."
+FLY_CPU_COUNTS = (1, 2, 4, 8, 16)
 
 
 class Environment(models.Model):
@@ -57,6 +60,33 @@ class Environment(models.Model):
     class RolloutStrategy(models.TextChoices):
         ROLLING = "rolling", "Rolling"
 
+    class CpuKind(models.TextChoices):
+        SHARED = "shared", "Shared"
+        PERFORMANCE = "performance", "Performance"
+
+    class AutoStop(models.TextChoices):
+        OFF = "off", "Off"
+        STOP = "stop", "Stop"
+        SUSPEND = "suspend", "Suspend"
+
+    class ConcurrencyType(models.TextChoices):
+        CONNECTIONS = "connections", "Connections"
+        REQUESTS = "requests", "Requests"
+
+    class KillSignal(models.TextChoices):
+        SIGINT = "SIGINT", "SIGINT"
+        SIGTERM = "SIGTERM", "SIGTERM"
+        SIGQUIT = "SIGQUIT", "SIGQUIT"
+        SIGUSR1 = "SIGUSR1", "SIGUSR1"
+        SIGUSR2 = "SIGUSR2", "SIGUSR2"
+        SIGKILL = "SIGKILL", "SIGKILL"
+        SIGSTOP = "SIGSTOP", "SIGSTOP"
+
+    class RestartPolicy(models.TextChoices):
+        ALWAYS = "always", "Always"
+        ON_FAILURE = "on-failure", "On failure"
+        NO = "no", "Never"
+
     class Health(models.TextChoices):
         UNKNOWN = "unknown", "Unknown"
         HEALTHY = "healthy", "Healthy"
@@ -68,20 +98,44 @@ class Environment(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     fly_app_name = models.CharField(max_length=63, unique=True)
     url = models.URLField(blank=True)
+    # The machine configuration the environment declares (what every machine must look like);
+    # defaults are Fly's documented ones. deployments.engine.desired turns it into Fly configs.
     region = models.CharField(max_length=8, default="ord")
     machine_count = models.PositiveSmallIntegerField(default=1)
-    machine_cpu_kind = models.CharField(max_length=20, default="shared")
+    min_machines_running = models.PositiveSmallIntegerField(default=0)
+    machine_cpu_kind = models.CharField(max_length=20, choices=CpuKind.choices, default="shared")
     machine_cpus = models.PositiveSmallIntegerField(default=1)
-    machine_memory_mb = models.PositiveIntegerField(default=512)
+    machine_memory_mb = models.PositiveIntegerField(default=256)
+    auto_stop_machines = models.CharField(
+        max_length=10, choices=AutoStop.choices, default=AutoStop.OFF
+    )
+    auto_start_machines = models.BooleanField(default=True)
+    process_group = models.SlugField(max_length=60, default="app")
+    internal_port = models.PositiveIntegerField(default=8080)
+    concurrency_type = models.CharField(
+        max_length=12, choices=ConcurrencyType.choices, default=ConcurrencyType.CONNECTIONS
+    )
+    concurrency_soft_limit = models.PositiveIntegerField(default=20)
+    concurrency_hard_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: no hard limit."
+    )
+    kill_signal = models.CharField(max_length=10, choices=KillSignal.choices, default="SIGINT")
+    kill_timeout_seconds = models.PositiveSmallIntegerField(default=5)
+    restart_policy = models.CharField(
+        max_length=12, choices=RestartPolicy.choices, default=RestartPolicy.ON_FAILURE
+    )
+    restart_max_retries = models.PositiveSmallIntegerField(default=10)
     rollout_strategy = models.CharField(
         max_length=20, choices=RolloutStrategy.choices, default=RolloutStrategy.ROLLING
     )
     max_unavailable_percent = models.PositiveSmallIntegerField(default=30)
-    health_tcp_interval_seconds = models.PositiveIntegerField(default=15)
     health_http_path = models.CharField(max_length=200, default="/health")
     health_http_interval_seconds = models.PositiveIntegerField(default=30)
-    health_timeout_seconds = models.PositiveIntegerField(default=5)
-    health_grace_seconds = models.PositiveIntegerField(default=30)
+    health_http_timeout_seconds = models.PositiveIntegerField(default=5)
+    health_http_grace_seconds = models.PositiveIntegerField(default=30)
+    health_tcp_interval_seconds = models.PositiveIntegerField(default=15)
+    health_tcp_timeout_seconds = models.PositiveIntegerField(default=2)
+    health_tcp_grace_seconds = models.PositiveIntegerField(default=30)
     health_attempts = models.PositiveSmallIntegerField(default=5)
     verification_window_seconds = models.PositiveIntegerField(default=60)
     # Gated by default; production can never go below 1 (clean() and a check constraint).
@@ -110,6 +164,13 @@ class Environment(models.Model):
     current_image_ref = models.CharField(max_length=300, blank=True)
     health = models.CharField(max_length=20, choices=Health.choices, default=Health.UNKNOWN)
     health_checked_at = models.DateTimeField(null=True, blank=True)
+    # How the live machines differ from the declared config, as the last drift check found it:
+    # {machine id: [{"field", "declared", "live"}, ...]} (empty: none differs). Never checked
+    # while drift_checked_at is empty; drift_error says why the last check could not read Fly.
+    drift = models.JSONField(default=dict, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    drift_changed_at = models.DateTimeField(null=True, blank=True)
+    drift_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["app__name", "kind", "name"]
@@ -124,6 +185,38 @@ class Environment(models.Model):
                 name="environment_production_needs_approval",
                 violation_error_message=PRODUCTION_FLOOR_MESSAGE,
             ),
+            models.CheckConstraint(
+                condition=Q(concurrency_hard_limit__isnull=True)
+                | Q(concurrency_hard_limit__gte=models.F("concurrency_soft_limit")),
+                name="environment_concurrency_soft_within_hard",
+                violation_error_message=CONCURRENCY_MESSAGE,
+            ),
+            models.CheckConstraint(
+                condition=Q(min_machines_running__lte=models.F("machine_count")),
+                name="environment_min_running_within_count",
+                violation_error_message=MIN_RUNNING_MESSAGE,
+            ),
+            models.CheckConstraint(
+                condition=Q(kill_timeout_seconds__gte=1, kill_timeout_seconds__lte=300),
+                name="environment_kill_timeout_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(internal_port__gte=1, internal_port__lte=65535),
+                name="environment_internal_port_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(machine_cpus__gte=1, machine_memory_mb__gte=256),
+                name="environment_guest_minimum",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    health_http_interval_seconds__gte=1,
+                    health_http_timeout_seconds__gte=1,
+                    health_tcp_interval_seconds__gte=1,
+                    health_tcp_timeout_seconds__gte=1,
+                ),
+                name="environment_check_timings_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -131,12 +224,38 @@ class Environment(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        errors: dict[str, str] = {}
         if self.kind == self.Kind.PRODUCTION and (self.approvals_required or 0) < 1:
-            raise ValidationError({"approvals_required": PRODUCTION_FLOOR_MESSAGE})
+            errors["approvals_required"] = PRODUCTION_FLOOR_MESSAGE
+        hard, soft = self.concurrency_hard_limit, self.concurrency_soft_limit
+        if hard is not None and soft is not None and soft > hard:
+            errors["concurrency_soft_limit"] = CONCURRENCY_MESSAGE
+        if (self.min_machines_running or 0) > (self.machine_count or 0):
+            errors["min_machines_running"] = MIN_RUNNING_MESSAGE
+        if self.machine_cpus not in FLY_CPU_COUNTS:
+            errors["machine_cpus"] = f"Fly offers {', '.join(map(str, FLY_CPU_COUNTS))} CPUs."
+        if (self.machine_memory_mb or 0) < 256 or (self.machine_memory_mb or 0) % 256:
+            errors["machine_memory_mb"] = "Memory is a multiple of 256 MB (at least 256)."
+        if not 1 <= (self.kill_timeout_seconds or 0) <= 300:
+            errors["kill_timeout_seconds"] = "Fly allows a kill timeout of 1 to 300 seconds."
+        if not 1 <= (self.internal_port or 0) <= 65535:
+            errors["internal_port"] = "A port is between 1 and 65535."
+        for check in ("http", "tcp"):
+            for timing in ("interval", "timeout"):
+                name = f"health_{check}_{timing}_seconds"
+                if (getattr(self, name) or 0) < 1:
+                    errors[name] = "At least one second."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def is_locked(self) -> bool:
         return self.locked_at is not None
+
+    @property
+    def drifted(self) -> bool:
+        """The last drift check found a machine that differs from the declared config."""
+        return bool(self.drift)
 
 
 class FreezeWindow(models.Model):
@@ -257,6 +376,8 @@ class Deploy(models.Model):
         ROLLBACK = "rollback", "Rollback"
         AUTO_ROLLBACK = "auto_rollback", "Automatic rollback"
         PREVIEW = "preview", "Preview"
+        # The declared machine config rolled out onto the machines; their images stay.
+        RECONCILE = "reconcile", "Reconcile config"
 
     class State(models.TextChoices):
         REQUESTED = "requested", "Requested"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 
 def batch_size(machine_count: int, max_unavailable_percent: int) -> int:
@@ -36,30 +34,3 @@ def retry_delay(attempt: int, *, retry_after: float | None = None, cap: float = 
     if retry_after is not None:
         return max(1.0, retry_after)
     return min(cap, 2.0 ** max(1, attempt))
-
-
-def health_checks_config(
-    *, port: int, http_path: str, interval: int, timeout: int, grace: int
-) -> dict[str, dict[str, Any]]:
-    """Fly machine checks (HTTP and TCP) from an environment's health settings."""
-    timing = {"interval": f"{interval}s", "timeout": f"{timeout}s", "grace_period": f"{grace}s"}
-    return {
-        "http": {"type": "http", "port": port, "method": "GET", "path": http_path, **timing},
-        "tcp": {"type": "tcp", "port": port, **timing},
-    }
-
-
-def target_config(
-    current: Mapping[str, Any],
-    *,
-    image: str,
-    checks: Mapping[str, Any],
-    metadata: Mapping[str, str],
-) -> dict[str, Any]:
-    """The full config an update sends (Fly replaces configs whole): the machine's current
-    config with the new image, the environment's checks and our metadata."""
-    config = copy.deepcopy(dict(current))
-    config["image"] = image
-    config["checks"] = copy.deepcopy(dict(checks))
-    config["metadata"] = {**(config.get("metadata") or {}), **metadata}
-    return config

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from deployments.views import deploys, environments, previews, profile, releases
+from deployments.views import (
+    deploys,
+    environments,
+    machine_config,
+    previews,
+    profile,
+    releases,
+)
 
 app_name = "deployments"
 
@@ -33,6 +40,21 @@ urlpatterns = [
         name="environment-machines",
     ),
     path("environments/<id:pk>/lock/", environments.environment_lock_view, name="environment-lock"),
+    path(
+        "environments/<id:pk>/fly-toml/",
+        machine_config.fly_toml_review,
+        name="environment-fly-toml",
+    ),
+    path(
+        "environments/<id:pk>/fly-toml/apply/",
+        machine_config.fly_toml_apply_view,
+        name="environment-fly-toml-apply",
+    ),
+    path(
+        "environments/<id:pk>/reconcile/",
+        machine_config.reconcile_view,
+        name="environment-reconcile",
+    ),
     path(
         "environments/<id:pk>/freeze-windows/",
         environments.freeze_window_add_view,

@@ -306,6 +306,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30},
     },
+    # How each environment's machines differ from its declared config (audited on change).
+    "drift-sweep": {
+        "task": "deployments.tasks.drift.drift_sweep",
+        "schedule": 900.0,
+        "options": {"expires": 900},
+    },
     "approval-sweep": {
         "task": "deployments.tasks.approvals.approval_sweep",
         "schedule": 30.0,

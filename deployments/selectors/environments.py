@@ -46,6 +46,15 @@ def environment_deployable_releases(*, environment: Environment, limit: int = 5)
     )
 
 
+def environment_config_releases(*, environment: Environment, limit: int = 10) -> list[Release]:
+    """The newest releases whose tag a fly.toml can be read at (not deleted on GitHub)."""
+    return list(
+        Release.objects.filter(app_id=environment.app_id, deleted_on_github_at__isnull=True)
+        .exclude(validation=Release.Validation.REJECTED)
+        .order_by("-published_at", "-id")[:limit]
+    )
+
+
 def environment_bad_releases(*, environment: Environment) -> list[Release]:
     """Releases of the environment's app that are marked bad (blocked until cleared)."""
     return list(

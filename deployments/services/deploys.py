@@ -37,6 +37,7 @@ from approvals import policy
 from approvals.audit import record
 from approvals.models import AuditEvent, Decision
 from deployments import rollout, semver, task_names
+from deployments.engine import desired
 from deployments.models import Deploy, DeployLog, DeployStep, Environment, Preview, Release
 from deployments.services.environments import environment_lock
 from deployments.services.gates import deploy_gate_refusal, rollback_hold
@@ -956,15 +957,9 @@ class _Runner:
             "hotdash_deploy": str(self.deploy.pk),
         }
 
-    def checks_config(self, port: int) -> dict[str, Any]:
-        env = self.env
-        return rollout.health_checks_config(
-            port=port,
-            http_path=env.health_http_path,
-            interval=env.health_http_interval_seconds,
-            timeout=env.health_timeout_seconds,
-            grace=env.health_grace_seconds,
-        )
+    @property
+    def declared(self) -> desired.DeclaredMachineConfig:
+        return desired.declared_config(self.env)
 
     def step_update_batch(self, step: DeployStep) -> None:
         data = step.data
@@ -983,8 +978,10 @@ class _Runner:
         )
 
     def update_machines(self, step: DeployStep) -> None:
+        """Put each machine of the batch on the deploy's image (a reconcile keeps each one's
+        own) with the declared config; one that already matches both is left alone."""
         app = self.env.fly_app_name
-        image = self.deploy.image_ref
+        reconcile = self.deploy.kind == Deploy.Kind.RECONCILE
         for machine_id in step.data.get("machines", []):
             if machine_id in step.data["updated"]:
                 continue
@@ -1003,13 +1000,14 @@ class _Runner:
             step.data.pop("lease_wait", None)
             try:
                 machine = self.fly.get_machine(app, machine_id)
-                changed = machine.config.get("image") != image
+                image = machine.config.get("image", "") if reconcile else self.deploy.image_ref
+                drift = desired.differences(self.declared, machine.config)
+                changed = machine.config.get("image") != image or bool(drift)
                 if changed:
-                    port = _internal_port(machine.config)
-                    config = rollout.target_config(
-                        machine.config,
+                    config = desired.machine_config(
+                        self.declared,
                         image=image,
-                        checks=self.checks_config(port),
+                        existing=machine.config,
                         metadata=self.machine_metadata(),
                     )
                     self.fence.check()
@@ -1031,15 +1029,21 @@ class _Runner:
                     logs=[
                         (
                             DeployLog.Level.INFO,
-                            f"Machine {machine_id} updated to {image}."
+                            f"Machine {machine_id} updated to {image} with the declared config."
                             if changed
-                            else f"Machine {machine_id} already runs {image}; not updated again.",
+                            else f"Machine {machine_id} already runs {image} as declared; "
+                            "not updated again.",
                         )
                     ],
                     audits=[
                         (
                             "deploy.machine_updated",
-                            {"machine": machine_id, "image": image, "changed": changed},
+                            {
+                                "machine": machine_id,
+                                "image": image,
+                                "changed": changed,
+                                "drift": [d.field for d in drift],
+                            },
                         )
                     ],
                 )
@@ -1091,9 +1095,10 @@ class _Runner:
             machine = existing.get(name)
             if machine is None:
                 self.fence.check()
-                machine = self.fly.create_machine(
-                    app, self.new_machine_config(), name=name, region=env.region
+                config = desired.machine_config(
+                    self.declared, image=self.deploy.image_ref, metadata=self.machine_metadata()
                 )
+                machine = self.fly.create_machine(app, config, name=name, region=env.region)
             if machine.id in step.data["updated"]:
                 continue
             step.data["machines"].append(machine.id)
@@ -1112,36 +1117,6 @@ class _Runner:
                 )
             )
 
-    def new_machine_config(self) -> dict[str, Any]:
-        env = self.env
-        port = 8080
-        preview = env.kind == Environment.Kind.PREVIEW
-        return {
-            "image": self.deploy.image_ref,
-            "guest": {
-                "cpu_kind": env.machine_cpu_kind,
-                "cpus": env.machine_cpus,
-                "memory_mb": env.machine_memory_mb,
-            },
-            "env": {"PRIMARY_REGION": env.region, "APP_ENV": env.kind},
-            "metadata": self.machine_metadata(),
-            "services": [
-                {
-                    "protocol": "tcp",
-                    "internal_port": port,
-                    "autostart": True,
-                    "autostop": "stop" if preview else "off",
-                    "min_machines_running": 0 if preview else 1,
-                    "ports": [
-                        {"port": 80, "handlers": ["http"], "force_https": True},
-                        {"port": 443, "handlers": ["tls", "http"]},
-                    ],
-                }
-            ],
-            "checks": self.checks_config(port),
-            "restart": {"policy": "on-failure", "max_retries": 10},
-        }
-
     def machine_health(self, machine_ids: list[str]) -> tuple[list[str], dict[str, str]]:
         """(healthy ids, {unhealthy id: why}); a machine running another digest fails loudly."""
         healthy: list[str] = []
@@ -1151,6 +1126,7 @@ class _Runner:
             digest = machine.image_ref.digest if machine.image_ref else ""
             if (
                 machine.state == "started"
+                and self.deploy.kind != Deploy.Kind.RECONCILE  # keeps each machine's image
                 and self.deploy.image_digest
                 and digest
                 and (digest != self.deploy.image_digest)
@@ -1170,11 +1146,11 @@ class _Runner:
         if not problems:
             step.data["healthy"] = healthy
             return
-        env = self.env
+        checks = self.declared.checks
         limit = rollout.health_deadline_seconds(
-            grace=env.health_grace_seconds,
-            timeout=env.health_timeout_seconds,
-            attempts=env.health_attempts,
+            grace=max(check.grace for check in checks),
+            timeout=max(check.timeout for check in checks),
+            attempts=self.env.health_attempts,
         )
         elapsed = (timezone.now() - since).total_seconds()
         if elapsed >= limit:
@@ -1375,6 +1351,8 @@ def _no_rollback_reason(deploy: Deploy) -> str:
         why = "this was itself an automatic rollback; the environment needs attention."
     elif deploy.kind == Deploy.Kind.PREVIEW:
         why = "previews are not rolled back; the next push deploys again."
+    elif deploy.kind == Deploy.Kind.RECONCILE:
+        why = "a reconcile keeps every image; the environment needs attention."
     else:
         why = "there is no previous image to return to; the environment needs attention."
     return "Nothing was rolled back automatically: " + why
@@ -1496,13 +1474,6 @@ def _start_auto_rollback(
         "checks. Unlock once the cause is understood.",
     )
     return rollback
-
-
-def _internal_port(config: dict[str, Any]) -> int:
-    for service in config.get("services") or ():
-        if service.get("internal_port"):
-            return int(service["internal_port"])
-    return 8080
 
 
 def _why_unhealthy(machine: Machine) -> str:

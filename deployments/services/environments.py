@@ -12,7 +12,7 @@ from approvals import policy
 from approvals.audit import record
 from deployments.models import Environment, FreezeWindow
 from hotdash.errors import Refused
-from hotdash.integrations import fly_client
+from hotdash.integrations import PermanentAPIError, fly_client
 from hotdash.integrations.fly import Machine
 
 
@@ -119,6 +119,12 @@ def freeze_window_remove(*, window: FreezeWindow, actor: Any, ip: str | None = N
 
 
 def environment_machines(*, environment: Environment) -> list[Machine]:
-    """The Fly machines of the environment's app, as Fly reports them now (raises APIError)."""
+    """The Fly machines of the environment's app, as Fly reports them now; none when the app
+    does not exist (yet). Raises APIError."""
     with fly_client() as fly:
-        return fly.list_machines(environment.fly_app_name)
+        try:
+            return fly.list_machines(environment.fly_app_name)
+        except PermanentAPIError as error:
+            if error.status == 404:
+                return []
+            raise

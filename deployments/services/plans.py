@@ -52,8 +52,10 @@ def deploy_plan_create(
             DeployStep.Kind.VERIFY,
             f"Watch health for {env.verification_window_seconds} s "
             f"(HTTP {env.health_http_path} every {env.health_http_interval_seconds} s, "
+            f"timeout {env.health_http_timeout_seconds} s, "
+            f"grace {env.health_http_grace_seconds} s; "
             f"TCP every {env.health_tcp_interval_seconds} s, "
-            f"timeout {env.health_timeout_seconds} s, grace {env.health_grace_seconds} s)",
+            f"timeout {env.health_tcp_timeout_seconds} s, grace {env.health_tcp_grace_seconds} s)",
             {
                 "window_seconds": env.verification_window_seconds,
                 "http_path": env.health_http_path,

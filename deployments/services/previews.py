@@ -245,6 +245,10 @@ def _preview_environment(*, app: App, number: int) -> Environment:
             "machine_cpu_kind": "shared",
             "machine_cpus": 1,
             "machine_memory_mb": 512,
+            # Idle previews stop and start again on a request.
+            "min_machines_running": 0,
+            "auto_stop_machines": Environment.AutoStop.STOP,
+            "auto_start_machines": True,
             "approvals_required": 0,
             "health_http_path": "/health",
             "health_http_interval_seconds": 10,

@@ -19,21 +19,16 @@ from approvals.services import approval_request_cancel, approval_request_open
 from deployments.models import Build, Deploy, Environment, Release
 from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
+from deployments.services.environments import environment_machines
 from deployments.services.gates import deploy_gate_refusal, freeze_window_active
 from deployments.services.plans import deploy_plan_create
 from hotdash.errors import Refused
-from hotdash.integrations import APIError, PermanentAPIError, fly_client
+from hotdash.integrations import APIError
 
 
 def fly_machine_ids(*, environment: Environment) -> list[str]:
     """The ids of the machines the environment's Fly app runs now ([] when the app is new)."""
-    with fly_client() as fly:
-        try:
-            machines = fly.list_machines(environment.fly_app_name)
-        except PermanentAPIError as error:
-            if error.status == 404:
-                return []
-            raise
+    machines = environment_machines(environment=environment)
     return [machine.id for machine in machines if machine.state != "destroyed"]
 
 

@@ -3,6 +3,7 @@
 from deployments.tasks import (
     backups,
     deploys,
+    drift,
     notifications,
     ops,
     previews,
@@ -13,6 +14,7 @@ from deployments.tasks import (
 __all__ = [
     "backups",
     "deploys",
+    "drift",
     "notifications",
     "ops",
     "previews",

@@ -10,8 +10,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
 from deployments.models import FreezeWindow
+from deployments.selectors.drift import machines_drift
 from deployments.selectors.environments import (
     environment_bad_releases,
+    environment_config_releases,
     environment_deployable_releases,
     environment_detail_get,
     environment_freeze_windows,
@@ -55,6 +57,8 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "freeze_windows": environment_freeze_windows(environment=environment),
         "can_request": policy.can_request_deploy(request.user),
         "can_lock": policy.can_lock(request.user),
+        "can_administer": policy.can_administer(request.user),
+        "config_releases": environment_config_releases(environment=environment),
         "lock_form": LockForm(),
         "window_form": FreezeWindowForm(),
     }
@@ -72,7 +76,11 @@ def environment_machines_partial(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "deployments/environment_detail.html#environment-machines",
-        {"environment": environment, "machines": machines, "machines_error": error},
+        {
+            "environment": environment,
+            "machines": machines_drift(environment=environment, machines=machines),
+            "machines_error": error,
+        },
     )
 
 

@@ -62,6 +62,15 @@ class Release:
 
 
 @dataclass(frozen=True)
+class RepoFile:
+    """One file of the repository at a ref; ``sha`` is its blob's (the git object id)."""
+
+    path: str
+    sha: str
+    content: bytes
+
+
+@dataclass(frozen=True)
 class Commit:
     sha: str
     message: str
@@ -329,6 +338,10 @@ class GitHubClient:
 
     def get_file(self, path: str, ref: str) -> bytes:
         """The content of one file at a ref (branch, tag or SHA)."""
+        return self.get_repo_file(path, ref).content
+
+    def get_repo_file(self, path: str, ref: str) -> RepoFile:
+        """One file at a ref (branch, tag or SHA), with its blob sha."""
         body = self.api.get_json(f"{self._base}/contents/{quote(path)}", params={"ref": ref})
         if body.get("encoding") != "base64":
             raise PermanentAPIError(
@@ -338,7 +351,8 @@ class GitHubClient:
                 path=f"{self._base}/contents/{path}",
                 status=200,
             )
-        return base64.b64decode(body.get("content", ""))
+        content = base64.b64decode(body.get("content", ""))
+        return RepoFile(path=path, sha=body.get("sha", ""), content=content)
 
     def compare(self, base: str, head: str) -> Comparison:
         """Commits reachable from ``head`` but not ``base``, oldest first, across all pages."""

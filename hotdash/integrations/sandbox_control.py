@@ -35,6 +35,10 @@ class SandboxControl:
     def fail_next_images(self, *, count: int) -> dict[str, Any]:
         return self._post("/health", {"fail_next": count})
 
+    def edit_machine(self, *, machine_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Change a machine's config by hand (``config`` is merged into it)."""
+        return self._post(f"/machines/{machine_id}/config", {"config": config})
+
     def state(self) -> dict[str, Any]:
         return self.client.get_json("/_sandbox/state")
 

@@ -211,6 +211,7 @@ class SandboxApp:
             ("POST", "/pulls/{number:\\d+}/push", self.c_push),
             ("POST", "/pulls/{number:\\d+}/close", self.c_close),
             ("POST", "/releases", self.c_release),
+            ("POST", "/machines/{machine_id}/config", self.c_edit_machine),
             ("POST", "/checks", self.c_check),
             ("POST", "/deployments", self.c_deployments),
             ("GET", "/webhook", self.c_webhook),
@@ -299,6 +300,14 @@ class SandboxApp:
 
     def c_release(self, req: Request) -> Response:
         return self._activity(req, lambda **o: self.world.publish_release(o.pop("version"), **o))
+
+    def c_edit_machine(self, req: Request, machine_id: str) -> Response:
+        changes = req.json().get("config")
+        if not isinstance(changes, dict):
+            raise Problem(400, "config must be an object of the changes")
+        return Response(
+            200, {"id": machine_id, "config": self.world.edit_machine(machine_id, changes)}
+        )
 
     def c_check(self, req: Request) -> Response:
         body = req.json()

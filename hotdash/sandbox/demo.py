@@ -194,3 +194,123 @@ def machine_config(version: str, environment: str) -> dict:
         "restart": {"policy": "on-failure", "max_retries": 10},
         "stop_config": {"signal": "SIGINT", "timeout": "5s"},
     }
+
+
+# The demo app's Fly configuration files, as its repository holds them at each release: the
+# production file in the ``[[services]]`` shape, the default (staging) one in the
+# ``[http_service]`` shape. The machines the sandbox starts with were launched from an older
+# configuration (see machine_config), so they differ from these until HotDash rolls them out.
+FLY_TOML_FILES = ("fly.production.toml", "fly.toml")
+
+
+def fly_toml(path: str, version: str) -> str:
+    """The text of ``path`` (one of FLY_TOML_FILES) at release ``version``; from 1.3.0 on,
+    production machines get 4 GB of memory."""
+    if path == "fly.production.toml":
+        before = {r.version for r in DEMO_RELEASES[: DEMO_RELEASES.index(release("1.3.0"))]}
+        memory = "2gb" if version in before else "4gb"
+        return f"""# fly.toml app configuration file for production
+app = "{PRODUCTION_FLY_APP}"
+primary_region = "{REGION}"
+kill_signal = "SIGINT"
+kill_timeout = 30
+console_command = "node repl.js"
+
+[build]
+  image = "registry.fly.io/{APP_NAME}:v{version}"
+
+[deploy]
+  strategy = "rolling"
+  max_unavailable = 0.3
+  release_command = "node migrate.js"
+
+[env]
+  NODE_ENV = "production"
+  LOG_LEVEL = "info"
+
+[processes]
+  app = "node server.js"
+
+[[services]]
+  protocol = "tcp"
+  internal_port = {INTERNAL_PORT}
+  processes = ["app"]
+  auto_stop_machines = "off"
+  auto_start_machines = true
+  min_machines_running = 2
+
+  [services.concurrency]
+    type = "requests"
+    soft_limit = 200
+    hard_limit = 250
+
+  [[services.ports]]
+    port = 80
+    handlers = ["http"]
+    force_https = true
+
+  [[services.ports]]
+    port = 443
+    handlers = ["tls", "http"]
+
+  [[services.tcp_checks]]
+    interval = "15s"
+    timeout = "2s"
+    grace_period = "30s"
+
+  [[services.http_checks]]
+    interval = "30s"
+    timeout = "5s"
+    grace_period = "30s"
+    method = "get"
+    path = "{HEALTH_CHECK_PATH}"
+    protocol = "http"
+
+[[vm]]
+  cpu_kind = "shared"
+  cpus = 2
+  memory = "{memory}"
+
+[[restart]]
+  policy = "on-failure"
+  retries = 10
+  processes = ["app"]
+
+[[statics]]
+  guest_path = "/app/public"
+  url_prefix = "/static/"
+"""
+    if path == "fly.toml":
+        return f"""# fly.toml app configuration file (staging)
+app = "{STAGING_FLY_APP}"
+primary_region = "{REGION}"
+kill_timeout = "30s"
+
+[env]
+  NODE_ENV = "staging"
+
+[http_service]
+  internal_port = {INTERNAL_PORT}
+  force_https = true
+  auto_stop_machines = "stop"
+  auto_start_machines = true
+  min_machines_running = 0
+  processes = ["app"]
+
+  [http_service.concurrency]
+    type = "requests"
+    soft_limit = 80
+    hard_limit = 100
+
+  [[http_service.checks]]
+    grace_period = "20s"
+    interval = "30s"
+    method = "GET"
+    timeout = "5s"
+    path = "{HEALTH_CHECK_PATH}"
+
+[[vm]]
+  size = "shared-cpu-2x"
+  memory = "2gb"
+"""
+    raise KeyError(path)

@@ -316,6 +316,30 @@ class FlyWorld:
             for name in self.apps
         }
 
+    def edit_machine(self, machine_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into a machine's config (nested objects merge, anything else is
+        replaced), as a hand-made update: a new version, an update event, a restart."""
+        machine = self.machines.get(machine_id)
+        if machine is None:
+            raise Problem(404, f"machine {machine_id} not found")
+
+        def merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+            merged = dict(into)
+            for key, value in patch.items():
+                current = merged.get(key)
+                both = isinstance(current, dict) and isinstance(value, dict)
+                merged[key] = merge(current, value) if both else value
+            return merged
+
+        now = self.clock.now()
+        machine.config = merge(machine.config, changes)
+        machine.instance_id = self._instance_id()
+        machine.updated_at = now
+        self._event(machine, "update", "replacing", now)
+        if machine.state(now) in RUNNING:
+            machine.timeline = [(now, "replacing"), (now + STOP_TIME / 2 + BOOT_TIME, "started")]
+        return machine.config
+
     # --- rate limits ---------------------------------------------------------------------
 
     def _limit(self, kind: str, ident: str) -> None:

@@ -735,9 +735,13 @@ class GitHubWorld:
         self._check_repo(owner, repo)
         ref = req.arg("ref") or "main"
         sha = self._sha(ref)
-        if path != demo.VERSION_FILE:
+        version = self.commits[sha]["version"]
+        if path == demo.VERSION_FILE:
+            data = package_json(version)
+        elif path in demo.FLY_TOML_FILES:
+            data = demo.fly_toml(path, version).encode()
+        else:
             raise Problem(404, "Not Found")
-        data = package_json(self.commits[sha]["version"])
         encoded = base64.b64encode(data).decode()
         blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
         links = {

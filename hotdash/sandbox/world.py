@@ -221,6 +221,12 @@ class World:
         with self.lock:
             self.fly.mark_image(image, healthy=healthy)
 
+    def edit_machine(self, machine_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Someone changes a machine's config by hand (as ``fly machine update`` would);
+        returns the new config."""
+        with self.lock:
+            return self.fly.edit_machine(machine_id, changes)
+
     # --- GitHub activity (each queues webhooks, delivered once the lock is released) -----
 
     def _activity(self, action: Callable[[], T]) -> T:

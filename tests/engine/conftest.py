@@ -18,10 +18,10 @@ from tests.fixtures.messages import record_messages
 
 def fast_health(environment: Environment) -> Environment:
     """Small health timings so rollouts finish in a few virtual seconds."""
-    environment.health_grace_seconds = 1
-    environment.health_timeout_seconds = 2
+    environment.health_http_grace_seconds = environment.health_tcp_grace_seconds = 1
+    environment.health_http_timeout_seconds = environment.health_tcp_timeout_seconds = 2
+    environment.health_http_interval_seconds = environment.health_tcp_interval_seconds = 1
     environment.health_attempts = 3
-    environment.health_http_interval_seconds = 1
     environment.verification_window_seconds = 4
     environment.save()
     return environment

@@ -43,7 +43,7 @@ def test_concurrent_workers_never_run_two_deploys_of_one_environment(
 ):
     settings.DEPLOY_POLL_SECONDS = 0
     settings.DEPLOY_QUEUE_POLL_SECONDS = 0
-    production.health_grace_seconds = 0
+    production.health_http_grace_seconds = production.health_tcp_grace_seconds = 0
     production.verification_window_seconds = 1
     production.save()
     sandbox.world.clock.speed = 50.0

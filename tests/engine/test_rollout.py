@@ -6,6 +6,7 @@ import httpx
 from django.db import connection
 
 from approvals.models import AuditEvent
+from deployments.engine.desired import declared_config, machine_config
 from deployments.models import Deploy, DeployStep, Environment
 from deployments.services.deploys import (
     _api,
@@ -78,7 +79,10 @@ def test_a_machine_already_on_the_new_image_is_not_updated_again(
     production, release_130, requester, sandbox, driver
 ):
     first = machines(sandbox)[0]["id"]
-    sandbox.world.fly.machines[first].config["image"] = release_130.image_ref
+    machine = sandbox.world.fly.machines[first]
+    machine.config = machine_config(
+        declared_config(production), image=release_130.image_ref, existing=machine.config
+    )
     deploy = make_deploy(production, release_130, requested_by=requester)
 
     deploy = driver.run(deploy)

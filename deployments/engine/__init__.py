@@ -1,0 +1,1 @@
+"""The rollout engine's pure parts: what a machine should look like, computed from plain values."""
