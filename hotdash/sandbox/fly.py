@@ -27,6 +27,7 @@ WAIT_STATES = ("started", "stopped", "suspended", "destroyed")
 RUNNING = ("started", "starting", "replacing")
 # (sustained per second, burst): the docs' per-action limits.
 LIMITS = {"get": (5.0, 10.0), "action": (1.0, 3.0)}
+DAY = 86400.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -169,7 +170,8 @@ class FlyWorld:
                 self._event(machine, "start", "started", since + BOOT_TIME)
             self.put_secrets(
                 app,
-                {name: f"sandbox-{app}-{name.lower()}" for name in ("SECRET_KEY", "DATABASE_URL")},
+                {name: f"sandbox-{app}-{name.lower()}" for name in demo.FLY_SECRETS},
+                at=self.clock.now() - demo.FLY_SECRET_AGE_DAYS * DAY,
             )
 
     def _add_app(self, name: str, org: str, at: float) -> dict[str, Any]:
@@ -643,8 +645,12 @@ class FlyWorld:
 
     # --- secrets -------------------------------------------------------------------------
 
-    def put_secrets(self, app: str, values: dict[str, str | None]) -> int:
-        """Set (None: unset) secrets of ``app``; returns the new secrets version."""
+    def put_secrets(
+        self, app: str, values: dict[str, str | None], *, at: float | None = None
+    ) -> int:
+        """Set (None: unset) secrets of ``app`` (as of ``at``, default now); returns the new
+        secrets version."""
+        created = self.clock.iso(at)
         secrets = self.secrets.setdefault(app, {})
         stored = self.secret_values.setdefault(app, {})
         for name, value in values.items():
@@ -653,10 +659,51 @@ class FlyWorld:
                 stored.pop(name, None)
             else:
                 digest = hashlib.sha256(str(value).encode()).hexdigest()[:16]
-                secrets[name] = {"name": name, "digest": digest, "created_at": self.clock.iso()}
+                secrets[name] = {"name": name, "digest": digest, "created_at": created}
                 stored[name] = str(value)
         self.secrets_version[app] = self.secrets_version.get(app, 0) + 1
         return self.secrets_version[app]
+
+    def age_secret(self, app: str, name: str, days: float) -> None:
+        """Make secret ``name`` of ``app`` look set ``days`` ago (its value is kept)."""
+        self._app(app)
+        entry = self.secrets.get(app, {}).get(name)
+        if entry is None:
+            raise Problem(404, f"app {app} has no secret {name}")
+        entry["created_at"] = self.clock.iso(self.clock.now() - days * DAY)
+
+    def change_machine(
+        self,
+        app: str,
+        *,
+        guest: dict[str, Any] | None = None,
+        image: str | None = None,
+        destroy: bool = False,
+    ) -> dict[str, Any]:
+        """Change the first running machine of ``app`` behind HotDash's back (an operator
+        with flyctl): its guest size, its image, or destroy it."""
+        self._app(app)
+        now = self.clock.now()
+        machine = next(
+            (m for m in self.machines.values() if m.app == app and m.state(now) != "destroyed"),
+            None,
+        )
+        if machine is None:
+            raise Problem(404, f"app {app} has no machine")
+        if destroy:
+            machine.timeline = [(now, "destroyed")]
+            self._event(machine, "destroy", "destroyed", now)
+        else:
+            config = dict(machine.config)
+            if guest:
+                config["guest"] = {**(config.get("guest") or {}), **guest}
+            if image:
+                config["image"] = image
+            machine.config = config
+            machine.instance_id = self._instance_id()
+            machine.updated_at = now
+            self._event(machine, "update", "replacing", now)
+        return self.machine_json(machine)
 
     def list_secrets(self, req: Request, app: str) -> Response:
         self._app(app)

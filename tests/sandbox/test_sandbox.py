@@ -98,7 +98,7 @@ def test_control_api_health_checks_and_deployments(sandbox, http):
     control(http, "POST", "/health", {"image": "registry.fly.io/hot-dash:v1.1.0"})
     assert sandbox.fly.fail_next == 2
     assert "registry.fly.io/hot-dash:v1.1.0" in sandbox.fly.broken_images
-    control(http, "POST", "/checks", {"ref": "v1.3.0", "name": "ci/lint", "conclusion": "failure"})
+    control(http, "POST", "/checks", {"ref": "v1.3.0", "name": "lint", "conclusion": "failure"})
     control(http, "POST", "/deployments", {"next": [202]})
     deployments = "/github/repos/hotdash-demo/hot-dash/deployments"
     assert http.post(deployments, json={"ref": "v1.3.0"}).status_code == 202

@@ -42,6 +42,17 @@ HISTORY = {
 }
 
 
+def _machines(environment: str) -> dict[str, Any]:
+    """The machine count and guest size the sandbox's demo machines of ``environment`` run."""
+    guest = demo.MACHINE_GUESTS[environment]
+    return {
+        "machine_count": demo.MACHINE_COUNTS[environment],
+        "machine_cpu_kind": guest["cpu_kind"],
+        "machine_cpus": guest["cpus"],
+        "machine_memory_mb": guest["memory_mb"],
+    }
+
+
 class Command(BaseCommand):
     help = "Create the demo app, environments, releases, deploy history and users (idempotent)."
 
@@ -88,9 +99,7 @@ class Command(BaseCommand):
                 name="production",
                 kind=Environment.Kind.PRODUCTION,
                 fly_app_name=demo.PRODUCTION_FLY_APP,
-                machine_count=2,
-                machine_cpus=2,
-                machine_memory_mb=2048,
+                **_machines("production"),
                 approvals_required=1,
             ),
             "staging": self._environment(
@@ -99,9 +108,7 @@ class Command(BaseCommand):
                 name="staging",
                 kind=Environment.Kind.STAGING,
                 fly_app_name=demo.STAGING_FLY_APP,
-                machine_count=1,
-                machine_cpus=1,
-                machine_memory_mb=1024,
+                **_machines("staging"),
                 approvals_required=0,
             ),
         }
@@ -142,7 +149,6 @@ class Command(BaseCommand):
         defaults = {
             "region": demo.REGION,
             "url": f"https://{fields['fly_app_name']}.fly.dev",
-            "machine_cpu_kind": "shared",
             "max_unavailable_percent": 30,
             "health_tcp_interval_seconds": 15,
             "health_http_path": "/health",
