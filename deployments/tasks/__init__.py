@@ -3,6 +3,7 @@
 from deployments.tasks import (
     approvals,
     backups,
+    compliance,
     deploys,
     notifications,
     ops,
@@ -14,6 +15,7 @@ from deployments.tasks import (
 __all__ = [
     "approvals",
     "backups",
+    "compliance",
     "deploys",
     "notifications",
     "ops",
