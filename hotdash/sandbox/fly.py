@@ -152,27 +152,32 @@ class FlyWorld:
                 digest=release.image_digest,
                 labels={"org.opencontainers.image.version": release.version},
             )
-        for environment, version in demo.LIVE_VERSIONS.items():
-            app = demo.FLY_APPS[environment]
-            since = demo.release(version).published_at.timestamp() + 3600
-            self._add_app(app, demo.FLY_ORG, since)
-            self.apps[app]["status"] = "deployed"
-            for index in range(demo.MACHINE_COUNTS[environment]):
-                machine = self._new_machine(
-                    app,
-                    demo.machine_config(version, environment),
-                    name=f"{app}-app-{index + 1}",
-                    region=demo.REGION,
-                    at=since,
-                )
-                machine.timeline = [(since, "started")]
-                self._event(machine, "launch", "created", since)
-                self._event(machine, "start", "started", since + BOOT_TIME)
-            self.put_secrets(
+        for environment in demo.LIVE_VERSIONS:
+            self.add_demo_app(demo.FLY_APPS[environment], environment)
+
+    def add_demo_app(self, app: str, environment: str) -> None:
+        """A Fly app like the demo's ``environment`` (production or staging): its machines
+        running the live release since an hour after it was published, and its secrets."""
+        version = demo.LIVE_VERSIONS[environment]
+        since = demo.release(version).published_at.timestamp() + 3600
+        self._add_app(app, demo.FLY_ORG, since)
+        self.apps[app]["status"] = "deployed"
+        for index in range(demo.MACHINE_COUNTS[environment]):
+            machine = self._new_machine(
                 app,
-                {name: f"sandbox-{app}-{name.lower()}" for name in demo.FLY_SECRETS},
-                at=self.clock.now() - demo.FLY_SECRET_AGE_DAYS * DAY,
+                demo.machine_config(version, environment),
+                name=f"{app}-app-{index + 1}",
+                region=demo.REGION,
+                at=since,
             )
+            machine.timeline = [(since, "started")]
+            self._event(machine, "launch", "created", since)
+            self._event(machine, "start", "started", since + BOOT_TIME)
+        self.put_secrets(
+            app,
+            {name: f"sandbox-{app}-{name.lower()}" for name in demo.FLY_SECRETS},
+            at=self.clock.now() - demo.FLY_SECRET_AGE_DAYS * DAY,
+        )
 
     def _add_app(self, name: str, org: str, at: float) -> dict[str, Any]:
         app = {
