@@ -219,6 +219,7 @@ class SandboxApp:
             ("POST", "/secret-scanning/alerts/{number:\\d+}/resolve", self.c_resolve_alert),
             ("POST", "/secrets", self.c_age_secret),
             ("POST", "/machines", self.c_change_machine),
+            ("POST", "/fly-apps", self.c_add_fly_app),
             ("GET", "/webhook", self.c_webhook),
             ("POST", "/webhook", self.c_configure_webhook),
             ("GET", "/requests", self.c_requests),
@@ -345,6 +346,11 @@ class SandboxApp:
     def c_change_machine(self, req: Request) -> Response:
         options = dict(req.json())
         return Response(200, self.world.change_machine(options.pop("app"), **options))
+
+    def c_add_fly_app(self, req: Request) -> Response:
+        body = req.json()
+        self.world.add_demo_fly_app(body["name"], body.get("like", "production"))
+        return Response(201, {"name": body["name"]})
 
     def c_webhook(self, req: Request) -> Response:
         webhook = self.world.webhook

@@ -290,6 +290,12 @@ class World:
         with self.lock:
             return self.fly.change_machine(app, **changes)
 
+    def add_demo_fly_app(self, name: str, like: str = "production") -> None:
+        """A Fly app like the demo's ``like`` environment (machines and secrets), e.g. for
+        another app in HotDash."""
+        with self.lock:
+            self.fly.add_demo_app(name, like)
+
     # --- the request log -----------------------------------------------------------------
 
     def record(self, entry: RecordedRequest) -> None:

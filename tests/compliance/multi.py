@@ -6,12 +6,15 @@ staging), made in the sandbox as the demo's are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from deployments.models import App
 
 
-def clone_demo_app(world, name: str) -> App:
+def clone_demo_app(add_fly_app: Callable[[str, str], object], name: str) -> App:
     """A copy of the demo app (which must be seeded) named ``name``; its environments run on
-    the Fly apps ``name`` and ``name-staging`` in ``world`` (a sandbox World)."""
+    the Fly apps ``name`` and ``name-staging``, made by ``add_fly_app(fly_name, like)``: a
+    sandbox World's ``add_demo_fly_app``, or the control API's ``POST /_sandbox/fly-apps``."""
     demo_app = App.objects.get(name="hot-dash")
     environments = list(demo_app.environments.exclude(kind="preview"))
     app = App.objects.get(pk=demo_app.pk)
@@ -21,10 +24,9 @@ def clone_demo_app(world, name: str) -> App:
         env.pk, env.app = None, app
         env.fly_app_name = name if env.kind == "production" else f"{name}-{env.name}"
         env.save()
-        with world.lock:
-            world.fly.add_demo_app(env.fly_app_name, env.name)
+        add_fly_app(env.fly_app_name, env.name)
     return app
 
 
-def make_apps(world, count: int, *, prefix: str = "app") -> list[App]:
-    return [clone_demo_app(world, f"{prefix}-{index:02d}") for index in range(1, count + 1)]
+def make_apps(add_fly_app: Callable[[str, str], object], count: int) -> list[App]:
+    return [clone_demo_app(add_fly_app, f"app-{index:02d}") for index in range(1, count + 1)]

@@ -338,7 +338,7 @@ def test_an_unreachable_upstream_is_stored_as_not_run_and_judges_nothing(passing
 def test_apps_are_read_concurrently(passing, sandbox):
     """Every app's reads are under way before any app's finish: a barrier as wide as the number
     of apps holds each app's first Fly machines read, so one app after another never passes it."""
-    apps = [passing, *make_apps(sandbox.world, 3)]
+    apps = [passing, *make_apps(sandbox.add_demo_fly_app, 3)]
     production = {app.environments.get(name="production").fly_app_name for app in apps}
     barrier = threading.Barrier(len(apps), timeout=60)
     serve = sandbox.app.serve
