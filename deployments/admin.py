@@ -11,6 +11,7 @@ from deployments.models import (
     Notification,
     Preview,
     Release,
+    SecretRotation,
 )
 from deployments.selectors.ops import webhook_host
 
@@ -225,3 +226,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(SecretRotation)
+class SecretRotationAdmin(admin.ModelAdmin):
+    """A secret's own rotation period (at most 180 days). Rotations done outside HotDash are
+    recorded on the app's Secrets page, with a comment, not here."""
+
+    list_display = ["name", "app", "location", "rotation_days", "rotated_at"]
+    list_filter = ["app", "location"]
+    search_fields = ["name"]
+    readonly_fields = ["rotated_at", "rotated_by", "comment"]

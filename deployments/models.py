@@ -9,9 +9,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+# The longest rotation period a secret may have, per app or per secret.
+MAX_ROTATION_DAYS = 180
 
 
 class App(models.Model):
@@ -30,6 +34,16 @@ class App(models.Model):
     preview_opt_in_label = models.CharField(max_length=50, default="preview")
     notification_webhook_url = models.URLField(blank=True)
     notification_webhook_secret = models.CharField(max_length=200, blank=True)
+    # Compliance policy (the sweep checks the default branch's protection and secret ages).
+    compliance_min_approving_reviews = models.PositiveSmallIntegerField(
+        default=1, help_text="Branch protection must require at least this many approvals."
+    )
+    secret_rotation_days = models.PositiveSmallIntegerField(
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ROTATION_DAYS)],
+        help_text="How old a secret may get before the compliance sweep reports it overdue "
+        "(a secret's own period overrides it).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -733,3 +747,81 @@ class BackupRun(models.Model):
         error = [self.details["error"]] if self.details.get("error") else []
         checks = self.details.get("checks", [])
         return error + [f"{c['name']}: {c['detail']}" for c in checks if not c["ok"]]
+
+
+class SecretRotation(models.Model):
+    """HotDash's record of one secret of an app (never its value): its own rotation period, and
+    the last rotation someone recorded as done outside HotDash."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="secret_rotations")
+    # "github-actions", or "fly:<environment name>".
+    location = models.CharField(max_length=80)
+    name = models.CharField(max_length=200)
+    rotation_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ROTATION_DAYS)],
+        help_text="Overrides the app's rotation period for this secret (at most 180 days).",
+    )
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    rotated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["app", "location", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "location", "name"], name="secret_rotation_unique_secret"
+            ),
+            models.CheckConstraint(
+                condition=Q(rotation_days__isnull=True)
+                | Q(rotation_days__gte=1, rotation_days__lte=MAX_ROTATION_DAYS),
+                name="secret_rotation_days_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} {self.location} {self.name}"
+
+
+class ComplianceRun(models.Model):
+    """One compliance sweep of one app: every check's verdict, or why the sweep could not run."""
+
+    class Result(models.TextChoices):
+        PASSED = "passed", "PASS"
+        WARNED = "warned", "WARN"
+        FAILED = "failed", "FAIL"
+        ERROR = "error", "Could not run"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        BUTTON = "button", "Run now"
+        COMMAND = "command", "Command"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="compliance_runs")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    result = models.CharField(max_length=10, choices=Result.choices)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # [{key, status, reason, details, data}] in report order (names, dates, digests: no values).
+    checks = models.JSONField(default=list, blank=True)
+    # Since the app's previous run that ran: {"newly_failing": [keys], "fixed": [keys]}.
+    changes = models.JSONField(default=dict, blank=True)
+    # Why the sweep could not run (which upstream, what it answered).
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["app", "started_at"], name="compliance_app_started_idx")]
+
+    def __str__(self) -> str:
+        return f"compliance {self.app.name} {self.started_at:%Y-%m-%d %H:%M} {self.result}"
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

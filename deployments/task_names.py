@@ -10,3 +10,4 @@ WEBHOOK_DELIVERY_PROCESS = "deployments.tasks.webhooks.webhook_delivery_process_
 PREVIEW_BUILD_READY = "deployments.tasks.previews.preview_build_ready"
 PREVIEW_REFRESH = "deployments.tasks.previews.preview_refresh"
 BACKUP_RUN = "deployments.tasks.backups.backup_scheduled"
+COMPLIANCE_SWEEP = "deployments.tasks.compliance.compliance_sweep_job"

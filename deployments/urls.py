@@ -1,6 +1,7 @@
 from django.urls import path
 
 from deployments.views import (
+    compliance,
     deploys,
     environments,
     machine_config,
@@ -64,6 +65,20 @@ urlpatterns = [
         "environments/<id:pk>/freeze-windows/<id:window_pk>/remove/",
         environments.freeze_window_remove_view,
         name="freeze-window-remove",
+    ),
+    path("ops/compliance/", compliance.compliance_page, name="compliance"),
+    path("ops/compliance/run/", compliance.compliance_run_now, name="compliance-run-now"),
+    path("ops/compliance/runs/<id:pk>/", compliance.compliance_run_detail, name="compliance-run"),
+    path(
+        "ops/compliance/runs/<id:pk>/report.md",
+        compliance.compliance_run_markdown,
+        name="compliance-run-markdown",
+    ),
+    path("ops/compliance/apps/<id:pk>/secrets/", compliance.app_secrets_page, name="app-secrets"),
+    path(
+        "ops/compliance/apps/<id:pk>/secrets/rotated/",
+        compliance.secret_rotated_action,
+        name="secret-rotated",
     ),
     path("profile/", profile.profile, name="profile"),
     path("profile/tokens/", profile.token_create, name="token-create"),

@@ -326,21 +326,42 @@ BACKUP_DIR = Path(env_str("BACKUP_DIR") or VAR_DIR / "backups")
 BACKUP_KEEP = env_int("BACKUP_KEEP", 8, minimum=1)
 # Longest a pg_dump or pg_restore may run; the job's task limit follows from it.
 BACKUP_TIMEOUT_SECONDS = env_int("BACKUP_TIMEOUT_SECONDS", 3600, minimum=10)
+
+
+def _crontab(name: str, value: str) -> crontab:
+    """A beat schedule from five crontab fields in UTC, or a start-up error naming ``name``."""
+    try:
+        return crontab.from_string(" ".join(value.split()))
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"{name} must be a crontab line such as '0 3 * * sun' "
+            f"(minute hour day-of-month month day-of-week); got {value!r}: {exc}"
+        ) from None
+
+
 # Five crontab fields in UTC (minute hour day-of-month month day-of-week): Sundays at 03:00.
 BACKUP_SCHEDULE = env_str("BACKUP_SCHEDULE", "0 3 * * sun")
-try:
-    _backup_crontab = crontab.from_string(" ".join(BACKUP_SCHEDULE.split()))
-except ValueError as exc:
-    raise ImproperlyConfigured(
-        f"BACKUP_SCHEDULE must be a crontab line such as '0 3 * * sun' "
-        f"(minute hour day-of-month month day-of-week); got {BACKUP_SCHEDULE!r}: {exc}"
-    ) from None
 CELERY_BEAT_SCHEDULE["backup-and-drill"] = {
     "task": "deployments.tasks.backups.backup_scheduled",
-    "schedule": _backup_crontab,
+    "schedule": _crontab("BACKUP_SCHEDULE", BACKUP_SCHEDULE),
     # A run that could not start within a day waits for the next week's.
     "options": {"expires": 24 * 3600},
 }
+
+# --- The compliance sweep (deployments.services.compliance) ----------------------------------
+# Every app's branch protection, CI, repository security, secrets, machines and stuck work,
+# daily at 06:00 UTC by default (crontab fields, as BACKUP_SCHEDULE).
+COMPLIANCE_SWEEP_SCHEDULE = env_str("COMPLIANCE_SWEEP_SCHEDULE", "0 6 * * *")
+CELERY_BEAT_SCHEDULE["compliance-sweep"] = {
+    "task": "deployments.tasks.compliance.compliance_sweep_job",
+    "schedule": _crontab("COMPLIANCE_SWEEP_SCHEDULE", COMPLIANCE_SWEEP_SCHEDULE),
+    "options": {"expires": 12 * 3600},
+}
+# How many apps' upstreams are read at once (one thread each).
+COMPLIANCE_SWEEP_CONCURRENCY = env_int("COMPLIANCE_SWEEP_CONCURRENCY", 64, minimum=1)
+# Approval requests pending this long past their expiry, and webhook deliveries unprocessed
+# this long, are reported as stuck work.
+COMPLIANCE_STUCK_AFTER_SECONDS = env_int("COMPLIANCE_STUCK_AFTER_SECONDS", 3600, minimum=60)
 # Deploy engine: a worker's lease on a deploy, how often waits re-check, when to give up.
 DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60, minimum=1)
 DEPLOY_MAX_ATTEMPTS = env_int("DEPLOY_MAX_ATTEMPTS", 5, minimum=1)

@@ -68,6 +68,14 @@ class DeclaredMachineConfig:
     def checks(self) -> tuple[Check, Check]:
         return (self.http_check, self.tcp_check)
 
+    @property
+    def slowest_check_grace(self) -> int:
+        return max(check.grace for check in self.checks)
+
+    @property
+    def slowest_check_timeout(self) -> int:
+        return max(check.timeout for check in self.checks)
+
 
 def declared_config(environment: Any) -> DeclaredMachineConfig:
     """The declared config of an Environment, from its own columns only (no query)."""

@@ -1146,10 +1146,9 @@ class _Runner:
         if not problems:
             step.data["healthy"] = healthy
             return
-        checks = self.declared.checks
         limit = rollout.health_deadline_seconds(
-            grace=max(check.grace for check in checks),
-            timeout=max(check.timeout for check in checks),
+            grace=self.declared.slowest_check_grace,
+            timeout=self.declared.slowest_check_timeout,
             attempts=self.env.health_attempts,
         )
         elapsed = (timezone.now() - since).total_seconds()

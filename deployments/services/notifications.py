@@ -41,6 +41,8 @@ EVENTS = {
     "deploy.failed": "Deploy failed",
     "deploy.auto_rolled_back": "Automatic rollback started",
     "backup.failed": "Backup drill failed",
+    "compliance.failing": "Compliance check failing",
+    "compliance.fixed": "Compliance check fixed",
 }
 # A pending notification this long past its next_attempt_at lost its task message (broker down
 # at commit, a purged queue) or the worker running its attempt: the sweep sends it again.
@@ -106,13 +108,17 @@ def _message(event: str, lines: list[str], context: list[str]) -> dict:
     }
 
 
+def _check_event(event: str) -> None:
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}; one of {', '.join(EVENTS)}")
+
+
 def notification_send(*, deploy: Deploy, event: str, detail: str = "") -> Notification | None:
     """Queue a notification of ``event`` about ``deploy`` to its app's webhook, if it has one.
 
     Call inside the transaction of the change it announces; delivery starts after commit.
     """
-    if event not in EVENTS:
-        raise ValueError(f"unknown notification event {event!r}; one of {', '.join(EVENTS)}")
+    _check_event(event)
     app = deploy.environment.app
     if not app.notification_webhook_url:
         return None
@@ -127,11 +133,32 @@ def notification_broadcast(
 
     Call inside the transaction of the change it announces; delivery starts after commit.
     """
-    if event not in EVENTS:
-        raise ValueError(f"unknown notification event {event!r}; one of {', '.join(EVENTS)}")
-    payload = _message(event, [headline, *lines], ["HotDash"]) | subject
+    _check_event(event)
     apps = App.objects.exclude(notification_webhook_url="").order_by("name")
-    return [_queue(app=app, deploy=None, event=event, payload=payload) for app in apps]
+    return [
+        notification
+        for app in apps
+        if (
+            notification := notification_app_send(
+                app=app, event=event, headline=headline, lines=lines, subject=subject
+            )
+        )
+    ]
+
+
+def notification_app_send(
+    *, app: App, event: str, headline: str, lines: list[str], subject: dict
+) -> Notification | None:
+    """Queue a notification about ``app`` (no deploy) to its webhook, if it has one.
+    ``subject`` is added to the payload as is.
+
+    Call inside the transaction of the change it announces; delivery starts after commit.
+    """
+    _check_event(event)
+    if not app.notification_webhook_url:
+        return None
+    payload = _message(event, [headline, *lines], ["HotDash"]) | subject
+    return _queue(app=app, deploy=None, event=event, payload=payload)
 
 
 def _queue(*, app: App, deploy: Deploy | None, event: str, payload: dict) -> Notification:

@@ -2,6 +2,7 @@
 
 from deployments.tasks import (
     backups,
+    compliance,
     deploys,
     drift,
     notifications,
@@ -13,6 +14,7 @@ from deployments.tasks import (
 
 __all__ = [
     "backups",
+    "compliance",
     "deploys",
     "drift",
     "notifications",

@@ -11,6 +11,7 @@ import copy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -96,6 +97,11 @@ class Lease:
 class Secret:
     name: str
     digest: str
+    created_at: datetime | None  # when the current value was set
+
+
+def _dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
 
 
 def _parse_app(data: Mapping[str, Any]) -> App:
@@ -497,7 +503,10 @@ class FlyClient:
     def list_secrets(self, app: str) -> list[Secret]:
         """Names and digests of an app's secrets; values are never requested."""
         body = self.api.get_json(f"{self._app(app)}/secrets")
-        return [Secret(name=s["name"], digest=s.get("digest", "")) for s in body.get("secrets", ())]
+        return [
+            Secret(name=s["name"], digest=s.get("digest", ""), created_at=_dt(s.get("created_at")))
+            for s in body.get("secrets", ())
+        ]
 
     def reveal_secrets(self, app: str) -> dict[str, str]:
         """Secret VALUES by name (``show_secrets=true``), for copying them to another app only.

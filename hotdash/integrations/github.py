@@ -170,9 +170,41 @@ class CombinedStatus:
 @dataclass(frozen=True)
 class BranchProtection:
     required_checks: tuple[str, ...]
-    strict: bool
+    strict: bool  # branches must be up to date before merging
     enforce_admins: bool
     required_approving_review_count: int
+    dismiss_stale_reviews: bool
+    required_conversation_resolution: bool
+    required_linear_history: bool
+    allow_force_pushes: bool
+    allow_deletions: bool
+
+
+@dataclass(frozen=True)
+class Repository:
+    full_name: str
+    default_branch: str
+    # security_and_analysis: None when GitHub does not say (no admin access to the repository).
+    secret_scanning: bool | None
+    secret_scanning_push_protection: bool | None
+
+
+@dataclass(frozen=True)
+class SecretScanningAlert:
+    """An alert without the secret it found (it is asked for hidden, and never kept)."""
+
+    number: int
+    state: str  # open / resolved
+    secret_type: str
+    secret_type_display_name: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ActionsSecret:
+    name: str
+    created_at: datetime | None
+    updated_at: datetime | None
 
 
 def _parse_asset(data: Mapping[str, Any]) -> ReleaseAsset:
@@ -583,16 +615,71 @@ class GitHubClient:
         checks = body.get("required_status_checks") or {}
         contexts = [c["context"] for c in checks.get("checks") or ()] or checks.get("contexts", [])
         reviews = body.get("required_pull_request_reviews") or {}
+
+        def enabled(name: str) -> bool:
+            return bool((body.get(name) or {}).get("enabled"))
+
         return BranchProtection(
             required_checks=tuple(contexts),
             strict=bool(checks.get("strict")),
-            enforce_admins=bool((body.get("enforce_admins") or {}).get("enabled")),
+            enforce_admins=enabled("enforce_admins"),
             required_approving_review_count=reviews.get("required_approving_review_count", 0),
+            dismiss_stale_reviews=bool(reviews.get("dismiss_stale_reviews")),
+            required_conversation_resolution=enabled("required_conversation_resolution"),
+            required_linear_history=enabled("required_linear_history"),
+            allow_force_pushes=enabled("allow_force_pushes"),
+            allow_deletions=enabled("allow_deletions"),
         )
 
-    def actions_secret_names(self) -> list[str]:
-        """Names of the repository's Actions secrets (GitHub never returns values)."""
-        return [item["name"] for item in self._list("/actions/secrets", item_key="secrets")]
+    def get_repository(self) -> Repository:
+        """The repository: its default branch, and whether secret scanning and its push
+        protection are on (GitHub shows ``security_and_analysis`` to admins only)."""
+        body = self.api.get_json(self._base)
+        features = body.get("security_and_analysis")
+
+        def on(name: str) -> bool | None:
+            if not features or name not in features:
+                return None
+            return (features[name] or {}).get("status") == "enabled"
+
+        return Repository(
+            full_name=body.get("full_name", ""),
+            default_branch=body.get("default_branch") or "main",
+            secret_scanning=on("secret_scanning"),
+            secret_scanning_push_protection=on("secret_scanning_push_protection"),
+        )
+
+    def secret_scanning_alerts(self, *, state: str = "open") -> list[SecretScanningAlert]:
+        """Secret-scanning alerts by state, newest first, always with the secret hidden.
+        404 (scanning off, or a public repository) raises PermanentAPIError."""
+        items = self._list(
+            "/secret-scanning/alerts",
+            state=state,
+            sort="created",
+            direction="desc",
+            hide_secret="true",
+        )
+        return [
+            SecretScanningAlert(
+                number=item["number"],
+                state=item.get("state", ""),
+                secret_type=item.get("secret_type", ""),
+                secret_type_display_name=item.get("secret_type_display_name") or "",
+                created_at=_dt(item.get("created_at")),
+            )
+            for item in items
+        ]
+
+    def actions_secrets(self) -> list[ActionsSecret]:
+        """The repository's Actions secrets: names and dates (GitHub never returns values)."""
+        return [
+            ActionsSecret(
+                name=item["name"],
+                created_at=_dt(item.get("created_at")),
+                updated_at=_dt(item.get("updated_at")),
+            )
+            for item in self._list("/actions/secrets", item_key="secrets")
+        ]
 
 
 def github_client(owner: str, repo: str, **options: Any) -> GitHubClient:

@@ -214,6 +214,13 @@ class SandboxApp:
             ("POST", "/machines/{machine_id}/config", self.c_edit_machine),
             ("POST", "/checks", self.c_check),
             ("POST", "/deployments", self.c_deployments),
+            ("POST", "/branch-protection", self.c_protection),
+            ("POST", "/security", self.c_security),
+            ("POST", "/secret-scanning/alerts", self.c_add_alert),
+            ("POST", "/secret-scanning/alerts/{number:\\d+}/resolve", self.c_resolve_alert),
+            ("POST", "/secrets", self.c_age_secret),
+            ("POST", "/machines", self.c_change_machine),
+            ("POST", "/fly-apps", self.c_add_fly_app),
             ("GET", "/webhook", self.c_webhook),
             ("POST", "/webhook", self.c_configure_webhook),
             ("GET", "/requests", self.c_requests),
@@ -324,6 +331,35 @@ class SandboxApp:
         with self.world.lock:
             self.world.github.next_deployment_responses.extend(forced)
             return Response(200, {"next": self.world.github.next_deployment_responses})
+
+    def c_protection(self, req: Request) -> Response:
+        return Response(200, {"protection": self.world.change_protection(**req.json())})
+
+    def c_security(self, req: Request) -> Response:
+        features = {name: bool(on) for name, on in req.json().items()}
+        return Response(200, self.world.set_security(**features))
+
+    def c_add_alert(self, req: Request) -> Response:
+        options = dict(req.json())
+        return Response(201, self.world.add_secret_alert(options.pop("secret"), **options))
+
+    def c_resolve_alert(self, req: Request, number: str) -> Response:
+        self.world.resolve_secret_alert(int(number), req.json().get("resolution", "revoked"))
+        return Response(200, {"ok": True})
+
+    def c_age_secret(self, req: Request) -> Response:
+        body = req.json()
+        self.world.age_secret(body["where"], body["name"], float(body["age_days"]))
+        return Response(200, {"ok": True})
+
+    def c_change_machine(self, req: Request) -> Response:
+        options = dict(req.json())
+        return Response(200, self.world.change_machine(options.pop("app"), **options))
+
+    def c_add_fly_app(self, req: Request) -> Response:
+        body = req.json()
+        self.world.add_demo_fly_app(body["name"], body.get("like", "production"))
+        return Response(201, {"name": body["name"]})
 
     def c_webhook(self, req: Request) -> Response:
         webhook = self.world.webhook

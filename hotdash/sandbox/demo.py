@@ -15,7 +15,23 @@ REPO_OWNER = "hotdash-demo"
 REPO_NAME = "hot-dash"
 FLY_ORG = "hotdash-demo"
 VERSION_FILE = "package.json"
-REQUIRED_CHECKS = ("ci/test", "ci/lint")
+# The checks branch protection requires on the default branch (and CI runs on every commit).
+REQUIRED_CHECKS = (
+    "lint",
+    "security",
+    "build",
+    "test-unit",
+    "test-e2e",
+    "test-a11y",
+    "test-lighthouse",
+    "ci-complete",
+    "Gitleaks",
+    "Docs Policy",
+    "Danger",
+    "AI Config Validation",
+)
+# A check CI runs without requiring it; it fails on the default branch's newest commit.
+OPTIONAL_CHECK = "codecov/patch"
 PRODUCTION_FLY_APP = "hot-dash"
 STAGING_FLY_APP = "hot-dash-staging"
 REGION = "ord"
@@ -133,6 +149,18 @@ DEMO_RELEASES: tuple[DemoRelease, ...] = tuple(
     for index, (version, prerelease, messages) in enumerate(_HISTORY)
 )
 
+# The default branch's newest commit: a docs change after the last release (not released).
+MAIN_HEAD = DemoCommit(
+    sha=sha1_of(f"{APP_NAME}:main:docs"), message="docs: how to run the demo locally", author="bob"
+)
+MAIN_HEAD_AT = DEMO_RELEASES[-1].published_at + timedelta(hours=6)
+
+# Secrets as the demo starts, by how many days ago each was last set. FLY_API_TOKEN is past the
+# default 90-day rotation period, so the compliance sweep reports it overdue.
+ACTIONS_SECRET_AGES = {"FLY_API_TOKEN": 120, "HOTDASH_API_TOKEN": 30}
+FLY_SECRETS = ("SECRET_KEY", "DATABASE_URL")
+FLY_SECRET_AGE_DAYS = 20
+
 # What runs on Fly when the demo starts.
 LIVE_VERSIONS = {"production": "1.2.0", "staging": "1.3.0-rc.1"}
 
@@ -147,7 +175,11 @@ def release(version: str) -> DemoRelease:
 # What the demo Fly apps run on (shared by the sandbox's machines and the seeded environments).
 FLY_APPS = {"production": PRODUCTION_FLY_APP, "staging": STAGING_FLY_APP}
 MACHINE_COUNTS = {"production": 2, "staging": 1}
-MACHINE_GUEST = {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048}
+# Each environment's guest size, as its seeded Environment row declares it.
+MACHINE_GUESTS = {
+    "production": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048},
+    "staging": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048},
+}
 INTERNAL_PORT = 8080
 HEALTH_CHECK_PATH = "/health"
 HEALTH_CHECK_GRACE = "10s"
@@ -160,7 +192,7 @@ def machine_config(version: str, environment: str) -> dict:
     return {
         "image": demo.image_ref,
         "env": {"PRIMARY_REGION": REGION, "FLY_PROCESS_GROUP": "app", "APP_ENV": environment},
-        "guest": dict(MACHINE_GUEST),
+        "guest": dict(MACHINE_GUESTS[environment]),
         "metadata": {
             "fly_platform_version": "v2",
             "fly_process_group": "app",

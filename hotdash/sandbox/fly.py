@@ -27,6 +27,7 @@ WAIT_STATES = ("started", "stopped", "suspended", "destroyed")
 RUNNING = ("started", "starting", "replacing")
 # (sustained per second, burst): the docs' per-action limits.
 LIMITS = {"get": (5.0, 10.0), "action": (1.0, 3.0)}
+DAY = 86400.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -151,26 +152,32 @@ class FlyWorld:
                 digest=release.image_digest,
                 labels={"org.opencontainers.image.version": release.version},
             )
-        for environment, version in demo.LIVE_VERSIONS.items():
-            app = demo.FLY_APPS[environment]
-            since = demo.release(version).published_at.timestamp() + 3600
-            self._add_app(app, demo.FLY_ORG, since)
-            self.apps[app]["status"] = "deployed"
-            for index in range(demo.MACHINE_COUNTS[environment]):
-                machine = self._new_machine(
-                    app,
-                    demo.machine_config(version, environment),
-                    name=f"{app}-app-{index + 1}",
-                    region=demo.REGION,
-                    at=since,
-                )
-                machine.timeline = [(since, "started")]
-                self._event(machine, "launch", "created", since)
-                self._event(machine, "start", "started", since + BOOT_TIME)
-            self.put_secrets(
+        for environment in demo.LIVE_VERSIONS:
+            self.add_demo_app(demo.FLY_APPS[environment], environment)
+
+    def add_demo_app(self, app: str, environment: str) -> None:
+        """A Fly app like the demo's ``environment`` (production or staging): its machines
+        running the live release since an hour after it was published, and its secrets."""
+        version = demo.LIVE_VERSIONS[environment]
+        since = demo.release(version).published_at.timestamp() + 3600
+        self._add_app(app, demo.FLY_ORG, since)
+        self.apps[app]["status"] = "deployed"
+        for index in range(demo.MACHINE_COUNTS[environment]):
+            machine = self._new_machine(
                 app,
-                {name: f"sandbox-{app}-{name.lower()}" for name in ("SECRET_KEY", "DATABASE_URL")},
+                demo.machine_config(version, environment),
+                name=f"{app}-app-{index + 1}",
+                region=demo.REGION,
+                at=since,
             )
+            machine.timeline = [(since, "started")]
+            self._event(machine, "launch", "created", since)
+            self._event(machine, "start", "started", since + BOOT_TIME)
+        self.put_secrets(
+            app,
+            {name: f"sandbox-{app}-{name.lower()}" for name in demo.FLY_SECRETS},
+            at=self.clock.now() - demo.FLY_SECRET_AGE_DAYS * DAY,
+        )
 
     def _add_app(self, name: str, org: str, at: float) -> dict[str, Any]:
         app = {
@@ -667,8 +674,12 @@ class FlyWorld:
 
     # --- secrets -------------------------------------------------------------------------
 
-    def put_secrets(self, app: str, values: dict[str, str | None]) -> int:
-        """Set (None: unset) secrets of ``app``; returns the new secrets version."""
+    def put_secrets(
+        self, app: str, values: dict[str, str | None], *, at: float | None = None
+    ) -> int:
+        """Set (None: unset) secrets of ``app`` (as of ``at``, default now); returns the new
+        secrets version."""
+        created = self.clock.iso(at)
         secrets = self.secrets.setdefault(app, {})
         stored = self.secret_values.setdefault(app, {})
         for name, value in values.items():
@@ -677,10 +688,45 @@ class FlyWorld:
                 stored.pop(name, None)
             else:
                 digest = hashlib.sha256(str(value).encode()).hexdigest()[:16]
-                secrets[name] = {"name": name, "digest": digest, "created_at": self.clock.iso()}
+                secrets[name] = {"name": name, "digest": digest, "created_at": created}
                 stored[name] = str(value)
         self.secrets_version[app] = self.secrets_version.get(app, 0) + 1
         return self.secrets_version[app]
+
+    def age_secret(self, app: str, name: str, days: float) -> None:
+        """Make secret ``name`` of ``app`` look set ``days`` ago (its value is kept)."""
+        self._app(app)
+        entry = self.secrets.get(app, {}).get(name)
+        if entry is None:
+            raise Problem(404, f"app {app} has no secret {name}")
+        entry["created_at"] = self.clock.iso(self.clock.now() - days * DAY)
+
+    def change_machine(
+        self,
+        app: str,
+        *,
+        guest: dict[str, Any] | None = None,
+        image: str | None = None,
+        destroy: bool = False,
+    ) -> dict[str, Any]:
+        """Change the first running machine of ``app`` behind HotDash's back (an operator
+        with flyctl): its guest size, its image, or destroy it."""
+        self._app(app)
+        now = self.clock.now()
+        machine = next(
+            (m for m in self.machines.values() if m.app == app and m.state(now) != "destroyed"),
+            None,
+        )
+        if machine is None:
+            raise Problem(404, f"app {app} has no machine")
+        if destroy:
+            machine.timeline = [(now, "destroyed")]
+            self._event(machine, "destroy", "destroyed", now)
+        else:
+            self.edit_machine(
+                machine.id, {"guest": guest or {}, **({"image": image} if image else {})}
+            )
+        return self.machine_json(machine)
 
     def list_secrets(self, req: Request, app: str) -> Response:
         self._app(app)

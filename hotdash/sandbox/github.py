@@ -32,6 +32,37 @@ BOT = "hotdash[bot]"
 DEFAULT_CHECKS = demo.REQUIRED_CHECKS
 ZERO_SHA = "0" * 40
 DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
+DAY = 86400.0
+# What the control API may change about the default branch's protection (all on, as the demo's
+# policy wants them): the required checks, and GitHub's flags and review count.
+PROTECTION_SETTINGS = (
+    "strict",
+    "required_approving_review_count",
+    "dismiss_stale_reviews",
+    "require_code_owner_reviews",
+    "required_conversation_resolution",
+    "required_linear_history",
+    "allow_force_pushes",
+    "allow_deletions",
+    "enforce_admins",
+)
+SECURITY_FEATURES = ("secret_scanning", "secret_scanning_push_protection")
+
+
+def default_protection() -> dict[str, Any]:
+    """The demo's protection of main: every required check, strict, one approving review."""
+    return {
+        "required_checks": list(DEFAULT_CHECKS),
+        "strict": True,
+        "required_approving_review_count": 1,
+        "dismiss_stale_reviews": True,
+        "require_code_owner_reviews": False,
+        "required_conversation_resolution": True,
+        "required_linear_history": True,
+        "allow_force_pushes": False,
+        "allow_deletions": False,
+        "enforce_admins": True,
+    }
 
 
 class Clock(Protocol):
@@ -127,7 +158,14 @@ class GitHubWorld:
         self.check_overrides: dict[str, dict[str, tuple[str, str | None]]] = {}
         # Forced answers for the next deployment creates (202 auto-merge, 409 conflict).
         self.next_deployment_responses: list[int] = []
-        self.actions_secrets = ["FLY_API_TOKEN", "HOTDASH_API_TOKEN"]
+        # Actions secrets by name: when each was created and last updated (values are never
+        # served, so none are kept).
+        self.actions_secrets: dict[str, dict[str, float]] = {}
+        # The default branch's protection (None: not protected), security features, and the
+        # secret-scanning alerts (each with the secret it found, served only unless hidden).
+        self.protection: dict[str, Any] | None = default_protection()
+        self.security = dict.fromkeys(SECURITY_FEATURES, "enabled")
+        self.secret_scanning_alerts: list[dict[str, Any]] = []
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self.requests_used = 0
         self._ids: dict[str, int] = {}
@@ -202,7 +240,16 @@ class GitHubWorld:
                 )
                 head = [sha]
             self._release(release, published, "github-actions[bot]")
+        last = demo.DEMO_RELEASES[-1].version
+        main = demo.MAIN_HEAD
+        at = demo.MAIN_HEAD_AT.timestamp()
+        head = [self._commit(main.message, main.author, head, last, at, main.sha)]
         self.branches["main"] = head[0]
+        self.check_overrides[head[0]] = {demo.OPTIONAL_CHECK: ("completed", "failure")}
+        now = self.clock.now()
+        for name, days in demo.ACTIONS_SECRET_AGES.items():
+            at = now - days * DAY
+            self.actions_secrets[name] = {"created_at": at, "updated_at": at}
 
     def resolve(self, ref: str) -> str | None:
         ref = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
@@ -660,8 +707,10 @@ class GitHubWorld:
             ("POST", repo + "/issues/{number:\\d+}/comments", self.create_comment),
             ("GET", repo + "/issues/comments/{comment_id:\\d+}", self.get_comment),
             ("PATCH", repo + "/issues/comments/{comment_id:\\d+}", self.update_comment),
+            ("GET", repo, self.get_repository),
             ("GET", repo + "/branches/{branch}/protection", self.branch_protection),
             ("GET", repo + "/actions/secrets", self.list_actions_secrets),
+            ("GET", repo + "/secret-scanning/alerts", self.list_secret_scanning_alerts),
         ):
             router.add(method, pattern, handler)
         return router
@@ -1251,42 +1300,196 @@ class GitHubWorld:
         comment.update(body=body, updated_at=self.clock.now())
         return Response(200, self._comment_json(req.base_url, comment))
 
+    def get_repository(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        features = {
+            "advanced_security": "enabled",
+            "dependabot_security_updates": "enabled",
+            "secret_scanning_non_provider_patterns": "disabled",
+            "secret_scanning_ai_detection": "disabled",
+            **self.security,
+        }
+        return Response(
+            200,
+            {
+                **self.repository(req.base_url),
+                "network_count": 0,
+                "subscribers_count": 0,
+                "security_and_analysis": {
+                    name: {"status": status} for name, status in features.items()
+                },
+            },
+        )
+
     def branch_protection(self, req: Request, owner: str, repo: str, branch: str) -> Response:
         self._check_repo(owner, repo)
         if branch not in self.branches:
             raise Problem(404, "Branch not found")
-        if branch != "main":
+        rules = self.protection
+        if branch != "main" or rules is None:
             raise Problem(404, "Branch not protected")
         url = self._api(req.base_url, "/branches/main/protection")
+
+        def flag(name: str) -> dict[str, bool]:
+            return {"enabled": bool(rules[name])}
+
         return Response(
             200,
             {
                 "url": url,
                 "required_status_checks": {
                     "url": f"{url}/required_status_checks",
-                    "strict": True,
-                    "contexts": list(DEFAULT_CHECKS),
-                    "checks": [{"context": name, "app_id": 15368} for name in DEFAULT_CHECKS],
+                    "strict": rules["strict"],
+                    "contexts": list(rules["required_checks"]),
+                    "contexts_url": f"{url}/required_status_checks/contexts",
+                    "checks": [
+                        {"context": name, "app_id": 15368} for name in rules["required_checks"]
+                    ],
                 },
                 "required_pull_request_reviews": {
-                    "dismiss_stale_reviews": True,
-                    "require_code_owner_reviews": False,
-                    "required_approving_review_count": 1,
+                    "url": f"{url}/required_pull_request_reviews",
+                    "dismiss_stale_reviews": rules["dismiss_stale_reviews"],
+                    "require_code_owner_reviews": rules["require_code_owner_reviews"],
+                    "required_approving_review_count": rules["required_approving_review_count"],
+                    "require_last_push_approval": False,
                 },
-                "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": True},
-                "required_linear_history": {"enabled": False},
-                "allow_force_pushes": {"enabled": False},
-                "allow_deletions": {"enabled": False},
+                "required_signatures": {"url": f"{url}/required_signatures", "enabled": False},
+                "enforce_admins": {"url": f"{url}/enforce_admins", **flag("enforce_admins")},
+                "required_linear_history": flag("required_linear_history"),
+                "allow_force_pushes": flag("allow_force_pushes"),
+                "allow_deletions": flag("allow_deletions"),
+                "block_creations": {"enabled": False},
+                "required_conversation_resolution": flag("required_conversation_resolution"),
+                "lock_branch": {"enabled": False},
+                "allow_fork_syncing": {"enabled": False},
             },
         )
 
     def list_actions_secrets(self, req: Request, owner: str, repo: str) -> Response:
         self._check_repo(owner, repo)
-        at = self.clock.iso(demo.EPOCH.timestamp())
         items = [
-            {"name": name, "created_at": at, "updated_at": at} for name in self.actions_secrets
+            {
+                "name": name,
+                "created_at": self.clock.iso(times["created_at"]),
+                "updated_at": self.clock.iso(times["updated_at"]),
+            }
+            for name, times in sorted(self.actions_secrets.items())
         ]
         return self.page(req, items, wrap="secrets")
+
+    def _alert_json(self, base: str, alert: dict[str, Any], *, hide: bool) -> dict[str, Any]:
+        number = alert["number"]
+        url = self._api(base, f"/secret-scanning/alerts/{number}")
+        resolved = alert["state"] == "resolved"
+        data = {
+            "number": number,
+            "created_at": self.clock.iso(alert["created_at"]),
+            "updated_at": self.clock.iso(alert["updated_at"]),
+            "url": url,
+            "html_url": self._web(base, f"/security/secret-scanning/{number}"),
+            "locations_url": f"{url}/locations",
+            "state": alert["state"],
+            "resolution": alert["resolution"],
+            "resolved_at": self.clock.iso(alert["updated_at"]) if resolved else None,
+            "resolved_by": user(base, "bob") if resolved else None,
+            "resolution_comment": None,
+            "secret_type": alert["secret_type"],
+            "secret_type_display_name": alert["display_name"],
+            "provider": alert["provider"],
+            "provider_slug": alert["provider"].lower(),
+            "validity": "unknown",
+            "publicly_leaked": False,
+            "multi_repo": False,
+            "is_base64_encoded": False,
+            "has_more_locations": False,
+            "push_protection_bypassed": False,
+            "push_protection_bypassed_by": None,
+            "push_protection_bypassed_at": None,
+            "assigned_to": None,
+        }
+        if not hide:  # GitHub answers the secret itself unless asked not to
+            data["secret"] = alert["secret"]
+        return data
+
+    def list_secret_scanning_alerts(self, req: Request, owner: str, repo: str) -> Response:
+        self._check_repo(owner, repo)
+        if self.security["secret_scanning"] != "enabled":
+            raise Problem(404, "Secret scanning is disabled on this repository.")
+        state = req.arg("state")
+        sort = "updated_at" if req.arg("sort") == "updated" else "created_at"
+        alerts = sorted(
+            (a for a in self.secret_scanning_alerts if state in (None, a["state"])),
+            key=lambda a: (a[sort], a["number"]),
+            reverse=req.arg("direction", "desc") != "asc",
+        )
+        hide = req.arg("hide_secret") == "true"
+        return self.page(req, [self._alert_json(req.base_url, a, hide=hide) for a in alerts])
+
+    # --- repository settings (the control API and tests change them) --------------------
+
+    def change_protection(self, **changes: Any) -> dict[str, Any] | None:
+        """Change the default branch's protection: any of PROTECTION_SETTINGS, ``add_check``
+        or ``remove_check`` (a required check's name), ``protected`` false to remove it all
+        (true puts the demo's back)."""
+        if "protected" in changes:
+            self.protection = default_protection() if changes.pop("protected") else None
+        unknown = set(changes) - {*PROTECTION_SETTINGS, "add_check", "remove_check"}
+        if unknown:
+            raise ValueError(f"unknown protection settings: {', '.join(sorted(unknown))}")
+        if changes and self.protection is None:
+            raise ValueError("the branch is not protected")
+        if changes:
+            removed, added = changes.pop("remove_check", None), changes.pop("add_check", None)
+            checks = [name for name in self.protection["required_checks"] if name != removed]
+            self.protection["required_checks"] = checks + ([added] if added else [])
+            self.protection.update(changes)
+        return self.protection
+
+    def set_security(self, **features: bool) -> dict[str, str]:
+        """Turn secret scanning or its push protection on (true) or off (false)."""
+        unknown = set(features) - set(SECURITY_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown security features: {', '.join(sorted(unknown))}")
+        for name, enabled in features.items():
+            self.security[name] = "enabled" if enabled else "disabled"
+        return dict(self.security)
+
+    def add_secret_scanning_alert(
+        self,
+        secret: str,
+        *,
+        secret_type: str = "fly_api_token",
+        display_name: str = "Fly.io API Token",
+        provider: str = "Fly.io",
+    ) -> dict[str, Any]:
+        """Secret scanning found ``secret`` in the repository: a new open alert."""
+        now = self.clock.now()
+        alert = {
+            "number": self._next("secret_scanning_alert", 1),
+            "state": "open",
+            "resolution": None,
+            "secret": secret,
+            "secret_type": secret_type,
+            "display_name": display_name,
+            "provider": provider,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.secret_scanning_alerts.append(alert)
+        return {k: v for k, v in alert.items() if k != "secret"}
+
+    def resolve_secret_scanning_alert(self, number: int, resolution: str = "revoked") -> None:
+        alert = next((a for a in self.secret_scanning_alerts if a["number"] == number), None)
+        if alert is None:
+            raise Problem(404, f"no secret-scanning alert #{number}")
+        alert.update(state="resolved", resolution=resolution, updated_at=self.clock.now())
+
+    def age_actions_secret(self, name: str, days: float) -> None:
+        """Make Actions secret ``name`` last updated ``days`` ago (created if missing)."""
+        at = self.clock.now() - days * DAY
+        times = self.actions_secrets.setdefault(name, {"created_at": at, "updated_at": at})
+        times["created_at"] = min(times["created_at"], at)
+        times["updated_at"] = at
 
     # --- simulated activity (the control API and tests call these) -----------------------
 

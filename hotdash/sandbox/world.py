@@ -261,6 +261,47 @@ class World:
         ``check_suite.completed`` and ``workflow_run.completed``)."""
         self._activity(lambda: self.github.set_check(ref, name, status, conclusion))
 
+    # --- what the compliance sweep reads (each changes one thing it checks) ---------------
+
+    def change_protection(self, **changes: Any) -> dict[str, Any] | None:
+        """Change the default branch's protection (see GitHubWorld.change_protection)."""
+        with self.lock:
+            return self.github.change_protection(**changes)
+
+    def set_security(self, **features: bool) -> dict[str, str]:
+        """Turn ``secret_scanning`` or ``secret_scanning_push_protection`` on or off."""
+        with self.lock:
+            return self.github.set_security(**features)
+
+    def add_secret_alert(self, secret: str, **options: Any) -> dict[str, Any]:
+        """Secret scanning finds ``secret``: a new open alert (returned without the secret)."""
+        with self.lock:
+            return self.github.add_secret_scanning_alert(secret, **options)
+
+    def resolve_secret_alert(self, number: int, resolution: str = "revoked") -> None:
+        with self.lock:
+            self.github.resolve_secret_scanning_alert(number, resolution)
+
+    def age_secret(self, where: str, name: str, days: float) -> None:
+        """Make a secret look last set ``days`` ago: ``where`` is "github" (an Actions
+        secret) or a Fly app's name."""
+        with self.lock:
+            if where == "github":
+                self.github.age_actions_secret(name, days)
+            else:
+                self.fly.age_secret(where, name, days)
+
+    def change_machine(self, app: str, **changes: Any) -> dict[str, Any]:
+        """Change a machine of a Fly app (see FlyWorld.change_machine)."""
+        with self.lock:
+            return self.fly.change_machine(app, **changes)
+
+    def add_demo_fly_app(self, name: str, like: str = "production") -> None:
+        """A Fly app like the demo's ``like`` environment (machines and secrets), e.g. for
+        another app in HotDash."""
+        with self.lock:
+            self.fly.add_demo_app(name, like)
+
     # --- the request log -----------------------------------------------------------------
 
     def record(self, entry: RecordedRequest) -> None:

@@ -222,7 +222,7 @@ def _(w):
 
 @case("deploys_create", 409, "checks_failing")
 def _(w):
-    w.sandbox.set_check(w.v130.commit_sha, "ci/test", "completed", "failure")
+    w.sandbox.set_check(w.v130.commit_sha, "test-unit", "completed", "failure")
     return w.call("deploys_create", w.requester, REQUEST)
 
 

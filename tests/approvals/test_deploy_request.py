@@ -50,7 +50,7 @@ def test_it_plans_and_opens_an_approval_for_production(
     assert [b["batch"] for b in batches] == [1, 2]
     assert all(len(b["machines"]) == 1 for b in batches)
     checks = deploy.steps.get(kind=DeployStep.Kind.VERIFY_ARTIFACT).data["checks"]
-    assert {c["name"] for c in checks} >= {"ci/test", "ci/lint"}
+    assert {c["name"] for c in checks} >= {"test-unit", "lint"}
     approval = deploy.approval_request
     assert approval.state == ApprovalRequest.State.PENDING
     assert approval.bound_artifact_sha256 == v130.artifact_sha256
@@ -127,15 +127,15 @@ def test_freeze_window_is_refused(request_deploy, production):
 
 
 def test_failing_checks_are_listed(request_deploy, sandbox, v130):
-    sandbox.set_check(v130.commit_sha, "ci/test", "completed", "failure")
-    sandbox.set_check(v130.commit_sha, "ci/lint", "in_progress", None)
+    sandbox.set_check(v130.commit_sha, "test-unit", "completed", "failure")
+    sandbox.set_check(v130.commit_sha, "lint", "in_progress", None)
     refusal = _refused(request_deploy, "checks_failing")
-    assert "ci/test (failure)" in refusal.message and "ci/lint (in_progress)" in refusal.message
-    assert {f["name"] for f in refusal.details["failing"]} == {"ci/test", "ci/lint"}
+    assert "test-unit (failure)" in refusal.message and "lint (in_progress)" in refusal.message
+    assert {f["name"] for f in refusal.details["failing"]} == {"test-unit", "lint"}
 
 
 def test_a_missing_required_check_fails(request_deploy, demo):
-    demo.required_checks = ["ci/test", "security/scan"]
+    demo.required_checks = ["test-unit", "security/scan"]
     demo.save()
     refusal = _refused(request_deploy, "checks_failing")
     assert "security/scan (missing)" in refusal.message
@@ -155,7 +155,7 @@ def test_admin_override_is_audited_and_recorded(
     request_deploy, sandbox, production, v130, admin_user
 ):
     environment_lock(environment=production, actor=admin_user, reason="incident 42")
-    sandbox.set_check(v130.commit_sha, "ci/test", "completed", "failure")
+    sandbox.set_check(v130.commit_sha, "test-unit", "completed", "failure")
     deploy = request_deploy(
         requested_by=admin_user,
         overrides=["lock", "checks", "freeze_window"],
@@ -166,7 +166,7 @@ def test_admin_override_is_audited_and_recorded(
     assert deploy.overridden_by == admin_user
     event = AuditEvent.objects.get(verb="deploy.override")
     assert event.data["overrides"] == ["checks", "lock"]
-    assert event.data["failing_checks"] == ["ci/test"]
+    assert event.data["failing_checks"] == ["test-unit"]
 
 
 def test_fly_outage_refuses_without_creating(request_deploy, sandbox):

@@ -42,7 +42,7 @@ def test_drawer_shows_what_a_person_needs(client, pending, approver, v130):
         "v1.3.0",  # will be
         v130.artifact_sha256,
         v130.image_digest,
-        "ci/test",
+        "test-unit",
         "Ship the audit export",  # why
         "requester",  # who
         "0 of 1",

@@ -22,6 +22,7 @@ PAGES = [
     ("approvals:audit-export-csv", {}),
     ("approvals:audit-export-jsonl", {}),
     ("ops", {}),
+    ("deployments:compliance", {}),
     ("deployments:profile", {}),
 ]
 

@@ -225,6 +225,8 @@ def test_secrets_names_and_digests_only(sandbox, fly):
     secrets = fly.list_secrets(PROD)
     assert {s.name for s in secrets} == {"SECRET_KEY", "DATABASE_URL"}
     assert all(s.digest for s in secrets)
+    age = sandbox.clock.now() - secrets[0].created_at.timestamp()
+    assert round(age / 86400) == demo.FLY_SECRET_AGE_DAYS
     version = fly.set_secrets(PROD, {"SENTRY_DSN": "https://x", "DATABASE_URL": None})
     assert version == 2
     assert {s.name for s in fly.list_secrets(PROD)} == {"SECRET_KEY", "SENTRY_DSN"}

@@ -97,12 +97,12 @@ def test_deployment_202_twice_is_retryable(sandbox, github):
 
 
 def test_deployment_409_when_checks_fail(sandbox, github):
-    sandbox.set_check("v1.3.0", "ci/test", conclusion="failure")
+    sandbox.set_check("v1.3.0", "test-unit", conclusion="failure")
     with pytest.raises(PermanentAPIError) as caught:
         github.create_deployment(ref="v1.3.0", environment="production", key="k")
     assert caught.value.status == 409
     assert github.create_deployment(
-        ref="v1.3.0", environment="production", key="k", required_contexts=["ci/lint"]
+        ref="v1.3.0", environment="production", key="k", required_contexts=["lint"]
     )
 
 
@@ -161,11 +161,10 @@ def test_lost_comment_response_does_not_post_twice(sandbox, github):
 def test_ci_state_for_a_ref(sandbox, github):
     runs = github.check_runs("v1.3.0")
     assert {(r.name, r.status, r.conclusion) for r in runs} == {
-        ("ci/test", "completed", "success"),
-        ("ci/lint", "completed", "success"),
+        (name, "completed", "success") for name in demo.REQUIRED_CHECKS
     }
-    sandbox.set_check("v1.3.0", "ci/lint", status="in_progress", conclusion=None)
-    lint = next(r for r in github.check_runs("v1.3.0") if r.name == "ci/lint")
+    sandbox.set_check("v1.3.0", "lint", status="in_progress", conclusion=None)
+    lint = next(r for r in github.check_runs("v1.3.0") if r.name == "lint")
     assert (lint.status, lint.conclusion) == ("in_progress", None)
     combined = github.combined_status("v1.3.0")
     assert (combined.state, combined.total_count) == ("pending", 0)
@@ -184,9 +183,46 @@ def test_branch_protection_and_secret_names(sandbox, github):
     assert protection.required_checks == demo.REQUIRED_CHECKS
     assert protection.strict and protection.enforce_admins
     assert protection.required_approving_review_count == 1
+    assert protection.dismiss_stale_reviews and protection.required_conversation_resolution
+    assert protection.required_linear_history
+    assert not protection.allow_force_pushes and not protection.allow_deletions
     sandbox.open_pull("feat: z", "feature/z")
     assert github.branch_protection("feature/z") is None
-    assert github.actions_secret_names() == ["FLY_API_TOKEN", "HOTDASH_API_TOKEN"]
+    secrets = github.actions_secrets()
+    assert [s.name for s in secrets] == ["FLY_API_TOKEN", "HOTDASH_API_TOKEN"]
+    now = sandbox.clock.now()
+    ages = {s.name: round((now - s.updated_at.timestamp()) / 86400) for s in secrets}
+    assert ages == demo.ACTIONS_SECRET_AGES
+
+
+def test_protection_changed_in_the_sandbox_reads_back(sandbox, github):
+    sandbox.change_protection(allow_force_pushes=True, remove_check="lint")
+    protection = github.branch_protection("main")
+    assert protection.allow_force_pushes
+    assert "lint" not in protection.required_checks
+    sandbox.change_protection(protected=False)
+    assert github.branch_protection("main") is None
+
+
+def test_repository_security_and_secret_scanning_alerts(sandbox, github):
+    repository = github.get_repository()
+    assert repository.default_branch == "main"
+    assert repository.secret_scanning and repository.secret_scanning_push_protection
+    assert github.secret_scanning_alerts() == []
+    first = sandbox.add_secret_alert("ghp_first")["number"]
+    sandbox.clock.advance(60)
+    sandbox.add_secret_alert("sk_second", secret_type="stripe_api_key", display_name="Stripe")
+    alerts = github.secret_scanning_alerts()
+    assert [a.secret_type for a in alerts] == ["stripe_api_key", "fly_api_token"]
+    [request] = sandbox.calls(path=".*/secret-scanning/alerts")[-1:]
+    assert request.query["hide_secret"] == ["true"]
+    sandbox.resolve_secret_alert(first)
+    assert [a.secret_type for a in github.secret_scanning_alerts()] == ["stripe_api_key"]
+    sandbox.set_security(secret_scanning=False)
+    assert github.get_repository().secret_scanning is False
+    with pytest.raises(PermanentAPIError) as caught:
+        github.secret_scanning_alerts()
+    assert caught.value.status == 404
 
 
 def test_other_repositories_are_404(sandbox):

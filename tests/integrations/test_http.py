@@ -120,7 +120,7 @@ def test_429_retry_after_is_honoured(sandbox, fly, sleeps):
 
 def test_github_primary_rate_limit_waits_until_reset(sandbox, github, sleeps):
     sandbox.add_fault("rate_limit", service="github", status=403, reset_in=8, times=1)
-    assert github.actions_secret_names()
+    assert github.actions_secrets()
     assert len(sleeps) == 1
     assert 6 <= sleeps[0] <= 9
 

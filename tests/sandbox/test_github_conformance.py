@@ -79,7 +79,7 @@ def test_every_route_answers_as_described(sandbox, validating, raw):
     ok(raw.post(f"{REPO}/statuses/{head}", json={"state": "success", "context": "ci/e2e"}))
     ok(raw.get(f"{REPO}/commits/{head}/statuses"))
     github.combined_status(head)
-    sandbox.set_check(head, "ci/test", "in_progress", None)
+    sandbox.set_check(head, "test-unit", "in_progress", None)
     github.check_runs(head)
 
     deployment = github.create_deployment(
@@ -100,7 +100,11 @@ def test_every_route_answers_as_described(sandbox, validating, raw):
     github.list_comments(pull["number"])
     ok(raw.get(f"{REPO}/issues/comments/{comment.id}"))
     assert github.branch_protection("main") is not None
-    assert github.actions_secret_names()
+    assert github.actions_secrets()
+    assert github.get_repository().secret_scanning
+    sandbox.add_secret_alert("ghp_conformance")
+    assert github.secret_scanning_alerts()
+    ok(raw.get(f"{REPO}/secret-scanning/alerts"))  # with the secret, as GitHub answers by default
 
     # Errors have GitHub's shape too (checked against basic-error / validation-error).
     assert raw.get(f"{REPO}/releases/tags/v0.0.0").status_code == 404
@@ -162,7 +166,7 @@ def test_webhooks_validate_and_carry_githubs_headers(sandbox, deliveries):
     sandbox.push_to_pull(pull["number"])
     sandbox.close_pull(pull["number"], merge=True)
     sandbox.publish_release("1.4.0")
-    sandbox.world.set_check("main", "ci/test", "completed", "failure")
+    sandbox.world.set_check("main", "test-unit", "completed", "failure")
     reference = github_reference(sandbox.github_url)
     kinds, problems = set(), []
     for headers, body in deliveries:

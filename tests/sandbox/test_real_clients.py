@@ -81,7 +81,7 @@ def test_githubkit_parses_every_answer(sandbox, github):
     assert status.creator is not None
     assert parsed(rest.repos.list_commit_statuses_for_ref(OWNER, REPO, head))
     assert parsed(rest.repos.get_combined_status_for_ref(OWNER, REPO, head)).state == "pending"
-    sandbox.set_check(head, "ci/test", "in_progress", None)
+    sandbox.set_check(head, "test-unit", "in_progress", None)
     runs = parsed(rest.checks.list_for_ref(OWNER, REPO, head))
     assert {r.conclusion for r in runs.check_runs} == {"success", None}
 
@@ -109,6 +109,11 @@ def test_githubkit_parses_every_answer(sandbox, github):
     protection = parsed(rest.repos.get_branch_protection(OWNER, REPO, "main"))
     assert protection.required_status_checks is not None
     assert parsed(rest.actions.list_repo_secrets(OWNER, REPO)).total_count == 2
+    repository = parsed(rest.repos.get(OWNER, REPO))
+    assert repository.security_and_analysis.secret_scanning.status == "enabled"
+    sandbox.add_secret_alert("ghp_kit")
+    [alert] = parsed(rest.secret_scanning.list_alerts_for_repo(OWNER, REPO, hide_secret=True))
+    assert alert.state == "open"
 
     problems = transport.problems()
     assert not problems, "\n".join(problems)

@@ -98,11 +98,45 @@ def test_control_api_health_checks_and_deployments(sandbox, http):
     control(http, "POST", "/health", {"image": "registry.fly.io/hot-dash:v1.1.0"})
     assert sandbox.fly.fail_next == 2
     assert "registry.fly.io/hot-dash:v1.1.0" in sandbox.fly.broken_images
-    control(http, "POST", "/checks", {"ref": "v1.3.0", "name": "ci/lint", "conclusion": "failure"})
+    control(http, "POST", "/checks", {"ref": "v1.3.0", "name": "lint", "conclusion": "failure"})
     control(http, "POST", "/deployments", {"next": [202]})
     deployments = "/github/repos/hotdash-demo/hot-dash/deployments"
     assert http.post(deployments, json={"ref": "v1.3.0"}).status_code == 202
     assert http.post(deployments, json={"ref": "v1.3.0"}).status_code == 409
+
+
+def test_control_api_changes_what_the_compliance_sweep_reads(sandbox, http):
+    repo = "/github/repos/hotdash-demo/hot-dash"
+    protection = f"{repo}/branches/main/protection"
+    control(http, "POST", "/branch-protection", {"allow_deletions": True, "remove_check": "lint"})
+    body = http.get(protection).json()
+    assert body["allow_deletions"] == {"enabled": True}
+    assert "lint" not in body["required_status_checks"]["contexts"]
+    assert http.post("/_sandbox/branch-protection", json={"bogus": 1}).status_code == 400
+    control(http, "POST", "/branch-protection", {"protected": False})
+    assert http.get(protection).status_code == 404
+
+    control(http, "POST", "/security", {"secret_scanning_push_protection": False})
+    features = http.get(repo).json()["security_and_analysis"]
+    assert features["secret_scanning_push_protection"] == {"status": "disabled"}
+    alert = control(http, "POST", "/secret-scanning/alerts", {"secret": "ghp_x"})
+    assert "secret" not in alert
+    alerts = f"{repo}/secret-scanning/alerts"
+    assert http.get(alerts).json()[0]["secret"] == "ghp_x"
+    assert "secret" not in http.get(alerts, params={"hide_secret": "true"}).json()[0]
+    control(http, "POST", f"/secret-scanning/alerts/{alert['number']}/resolve", {})
+    assert http.get(alerts, params={"state": "open"}).json() == []
+
+    control(http, "POST", "/secrets", {"where": "github", "name": "NEW_TOKEN", "age_days": 200})
+    names = [s["name"] for s in http.get(f"{repo}/actions/secrets").json()["secrets"]]
+    assert "NEW_TOKEN" in names
+    control(http, "POST", "/secrets", {"where": "hot-dash", "name": "SECRET_KEY", "age_days": 1})
+    control(http, "POST", "/fly-apps", {"name": "other-app", "like": "staging"})
+    assert len(http.get("/fly/v1/apps/other-app/machines").json()) == 1
+    changed = control(http, "POST", "/machines", {"app": "other-app", "guest": {"cpus": 8}})
+    assert changed["config"]["guest"]["cpus"] == 8
+    control(http, "POST", "/machines", {"app": "other-app", "destroy": True})
+    assert http.get("/fly/v1/apps/other-app/machines").json() == []
 
 
 def test_request_log_records_faults_and_can_be_cleared(sandbox, http):

@@ -42,6 +42,17 @@ HISTORY = {
 }
 
 
+def _machines(environment: str) -> dict[str, Any]:
+    """The machine count and guest size the sandbox's demo machines of ``environment`` run."""
+    guest = demo.MACHINE_GUESTS[environment]
+    return {
+        "machine_count": demo.MACHINE_COUNTS[environment],
+        "machine_cpu_kind": guest["cpu_kind"],
+        "machine_cpus": guest["cpus"],
+        "machine_memory_mb": guest["memory_mb"],
+    }
+
+
 class Command(BaseCommand):
     help = "Create the demo app, environments, releases, deploy history and users (idempotent)."
 
@@ -88,7 +99,7 @@ class Command(BaseCommand):
                 name="production",
                 kind=Environment.Kind.PRODUCTION,
                 fly_app_name=demo.PRODUCTION_FLY_APP,
-                machine_count=2,
+                **_machines("production"),
                 min_machines_running=2,
                 health_tcp_grace_seconds=30,
                 health_http_grace_seconds=30,
@@ -102,7 +113,7 @@ class Command(BaseCommand):
                 name="staging",
                 kind=Environment.Kind.STAGING,
                 fly_app_name=demo.STAGING_FLY_APP,
-                machine_count=1,
+                **_machines("staging"),
                 min_machines_running=0,
                 auto_stop_machines=Environment.AutoStop.STOP,
                 health_tcp_grace_seconds=20,
@@ -151,9 +162,6 @@ class Command(BaseCommand):
         defaults = {
             "region": demo.REGION,
             "url": f"https://{fields['fly_app_name']}.fly.dev",
-            "machine_cpu_kind": Environment.CpuKind.SHARED,
-            "machine_cpus": 2,
-            "machine_memory_mb": 2048,
             "auto_start_machines": True,
             "internal_port": demo.INTERNAL_PORT,
             "process_group": "app",
