@@ -68,11 +68,12 @@ def highest_role(user: Any) -> str:
 
 # --- deploy requests -------------------------------------------------------------------------
 
-OVERRIDABLE = frozenset({"lock", "freeze_window", "checks"})
+OVERRIDABLE = frozenset({"lock", "freeze_window", "checks", "promotion"})
 
 
 def can_override(user: Any) -> bool:
-    """Only admins may deploy through a lock, a freeze window or failing checks."""
+    """Only admins may deploy through a lock, a freeze window, failing checks or a promotion
+    rule not met."""
     return can_administer(user)
 
 

@@ -399,6 +399,10 @@ OPENAPI_PATHS = {
                             "environment_locked": "details: locked_by, lock_reason, locked_at",
                             "freeze_window": "details: window_reason, starts_at, ends_at",
                             "checks_failing": "details.failing: the checks that are not green",
+                            "promotion_required": "the release has not run healthy long "
+                            "enough on the previous environment; details: previous_environment, "
+                            "min_healthy_minutes, healthy_minutes, rehearsal_deploy, "
+                            "broken_by_deploy",
                         },
                         422: {
                             **_MISSING,

@@ -161,6 +161,20 @@ class Environment(models.Model):
         "password; audited and notified.",
     )
     approval_ttl_minutes = models.PositiveIntegerField(default=60)
+    # The promotion pipeline: an app's environments with a position run in that order (staging
+    # 1, production 2). An environment with a promotion rule takes only a release whose image
+    # digest succeeded on the previous environment and stayed healthy there this many minutes.
+    promotion_position = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Place in the app's promotion order (1 first); empty: not in the order.",
+    )
+    promotion_min_healthy_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Promotion rule: minutes a release must have run healthy on the previous "
+        "environment of the order before it may come here; empty: no rule.",
+    )
     rollback_fast_path = models.BooleanField(
         default=True,
         help_text="A rollback to a release that was live and healthy here needs no approval.",

@@ -38,6 +38,7 @@ REFUSAL_STATUS = {
     "environment_locked": 409,
     "freeze_window": 409,
     "checks_failing": 409,
+    "promotion_required": 409,
     "already_decided": 409,
     "closed": 409,
     "expired": 409,

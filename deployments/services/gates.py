@@ -1,6 +1,6 @@
 """What lets a deploy start, checked when it is requested and again when a worker claims it:
-the environment's lock and freeze windows; and the hold a person's rollback puts on its
-environment as it starts."""
+the environment's lock, freeze windows and promotion rule; and the hold a person's rollback
+puts on its environment as it starts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from deployments.models import Deploy, Environment, FreezeWindow
+from deployments.models import Deploy, Environment, FreezeWindow, Release
+from deployments.selectors.promotion import promotion_check
 from deployments.services.environments import environment_lock
 from deployments.services.releases import release_mark_bad
 from hotdash.errors import Refused
@@ -20,9 +21,16 @@ def freeze_window_active(*, environment: Environment, at: Any = None) -> FreezeW
 
 
 def deploy_gate_refusal(
-    *, environment: Environment, applied: set[str], kind: str, now: Any
+    *,
+    environment: Environment,
+    applied: set[str],
+    kind: str,
+    now: Any,
+    release: Release | None = None,
 ) -> Refused | None:
-    """Lock and freeze-window gates (cheap, re-run under the environment's row lock)."""
+    """Lock, freeze-window and promotion gates (cheap, re-run under the environment's row
+    lock). The promotion rule applies to a deploy of ``release`` (not to rollbacks, which go
+    back to what ran here, nor to previews)."""
     if kind == Deploy.Kind.AUTO_ROLLBACK:
         return None
     if environment.is_locked and "lock" not in applied:
@@ -49,7 +57,28 @@ def deploy_gate_refusal(
                 "ends_at": window.ends_at.isoformat(),
             },
         )
+    if kind == Deploy.Kind.DEPLOY and release is not None and "promotion" not in applied:
+        return promotion_refusal(environment=environment, release=release, now=now)
     return None
+
+
+def promotion_refusal(*, environment: Environment, release: Release, now: Any) -> Refused | None:
+    """``promotion_required`` naming what is missing, unless the rule is met (or there is none)."""
+    promotion = promotion_check(environment=environment, release=release, now=now)
+    if promotion is None or promotion.met:
+        return None
+    rehearsal, broken_by = promotion.rehearsal, promotion.broken_by
+    return Refused(
+        "promotion_required",
+        promotion.missing,
+        {
+            "previous_environment": promotion.previous.name,
+            "min_healthy_minutes": promotion.min_minutes,
+            "healthy_minutes": promotion.healthy_minutes,
+            "rehearsal_deploy": rehearsal.pk if rehearsal else None,
+            "broken_by_deploy": broken_by.pk if broken_by else None,
+        },
+    )
 
 
 def rollback_away(deploy: Deploy) -> str:

@@ -20,7 +20,11 @@ from deployments.models import Build, Deploy, Environment, Release
 from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
 from deployments.services.environments import environment_machines
-from deployments.services.gates import deploy_gate_refusal, freeze_window_active
+from deployments.services.gates import (
+    deploy_gate_refusal,
+    freeze_window_active,
+    promotion_refusal,
+)
 from deployments.services.plans import deploy_plan_create
 from hotdash.errors import Refused
 from hotdash.integrations import APIError
@@ -68,8 +72,8 @@ def _static_refusal(
         if unknown:
             return Refused(
                 "invalid_override",
-                f"Unknown override(s): {', '.join(sorted(unknown))}; use lock, freeze_window "
-                "or checks.",
+                f"Unknown override(s): {', '.join(sorted(unknown))}; use "
+                f"{', '.join(sorted(policy.OVERRIDABLE))}.",
             )
         if requested_by is None or not policy.can_override(requested_by):
             return Refused("invalid_override", "Only admins may override a gate.")
@@ -114,10 +118,11 @@ def deploy_request(
 ) -> Deploy:
     """Request a deploy of ``release`` (or a preview ``build``) to ``environment``.
 
-    Checks role, reason, release, lock, freeze windows and CI checks (admins may override the
-    last three with ``overrides`` and ``override_reason``), asks Fly for the machines to plan
-    the batches, then creates the deploy with its plan and either opens an approval request
-    or queues it. Raises :class:`Refused` (nothing created, one audit event) otherwise.
+    Checks role, reason, release, lock, freeze windows, the promotion rule and CI checks
+    (admins may override the last four with ``overrides`` and ``override_reason``), asks Fly
+    for the machines to plan the batches, then creates the deploy with its plan and either
+    opens an approval request or queues it. Raises :class:`Refused` (nothing created, one
+    audit event) otherwise.
     """
     if (release is None) == (build is None):
         raise ValueError("deploy_request needs exactly one of release and build")
@@ -148,7 +153,7 @@ def deploy_request(
     )
     if refusal is None:
         refusal = deploy_gate_refusal(
-            environment=environment, applied=wanted, kind=kind, now=timezone.now()
+            environment=environment, applied=wanted, kind=kind, now=timezone.now(), release=release
         )
     if refusal is not None:
         refuse(refusal)
@@ -182,15 +187,22 @@ def deploy_request(
             Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
         )
         refusal = deploy_gate_refusal(
-            environment=environment, applied=wanted, kind=kind, now=timezone.now()
+            environment=environment, applied=wanted, kind=kind, now=timezone.now(), release=release
         )
         if refusal is None:
+            promotion_missing = (
+                kind == Deploy.Kind.DEPLOY
+                and release is not None
+                and promotion_refusal(environment=environment, release=release, now=timezone.now())
+                is not None
+            )
             applied = {
                 name
                 for name, needed in (
                     ("lock", environment.is_locked),
                     ("freeze_window", freeze_window_active(environment=environment) is not None),
                     ("checks", not checks.green),
+                    ("promotion", promotion_missing),
                 )
                 if needed and name in wanted
             }

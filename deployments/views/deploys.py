@@ -50,6 +50,7 @@ class DeployRequestForm(forms.Form):
             ("lock", "the environment lock"),
             ("freeze_window", "the freeze window"),
             ("checks", "failing CI checks"),
+            ("promotion", "the promotion rule"),
         ],
         required=False,
         widget=forms.CheckboxSelectMultiple,

@@ -162,7 +162,7 @@ FLY_SECRETS = ("SECRET_KEY", "DATABASE_URL")
 FLY_SECRET_AGE_DAYS = 20
 
 # What runs on Fly when the demo starts.
-LIVE_VERSIONS = {"production": "1.2.0", "staging": "1.3.0-rc.1"}
+LIVE_VERSIONS = {"production": "1.2.0", "staging": "1.3.0"}
 
 
 def release(version: str) -> DemoRelease:

@@ -25,7 +25,7 @@ def test_releases_page_orders_by_precedence_and_badges_what_is_live(
     with django_assert_max_num_queries(10):
         html = client.get(reverse("deployments:release-list")).content.decode()
     assert versions(html) == ["v1.3.0", "v1.3.0-rc.1", "v1.2.0", "v1.1.1", "v1.1.0", "v1.0.0"]
-    assert "production: v1.2.0" in html and "staging: v1.3.0-rc.1" in html
+    assert "production: v1.2.0" in html and "staging: v1.3.0" in html
     assert 'id="sync-hot-dash"' not in html  # viewers cannot sync
 
 
@@ -34,7 +34,7 @@ def test_releases_page_orders_by_precedence_and_badges_what_is_live(
     [
         ({"prereleases": "exclude"}, ["v1.3.0", "v1.2.0", "v1.1.1", "v1.1.0", "v1.0.0"]),
         ({"prereleases": "only"}, ["v1.3.0-rc.1"]),
-        ({"environment": "staging"}, ["v1.3.0-rc.1", "v1.2.0", "v1.1.1"]),
+        ({"environment": "staging"}, ["v1.3.0", "v1.3.0-rc.1", "v1.2.0", "v1.1.1"]),
         ({"deployable": "1", "environment": "production"}, ["v1.1.1", "v1.1.0", "v1.0.0"]),
     ],
 )
@@ -175,7 +175,7 @@ def test_rollbacks_page_shows_who_why_from_to_outcome_and_health(
     for text in (
         "staging",
         "fast path",
-        "v1.3.0-rc.1",
+        "v1.3.0",
         "v1.2.0",
         "approver",
         "rc broke login",
@@ -183,7 +183,7 @@ def test_rollbacks_page_shows_who_why_from_to_outcome_and_health(
         "pending",
     ):
         assert text in row
-    assert "Will lock staging and mark v1.3.0-rc.1 bad when it starts." in row
+    assert "Will lock staging and mark v1.3.0 bad when it starts." in row
     assert "Locked by system" not in html.content.decode()  # queued, not started
 
 
@@ -224,9 +224,8 @@ def test_api_lists_every_release_with_its_trust_facts(client, demo, viewer):
         "1.0.0",
     ]
     by_version = {r["version"]: r for r in releases}
-    assert by_version["1.3.0-rc.1"]["prerelease"] and by_version["1.3.0-rc.1"]["live_in"] == [
-        "staging"
-    ]
+    assert by_version["1.3.0-rc.1"]["prerelease"] and by_version["1.3.0-rc.1"]["live_in"] == []
+    assert by_version["1.3.0"]["live_in"] == ["staging"]
     assert by_version["1.2.0"]["live_in"] == ["production"]
     bad = by_version["1.1.0"]
     assert bad["deployable"] is False and bad["bad_mark"]["reason"] == "leak"

@@ -1,4 +1,4 @@
-"""Create the demo world (app hot-dash, production and staging, six releases, history, users).
+"""Create the demo world (app hot-dash, staging then production, six releases, history, users).
 
 Idempotent: a second run finds everything in place and changes nothing.
 """
@@ -35,11 +35,15 @@ DEMO_USERS = (
     ("dave", policy.VIEWER),
     ("admin", policy.ADMIN),
 )
-# Deploy history: which releases went live, in order, in each environment.
+# Deploy history: which releases went live, in order, in each environment. v1.3.0 has passed
+# its staging rehearsal (weeks ago), so it may go to production at once.
 HISTORY = {
     "production": ("1.0.0", "1.1.0", "1.1.1", "1.2.0"),
-    "staging": ("1.1.1", "1.2.0", "1.3.0-rc.1"),
+    "staging": ("1.1.1", "1.2.0", "1.3.0-rc.1", "1.3.0"),
 }
+# The promotion order (staging, then production) and production's rule: a release must have
+# run healthy on staging for this many minutes first.
+PRODUCTION_PROMOTION_MINUTES = 10
 
 
 def _machines(environment: str) -> dict[str, Any]:
@@ -106,6 +110,8 @@ class Command(BaseCommand):
                 concurrency_soft_limit=200,
                 concurrency_hard_limit=250,
                 approvals_required=1,
+                promotion_position=2,
+                promotion_min_healthy_minutes=PRODUCTION_PROMOTION_MINUTES,
             ),
             "staging": self._environment(
                 app,
@@ -121,6 +127,7 @@ class Command(BaseCommand):
                 concurrency_soft_limit=80,
                 concurrency_hard_limit=100,
                 approvals_required=0,
+                promotion_position=1,
             ),
         }
         releases = {item.version: self._release(app, item, created) for item in demo.DEMO_RELEASES}
