@@ -226,6 +226,11 @@ def _(w):
     return w.call("deploys_create", w.requester, REQUEST)
 
 
+@case("deploys_create", 409, "promotion_required")
+def _(w):
+    return w.call("deploys_create", w.requester, {**REQUEST, "version": "v1.1.0"})
+
+
 @case("deploys_create", 422, "missing_fields")
 def _(w):
     # A blank reason is a missing field here, before the service's reason_required.

@@ -3,10 +3,14 @@ numbers of its changelog (a merge or squash commit never is a preview's head com
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.urls import reverse
+from django.utils import timezone
 
 from deployments.models import Preview, Release, WebhookDelivery
 from deployments.services.releases import release_sync
+from tests.fixtures.promotion import rehearse
 from tests.webhooks import conftest as webhook_fixtures
 
 hooked_sandbox = webhook_fixtures.hooked_sandbox
@@ -39,6 +43,7 @@ def test_drawer_links_the_previews_of_the_prs_in_the_release_live_ones_first(
     live_preview = Preview.objects.get(pr_number=still_open)
     assert live_preview.head_sha != release.commit_sha
 
+    rehearse(release, finished_at=timezone.now() - timedelta(hours=1))
     deploy = request_deploy(release=release)
     client.force_login(approver)
     url = reverse("approvals:drawer", args=[deploy.approval_request.pk])
