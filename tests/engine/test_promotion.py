@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import AuditEvent
@@ -182,3 +183,20 @@ def test_a_deploy_approved_before_staging_went_bad_waits_at_the_claim(
     assert deploy.state == Deploy.State.QUEUED
     assert deploy.logs.filter(message__contains=f"then deploy #{failed.pk} failed").exists()
     assert not [r for r in sandbox.calls(service="fly") if r.method != "GET"]
+
+
+def test_the_drawer_and_the_request_form_show_the_rule_with_its_state(
+    client, production, release_110, release_130, requester, approver, now
+):
+    pending = request(production, release_130, requester)
+    client.force_login(approver)
+    drawer = client.get(reverse("approvals:deploy-drawer", args=[pending.pk])).content.decode()
+    form = client.get(
+        reverse("deployments:deploy-new"),
+        {"environment": production.pk, "release": release_110.pk},
+    ).content.decode()
+
+    assert 'data-met="true"' in drawer
+    assert "v1.3.0 succeeded on staging " in drawer and " min ago, healthy since." in drawer
+    assert 'data-met="false"' in form and "v1.1.0 never ran on staging." in form
+    assert "Promotion from staging (10 min healthy):" in form
