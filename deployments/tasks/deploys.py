@@ -8,8 +8,8 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from django.db import InterfaceError, OperationalError
 
 from deployments import task_names
+from deployments.engine.clients import deploy_clients_close
 from deployments.services.deploys import (
-    deploy_clients_close,
     deploy_execute,
     deploy_reconcile,
     deploy_send,

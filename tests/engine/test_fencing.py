@@ -8,15 +8,12 @@ from collections import Counter
 
 from django.conf import settings
 
+from deployments.engine.claim import acquire
+from deployments.engine.clients import api_client
+from deployments.engine.lease import Fence
+from deployments.engine.runner import Runner
 from deployments.models import Deploy, DeployStep
-from deployments.services.deploys import (
-    _acquire,
-    _api,
-    _Fence,
-    _Runner,
-    deploy_abort,
-    deploy_reconcile,
-)
+from deployments.services.deploys import ENGINE_HOOKS, deploy_abort, deploy_reconcile
 from hotdash.integrations import FlyClient, GitHubClient
 from hotdash.integrations.http import FLY, GITHUB
 from tests.engine.conftest import make_deploy, pending_token
@@ -55,7 +52,7 @@ def test_a_worker_back_from_a_retry_wait_after_a_takeover_writes_nothing_more(
         assert driver.run(deploy, worker="w2").state == Deploy.State.SUCCEEDED
         taken_over.append(len(sandbox.calls()))
 
-    fly_api = _api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)
+    fly_api = api_client(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)
     monkeypatch.setattr(fly_api, "sleep", takeover)
 
     driver.run(deploy, worker="w1")  # ends when w1 comes back from its wait, fenced, quietly
@@ -77,7 +74,9 @@ def test_a_fenced_runner_that_fails_posts_no_github_status(
     )
     assert deploy.github_deployment_id is not None
     deploy_abort(deploy=deploy, actor=approver, reason="wrong build")  # fails at the next run
-    stale, run, _ = _acquire(deploy_id=deploy.pk, token=pending_token(deploy), worker="w1")
+    stale, run, _ = acquire(
+        deploy_id=deploy.pk, token=pending_token(deploy), worker="w1", hooks=ENGINE_HOOKS
+    )
     driver.tick(settings.DEPLOY_LEASE_SECONDS + 1)  # w1 stalls past its lease
     assert deploy_reconcile() == [deploy.pk]
     mark = len(sandbox.calls())
@@ -88,15 +87,16 @@ def test_a_fenced_runner_that_fails_posts_no_github_status(
         f"/deployments/{deploy.github_deployment_id}/statuses"
     )
     assert writes(sandbox.calls()[mark:]) == [status]
-    runner = _Runner(
+    runner = Runner(
         stale,
-        _Fence(deploy_id=deploy.pk, run=run),
-        FlyClient(_api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)),
+        Fence(deploy_id=deploy.pk, run=run),
+        FlyClient(api_client(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)),
         GitHubClient(
-            _api(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN),
+            api_client(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN),
             production.app.github_owner,
             production.app.github_repo,
         ),
+        hooks=ENGINE_HOOKS,
     )
 
     assert runner.drive() is None  # w1 comes back and would fail the deploy (aborted) too

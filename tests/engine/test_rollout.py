@@ -6,14 +6,10 @@ import httpx
 from django.db import connection
 
 from approvals.models import AuditEvent
+from deployments.engine.clients import api_client, deploy_clients_close
 from deployments.engine.desired import declared_config, machine_config
 from deployments.models import Deploy, DeployStep, Environment
-from deployments.services.deploys import (
-    _api,
-    deploy_cancel,
-    deploy_clients_close,
-    deploy_execute,
-)
+from deployments.services.deploys import deploy_cancel, deploy_execute
 from hotdash.integrations import fly_client, use_transport
 from hotdash.integrations.http import FLY
 from tests.engine.conftest import make_deploy, pending_token
@@ -314,7 +310,7 @@ def test_a_planned_machine_gone_from_fly_fails_the_deploy_before_anything_change
 
 def test_run_messages_share_api_clients_but_never_across_test_transports(sandbox, settings):
     def build():
-        return _api(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)
+        return api_client(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)
 
     first = build()
     assert build() is first

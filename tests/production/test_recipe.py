@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from deployments.services.deploys import OPEN_STATES
+from deployments.engine.lease import OPEN_STATES
 from tests.engine.test_workers import updates_per_machine, wait_for
 from tests.production.conftest import FLY_TOML, PUBLIC_HOST, Recipe
 
