@@ -84,7 +84,11 @@ def claim(deploy: Deploy, *, worker: str, hooks: Hooks) -> str:
     # only as it starts (below), so a lock it finds here is someone else's (an admin's, or an
     # earlier rollback's) and holds it until a person unlocks. Automatic ones skip every gate.
     gate = hooks.gate_refusal(
-        environment=env, applied=set(deploy.overrides), kind=deploy.kind, now=timezone.now()
+        environment=env,
+        applied=set(deploy.overrides),
+        kind=deploy.kind,
+        now=timezone.now(),
+        release=deploy.release,
     )
     if gate is not None:
         return f"Waiting: {gate.message}"

@@ -17,7 +17,7 @@ from hotdash.errors import Refused
 
 @dataclass(frozen=True)
 class Hooks:
-    gate_refusal: Callable[..., Refused | None]  # lock and freeze windows at the claim
+    gate_refusal: Callable[..., Refused | None]  # lock, freeze windows, promotion at the claim
     rollback_hold: Callable[..., None]  # a person's rollback, as it starts
     notify: Callable[..., Any]  # the app's outgoing webhooks
     plan_create: Callable[..., Any]  # an automatic rollback's steps

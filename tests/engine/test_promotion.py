@@ -164,10 +164,6 @@ def test_a_rehearsed_release_needs_no_override_so_none_is_recorded(
     assert deploy.overrides == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the claim passes the deploy's release to deploy_gate_refusal once deploys.py does",
-)
 def test_a_deploy_approved_before_staging_went_bad_waits_at_the_claim(
     demo, production, release_130, requester, approver, sandbox, driver
 ):

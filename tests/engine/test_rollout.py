@@ -93,6 +93,10 @@ def test_a_machine_already_on_the_new_image_is_not_updated_again(
 def test_a_changed_digest_fails_the_deploy_before_fly_is_touched(
     production, release_130, requester, sandbox, driver
 ):
+    # Another digest was never rehearsed on staging; the promotion gate would hold the deploy
+    # at the claim. This is about the artifact step, so production has no promotion rule here.
+    production.promotion_min_healthy_minutes = None
+    production.save(update_fields=["promotion_min_healthy_minutes"])
     deploy = make_deploy(production, release_130, requested_by=requester)
     release_130.image_digest = "sha256:" + "f" * 64
     release_130.save()

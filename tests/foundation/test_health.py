@@ -43,4 +43,4 @@ def test_metrics_is_prometheus_text(client, demo):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
-    assert 'hotdash_deploys{state="succeeded"} 7' in response.content.decode()
+    assert 'hotdash_deploys{state="succeeded"} 8' in response.content.decode()

@@ -174,4 +174,4 @@ def test_overview_shows_each_environment(client, demo, viewer, django_assert_max
         response = client.get("/")
     html = response.content.decode()
     assert "production" in html and "staging" in html
-    assert "v1.2.0" in html and "v1.3.0-rc.1" in html
+    assert "v1.2.0" in html and "v1.3.0" in html
