@@ -96,11 +96,7 @@ def _hold_json(deploy: Deploy) -> dict[str, Any] | None:
     }
 
 
-def deploy_json(deploy: Deploy) -> dict[str, Any]:
-    def iso(value: Any) -> str | None:
-        return value.isoformat() if value else None
-
-    approval = ApprovalRequest.objects.filter(deploy=deploy).first()
+def _identity_json(deploy: Deploy) -> dict[str, Any]:
     return {
         "id": deploy.pk,
         "app": deploy.environment.app.name,
@@ -109,6 +105,16 @@ def deploy_json(deploy: Deploy) -> dict[str, Any]:
         "state": deploy.state,
         "version": deploy.release.version if deploy.release else None,
         "image_ref": deploy.image_ref,
+    }
+
+
+def deploy_json(deploy: Deploy) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    approval = ApprovalRequest.objects.filter(deploy=deploy).first()
+    return {
+        **_identity_json(deploy),
         "image_digest": deploy.image_digest,
         "artifact_sha256": deploy.artifact_sha256,
         "commit_sha": deploy.commit_sha,
@@ -151,13 +157,7 @@ def _deploy_for(pk: str) -> Deploy:
 def _history_json(row: HistoryRow) -> dict[str, Any]:
     deploy = row.deploy
     return {
-        "id": deploy.pk,
-        "app": deploy.environment.app.name,
-        "environment": deploy.environment.name,
-        "kind": deploy.kind,
-        "state": deploy.state,
-        "version": deploy.release.version if deploy.release else None,
-        "image_ref": deploy.image_ref,
+        **_identity_json(deploy),
         "requested_by": deploy.requester_name,
         "approved_by": row.approvers,
         "created_at": deploy.created_at.isoformat(),
@@ -274,17 +274,21 @@ def deploys_cancel(request: HttpRequest, pk: str) -> JsonResponse:
 # --- OpenAPI -------------------------------------------------------------------------------
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
+# What names a deploy, in the full record and in a history row alike.
+_IDENTITY = {
+    "id": {"type": "integer"},
+    "app": {"type": "string"},
+    "environment": {"type": "string"},
+    "kind": {"type": "string", "enum": list(Deploy.Kind.values)},
+    "state": {"type": "string", "enum": list(Deploy.State.values)},
+    "version": _NULLABLE_STRING,
+    "image_ref": {"type": "string"},
+}
 _DEPLOY = {
     "type": "object",
     "required": ["id", "app", "environment", "kind", "state", "plan", "approval"],
     "properties": {
-        "id": {"type": "integer"},
-        "app": {"type": "string"},
-        "environment": {"type": "string"},
-        "kind": {"type": "string", "enum": list(Deploy.Kind.values)},
-        "state": {"type": "string", "enum": list(Deploy.State.values)},
-        "version": _NULLABLE_STRING,
-        "image_ref": {"type": "string"},
+        **_IDENTITY,
         "image_digest": {"type": "string"},
         "artifact_sha256": {"type": "string"},
         "commit_sha": {"type": "string"},
@@ -420,13 +424,7 @@ _HISTORY_ROW = {
         "created_at",
     ],
     "properties": {
-        "id": {"type": "integer"},
-        "app": {"type": "string"},
-        "environment": {"type": "string"},
-        "kind": {"type": "string", "enum": list(Deploy.Kind.values)},
-        "state": {"type": "string", "enum": list(Deploy.State.values)},
-        "version": _NULLABLE_STRING,
-        "image_ref": {"type": "string"},
+        **_IDENTITY,
         "requested_by": {"type": "string"},
         "approved_by": {"type": "array", "items": {"type": "string"}},
         "created_at": {"type": "string"},
