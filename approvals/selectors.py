@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from approvals import policy
 from approvals.models import ApprovalRequest, AuditEvent, Decision
-from deployments.models import Deploy, DeployStep, FreezeWindow, Preview, Release
+from deployments.models import Deploy, DeployStep, Environment, FreezeWindow, Preview, Release
 
 
 def _pending() -> Any:
@@ -23,21 +23,48 @@ def _pending() -> Any:
     )
 
 
-# The same rows as _pending(), counted in plain SQL: the badge is on every page, and building
-# the ORM query cost twice the query itself (docs/benchmarks.md, audit section). Tests hold the
-# two equal (tests/audit/test_layout.py).
-PENDING_COUNT_SQL = (
+def _waiting_for(user: Any) -> Any:
+    """The pending requests ``user`` may decide now (policy.approval_refusal, in SQL): an
+    approver's, not their own unless the environment allows it, not yet decided by them, and
+    not past their expiry."""
+    if not policy.can_approve(user):
+        return ApprovalRequest.objects.none()
+    return (
+        _pending()
+        .filter(expires_at__gt=timezone.now())
+        .filter(Q(deploy__environment__allow_self_approval=True) | ~Q(deploy__requested_by=user))
+        .exclude(decisions__user=user)
+    )
+
+
+# The same rows as _waiting_for(), counted in plain SQL: the badge is on every page, and
+# building the ORM query cost twice the query itself (docs/benchmarks.md, audit section).
+# Tests hold the two equal (tests/audit/test_layout.py).
+WAITING_COUNT_SQL = (
     f"SELECT COUNT(*) FROM {ApprovalRequest._meta.db_table} r "
     f"JOIN {Deploy._meta.db_table} d ON d.id = r.deploy_id "
-    "WHERE r.state = %s AND d.state = %s"
+    f"JOIN {Environment._meta.db_table} e ON e.id = d.environment_id "
+    "WHERE r.state = %s AND d.state = %s AND r.expires_at > %s "
+    "AND (e.allow_self_approval OR d.requested_by_id IS NULL OR d.requested_by_id <> %s) "
+    f"AND NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} x "
+    "WHERE x.request_id = r.id AND x.user_id = %s)"
 )
 
 
-def approval_count_pending() -> int:
+def approval_count_waiting_for(user: Any) -> int:
+    """The nav badge: how many requests ``user`` may decide now (0 for non-approvers)."""
+    if not policy.can_approve(user):
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(
-            PENDING_COUNT_SQL,
-            [ApprovalRequest.State.PENDING, Deploy.State.AWAITING_APPROVAL],
+            WAITING_COUNT_SQL,
+            [
+                ApprovalRequest.State.PENDING,
+                Deploy.State.AWAITING_APPROVAL,
+                timezone.now(),
+                user.pk,
+                user.pk,
+            ],
         )
         return cursor.fetchone()[0]
 
@@ -98,10 +125,22 @@ def approval_gate(
 class PendingRow:
     approval: ApprovalRequest
     gate: Gate
+    # Why the viewing user may not decide it now ("" when they may).
+    not_yours: str
 
 
-def approval_list_pending() -> list[PendingRow]:
-    """The queue, soonest to expire first, each with whether anyone can still approve it."""
+@dataclass(frozen=True)
+class Queue:
+    """The pending requests split for one user: the ones they may decide now, and the rest
+    (their own, the ones they already decided, the ones they may not decide)."""
+
+    waiting_for_you: list[PendingRow]
+    waiting_for_others: list[PendingRow]
+
+
+def approval_queue_for(user: Any) -> Queue:
+    """The queue as ``user`` sees it, soonest to expire first, each request with whether
+    anyone can still approve it."""
     pending = list(
         _pending()
         .select_related("deploy__environment__app", "deploy__release", "deploy__requested_by")
@@ -109,15 +148,21 @@ def approval_list_pending() -> list[PendingRow]:
         .order_by("expires_at")
     )
     candidates = approver_candidates() if pending else []
-    return [
-        PendingRow(
-            approval=approval,
-            gate=approval_gate(
-                approval=approval, decisions=list(approval.decisions.all()), candidates=candidates
-            ),
+    now = timezone.now()
+    rows = []
+    for approval in pending:
+        decisions = list(approval.decisions.all())
+        _code, refusal = policy.approval_refusal(
+            user=user, request=approval, decided_user_ids={d.user_id for d in decisions}
         )
-        for approval in pending
-    ]
+        if not refusal and approval.expires_at <= now:
+            refusal = "Expired; it closes on the next sweep."
+        gate = approval_gate(approval=approval, decisions=decisions, candidates=candidates)
+        rows.append(PendingRow(approval=approval, gate=gate, not_yours=refusal))
+    return Queue(
+        waiting_for_you=[row for row in rows if not row.not_yours],
+        waiting_for_others=[row for row in rows if row.not_yours],
+    )
 
 
 def approval_get(*, pk: int | None = None, deploy_id: int | None = None) -> ApprovalRequest:

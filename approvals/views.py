@@ -28,10 +28,10 @@ from approvals.audit import Target, record
 from approvals.forms import BypassForm, DecisionForm
 from approvals.models import ApprovalRequest
 from approvals.selectors import (
-    approval_count_pending,
+    approval_count_waiting_for,
     approval_drawer_facts,
     approval_get,
-    approval_list_pending,
+    approval_queue_for,
 )
 from approvals.services import approval_bypass, approval_decide
 from hotdash.api import refusal_status
@@ -53,7 +53,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     template = "approvals/queue.html"
     if _is_partial(request):
         template += "#pending-list"
-    return render(request, template, {"pending": approval_list_pending()})
+    return render(request, template, {"queue": approval_queue_for(request.user)})
 
 
 @require_GET
@@ -62,7 +62,7 @@ def pending_count(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "components/_pending_count.html",
-        {"pending_approvals_count": approval_count_pending()},
+        {"pending_approvals_count": approval_count_waiting_for(request.user)},
     )
 
 
@@ -155,7 +155,10 @@ def _settled(
     response = render(
         request,
         "approvals/drawer.html#decided",
-        {"message": message, "pending_approvals_count": approval_count_pending()},
+        {
+            "message": message,
+            "pending_approvals_count": approval_count_waiting_for(request.user),
+        },
     )
     reswap(response, "none")
     trigger_client_event(

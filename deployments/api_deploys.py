@@ -1,4 +1,5 @@
-"""``/api/v1/deploys``: request a deploy, read it, decide its approval, cancel it.
+"""``/api/v1/deploys``: list the history (filtered, keyset-paged), request a deploy, read it,
+decide its approval, cancel it.
 
 The same services and policy as the pages: a refusal is ``{"error": {"code", "message",
 "details"}}`` with the refusal's code (e.g. ``environment_locked``, ``self_approval``).
@@ -15,6 +16,13 @@ from approvals.models import ApprovalRequest, Decision
 from approvals.selectors import approval_bypass_of, approval_gate, approver_candidates
 from approvals.services import approval_decide
 from deployments.models import Deploy, Environment, Release
+from deployments.selectors.deploy_history import (
+    FILTER_FIELDS,
+    PAGE_SIZE,
+    DeployFilterForm,
+    HistoryRow,
+    deploy_history_page,
+)
 from deployments.selectors.deploys import deploy_get
 from deployments.services.requests import deploy_request, deploy_request_cancel
 from hotdash.api import (
@@ -88,11 +96,7 @@ def _hold_json(deploy: Deploy) -> dict[str, Any] | None:
     }
 
 
-def deploy_json(deploy: Deploy) -> dict[str, Any]:
-    def iso(value: Any) -> str | None:
-        return value.isoformat() if value else None
-
-    approval = ApprovalRequest.objects.filter(deploy=deploy).first()
+def _identity_json(deploy: Deploy) -> dict[str, Any]:
     return {
         "id": deploy.pk,
         "app": deploy.environment.app.name,
@@ -101,6 +105,16 @@ def deploy_json(deploy: Deploy) -> dict[str, Any]:
         "state": deploy.state,
         "version": deploy.release.version if deploy.release else None,
         "image_ref": deploy.image_ref,
+    }
+
+
+def deploy_json(deploy: Deploy) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    approval = ApprovalRequest.objects.filter(deploy=deploy).first()
+    return {
+        **_identity_json(deploy),
         "image_digest": deploy.image_digest,
         "artifact_sha256": deploy.artifact_sha256,
         "commit_sha": deploy.commit_sha,
@@ -140,7 +154,43 @@ def _deploy_for(pk: str) -> Deploy:
     return deploy_get(pk=deploy.pk)
 
 
-@api_endpoint("POST")
+def _history_json(row: HistoryRow) -> dict[str, Any]:
+    deploy = row.deploy
+    return {
+        **_identity_json(deploy),
+        "requested_by": deploy.requester_name,
+        "approved_by": row.approvers,
+        "created_at": deploy.created_at.isoformat(),
+        "started_at": deploy.started_at.isoformat() if deploy.started_at else None,
+        "finished_at": deploy.finished_at.isoformat() if deploy.finished_at else None,
+        "error": deploy.error,
+    }
+
+
+def deploys_list(request: HttpRequest) -> JsonResponse:
+    """The deploy history, newest first, with the deploy page's filters."""
+    if not policy.can_view(request.user):
+        raise ApiError(403, "forbidden", "Reading deploys needs the viewer role.")
+    form = DeployFilterForm(request.GET)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise ApiError(422, "invalid_field", f"{field}: {errors[0]}")
+    page = deploy_history_page(filters=form.filters(), before=form.cleaned_data["before"])
+    return JsonResponse(
+        {
+            "deploys": [_history_json(row) for row in page.rows],
+            "next_before": page.older_cursor,
+        }
+    )
+
+
+@api_endpoint("GET", "POST")
+def deploys_collection(request: HttpRequest) -> JsonResponse:
+    """``GET`` lists the history, ``POST`` requests a deploy."""
+    handler = deploys_collection.by_method[request.method]
+    return handler(request)
+
+
 def deploys_create(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     require_fields(data, "app", "environment", "version", "reason")
@@ -169,6 +219,10 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
         ip=client_ip(request),
     )
     return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)), status=201)
+
+
+# The operation behind each method (the OpenAPI tests read it to check each one's errors).
+deploys_collection.by_method = {"GET": deploys_list, "POST": deploys_create}
 
 
 @api_endpoint("GET")
@@ -220,17 +274,21 @@ def deploys_cancel(request: HttpRequest, pk: str) -> JsonResponse:
 # --- OpenAPI -------------------------------------------------------------------------------
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
+# What names a deploy, in the full record and in a history row alike.
+_IDENTITY = {
+    "id": {"type": "integer"},
+    "app": {"type": "string"},
+    "environment": {"type": "string"},
+    "kind": {"type": "string", "enum": list(Deploy.Kind.values)},
+    "state": {"type": "string", "enum": list(Deploy.State.values)},
+    "version": _NULLABLE_STRING,
+    "image_ref": {"type": "string"},
+}
 _DEPLOY = {
     "type": "object",
     "required": ["id", "app", "environment", "kind", "state", "plan", "approval"],
     "properties": {
-        "id": {"type": "integer"},
-        "app": {"type": "string"},
-        "environment": {"type": "string"},
-        "kind": {"type": "string", "enum": list(Deploy.Kind.values)},
-        "state": {"type": "string", "enum": list(Deploy.State.values)},
-        "version": _NULLABLE_STRING,
-        "image_ref": {"type": "string"},
+        **_IDENTITY,
         "image_digest": {"type": "string"},
         "artifact_sha256": {"type": "string"},
         "commit_sha": {"type": "string"},
@@ -352,8 +410,90 @@ _NOT_FOUND = {"not_found": "no deploy has this id"}
 _MISSING = {"missing_fields": "a required field is absent or blank"}
 _INVALID = {"invalid_field": f"a field has the wrong type or exceeds {MAX_TEXT} characters"}
 
+_HISTORY_ROW = {
+    "type": "object",
+    "required": [
+        "id",
+        "app",
+        "environment",
+        "kind",
+        "state",
+        "version",
+        "requested_by",
+        "approved_by",
+        "created_at",
+    ],
+    "properties": {
+        **_IDENTITY,
+        "requested_by": {"type": "string"},
+        "approved_by": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": "string"},
+        "started_at": _NULLABLE_STRING,
+        "finished_at": _NULLABLE_STRING,
+        "error": {"type": "string"},
+    },
+}
+_FILTER_DOCS = {
+    "app": "App name",
+    "environment": "Environment name",
+    "kind": "One of: " + ", ".join(Deploy.Kind.values),
+    "state": "One of: " + ", ".join(Deploy.State.values),
+    "requester": "Username, or system/github/worker",
+    "approver": "Username of someone who approved it",
+    "version": "1.2.0 or v1.2.0",
+    "since": "Requested on or after this day (YYYY-MM-DD, UTC)",
+    "until": "Requested on or before this day (YYYY-MM-DD, UTC)",
+}
+_HISTORY_PARAMETERS = [
+    *(
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": _FILTER_DOCS[name],
+            "schema": {"type": "string"},
+        }
+        for name in FILTER_FIELDS
+    ),
+    {
+        "name": "before",
+        "in": "query",
+        "required": False,
+        "description": "Cursor: the next_before of the previous page",
+        "schema": {"type": "string"},
+    },
+]
+
 OPENAPI_PATHS = {
     "/deploys": {
+        "get": {
+            "summary": f"The deploy history, newest first, {PAGE_SIZE} a page, filtered",
+            "operationId": "deploys_list",
+            "parameters": _HISTORY_PARAMETERS,
+            "responses": {
+                "200": {
+                    "description": "One page; pass next_before as ?before= for the next",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["deploys", "next_before"],
+                                "properties": {
+                                    "deploys": {"type": "array", "items": _HISTORY_ROW},
+                                    "next_before": {"type": ["integer", "null"]},
+                                },
+                            }
+                        }
+                    },
+                },
+                **error_responses(
+                    {
+                        403: {"forbidden": "the token's user has no role"},
+                        422: {"invalid_field": "a filter or the cursor is not valid"},
+                    }
+                ),
+            },
+        },
         "post": {
             "summary": "Request a deploy of a release to an environment",
             "operationId": "deploys_create",
@@ -418,7 +558,7 @@ OPENAPI_PATHS = {
                     body=True,
                 ),
             },
-        }
+        },
     },
     "/deploys/{id}": {
         "get": {

@@ -11,7 +11,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from deployments.api_builds import builds_create
-from deployments.api_deploys import deploys_cancel, deploys_create, deploys_decide, deploys_get
+from deployments.api_deploys import (
+    deploys_cancel,
+    deploys_collection,
+    deploys_decide,
+    deploys_get,
+)
 from deployments.api_releases import app_releases
 from hotdash.api import OPENAPI_COMPONENTS
 from hotdash.errors import error_response
@@ -55,7 +60,7 @@ urlpatterns = [
     path("openapi.json", openapi_schema, name="openapi"),
     path("apps/<path:app>/releases", app_releases, name="api-app-releases"),
     path("builds", builds_create, name="api-builds-create"),
-    path("deploys", deploys_create, name="api-deploys-create"),
+    path("deploys", deploys_collection, name="api-deploys-create"),
     path("deploys/<str:pk>", deploys_get, name="api-deploys-get"),
     path("deploys/<str:pk>/decisions", deploys_decide, name="api-deploys-decide"),
     path("deploys/<str:pk>/cancel", deploys_cancel, name="api-deploys-cancel"),

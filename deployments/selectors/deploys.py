@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from deployments.models import Deploy, DeployLog, DeployStep
-
-
-def deploy_list(*, limit: int = 100) -> QuerySet[Deploy]:
-    return Deploy.objects.select_related(
-        "environment__app", "release", "build", "requested_by"
-    ).order_by("-created_at", "-id")[:limit]
 
 
 def deploy_get(*, pk: int) -> Deploy:

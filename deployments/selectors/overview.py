@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, Prefetch, Q
 
 from approvals.models import ApprovalRequest
 from deployments.models import App, Deploy, Environment, Preview
+from deployments.selectors.activity import Activity, environment_activity
 
 
 @dataclass(frozen=True)
 class EnvironmentSummary:
     environment: Environment
-    last_deploy: Deploy | None
+    activity: Activity
     pending_approvals: int
 
 
@@ -24,15 +25,21 @@ class AppSummary:
     active_previews: int
 
 
-def overview_list() -> list[AppSummary]:
-    """Every app with its long-lived environments: live release, health, lock, last deploy,
-    pending approvals. Four queries whatever the number of apps and environments."""
-    latest_deploy = Deploy.objects.filter(environment=OuterRef("pk")).order_by("-created_at", "-id")
+@dataclass(frozen=True)
+class Overview:
+    apps: list[AppSummary]
+    # Something runs or waits in the worker's queue somewhere: the page keeps itself current.
+    busy: bool
+
+
+def overview_list() -> Overview:
+    """Every app with its long-lived environments: live release, health, lock, the last deploy
+    that ran, what runs now and what is queued, pending approvals. Five queries whatever the
+    number of apps and environments."""
     environments = (
         Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
         .select_related("current_release", "locked_by")
         .annotate(
-            last_deploy_id=Subquery(latest_deploy.values("id")[:1]),
             pending_approvals=Count(
                 "deploys", filter=Q(deploys__state=Deploy.State.AWAITING_APPROVAL)
             ),
@@ -46,17 +53,16 @@ def overview_list() -> list[AppSummary]:
             )
         )
     )
-    deploy_ids = [env.last_deploy_id for app in apps for env in app.environments.all()]
-    deploys = Deploy.objects.select_related("release", "requested_by").in_bulk(
-        [pk for pk in deploy_ids if pk]
+    activity = environment_activity(
+        environment_ids=[env.pk for app in apps for env in app.environments.all()]
     )
-    return [
+    summaries = [
         AppSummary(
             app=app,
             environments=[
                 EnvironmentSummary(
                     environment=env,
-                    last_deploy=deploys.get(env.last_deploy_id),
+                    activity=activity[env.pk],
                     pending_approvals=env.pending_approvals,
                 )
                 for env in app.environments.all()
@@ -65,6 +71,7 @@ def overview_list() -> list[AppSummary]:
         )
         for app in apps
     ]
+    return Overview(apps=summaries, busy=any(here.busy for here in activity.values()))
 
 
 def metrics_snapshot() -> list[tuple[str, str, list[tuple[dict[str, str], int]]]]:

@@ -17,11 +17,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
 from deployments.models import Deploy, Environment, Release
+from deployments.selectors.deploy_history import DeployFilterForm, deploy_history_page
 from deployments.selectors.deploys import (
     deploy_duration,
     deploy_environment_busy_with,
     deploy_get,
-    deploy_list,
     deploy_log_tail,
     deploy_outcome,
     deploy_queue_position,
@@ -73,12 +73,28 @@ class ReasonForm(forms.Form):
 @require_GET
 @role_required(policy.can_view)
 def deploy_list_page(request: HttpRequest) -> HttpResponse:
+    """The history, filtered and paged by the query string; its table polls itself while a
+    deploy on it is not finished."""
     template = "deployments/deploy_list.html" + ("#deploy-table" if _is_partial(request) else "")
-    deploys = list(deploy_list())
+    form = DeployFilterForm(request.GET)
+    if form.is_valid():
+        page = deploy_history_page(filters=form.filters(), before=form.cleaned_data["before"])
+        rows, older = page.rows, page.older_cursor
+    else:
+        rows, older = [], None
     return render(
         request,
         template,
-        {"deploys": deploys, "any_live": any(not deploy.is_terminal for deploy in deploys)},
+        {
+            "form": form,
+            "rows": rows,
+            "query": form.query() if form.is_valid() else "",
+            "older_query": form.query(before=older) if older else "",
+            "paged": bool(form.is_valid() and form.cleaned_data["before"]),
+            "any_live": any(not row.deploy.is_terminal for row in rows),
+            "can_request": policy.can_request_deploy(request.user),
+        },
+        status=200 if form.is_valid() else 400,
     )
 
 

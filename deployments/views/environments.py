@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
 from deployments.models import FreezeWindow
+from deployments.selectors.activity import environment_activity
 from deployments.selectors.drift import machines_drift
 from deployments.selectors.environments import (
     environment_bad_releases,
@@ -52,6 +53,7 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "environment": environment,
         "deploys": environment_recent_deploys(environment=environment),
+        "activity": environment_activity(environment_ids=[environment.pk])[environment.pk],
         "releases": environment_deployable_releases(environment=environment),
         "bad_releases": environment_bad_releases(environment=environment),
         "freeze_windows": environment_freeze_windows(environment=environment),

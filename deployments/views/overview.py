@@ -12,4 +12,9 @@ from hotdash.permissions import role_required
 @require_GET
 @role_required(policy.can_view)
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "deployments/overview.html", {"apps": overview_list()})
+    """The page, or (htmx) only its apps region, which polls itself while anything runs."""
+    template = "deployments/overview.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#overview-apps"
+    overview = overview_list()
+    return render(request, template, {"apps": overview.apps, "busy": overview.busy})

@@ -52,8 +52,8 @@ def preview_list_page(request: HttpRequest) -> HttpResponse:
     context = {
         "previews": previews,
         **_permissions(request),
-        # Pull requests arrive from outside at any time: the table refreshes itself, faster
-        # while a preview is being created or deployed.
+        # The table refreshes itself while a preview is being created or deployed (and
+        # stops once all are settled).
         "any_in_flight": any(
             preview.state == Preview.State.CREATING
             or (preview.last_deploy_state and preview.last_deploy_state not in TERMINAL)

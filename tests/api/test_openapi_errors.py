@@ -186,6 +186,21 @@ def _plumbing_case(operation_id: str, status: int, code: str) -> Case | None:
 # POST /deploys
 
 
+@case("deploys_list", 403, "forbidden")
+def _(w):
+    return w.call("deploys_list", w.outsider)
+
+
+@case("deploys_list", 422, "invalid_field")
+def _(w):
+    return [
+        w.call("deploys_list", w.viewer, query="state=bogus"),
+        w.call("deploys_list", w.viewer, query="since=2026-13-01"),
+        w.call("deploys_list", w.viewer, query="before=0"),
+        w.call("deploys_list", w.viewer, query="since=2026-02-01&until=2026-01-01"),
+    ]
+
+
 @case("deploys_create", 403, "forbidden")
 def _(w):
     return w.call("deploys_create", w.viewer, REQUEST)
@@ -610,8 +625,10 @@ def _api_error_args(node: ast.Call, parents: dict, scope: dict) -> set[tuple[int
 
 
 def _view(operation_id: str) -> Callable:
-    path, _ = OPERATIONS[operation_id]
-    return inspect.unwrap(resolve("/api/v1" + re.sub(r"\{\w+\}", "1", path)).func)
+    """The view behind an operation (a path serving two methods names one per method)."""
+    path, method = OPERATIONS[operation_id]
+    view = resolve("/api/v1" + re.sub(r"\{\w+\}", "1", path)).func
+    return inspect.unwrap(getattr(view, "by_method", {}).get(method.upper(), view))
 
 
 @pytest.mark.parametrize("operation_id", sorted(OPERATIONS))

@@ -49,7 +49,21 @@ def test_pages_listing_a_pending_deploy_link_it_into_the_drawer(
         assert "approval-decided from:body" in region(html, element_id), url
 
 
-@pytest.mark.parametrize("element_id", ["release-history", "overview-apps"])
+def test_the_overview_region_is_its_own_partial_and_polls_once_a_deploy_is_queued(
+    client, pending, production, approver
+):
+    client.force_login(approver)
+    url = pages(pending, production)["overview-apps"]
+    tag = region(client.get(url).content.decode(), "overview-apps")
+    assert f'hx-get="{url}"' in tag and 'hx-disinherit="*"' in tag and "every" not in tag
+    client.post(reverse("approvals:decide", args=[pending.pk]), {"decision": "approve"})
+    refreshed = client.get(url, headers=HTMX).content.decode()
+    assert refreshed.lstrip().startswith('<div id="overview-apps"')
+    assert "every 3s" in region(refreshed, "overview-apps")
+    assert review_link(pending.deploy) not in refreshed and "Queued" in refreshed
+
+
+@pytest.mark.parametrize("element_id", ["release-history"])
 def test_whole_page_regions_pick_themselves_out_of_the_page_and_update(
     client, pending, production, approver, element_id
 ):
@@ -110,7 +124,9 @@ def test_open_lists_poll_while_the_page_is_visible(client, pending, production, 
     url = reverse("deployments:environment-detail", args=[production.pk])
     deploys = client.get(url, headers=HTMX).content.decode()
     assert deploys.lstrip().startswith('<section id="environment-deploys"')
-    assert polling in region(deploys, "environment-deploys")
+    # Nothing runs there: the region refreshes on decisions only, not on a timer.
+    idle = 'hx-trigger="approval-decided from:body" data-poll-visible data-busy="false"'
+    assert idle in region(deploys, "environment-deploys")
 
 
 def test_review_links_cost_no_query_per_pending_deploy(

@@ -192,8 +192,8 @@ def test_drawer_query_count_is_bounded(client, pending, approver, django_assert_
         client.get(url, headers=HTMX)
 
 
-def test_the_nav_badge_refreshes_itself_in_every_open_page(client, pending, viewer):
-    client.force_login(viewer)
+def test_the_nav_badge_refreshes_itself_in_every_open_page(client, pending, approver):
+    client.force_login(approver)
     html = client.get(reverse("overview")).content.decode()
     assert 'hx-trigger="approval-decided from:body, every 30s"' in html
     badge = client.get(reverse("approvals:pending-count")).content.decode()

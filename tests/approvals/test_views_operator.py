@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from deployments.models import Deploy, DeployStep, Preview, Release
 from deployments.services.environments import environment_lock
+from tests.approvals.test_review_links import region
 
 HTMX = {"HX-Request": "true"}
 
@@ -138,6 +139,7 @@ def test_overview_marks_a_bad_live_release_and_names_rollbacks(client, productio
         environment=production,
         release=v130,
         kind=Deploy.Kind.AUTO_ROLLBACK,
+        state=Deploy.State.QUEUED,
         requested_by_system="system",
         reason="auto",
     )
@@ -164,10 +166,11 @@ def test_release_page_does_not_offer_a_rollback_to_a_bad_release(
 def test_previews_table_refreshes_itself(client, demo, viewer):
     url = reverse("deployments:preview-list")
     client.force_login(viewer)
-    assert 'hx-trigger="every 20s"' in client.get(url).content.decode()
+    # Idle: no polling at all.
+    assert "hx-trigger" not in region(client.get(url).content.decode(), "preview-table")
     Preview.objects.create(app=demo, pr_number=7, pr_title="Dark mode")
     page = client.get(url).content.decode()
-    assert 'hx-trigger="every 5s"' in page and "<html" in page
+    assert 'hx-trigger="every 5s" data-poll-visible' in page and "<html" in page
     table = client.get(url, headers=HTMX).content.decode()
     assert table.lstrip().startswith('<section id="preview-table"') and "Dark mode" in table
     assert "<html" not in table

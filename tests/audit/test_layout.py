@@ -1,4 +1,5 @@
-"""The shared layout's pending-approvals badge: its plain-SQL count matches the ORM's rule."""
+"""The shared layout's badge of approvals waiting for the user: its plain-SQL count matches the
+ORM's rule."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
-from approvals.selectors import _pending, approval_count_pending
+from approvals.selectors import _waiting_for, approval_count_waiting_for
 from deployments.models import App, Deploy, Environment
 
 Request = ApprovalRequest.State
@@ -34,18 +35,29 @@ def open_request(db):
     return make
 
 
-def test_the_badge_counts_exactly_the_pending_queue(open_request):
-    assert approval_count_pending() == 0
+def test_the_badge_counts_exactly_the_queue_waiting_for_the_user(open_request, approver):
+    assert approval_count_waiting_for(approver) == 0
     open_request(Request.PENDING, State.AWAITING_APPROVAL)
     open_request(Request.PENDING, State.AWAITING_APPROVAL)
     open_request(Request.PENDING, State.CANCELLED)  # deploy cancelled, request left pending
     open_request(Request.APPROVED, State.QUEUED)
     open_request(Request.REJECTED, State.REJECTED)
-    assert approval_count_pending() == _pending().count() == 2
+    own = open_request(Request.PENDING, State.AWAITING_APPROVAL)
+    own.deploy.requested_by = approver
+    own.deploy.save(update_fields=["requested_by"])
+    decided = open_request(Request.PENDING, State.AWAITING_APPROVAL)
+    decided.decisions.create(user=approver, verdict="approve")
+    stale = open_request(Request.PENDING, State.AWAITING_APPROVAL)
+    stale.expires_at = timezone.now() - timedelta(seconds=1)
+    stale.save(update_fields=["expires_at"])
+    assert approval_count_waiting_for(approver) == _waiting_for(approver).count() == 2
+    own.deploy.environment.allow_self_approval = True
+    own.deploy.environment.save(update_fields=["allow_self_approval"])
+    assert approval_count_waiting_for(approver) == _waiting_for(approver).count() == 3
 
 
-def test_every_page_shows_the_badge(open_request, client, viewer):
+def test_every_page_shows_the_badge(open_request, client, approver):
     open_request(Request.PENDING, State.AWAITING_APPROVAL)
-    client.force_login(viewer)
+    client.force_login(approver)
     html = client.get(reverse("approvals:audit")).content.decode()
-    assert 'aria-label="1 pending approvals">1</span>' in html
+    assert 'aria-label="1 approvals waiting for you"' in html

@@ -1,0 +1,75 @@
+"""What each environment is doing: the last deploy that ran, what runs now, what is queued
+behind it and what waits for approval.
+
+"Last deploy" is the last one that ran to its end: a request that was cancelled, rejected or
+superseded never changed anything, so it never hides the deploy that did. A failed deploy
+followed by its automatic rollback is shown as both, the failure first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import F, OuterRef, Q, Subquery
+
+from deployments.models import Deploy, Environment
+
+State = Deploy.State
+# The worker takes queued automatic rollbacks first, then rollbacks, then the rest in order.
+_QUEUE_RANK = {Deploy.Kind.AUTO_ROLLBACK: 0, Deploy.Kind.ROLLBACK: 1}
+
+
+@dataclass
+class Activity:
+    # The last deploy that ran, preceded by the deploy it rolled back when it is an automatic
+    # rollback: [failed, rollback] or [deploy] or [].
+    last: list[Deploy] = field(default_factory=list)
+    running: Deploy | None = None
+    queued: list[Deploy] = field(default_factory=list)
+    # Requests still waiting for approval (they queue once approved).
+    awaiting: list[Deploy] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return self.running is not None or bool(self.queued)
+
+
+def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
+    """The activity of each environment in ``environment_ids``. Two queries whatever their
+    number."""
+    if not environment_ids:
+        return {}
+    ran = Deploy.objects.filter(
+        environment=OuterRef("pk"), started_at__isnull=False, state__in=Deploy.TERMINAL_STATES
+    ).order_by(F("finished_at").desc(nulls_last=True), "-id")
+    last_ids = dict(
+        Environment.objects.filter(pk__in=environment_ids)
+        .annotate(last_ran_id=Subquery(ran.values("id")[:1]))
+        .values_list("pk", "last_ran_id")
+    )
+    deploys = Deploy.objects.filter(
+        Q(pk__in=[pk for pk in last_ids.values() if pk])
+        | Q(
+            environment_id__in=environment_ids,
+            state__in=(State.AWAITING_APPROVAL, State.QUEUED, *Deploy.ACTIVE_STATES),
+        )
+    ).select_related("release", "requested_by", "rollback_of__release", "rollback_of__requested_by")
+    activity = {pk: Activity() for pk in environment_ids}
+    for deploy in deploys:
+        here = activity[deploy.environment_id]
+        if deploy.pk == last_ids.get(deploy.environment_id):
+            here.last = [deploy]
+            if deploy.kind == Deploy.Kind.AUTO_ROLLBACK and deploy.rollback_of is not None:
+                here.last.insert(0, deploy.rollback_of)
+        elif deploy.state in Deploy.ACTIVE_STATES:
+            here.running = deploy
+        elif deploy.state == State.QUEUED:
+            here.queued.append(deploy)
+        else:
+            here.awaiting.append(deploy)
+    for here in activity.values():
+        here.awaiting.sort(key=lambda d: (d.created_at, d.pk))
+        here.queued.sort(
+            key=lambda d: (_QUEUE_RANK.get(d.kind, 2), d.queued_at or d.created_at, d.pk)
+        )
+    return activity
