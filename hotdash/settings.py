@@ -312,6 +312,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,
         "options": {"expires": 900},
     },
+    # Every environment's public health URL, probed concurrently (deployments.services.uptime).
+    "uptime-probe-round": {
+        "task": "deployments.tasks.uptime.uptime_probe_round",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "uptime-probes-prune": {
+        "task": "deployments.tasks.uptime.uptime_probes_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     "approval-sweep": {
         "task": "deployments.tasks.approvals.approval_sweep",
         "schedule": 30.0,
@@ -371,6 +382,16 @@ DEPLOY_DISPATCH_GRACE_SECONDS = env_int("DEPLOY_DISPATCH_GRACE_SECONDS", 30, min
 DEPLOY_FLY_LEASE_SECONDS = env_int("DEPLOY_FLY_LEASE_SECONDS", 30, minimum=1)
 # How long a deploy waits for a machine leased by someone else before it fails.
 DEPLOY_FLY_LEASE_WAIT_SECONDS = env_int("DEPLOY_FLY_LEASE_WAIT_SECONDS", 600, minimum=1)
+# --- Uptime probes (deployments.services.uptime) ----------------------------------------------
+# Each probe of an environment's public URL + health path gives up after this many seconds.
+UPTIME_PROBE_TIMEOUT_SECONDS = env_int("UPTIME_PROBE_TIMEOUT_SECONDS", 5, minimum=1)
+# How many environments one round probes at once (one thread each).
+UPTIME_PROBE_CONCURRENCY = env_int("UPTIME_PROBE_CONCURRENCY", 64, minimum=1)
+# Down after this many failed probes in a row; up again after this many successes in a row.
+UPTIME_DOWN_AFTER = env_int("UPTIME_DOWN_AFTER", 3, minimum=1)
+UPTIME_UP_AFTER = env_int("UPTIME_UP_AFTER", 2, minimum=1)
+# Probe rows older than this many days are deleted.
+UPTIME_PROBE_RETENTION_DAYS = env_int("UPTIME_PROBE_RETENTION_DAYS", 8, minimum=1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 

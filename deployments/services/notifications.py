@@ -43,6 +43,8 @@ EVENTS = {
     "backup.failed": "Backup drill failed",
     "compliance.failing": "Compliance check failing",
     "compliance.fixed": "Compliance check fixed",
+    "environment.down": "Environment down",
+    "environment.recovered": "Environment recovered",
 }
 # A pending notification this long past its next_attempt_at lost its task message (broker down
 # at commit, a purged queue) or the worker running its attempt: the sweep sends it again.
