@@ -382,6 +382,10 @@ DEPLOY_DISPATCH_GRACE_SECONDS = env_int("DEPLOY_DISPATCH_GRACE_SECONDS", 30, min
 DEPLOY_FLY_LEASE_SECONDS = env_int("DEPLOY_FLY_LEASE_SECONDS", 30, minimum=1)
 # How long a deploy waits for a machine leased by someone else before it fails.
 DEPLOY_FLY_LEASE_WAIT_SECONDS = env_int("DEPLOY_FLY_LEASE_WAIT_SECONDS", 600, minimum=1)
+# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`; unset, only in DEBUG or
+# sandbox mode.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- Uptime probes (deployments.services.uptime) ----------------------------------------------
 # Each probe of an environment's public URL + health path gives up after this many seconds.
 UPTIME_PROBE_TIMEOUT_SECONDS = env_int("UPTIME_PROBE_TIMEOUT_SECONDS", 5, minimum=1)
