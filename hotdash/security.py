@@ -94,6 +94,7 @@ SECRET_SETTINGS = (
     "SECRET_KEY",
     "AUDIT_HMAC_KEY",
     "DEMO_PASSWORD",
+    "METRICS_TOKEN",
 )
 REDACTED = "[redacted]"
 # Credential-carrying headers, as "Name: value", "name=value" or a repr'd "'name': 'value'".

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request id (from X-Request-ID or new, echoed) and user on the request's log lines.
+    "hotdash.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hotdash.security.ContentSecurityPolicyMiddleware",
     # Before anything reads the Host header (see the class).
@@ -479,22 +481,30 @@ AUDIT_ANCHOR_DIR = Path(env_str("AUDIT_ANCHOR_DIR") or VAR_DIR / "audit-anchors"
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "hotdash.error_reporting.SecretsExceptionReporterFilter"
+# json: one JSON object per line with the request/deploy/task context; text: one plain line.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text; got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # One record, one line: user-supplied text (reasons, comments, branch names) cannot forge one.
-    "formatters": {"single_line": {"()": "hotdash.security.SingleLineFormatter"}},
+    "formatters": {
+        "single_line": {"()": "hotdash.security.SingleLineFormatter"},
+        "json": {"()": "hotdash.logcontext.JsonFormatter"},
+    },
     # Every handler masks Authorization/Bearer/FlyV1 values and the configured secrets.
     "filters": {
         "redact": {"()": "hotdash.security.RedactSecretsFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "refusals_without_traceback": {"()": "hotdash.error_pages.RefusalsWithoutTraceback"},
+        "context": {"()": "hotdash.logcontext.ContextFilter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "single_line",
-            "filters": ["redact", "refusals_without_traceback"],
+            "formatter": "json" if LOG_FORMAT == "json" else "single_line",
+            "filters": ["redact", "refusals_without_traceback", "context"],
         },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
