@@ -388,6 +388,22 @@ DEPLOY_FLY_LEASE_WAIT_SECONDS = env_int("DEPLOY_FLY_LEASE_WAIT_SECONDS", 600, mi
 # sandbox mode.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
+# --- E-mail (requesters are told how their deploys went) --------------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hotdash@localhost")
+# Without an SMTP host, e-mails are printed on the console (DEBUG) or not sent at all.
+if not EMAIL_HOST:
+    EMAIL_BACKEND = (
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.dummy.EmailBackend"
+    )
+
 # --- Uptime probes (deployments.services.uptime) ----------------------------------------------
 # Each probe of an environment's public URL + health path gives up after this many seconds.
 UPTIME_PROBE_TIMEOUT_SECONDS = env_int("UPTIME_PROBE_TIMEOUT_SECONDS", 5, minimum=1)

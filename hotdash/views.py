@@ -18,7 +18,11 @@ from approvals import policy
 from approvals.selectors_audit import audit_last_verification
 from deployments.selectors.backups import backup_status
 from deployments.selectors.metrics import DatabaseCollector
-from deployments.selectors.ops import notification_list_recent
+from deployments.selectors.ops import (
+    environment_uptime_list,
+    notification_list_recent,
+    worker_list,
+)
 from deployments.selectors.runbook import runbook_build
 from deployments.services.backups import backup_request
 from hotdash.health import check_broker, check_database
@@ -66,6 +70,8 @@ def ops(request: HttpRequest) -> HttpResponse:
         "is_admin": is_admin,
         "notifications": notification_list_recent() if is_admin else [],
         "backups": backup_status(),
+        "workers": worker_list(now=timezone.now()),
+        "uptimes": environment_uptime_list(),
     }
     return render(request, "ops.html", context)
 
