@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -52,26 +52,36 @@ def _histogram(
     return family
 
 
+def _counted(family, rows: QuerySet, fields: tuple[str, ...]):
+    """``family`` with one sample per group of ``rows`` (a ``values(*fields)`` queryset): the
+    group's field values as label values, its row count as the value."""
+    for row in rows.annotate(total=Count("id")).order_by(*fields):
+        family.add_metric([str(row[name]) for name in fields], row["total"])
+    return family
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
 
 
 def _deploys() -> Iterator[Metric]:
-    by_state = GaugeMetricFamily("hotdash_deploys", "Deploys by state.", labels=["state"])
-    for row in Deploy.objects.values("state").annotate(total=Count("id")).order_by("state"):
-        by_state.add_metric([row["state"]], row["total"])
-    yield by_state
+    yield _counted(
+        GaugeMetricFamily("hotdash_deploys", "Deploys by state.", labels=["state"]),
+        Deploy.objects.values("state"),
+        ("state",),
+    )
     finished = Deploy.objects.filter(state__in=Deploy.TERMINAL_STATES).values(
         "state", "kind", app=F("environment__app__name"), env=F("environment__name")
     )
-    totals = CounterMetricFamily(
-        "hotdash_deploys",
-        "Deploys that ended, by how they ended.",
-        labels=["app", "environment", "kind", "result"],
+    yield _counted(
+        CounterMetricFamily(
+            "hotdash_deploys",
+            "Deploys that ended, by how they ended.",
+            labels=["app", "environment", "kind", "result"],
+        ),
+        finished,
+        ("app", "env", "kind", "state"),
     )
-    for row in finished.annotate(total=Count("id")).order_by("app", "env", "kind", "state"):
-        totals.add_metric([row["app"], row["env"], row["kind"], row["state"]], row["total"])
-    yield totals
     timed = Deploy.objects.filter(started_at__isnull=False).values_list(
         "environment__app__name",
         "environment__name",
@@ -103,31 +113,28 @@ def _deploys() -> Iterator[Metric]:
         ),
         WAIT_BUCKETS,
     )
-    depth = GaugeMetricFamily(
-        "hotdash_deploy_queue_depth", "Deploys queued for a worker.", labels=["environment"]
+    yield _counted(
+        GaugeMetricFamily(
+            "hotdash_deploy_queue_depth", "Deploys queued for a worker.", labels=["environment"]
+        ),
+        Deploy.objects.filter(state=Deploy.State.QUEUED).values(env=F("environment__name")),
+        ("env",),
     )
-    queued = Deploy.objects.filter(state=Deploy.State.QUEUED).values(env=F("environment__name"))
-    for row in queued.annotate(total=Count("id")).order_by("env"):
-        depth.add_metric([row["env"]], row["total"])
-    yield depth
 
 
 def _approvals() -> Iterator[Metric]:
     requests = ApprovalRequest.objects.values(
         app=F("deploy__environment__app__name"), env=F("deploy__environment__name")
     )
-    pending = GaugeMetricFamily(
-        "hotdash_pending_approvals",
-        "Approval requests waiting for a decision.",
-        labels=["app", "environment"],
+    yield _counted(
+        GaugeMetricFamily(
+            "hotdash_pending_approvals",
+            "Approval requests waiting for a decision.",
+            labels=["app", "environment"],
+        ),
+        requests.filter(state=ApprovalRequest.State.PENDING),
+        ("app", "env"),
     )
-    for row in (
-        requests.filter(state=ApprovalRequest.State.PENDING)
-        .annotate(total=Count("id"))
-        .order_by("app", "env")
-    ):
-        pending.add_metric([row["app"], row["env"]], row["total"])
-    yield pending
     decisions = ApprovalRequest.objects.filter(decided_at__isnull=False).values_list(
         "deploy__environment__app__name", "deploy__environment__name", "created_at", "decided_at"
     )
@@ -165,24 +172,24 @@ def _uptime() -> Iterator[Metric]:
 
 
 def _deliveries_and_notifications() -> Iterator[Metric]:
-    deliveries = CounterMetricFamily(
-        "hotdash_webhook_deliveries",
-        "GitHub webhook deliveries accepted, by event and outcome.",
-        labels=["event", "result"],
+    yield _counted(
+        CounterMetricFamily(
+            "hotdash_webhook_deliveries",
+            "GitHub webhook deliveries accepted, by event and outcome.",
+            labels=["event", "result"],
+        ),
+        WebhookDelivery.objects.values("event", "state"),
+        ("event", "state"),
     )
-    rows = WebhookDelivery.objects.values("event", "state").annotate(total=Count("id"))
-    for row in rows.order_by("event", "state"):
-        deliveries.add_metric([row["event"], row["state"]], row["total"])
-    yield deliveries
-    notifications = GaugeMetricFamily(
-        "hotdash_notifications",
-        "Outgoing notifications by event and state.",
-        labels=["event", "state"],
+    yield _counted(
+        GaugeMetricFamily(
+            "hotdash_notifications",
+            "Outgoing notifications by event and state.",
+            labels=["event", "state"],
+        ),
+        Notification.objects.values("event", "state"),
+        ("event", "state"),
     )
-    rows = Notification.objects.values("event", "state").annotate(total=Count("id"))
-    for row in rows.order_by("event", "state"):
-        notifications.add_metric([row["event"], row["state"]], row["total"])
-    yield notifications
 
 
 def _operations(now: datetime) -> Iterator[Metric]:
@@ -203,12 +210,11 @@ def _operations(now: datetime) -> Iterator[Metric]:
             "1 when the last verification of the audit hash chain passed, 0 when it failed.",
             value=1 if verification.ok else 0,
         )
-    previews = GaugeMetricFamily(
-        "hotdash_previews", "Preview environments by state.", labels=["state"]
+    yield _counted(
+        GaugeMetricFamily("hotdash_previews", "Preview environments by state.", labels=["state"]),
+        Preview.objects.values("state"),
+        ("state",),
     )
-    for row in Preview.objects.values("state").annotate(total=Count("id")).order_by("state"):
-        previews.add_metric([row["state"]], row["total"])
-    yield previews
 
 
 class DatabaseCollector(Collector):
