@@ -107,6 +107,11 @@ class Environment(models.Model):
         DEGRADED = "degraded", "Degraded"
         FAILING = "failing", "Failing"
 
+    class Uptime(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        UP = "up", "Up"
+        DOWN = "down", "Down"
+
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="environments")
     name = models.SlugField(max_length=60)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -199,6 +204,10 @@ class Environment(models.Model):
     drift_checked_at = models.DateTimeField(null=True, blank=True)
     drift_changed_at = models.DateTimeField(null=True, blank=True)
     drift_error = models.TextField(blank=True)
+    # Whether the public health URL answers, as the uptime probes judge it (down after a run of
+    # failures, up after a run of successes), and since when it does so.
+    uptime = models.CharField(max_length=10, choices=Uptime.choices, default=Uptime.UNKNOWN)
+    uptime_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["app__name", "kind", "name"]
@@ -713,6 +722,25 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.app.name}"
+
+
+class Probe(models.Model):
+    """One uptime probe of an environment's public health URL (a bounded history: old rows
+    are pruned by beat)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="probes")
+    checked_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # none: no answer
+    latency_ms = models.PositiveIntegerField()
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["environment", "-checked_at"], name="probe_env_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.environment_id} {'ok' if self.ok else 'fail'} {self.checked_at:%H:%M:%S}"
 
 
 class WorkerHeartbeat(models.Model):

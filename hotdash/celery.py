@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 
 from celery import Celery, bootsteps
-from celery.signals import task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from hotdash import logcontext
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hotdash.settings")
 
@@ -50,3 +53,43 @@ def close_old_connections(sender=None, **_: object) -> None:
 
     if not getattr(sender.request, "is_eager", False):
         close_old_connections()
+
+
+@before_task_publish.connect
+def carry_log_context(headers=None, **_: object) -> None:
+    """A task message carries the request id, user and deploy of whoever published it."""
+    if headers is not None:
+        headers.update(logcontext.message_headers())
+
+
+def _deploy_id(task, args, kwargs) -> int | None:
+    """The ``deploy_id`` argument of a task that takes one."""
+    try:
+        bound = inspect.signature(task.run).bind_partial(*(args or ()), **(kwargs or {}))
+    except TypeError:
+        return None
+    return bound.arguments.get("deploy_id")
+
+
+_task_log_tokens: dict[str, object] = {}
+
+
+@task_prerun.connect
+def bind_log_context(task_id=None, task=None, args=None, kwargs=None, **_: object) -> None:
+    """The task's log lines carry its id, its deploy, and what its message carried."""
+    request = task.request
+    headers = getattr(request, logcontext.HEADER, None)
+    carried = logcontext.from_headers(
+        {logcontext.HEADER: headers} if headers else getattr(request, "headers", None)
+    )
+    deploy_id = _deploy_id(task, args, kwargs)
+    _task_log_tokens[task_id] = logcontext.enter(
+        **carried, task_id=task_id, **({"deploy_id": deploy_id} if deploy_id else {})
+    )
+
+
+@task_postrun.connect
+def unbind_log_context(task_id=None, **_: object) -> None:
+    token = _task_log_tokens.pop(task_id, None)
+    if token is not None:
+        logcontext.leave(token)

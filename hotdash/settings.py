@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request id (from X-Request-ID or new, echoed) and user on the request's log lines.
+    "hotdash.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hotdash.security.ContentSecurityPolicyMiddleware",
     # Before anything reads the Host header (see the class).
@@ -312,6 +314,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,
         "options": {"expires": 900},
     },
+    # Every environment's public health URL, probed concurrently (deployments.services.uptime).
+    "uptime-probe-round": {
+        "task": "deployments.tasks.uptime.uptime_probe_round",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "uptime-probes-prune": {
+        "task": "deployments.tasks.uptime.uptime_probes_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     "approval-sweep": {
         "task": "deployments.tasks.approvals.approval_sweep",
         "schedule": 30.0,
@@ -371,6 +384,36 @@ DEPLOY_DISPATCH_GRACE_SECONDS = env_int("DEPLOY_DISPATCH_GRACE_SECONDS", 30, min
 DEPLOY_FLY_LEASE_SECONDS = env_int("DEPLOY_FLY_LEASE_SECONDS", 30, minimum=1)
 # How long a deploy waits for a machine leased by someone else before it fails.
 DEPLOY_FLY_LEASE_WAIT_SECONDS = env_int("DEPLOY_FLY_LEASE_WAIT_SECONDS", 600, minimum=1)
+# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`; unset, only in DEBUG or
+# sandbox mode.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# --- E-mail (requesters are told how their deploys went) --------------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hotdash@localhost")
+# Without an SMTP host, e-mails are printed on the console (DEBUG) or not sent at all.
+if not EMAIL_HOST:
+    EMAIL_BACKEND = (
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.dummy.EmailBackend"
+    )
+
+# --- Uptime probes (deployments.services.uptime) ----------------------------------------------
+# Each probe of an environment's public URL + health path gives up after this many seconds.
+UPTIME_PROBE_TIMEOUT_SECONDS = env_int("UPTIME_PROBE_TIMEOUT_SECONDS", 5, minimum=1)
+# How many environments one round probes at once (one thread each).
+UPTIME_PROBE_CONCURRENCY = env_int("UPTIME_PROBE_CONCURRENCY", 64, minimum=1)
+# Down after this many failed probes in a row; up again after this many successes in a row.
+UPTIME_DOWN_AFTER = env_int("UPTIME_DOWN_AFTER", 3, minimum=1)
+UPTIME_UP_AFTER = env_int("UPTIME_UP_AFTER", 2, minimum=1)
+# Probe rows older than this many days are deleted.
+UPTIME_PROBE_RETENTION_DAYS = env_int("UPTIME_PROBE_RETENTION_DAYS", 8, minimum=1)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 
@@ -454,22 +497,30 @@ AUDIT_ANCHOR_DIR = Path(env_str("AUDIT_ANCHOR_DIR") or VAR_DIR / "audit-anchors"
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "hotdash.error_reporting.SecretsExceptionReporterFilter"
+# json: one JSON object per line with the request/deploy/task context; text: one plain line.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text; got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # One record, one line: user-supplied text (reasons, comments, branch names) cannot forge one.
-    "formatters": {"single_line": {"()": "hotdash.security.SingleLineFormatter"}},
+    "formatters": {
+        "single_line": {"()": "hotdash.security.SingleLineFormatter"},
+        "json": {"()": "hotdash.logcontext.JsonFormatter"},
+    },
     # Every handler masks Authorization/Bearer/FlyV1 values and the configured secrets.
     "filters": {
         "redact": {"()": "hotdash.security.RedactSecretsFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "refusals_without_traceback": {"()": "hotdash.error_pages.RefusalsWithoutTraceback"},
+        "context": {"()": "hotdash.logcontext.ContextFilter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "single_line",
-            "filters": ["redact", "refusals_without_traceback"],
+            "formatter": "json" if LOG_FORMAT == "json" else "single_line",
+            "filters": ["redact", "refusals_without_traceback", "context"],
         },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",

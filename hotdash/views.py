@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import hmac
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from approvals import policy
 from approvals.selectors_audit import audit_last_verification
 from deployments.selectors.backups import backup_status
-from deployments.selectors.ops import notification_list_recent
-from deployments.selectors.overview import metrics_snapshot
+from deployments.selectors.metrics import DatabaseCollector
+from deployments.selectors.ops import (
+    environment_uptime_list,
+    notification_list_recent,
+    worker_list,
+)
 from deployments.selectors.runbook import runbook_build
 from deployments.services.backups import backup_request
 from hotdash.health import check_broker, check_database
@@ -23,19 +31,32 @@ from hotdash.permissions import client_ip, role_required
 from hotdash.sandbox_simulation import SimulationForm, simulate
 
 
+def _metrics_allowed(request: HttpRequest) -> bool:
+    """With METRICS_TOKEN set, only ``Authorization: Bearer <token>``; unset, only in DEBUG or
+    sandbox mode (a demo), never in production."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return settings.DEBUG or settings.SANDBOX_MODE
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
 @login_not_required
 @require_GET
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format: counts only, nothing sensitive."""
-    lines = []
-    for name, help_text, samples in metrics_snapshot():
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} gauge")
-        for labels, value in samples:
-            label_text = ",".join(f'{key}="{val}"' for key, val in labels.items())
-            lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
-    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+    """Prometheus text format: counts, durations and ages only, nothing sensitive."""
+    if not _metrics_allowed(request):
+        response = HttpResponse(
+            "Metrics need Authorization: Bearer <METRICS_TOKEN>.\n",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(now=timezone.now))
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET
@@ -49,6 +70,8 @@ def ops(request: HttpRequest) -> HttpResponse:
         "is_admin": is_admin,
         "notifications": notification_list_recent() if is_admin else [],
         "backups": backup_status(),
+        "workers": worker_list(now=timezone.now()),
+        "uptimes": environment_uptime_list(),
     }
     return render(request, "ops.html", context)
 

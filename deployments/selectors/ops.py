@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from deployments.models import Notification
+from deployments.models import Environment, Notification, WorkerHeartbeat
+
+# A worker whose heartbeat (beat sends one every 30 s) is older than this is shown as stale.
+WORKER_STALE_AFTER = timedelta(minutes=2)
 
 
 def webhook_host(url: str) -> str:
@@ -51,3 +54,29 @@ def notification_list_recent(*, limit: int = 20) -> list[NotificationRow]:
             "app__notification_webhook_url",
         )[:limit]
     ]
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    hostname: str
+    seen_at: datetime
+    stale: bool
+
+
+def worker_list(*, now: datetime) -> list[WorkerRow]:
+    """Every worker that ever beat, newest heartbeat first; stale after WORKER_STALE_AFTER."""
+    return [
+        WorkerRow(
+            hostname=hb.hostname, seen_at=hb.seen_at, stale=now - hb.seen_at > WORKER_STALE_AFTER
+        )
+        for hb in WorkerHeartbeat.objects.order_by("-seen_at", "hostname")
+    ]
+
+
+def environment_uptime_list() -> list[Environment]:
+    """Every environment the uptime probes have judged, down ones first."""
+    return list(
+        Environment.objects.select_related("app")
+        .exclude(uptime=Environment.Uptime.UNKNOWN)
+        .order_by("uptime", "app__name", "name")
+    )

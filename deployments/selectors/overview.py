@@ -1,4 +1,4 @@
-"""Reads for the Overview page and /metrics."""
+"""Reads for the Overview page."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch, Q
 
-from approvals.models import ApprovalRequest
 from deployments.models import App, Deploy, Environment, Preview
 from deployments.selectors.activity import Activity, environment_activity
 
@@ -72,22 +71,3 @@ def overview_list() -> Overview:
         for app in apps
     ]
     return Overview(apps=summaries, busy=any(here.busy for here in activity.values()))
-
-
-def metrics_snapshot() -> list[tuple[str, str, list[tuple[dict[str, str], int]]]]:
-    deploys = Deploy.objects.values("state").annotate(total=Count("id")).order_by("state")
-    pending = ApprovalRequest.objects.filter(state=ApprovalRequest.State.PENDING).count()
-    previews = Preview.objects.values("state").annotate(total=Count("id")).order_by("state")
-    return [
-        (
-            "hotdash_deploys",
-            "Deploys by state.",
-            [({"state": row["state"]}, row["total"]) for row in deploys],
-        ),
-        ("hotdash_pending_approvals", "Approval requests waiting for a decision.", [({}, pending)]),
-        (
-            "hotdash_previews",
-            "Preview environments by state.",
-            [({"state": row["state"]}, row["total"]) for row in previews],
-        ),
-    ]

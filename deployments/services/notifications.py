@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import logging
 from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -43,6 +45,8 @@ EVENTS = {
     "backup.failed": "Backup drill failed",
     "compliance.failing": "Compliance check failing",
     "compliance.fixed": "Compliance check fixed",
+    "environment.down": "Environment down",
+    "environment.recovered": "Environment recovered",
 }
 # A pending notification this long past its next_attempt_at lost its task message (broker down
 # at commit, a purged queue) or the worker running its attempt: the sweep sends it again.
@@ -113,16 +117,46 @@ def _check_event(event: str) -> None:
         raise ValueError(f"unknown notification event {event!r}; one of {', '.join(EVENTS)}")
 
 
+# What the person who asked for a deploy is told by e-mail (once per event: each is sent once).
+REQUESTER_EVENTS = (
+    "approval.approved",
+    "approval.rejected",
+    "approval.expired",
+    "deploy.succeeded",
+    "deploy.failed",
+    "deploy.auto_rolled_back",
+)
+
+
+def _email_requester(deploy: Deploy, event: str, text: str) -> None:
+    """E-mail the deploy's requester about ``event`` after commit, if they have an address."""
+    user = deploy.requested_by
+    if event not in REQUESTER_EVENTS or user is None or not user.email:
+        return
+    subject = text.splitlines()[0][:200]
+
+    def send() -> None:
+        try:
+            send_mail(subject, text, None, [user.email])
+        except Exception:  # noqa: BLE001 - any mail failure; the webhook and pages still say it
+            log.warning("could not e-mail %s about deploy %s (%s)", user.pk, deploy.pk, event)
+
+    transaction.on_commit(send)
+
+
 def notification_send(*, deploy: Deploy, event: str, detail: str = "") -> Notification | None:
-    """Queue a notification of ``event`` about ``deploy`` to its app's webhook, if it has one.
+    """Queue a notification of ``event`` about ``deploy`` to its app's webhook, if it has one,
+    and e-mail its requester about the events they are told of (``REQUESTER_EVENTS``).
 
     Call inside the transaction of the change it announces; delivery starts after commit.
     """
     _check_event(event)
+    payload = _payload(deploy, event, detail)
+    _email_requester(deploy, event, html.unescape(payload["text"]))
     app = deploy.environment.app
     if not app.notification_webhook_url:
         return None
-    return _queue(app=app, deploy=deploy, event=event, payload=_payload(deploy, event, detail))
+    return _queue(app=app, deploy=deploy, event=event, payload=payload)
 
 
 def notification_broadcast(

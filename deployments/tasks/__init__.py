@@ -9,6 +9,7 @@ from deployments.tasks import (
     ops,
     previews,
     releases,
+    uptime,
     webhooks,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "ops",
     "previews",
     "releases",
+    "uptime",
     "webhooks",
 ]

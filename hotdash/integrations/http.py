@@ -531,6 +531,17 @@ class ApiClient:
 
 
 @sensitive_variables("token", "headers")
+def build_plain_client(*, timeout: float) -> httpx.Client:
+    """A bare client for public URLs (no credentials, no retries, redirects not followed):
+    the uptime probes' (see :func:`use_transport` for tests)."""
+    override = _transport_override
+    return httpx.Client(
+        headers={"User-Agent": f"hotdash/{__version__} uptime-probe"},
+        timeout=httpx.Timeout(timeout),
+        transport=_Borrowed(override) if override is not None else None,
+    )
+
+
 def build_client(
     provider: Provider,
     *,

@@ -35,6 +35,10 @@ class SandboxControl:
     def fail_next_images(self, *, count: int) -> dict[str, Any]:
         return self._post("/health", {"fail_next": count})
 
+    def set_app_health(self, *, app: str, status: int, latency: float = 0.0) -> dict[str, Any]:
+        """What the Fly app's public health URL answers from now on."""
+        return self._post("/app-health", {"app": app, "status": status, "latency": latency})
+
     def edit_machine(self, *, machine_id: str, config: dict[str, Any]) -> dict[str, Any]:
         """Change a machine's config by hand (``config`` is merged into it)."""
         return self._post(f"/machines/{machine_id}/config", {"config": config})
@@ -43,8 +47,21 @@ class SandboxControl:
         return self.client.get_json("/_sandbox/state")
 
 
+def sandbox_root() -> str:
+    """Where the sandbox is served: the Fly base URL without ``/fly/v1``."""
+    from django.conf import settings
+
+    return settings.FLY_API_URL.removesuffix("/fly/v1")
+
+
+def sandbox_app_url(fly_app: str) -> str:
+    """The sandbox's simulation of a Fly app's public URL (any path under it answers)."""
+    return f"{sandbox_root()}/apps/{fly_app}"
+
+
 def sandbox_control() -> SandboxControl:
     from django.conf import settings
 
-    root = settings.FLY_API_URL.removesuffix("/fly/v1")
-    return SandboxControl(build_client(SANDBOX, base_url=root, token=settings.FLY_API_TOKEN))
+    return SandboxControl(
+        build_client(SANDBOX, base_url=sandbox_root(), token=settings.FLY_API_TOKEN)
+    )

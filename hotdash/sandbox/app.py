@@ -1,8 +1,10 @@
 """The sandbox as one plain WSGI application.
 
-``/fly/v1/...`` is the Fly Machines API, ``/github/...`` the GitHub REST API, and
-``/_sandbox/...`` a JSON control API over the same :class:`~hotdash.sandbox.world.World`
-(reset, faults, health, clock, pull requests, releases, webhooks, the request log).
+``/fly/v1/...`` is the Fly Machines API, ``/github/...`` the GitHub REST API,
+``/apps/<fly app>/...`` each simulated app's public URL (any path answers as its health
+endpoint), and ``/_sandbox/...`` a JSON control API over the same
+:class:`~hotdash.sandbox.world.World` (reset, faults, health, clock, pull requests, releases,
+webhooks, the request log).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .web import Problem, Request, Response, Router
 from .world import RecordedRequest, World
 
 PREFIXES = {"fly": "/fly/v1", "github": "/github"}
+APPS_PREFIX = "/apps/"
 PRE_FAULTS = ("status", "error", "rate_limit")
 StartResponse = Callable[..., Any]
 
@@ -85,11 +88,15 @@ class SandboxApp:
             prefix = PREFIXES[service]
             request = Request(method, path[len(prefix) :], query, headers, body, root + prefix)
             response = self.serve(service, request)
+        elif path.startswith(APPS_PREFIX):
+            response = self.serve_app(path[len(APPS_PREFIX) :].split("/", 1)[0])
         elif path.startswith("/_sandbox/"):
             request = Request(method, path[len("/_sandbox") :], query, headers, body, root)
             response = self.serve_control(request)
         else:
-            response = Response(404, {"error": "not found: use /fly/v1, /github or /_sandbox"})
+            response = Response(
+                404, {"error": "not found: use /fly/v1, /github, /apps or /_sandbox"}
+            )
 
         content = response.content()
         status = f"{response.status} {HTTPStatus(response.status).phrase}"
@@ -184,6 +191,16 @@ class SandboxApp:
             )
         return response
 
+    def serve_app(self, app: str) -> Response:
+        """A simulated app's public URL: healthy (200) unless told otherwise by /app-health."""
+        health = self.world.app_health_of(app)
+        if health is None:
+            return Response(404, {"error": f"no Fly app {app!r}"})
+        if health["latency"]:
+            time.sleep(health["latency"])
+        status = int(health["status"])
+        return Response(status, {"status": "ok" if status < 400 else "failing", "app": app})
+
     # --- the control API -----------------------------------------------------------------
 
     def serve_control(self, req: Request) -> Response:
@@ -205,6 +222,7 @@ class SandboxApp:
             ("DELETE", "/faults", self.c_clear_faults),
             ("POST", "/rate-limits", self.c_rate_limits),
             ("POST", "/health", self.c_health),
+            ("POST", "/app-health", self.c_app_health),
             ("GET", "/clock", self.c_clock),
             ("POST", "/clock", self.c_advance),
             ("POST", "/pulls", self.c_open_pull),
@@ -269,6 +287,14 @@ class SandboxApp:
                     "broken": sorted(self.world.fly.broken_images),
                 },
             )
+
+    def c_app_health(self, req: Request) -> Response:
+        body = dict(req.json())
+        app = body.pop("app")
+        try:
+            return Response(200, {"app": app, **self.world.set_app_health(app, **body)})
+        except KeyError as exc:
+            raise Problem(404, str(exc.args[0])) from None
 
     def c_clock(self, req: Request) -> Response:
         with self.world.lock:

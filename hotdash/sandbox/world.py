@@ -154,6 +154,9 @@ class World:
     def _populate(self) -> None:
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        # What each Fly app's public health URL answers, when told to differ from a healthy
+        # 200 at once: {app: {"status": int, "latency": seconds}}.
+        self.app_health: dict[str, dict[str, float]] = {}
         self._fault_ids = 0
         self.fly = FlyWorld(self.clock, self.rng, self.lock, rate_limits=self._rate_limits)
         self.github = GitHubWorld(
@@ -220,6 +223,21 @@ class World:
         """Make one image pass or fail health checks from now on."""
         with self.lock:
             self.fly.mark_image(image, healthy=healthy)
+
+    def set_app_health(self, app: str, *, status: int = 200, latency: float = 0.0) -> dict:
+        """What ``app``'s public health URL answers from now on (status, seconds of latency)."""
+        with self.lock:
+            if app not in self.fly.apps:
+                raise KeyError(f"no Fly app {app!r}")
+            self.app_health[app] = {"status": int(status), "latency": max(0.0, float(latency))}
+            return dict(self.app_health[app])
+
+    def app_health_of(self, app: str) -> dict[str, float] | None:
+        """The answer of ``app``'s public health URL, or None for an app that does not exist."""
+        with self.lock:
+            if app not in self.fly.apps:
+                return None
+            return dict(self.app_health.get(app, {"status": 200, "latency": 0.0}))
 
     def edit_machine(self, machine_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Someone changes a machine's config by hand (as ``fly machine update`` would);
