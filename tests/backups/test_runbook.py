@@ -39,7 +39,7 @@ def test_the_demo_world_names_its_people_apps_environments_and_commands(page):
         "python manage.py rollback hot-dash 1.1.1 --env production "
         "--reason &quot;...&quot; --as USERNAME" in production
     )
-    assert "python manage.py rollback hot-dash 1.2.0 --env staging" in staging
+    assert "python manage.py rollback hot-dash 1.3.0-rc.1 --env staging" in staging
     assert '"app":"hot-dash","environment":"production"' in production
     assert "Allowed: an admin (admin) may queue a pending deploy" in production
     assert "Nothing to bypass" in staging
