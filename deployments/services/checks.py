@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hotdash.integrations import github_client
@@ -16,6 +16,7 @@ class CheckResult:
     state: str  # success / failure / pending / missing / a check-run conclusion
     ok: bool
     url: str = ""
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,13 @@ class ChecksVerdict:
 
     @property
     def failing(self) -> list[CheckResult]:
-        return [result for result in self.results if not result.ok]
+        """Required checks that are not green: these block a deploy."""
+        return [result for result in self.results if result.required and not result.ok]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        """Optional checks that are not green: shown, never blocking."""
+        return [result for result in self.results if not result.required and not result.ok]
 
     @property
     def green(self) -> bool:
@@ -32,8 +39,10 @@ class ChecksVerdict:
 
 
 def ci_checks_evaluate(*, app: Any, commit_sha: str) -> ChecksVerdict:
-    """The CI verdict for a commit: every commit status and check run green, and
-    every ``app.required_checks`` name present among them. Raises APIError when GitHub fails."""
+    """The CI verdict for a commit. A check is required when ``app.required_checks`` names it
+    (a required one that never reported is ``missing``); when the app names none, every check
+    is required. Only required checks that are not green block; the others are warnings.
+    Raises APIError when GitHub fails."""
     with github_client(app.github_owner, app.github_repo) as github:
         combined = github.combined_status(commit_sha)
         runs = github.check_runs(commit_sha)
@@ -57,6 +66,9 @@ def ci_checks_evaluate(*, app: Any, commit_sha: str) -> ChecksVerdict:
         )
         for run in runs
     ]
+    named = set(app.required_checks)
+    if named:
+        results = [replace(result, required=result.name in named) for result in results]
     present = {result.name for result in results}
     results += [
         CheckResult(name=name, state="missing", ok=False)

@@ -261,7 +261,8 @@ def _fetch(*, app: App, gh: Any, github: GitHubRelease, known_tags: Iterable[str
     ]
     verdict = ci_checks_evaluate(app=app, commit_sha=remote.commit_sha)
     remote.ci_checks = [
-        {"name": r.name, "state": r.state, "ok": r.ok, "url": r.url} for r in verdict.results
+        {"name": r.name, "state": r.state, "ok": r.ok, "url": r.url, "required": r.required}
+        for r in verdict.results
     ]
     found = _NOTES_IMAGE.search(github.body or "")
     if found:

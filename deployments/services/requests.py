@@ -177,7 +177,12 @@ def deploy_request(
         refuse(
             Refused(
                 "checks_failing",
-                f"Required CI checks on {commit_sha[:7]} are not green: {', '.join(failing)}.",
+                (
+                    f"Required CI checks on {commit_sha[:7]} are not green: {', '.join(failing)}."
+                    if environment.app.required_checks
+                    else f"CI checks on {commit_sha[:7]} are not green: {', '.join(failing)} "
+                    "(the app names no required checks, so every check counts)."
+                ),
                 {"failing": [{"name": r.name, "state": r.state} for r in checks.failing]},
             )
         )
@@ -289,6 +294,7 @@ def _create(
             "reason": deploy.reason,
             "steps": len(steps),
             "fast_path": fast_path,
+            "optional_checks_failing": [r.name for r in checks.warnings],
         },
         ip=ip,
         **about,

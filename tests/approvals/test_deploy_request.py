@@ -134,6 +134,30 @@ def test_failing_checks_are_listed(request_deploy, sandbox, v130):
     assert {f["name"] for f in refusal.details["failing"]} == {"test-unit", "lint"}
 
 
+def test_an_optional_failing_check_never_blocks_and_is_recorded(
+    request_deploy, demo, sandbox, v130
+):
+    demo.required_checks = ["test-unit"]
+    demo.save()
+    sandbox.set_check(v130.commit_sha, "test-unit", "completed", "success")
+    sandbox.set_check(v130.commit_sha, "codecov/patch", "completed", "failure")
+    deploy = request_deploy()
+    requested = AuditEvent.objects.get(verb="deploy.requested", target_id=str(deploy.pk))
+    assert requested.data["optional_checks_failing"] == ["codecov/patch"]
+
+
+def test_a_required_failing_check_blocks_and_is_called_required(
+    request_deploy, demo, sandbox, v130
+):
+    demo.required_checks = ["test-unit"]
+    demo.save()
+    sandbox.set_check(v130.commit_sha, "test-unit", "completed", "failure")
+    sandbox.set_check(v130.commit_sha, "codecov/patch", "completed", "failure")
+    refusal = _refused(request_deploy, "checks_failing")
+    assert refusal.message.startswith("Required CI checks")
+    assert {f["name"] for f in refusal.details["failing"]} == {"test-unit"}
+
+
 def test_a_missing_required_check_fails(request_deploy, demo):
     demo.required_checks = ["test-unit", "security/scan"]
     demo.save()
