@@ -40,6 +40,8 @@ class StepProgress:
     step: DeployStep
     percent: int
     machines: list[MachineProgress]
+    state: str  # the step's state, or not_run when its deploy ended before reaching it
+    label: str
 
 
 def deploy_step_progress(*, deploy: Deploy) -> list[StepProgress]:
@@ -54,7 +56,9 @@ def deploy_step_progress(*, deploy: Deploy) -> list[StepProgress]:
         batch_machines = (
             step.data.get("machines", []) if step.kind == DeployStep.Kind.UPDATE_BATCH else []
         )
-        skipped = step.state == DeployStep.State.SKIPPED
+        # A pending step of a finished deploy will never run: say so rather than "Pending".
+        never_run = deploy.is_terminal and step.state == DeployStep.State.PENDING
+        skipped = step.state == DeployStep.State.SKIPPED or never_run
         machines = [
             MachineProgress(
                 id=machine_id,
@@ -70,14 +74,22 @@ def deploy_step_progress(*, deploy: Deploy) -> list[StepProgress]:
         ]
         if step.state == DeployStep.State.DONE:
             percent = 100
-        elif step.state == DeployStep.State.SKIPPED:
+        elif skipped:
             percent = 0
         elif machines:
             done = sum({"pending": 0, "updated": 1, "healthy": 2}[m.state] for m in machines)
             percent = round(100 * done / (2 * len(machines)))
         else:
             percent = 50 if step.state == DeployStep.State.RUNNING else 0
-        progress.append(StepProgress(step=step, percent=percent, machines=machines))
+        progress.append(
+            StepProgress(
+                step=step,
+                percent=percent,
+                machines=machines,
+                state="not_run" if never_run else step.state,
+                label="Not run" if never_run else step.get_state_display(),
+            )
+        )
     return progress
 
 

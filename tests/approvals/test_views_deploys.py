@@ -210,3 +210,15 @@ def test_admin_overrides_a_lock_from_the_form(client, sandbox, production, v130,
 def test_the_override_fields_are_not_offered_to_deployers(client, requester):
     client.force_login(requester)
     assert 'name="overrides"' not in client.get(reverse("deployments:deploy-new")).content.decode()
+
+
+def test_a_rejected_deploy_shows_its_plan_as_not_run(client, pending, approver, viewer):
+    from approvals.services import approval_decide
+
+    approval_decide(request=pending, user=approver, verdict="reject", comment="not today")
+    client.force_login(viewer)
+    html = client.get(reverse("deployments:deploy-detail", args=[pending.deploy_id])).content
+    html = html.decode()
+    plan = html[html.index("<h2>Plan</h2>") : html.index("<h2>Log</h2>")]
+    assert "Not run" in plan and "Pending" not in plan
+    assert 'role="progressbar"' not in plan
