@@ -222,3 +222,12 @@ def test_a_rejected_deploy_shows_its_plan_as_not_run(client, pending, approver, 
     plan = html[html.index("<h2>Plan</h2>") : html.index("<h2>Log</h2>")]
     assert "Not run" in plan and "Pending" not in plan
     assert 'role="progressbar"' not in plan
+
+
+def test_a_finished_deploy_without_log_lines_does_not_promise_more(client, pending, viewer):
+    client.force_login(viewer)
+    url = reverse("deployments:deploy-detail", args=[pending.deploy_id])
+    assert "No log lines yet." in client.get(url).content.decode()
+    Deploy.objects.filter(pk=pending.deploy_id).update(state=Deploy.State.SUCCEEDED)
+    html = client.get(url).content.decode()
+    assert "No log lines were recorded." in html and "No log lines yet." not in html
