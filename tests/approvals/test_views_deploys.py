@@ -231,3 +231,13 @@ def test_a_finished_deploy_without_log_lines_does_not_promise_more(client, pendi
     Deploy.objects.filter(pk=pending.deploy_id).update(state=Deploy.State.SUCCEEDED)
     html = client.get(url).content.decode()
     assert "No log lines were recorded." in html and "No log lines yet." not in html
+
+
+def test_without_javascript_the_deploy_page_says_to_reload(client, pending, viewer):
+    hint = "This page updates itself with JavaScript; reload to see the latest state."
+    client.force_login(viewer)
+    url = reverse("deployments:deploy-detail", args=[pending.deploy_id])
+    html = client.get(url).content.decode()
+    assert f'<noscript><p class="muted" id="no-script-hint">{hint}</p></noscript>' in html
+    Deploy.objects.filter(pk=pending.deploy_id).update(state=Deploy.State.SUCCEEDED)
+    assert hint not in client.get(url).content.decode()
