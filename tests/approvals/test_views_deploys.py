@@ -52,7 +52,10 @@ def test_a_refused_request_says_why_and_creates_nothing(
     assert response.status_code == 409
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="request-form">')
-    assert "environment_locked" in html and "incident 7" in html and "root" in html
+    assert "incident 7" in html and "root" in html
+    # A sentence for people; the code is only a machine-readable attribute.
+    assert 'data-code="environment_locked"' in html and "Refused (" not in html
+    assert html.count("environment_locked") == 1
     assert not Deploy.objects.filter(reason="ship it").exists()
 
 

@@ -153,7 +153,10 @@ def test_rollback_form_shows_a_refusal_with_409(client, demo, approver, admin_us
         {"release": demo.releases.get(version="1.2.0").pk, "reason": "rc bad"},
     )
     assert response.status_code == 409
-    assert "Rollback refused (environment_locked)" in response.content.decode()
+    html = response.content.decode()
+    # A sentence for people, never the machine code.
+    assert "Rollback refused</h2>" in html and "is locked" in html
+    assert "environment_locked" not in html
 
 
 def test_rollbacks_page_shows_who_why_from_to_outcome_and_health(
