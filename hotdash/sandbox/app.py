@@ -145,6 +145,10 @@ class SandboxApp:
         try:
             if not req.headers.get("authorization"):
                 raise Problem(401, "Requires authentication")
+            if service == "github":
+                self.world.github_app.authenticate(req)
+                if self.world.github_app.router.pattern(req.method, req.path):
+                    target = self.world.github_app
             handler, params = target.router.resolve(req.method, req.path)
             return handler(req, **params)
         except Problem as problem:

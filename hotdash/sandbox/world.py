@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from . import demo
 from .fly import FlyWorld
 from .github import GitHubWorld
+from .github_app import GitHubAppWorld
 
 T = TypeVar("T")
 DEFAULT_BASE_URL = "http://127.0.0.1:8001"  # where `make run` serves it
@@ -162,6 +163,7 @@ class World:
         self.github = GitHubWorld(
             self.clock, self.rng, self.webhook, self.fly.register_image, f"{self.base_url}/github"
         )
+        self.github_app = GitHubAppWorld(self.clock, self.github)
 
     def serve_at(self, root: str) -> None:
         """Name the root the sandbox is served at: webhook payloads' URLs point there."""
@@ -270,6 +272,20 @@ class World:
     def publish_release(self, version: str, **options: Any) -> dict[str, Any]:
         """Publish a release (see GitHubWorld.publish_release); delivers push and release."""
         return self._activity(lambda: self.github.publish_release(version, **options))
+
+    def change_installation_repositories(
+        self, *, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> None:
+        """Add or remove repositories of the demo App installation; delivers
+        ``installation_repositories``."""
+        self._activity(
+            lambda: self.github_app.change_repositories(add=add or (), remove=remove or ())
+        )
+
+    def set_repository_file(self, path: str, content: str | None) -> None:
+        """Serve ``content`` as the repository's ``path`` at every ref (None: no such file)."""
+        with self.lock:
+            self.github.file_overrides[path] = None if content is None else content.encode()
 
     def set_check(
         self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"
