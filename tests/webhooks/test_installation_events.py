@@ -44,9 +44,7 @@ def test_an_installation_created_lists_its_repositories(hooked_sandbox, process_
     assert event.actor_name == "github"
 
 
-def test_repositories_added_and_removed_follow_the_installation(
-    hooked_sandbox, process_deliveries
-):
+def test_repositories_added_and_removed_follow_the_installation(hooked_sandbox, process_deliveries):
     hooked_sandbox.change_installation_repositories(add=["hotdash-demo/api", "hotdash-demo/web"])
     process_deliveries()
     assert visible() == ["hotdash-demo/api", "hotdash-demo/web"]
