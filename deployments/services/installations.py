@@ -27,7 +27,7 @@ class InstallationChange:
 
     def __str__(self) -> str:
         if not (self.added or self.removed):
-            return "no change in the repositories the GitHub App can see"
+            return "No change in the repositories the GitHub App can see"
         parts = [f"added {', '.join(self.added)}"] if self.added else []
         parts += [f"removed {', '.join(self.removed)}"] if self.removed else []
         return "GitHub App repositories: " + "; ".join(parts)

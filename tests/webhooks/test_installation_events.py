@@ -72,7 +72,7 @@ def test_an_uninstalled_app_sees_nothing_and_a_repeat_changes_nothing(
     hooked_sandbox.github.deliver_outbox()
     (delivery,) = process_deliveries()
     assert delivery.state == WebhookDelivery.State.PROCESSED
-    assert delivery.detail == "no change in the repositories the GitHub App can see"
+    assert delivery.detail == "No change in the repositories the GitHub App can see"
     assert len(changes()) == 2
 
 
