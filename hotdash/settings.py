@@ -449,6 +449,13 @@ if bool(GITHUB_APP_ID) != bool(GITHUB_APP_PRIVATE_KEY):
         "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY must be set together (the App's id and the "
         "private key GitHub generated for it), or neither to use GITHUB_TOKEN."
     )
+if GITHUB_APP_ID and not GITHUB_APP_ID.isdigit():
+    raise ImproperlyConfigured("GITHUB_APP_ID must be the App's numeric id (its settings page).")
+if GITHUB_APP_PRIVATE_KEY and "PRIVATE KEY-----" not in GITHUB_APP_PRIVATE_KEY:
+    raise ImproperlyConfigured(
+        "GITHUB_APP_PRIVATE_KEY must be the App's private key in PEM format (the text of the "
+        ".pem file GitHub generated, from -----BEGIN RSA PRIVATE KEY----- on)."
+    )
 _github_auth = GITHUB_TOKEN or GITHUB_APP_ID
 # Sandbox mode simulates Fly.io and GitHub (and accepts a public webhook secret). With DEBUG it
 # is the default when a token is missing; without DEBUG it must be asked for by name.
