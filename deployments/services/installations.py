@@ -18,6 +18,8 @@ from hotdash.integrations.github import InstallationEvent
 
 # installation actions after which the App sees none of the installation's repositories
 CLOSING_ACTIONS = frozenset({"deleted", "suspend"})
+# installation actions after which the App sees them again (their payload does not list them)
+REOPENING_ACTIONS = frozenset({"unsuspend"})
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,20 @@ def _apply(
 
 
 def installation_event_apply(*, event: InstallationEvent) -> InstallationChange:
-    """Apply an ``installation`` / ``installation_repositories`` webhook."""
+    """Apply an ``installation`` / ``installation_repositories`` webhook. An installation
+    unsuspended (its event lists no repositories) is read from GitHub again, when HotDash is
+    that App."""
     remove: Iterable[str] = event.removed
+    add: Iterable[str] = event.added
     if event.event == "installation" and event.action in CLOSING_ACTIONS:
         remove = InstallationRepository.objects.filter(
             installation_id=event.installation_id
         ).values_list("full_name", flat=True)
+    app = github_app()
+    if event.event == "installation" and event.action in REOPENING_ACTIONS and app is not None:
+        add = [r.full_name for r in app.installation_repositories(event.installation_id)]
     return _apply(
-        add=dict.fromkeys(event.added, (event.installation_id, event.account)),
+        add=dict.fromkeys(add, (event.installation_id, event.account)),
         remove=list(remove),
         actor="github",
         data={

@@ -83,3 +83,22 @@ def _deleted_payload() -> dict:
         "repositories": [{"full_name": DEMO_REPO}],
         "sender": {"login": demo.REPO_OWNER},
     }
+
+
+def test_a_suspended_installation_hides_its_repositories_until_unsuspended(
+    hooked_sandbox, github_app, process_deliveries
+):
+    hooked_sandbox._activity(lambda: hooked_sandbox.github_app.announce("created"))
+    hooked_sandbox._activity(lambda: hooked_sandbox.github_app.announce("suspend"))
+    process_deliveries()
+    assert visible() == []
+
+    hooked_sandbox._activity(lambda: hooked_sandbox.github_app.announce("unsuspend"))
+    process_deliveries()
+
+    assert visible() == [DEMO_REPO]  # read again from GET /installation/repositories
+    assert [c["action"] for c in changes()] == [
+        "installation.created",
+        "installation.suspend",
+        "installation.unsuspend",
+    ]
