@@ -191,6 +191,15 @@ def app_propose(*, full_name: str) -> AppProposal:
             f"{branch} is not protected: with no required checks, every check must pass "
             "before a deploy."
         )
+    files_of: dict[str, str] = {}
+    for environment in environments:
+        other = files_of.setdefault(environment.fly_app_name, environment.path)
+        if other != environment.path:
+            raise Refused(
+                "fly_app_taken",
+                f"{other} and {environment.path} both configure the Fly app "
+                f"{environment.fly_app_name}: each environment needs a Fly app of its own.",
+            )
     name = slugify(repo)[:60]
     if App.objects.filter(name=name).exists():
         name = slugify(f"{owner}-{repo}")[:60]

@@ -221,3 +221,37 @@ def test_reading_the_installations_again_is_audited_only_when_it_changes(
     change = installation_repositories_refresh(actor=admin_user)
     assert change.removed == (DEMO_REPO,)
     assert not InstallationRepository.objects.exists()
+
+
+def test_two_files_naming_one_fly_app_are_refused(visible, sandbox, admin_user):
+    sandbox.set_repository_file(
+        "fly.toml",
+        demo.fly_toml("fly.toml", MAIN_VERSION).replace(
+            demo.STAGING_FLY_APP, demo.PRODUCTION_FLY_APP, 1
+        ),
+    )
+
+    with pytest.raises(Refused) as refused:
+        app_add(actor=admin_user, full_name=DEMO_REPO)
+
+    assert refused.value.message == (
+        f"fly.production.toml and fly.toml both configure the Fly app {demo.PRODUCTION_FLY_APP}: "
+        "each environment needs a Fly app of its own."
+    )
+    assert nothing_created()
+
+
+def test_a_value_the_environment_cannot_hold_is_refused_naming_the_file(
+    visible, sandbox, admin_user
+):
+    sandbox.set_repository_file(
+        "fly.toml",
+        demo.fly_toml("fly.toml", MAIN_VERSION).replace('"ord"', '"a-region-name-too-long"'),
+    )
+
+    with pytest.raises(Refused) as refused:
+        app_add(actor=admin_user, full_name=DEMO_REPO)
+
+    assert refused.value.code == "invalid_config"
+    assert refused.value.message.startswith("fly.toml declares region:")
+    assert nothing_created()
