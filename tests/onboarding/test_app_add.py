@@ -255,3 +255,9 @@ def test_a_value_the_environment_cannot_hold_is_refused_naming_the_file(
     assert refused.value.code == "invalid_config"
     assert refused.value.message.startswith("fly.toml declares region:")
     assert nothing_created()
+
+
+def test_the_command_is_run_as_a_named_admin(visible, approver):
+    with pytest.raises(CommandError, match="--as approver: no active admin has that username"):
+        call_command("app_add", DEMO_REPO, "--yes", "--as", approver.username)
+    assert nothing_created()
