@@ -44,6 +44,7 @@ class FlyTomlValues:
     values: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fly_app: str = ""  # the file's ``app``: the Fly app it configures
 
 
 def _render(path: Path) -> str:
@@ -319,7 +320,7 @@ def parse(text: str) -> FlyTomlValues:
     except tomllib.TOMLDecodeError as error:
         raise FlyTomlError(f"not valid TOML: {error}") from error
     reader = _Reader(data)
-    reader.take(("app",), str)
+    reader.result.fly_app = reader.take(("app",), str) or ""
     reader.set("region", reader.take(("primary_region",), str))
     reader.set("kill_signal", reader.take(("kill_signal",), str))
     reader.set("kill_timeout_seconds", _duration(reader, ("kill_timeout",), integer_unit=1.0))

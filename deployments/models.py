@@ -867,3 +867,19 @@ class ComplianceRun(models.Model):
     @property
     def duration_seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class InstallationRepository(models.Model):
+    """A repository the GitHub App can see: kept from the App's ``installation`` and
+    ``installation_repositories`` events, or from reading its installations again."""
+
+    full_name = models.CharField(max_length=200, unique=True)  # owner/name
+    installation_id = models.BigIntegerField()
+    account = models.CharField(max_length=100)  # who installed the App
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["full_name"]
+
+    def __str__(self) -> str:
+        return self.full_name

@@ -5,6 +5,7 @@ from deployments.views import (
     deploys,
     environments,
     machine_config,
+    onboarding,
     previews,
     profile,
     releases,
@@ -13,6 +14,14 @@ from deployments.views import (
 app_name = "deployments"
 
 urlpatterns = [
+    path("apps/add/", onboarding.app_add_page, name="app-add"),
+    path("apps/add/confirm/", onboarding.app_add_action, name="app-add-confirm"),
+    path(
+        "apps/add/installations/",
+        onboarding.installations_refresh_action,
+        name="installations-refresh",
+    ),
+    path("apps/<id:pk>/setup/", onboarding.app_setup_page, name="app-setup"),
     path("releases/", releases.release_list_page, name="release-list"),
     path("releases/<id:pk>/", releases.release_detail, name="release-detail"),
     path("releases/sync/", releases.release_sync_now, name="release-sync"),

@@ -90,6 +90,7 @@ def _escape(match: re.Match[str]) -> str:
 SECRET_SETTINGS = (
     "FLY_API_TOKEN",
     "GITHUB_TOKEN",
+    "GITHUB_APP_PRIVATE_KEY",
     "GITHUB_WEBHOOK_SECRET",
     "SECRET_KEY",
     "AUDIT_HMAC_KEY",

@@ -439,11 +439,33 @@ if CACHE_URL:
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1)
 FLY_API_TOKEN = env_str("FLY_API_TOKEN")
 GITHUB_TOKEN = env_str("GITHUB_TOKEN")
+# A GitHub App instead of a personal token: its id and private key (the PEM text; "\n" escapes
+# are read as line breaks). Each repository then uses the token of the App installation that
+# covers it (hotdash.integrations.github_app).
+GITHUB_APP_ID = env_str("GITHUB_APP_ID")
+GITHUB_APP_PRIVATE_KEY = env_str("GITHUB_APP_PRIVATE_KEY").replace("\\n", "\n")
+if bool(GITHUB_APP_ID) != bool(GITHUB_APP_PRIVATE_KEY):
+    raise ImproperlyConfigured(
+        "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY must be set together (the App's id and the "
+        "private key GitHub generated for it), or neither to use GITHUB_TOKEN."
+    )
+if GITHUB_APP_ID and not GITHUB_APP_ID.isdigit():
+    raise ImproperlyConfigured("GITHUB_APP_ID must be the App's numeric id (its settings page).")
+if GITHUB_APP_PRIVATE_KEY and "PRIVATE KEY-----" not in GITHUB_APP_PRIVATE_KEY:
+    raise ImproperlyConfigured(
+        "GITHUB_APP_PRIVATE_KEY must be the App's private key in PEM format (the text of the "
+        ".pem file GitHub generated, from -----BEGIN RSA PRIVATE KEY----- on)."
+    )
+_github_auth = GITHUB_TOKEN or GITHUB_APP_ID
 # Sandbox mode simulates Fly.io and GitHub (and accepts a public webhook secret). With DEBUG it
 # is the default when a token is missing; without DEBUG it must be asked for by name.
-SANDBOX_MODE = env_bool("SANDBOX_MODE", DEBUG and not (FLY_API_TOKEN and GITHUB_TOKEN))
-if not SANDBOX_MODE and not (FLY_API_TOKEN and GITHUB_TOKEN):
-    _missing = " and ".join(n for n in ("FLY_API_TOKEN", "GITHUB_TOKEN") if not env_str(n))
+SANDBOX_MODE = env_bool("SANDBOX_MODE", DEBUG and not (FLY_API_TOKEN and _github_auth))
+if not SANDBOX_MODE and not (FLY_API_TOKEN and _github_auth):
+    _missing = " and ".join(
+        name
+        for name, value in (("FLY_API_TOKEN", FLY_API_TOKEN), ("GITHUB_TOKEN", _github_auth))
+        if not value
+    )
     raise ImproperlyConfigured(
         f"{_missing} must be set unless SANDBOX_MODE=true (never chosen silently when DEBUG is "
         "off). Set the real tokens, or SANDBOX_MODE=true to use the built-in Fly.io/GitHub "

@@ -6,16 +6,23 @@ import os
 import threading
 from typing import Any
 
-from hotdash.integrations.http import ApiClient, Provider, build_client, transport_override
+from hotdash.integrations.http import (
+    ApiClient,
+    Credentials,
+    Provider,
+    build_client,
+    transport_override,
+)
 
 _clients: dict[str, tuple[tuple[Any, ...], ApiClient]] = {}
 _clients_lock = threading.Lock()
 
 
-def api_client(provider: Provider, *, base_url: str, token: str) -> ApiClient:
+def api_client(provider: Provider, *, base_url: str, token: str | Credentials) -> ApiClient:
     """This process's client for ``provider``. Building one costs tens of milliseconds (httpx
     makes an SSL context per client), so every run message reuses it. Another URL, token or
-    test transport (use_transport), or a forked child, gets a freshly built one."""
+    test transport (use_transport), or a forked child, gets a freshly built one. Credentials
+    are compared by value (a fixed token) or identity (one repository's App installation)."""
     pid, override = os.getpid(), transport_override()
     with _clients_lock:
         cached = _clients.get(provider.name)

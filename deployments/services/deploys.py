@@ -35,7 +35,7 @@ from deployments.services.plans import deploy_plan_create
 from deployments.services.releases import release_mark_bad
 from hotdash import queue
 from hotdash.errors import Refused
-from hotdash.integrations import FlyClient, GitHubClient
+from hotdash.integrations import FlyClient, GitHubClient, github_credentials
 from hotdash.integrations.http import FLY, GITHUB
 
 State = Deploy.State
@@ -231,12 +231,12 @@ def deploy_execute(*, deploy_id: int, token: str, worker: str, fly_app: str = ""
     if waiting or deploy.environment.fly_app_name != fly_app:
         machines = None
     fence = Fence(deploy_id=deploy.pk, run=run)
+    owner, repo = deploy.environment.app.github_owner, deploy.environment.app.github_repo
+    github_token = github_credentials(owner, repo)
     github = GitHubClient(
-        fence.guard(
-            api_client(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN)
-        ),
-        deploy.environment.app.github_owner,
-        deploy.environment.app.github_repo,
+        fence.guard(api_client(GITHUB, base_url=settings.GITHUB_API_URL, token=github_token)),
+        owner,
+        repo,
     )
     runner = Runner(
         deploy,

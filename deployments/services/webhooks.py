@@ -23,6 +23,7 @@ from approvals.audit import record
 from deployments import task_names
 from deployments.models import App, WebhookDelivery
 from deployments.services.builds import build_handle_push
+from deployments.services.installations import installation_event_apply
 from deployments.services.previews import (
     SYNC_ACTIONS,
     preview_close,
@@ -35,12 +36,13 @@ from deployments.services.releases import (
     release_handle_webhook,
 )
 from hotdash import queue
-from hotdash.integrations import PermanentAPIError, RetryableAPIError
+from hotdash.integrations import PermanentAPIError, RetryableAPIError, parse_webhook
+from hotdash.integrations.github import INSTALLATION_EVENTS, InstallationEvent
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
-HANDLED_EVENTS = frozenset({"pull_request", "push", "release"})
+HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS})
 
 
 class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
@@ -150,6 +152,10 @@ def _app_for(payload: dict[str, Any]) -> App | None:
 
 def _dispatch(delivery: WebhookDelivery) -> str:
     """Act on one delivery; return a short description, or raise DeliveryIgnored."""
+    if delivery.event in INSTALLATION_EVENTS:  # about the App, not one app's repository
+        event = parse_webhook(delivery.event, delivery.payload)
+        assert isinstance(event, InstallationEvent)
+        return str(installation_event_apply(event=event))
     app = _app_for(delivery.payload)
     if app is None:
         raise DeliveryIgnored("unknown repository")

@@ -17,4 +17,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         template += "#overview-apps"
     overview = overview_list()
-    return render(request, template, {"apps": overview.apps, "busy": overview.busy})
+    context = {
+        "apps": overview.apps,
+        "busy": overview.busy,
+        "can_administer": policy.can_administer(request.user),
+    }
+    return render(request, template, context)

@@ -16,7 +16,16 @@ from urllib.parse import quote
 
 import httpx
 
-from .http import GITHUB, ApiClient, PermanentAPIError, RetryableAPIError, build_client
+from .github_app import github_app
+from .http import (
+    GITHUB,
+    ApiClient,
+    Credentials,
+    PermanentAPIError,
+    RetryableAPIError,
+    StaticToken,
+    build_client,
+)
 
 # Key in a deployment's payload that identifies which HotDash request created it.
 DEPLOYMENT_KEY = "hotdash_key"
@@ -386,6 +395,11 @@ class GitHubClient:
         content = base64.b64decode(body.get("content", ""))
         return RepoFile(path=path, sha=body.get("sha", ""), content=content)
 
+    def list_top_level_files(self, ref: str) -> list[str]:
+        """The names of the files at the repository's root at a ref (branch, tag or SHA)."""
+        body = self.api.get_json(f"{self._base}/contents", params={"ref": ref})
+        return [item["name"] for item in body if item.get("type") == "file"]
+
     def compare(self, base: str, head: str) -> Comparison:
         """Commits reachable from ``head`` but not ``base``, oldest first, across all pages."""
         url: str | None = f"{self._base}/compare/{quote(base)}...{quote(head)}"
@@ -682,14 +696,25 @@ class GitHubClient:
         ]
 
 
-def github_client(owner: str, repo: str, **options: Any) -> GitHubClient:
-    """A GitHubClient for settings.GITHUB_API_URL and settings.GITHUB_TOKEN (options go to
-    :func:`~hotdash.integrations.http.build_client`: timeout, retry, sleep, clock)."""
+def github_credentials(owner: str, repo: str) -> Credentials:
+    """The one way to a GitHub token for ``owner/repo``: the installation token of the GitHub
+    App installation that covers it when an App is configured (settings.GITHUB_APP_ID), else
+    the personal token settings.GITHUB_TOKEN."""
     from django.conf import settings
 
-    api = build_client(
-        GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN, **options
-    )
+    app = github_app()
+    if app is None:
+        return StaticToken(settings.GITHUB_TOKEN)
+    return app.credentials_for(owner, repo)
+
+
+def github_client(owner: str, repo: str, **options: Any) -> GitHubClient:
+    """A GitHubClient for settings.GITHUB_API_URL with :func:`github_credentials` (options go
+    to :func:`~hotdash.integrations.http.build_client`: timeout, retry, sleep, clock)."""
+    from django.conf import settings
+
+    token = github_credentials(owner, repo)
+    api = build_client(GITHUB, base_url=settings.GITHUB_API_URL, token=token, **options)
     return GitHubClient(api, owner, repo)
 
 
@@ -742,7 +767,24 @@ class PingEvent:
     repository: str
 
 
-WebhookEvent = PullRequestEvent | PushEvent | ReleaseEvent | PingEvent
+INSTALLATION_EVENTS = frozenset({"installation", "installation_repositories"})
+
+
+@dataclass(frozen=True)
+class InstallationEvent:
+    """``installation`` (created, deleted, suspend, unsuspend, new_permissions_accepted) or
+    ``installation_repositories`` (added, removed): which repositories the App can see."""
+
+    event: str
+    action: str
+    installation_id: int
+    account: str
+    added: tuple[str, ...]  # full names
+    removed: tuple[str, ...]
+    sender: str
+
+
+WebhookEvent = PullRequestEvent | PushEvent | ReleaseEvent | PingEvent | InstallationEvent
 
 
 def parse_webhook(event: str, payload: Mapping[str, Any]) -> WebhookEvent | None:
@@ -784,6 +826,27 @@ def parse_webhook(event: str, payload: Mapping[str, Any]) -> WebhookEvent | None
             action=payload["action"],
             release=parse_release(payload["release"]),
             repository=repository,
+            sender=sender,
+        )
+    if event in INSTALLATION_EVENTS:
+        installation = payload["installation"]
+
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(item["full_name"] for item in payload.get(key) or ())
+
+        action = payload["action"]
+        if event == "installation":
+            added = names("repositories") if action != "deleted" else ()
+            removed = names("repositories") if action == "deleted" else ()
+        else:
+            added, removed = names("repositories_added"), names("repositories_removed")
+        return InstallationEvent(
+            event=event,
+            action=action,
+            installation_id=installation["id"],
+            account=_login(installation.get("account")),
+            added=added,
+            removed=removed,
             sender=sender,
         )
     if event == "ping":

@@ -4,7 +4,9 @@ One factory (:func:`build_client`) builds every client: an overall deadline per 
 (settings.HTTP_TIMEOUT_SECONDS) on top of httpx's per-phase timeouts, our user agent, provider
 auth and headers. :class:`ApiClient` maps failures onto two exception kinds,
 retries what is safe to retry and reconciles non-idempotent creates before repeating them.
-Tokens never leave the ``Authorization`` header: not in exceptions, not in logs.
+Tokens never leave the ``Authorization`` header: not in exceptions, not in logs. A client's
+token comes from its :class:`Credentials`: a fixed token, or one that expires (a GitHub App's
+installation token), renewed once when the server answers 401 and the request sent again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 from django.views.decorators.debug import sensitive_variables
@@ -98,6 +100,32 @@ class RetryableAPIError(APIError):
 
 class PermanentAPIError(APIError):
     """Any other 4xx: repeating the same request will fail the same way."""
+
+
+class Credentials(Protocol):
+    """Where a client's token comes from."""
+
+    def token(self) -> str:
+        """The token to send now."""
+        ...
+
+    def renew(self, rejected: str) -> bool:
+        """The server refused ``rejected`` (401): forget it. True when :meth:`token` will give
+        another one worth sending the request again with."""
+        ...
+
+
+@dataclass(frozen=True, repr=False)
+class StaticToken:
+    """A token that never changes (a personal token, Fly's API token): a 401 is final."""
+
+    value: str
+
+    def token(self) -> str:
+        return self.value
+
+    def renew(self, rejected: str) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -288,13 +316,12 @@ def _error_message(response: httpx.Response) -> str:
 class ApiClient:
     """An httpx client for one provider with error mapping, retries and reconciliation."""
 
-    @sensitive_variables("token")
     def __init__(
         self,
         http: httpx.Client,
         *,
         provider: Provider,
-        token: str,
+        credentials: Credentials,
         retry: RetryPolicy,
         deadline: float,
         sleep: Callable[[float], None],
@@ -308,7 +335,8 @@ class ApiClient:
         self.retry = retry
         self.sleep = sleep
         self.clock = clock
-        self._token = token
+        self.credentials = credentials
+        self._sent_tokens: set[str] = set()
         self._rng = rng
         self._throttle = _Throttle(mutation_spacing)
 
@@ -325,8 +353,11 @@ class ApiClient:
         self.http.close()
 
     def _redact(self, text: str) -> str:
-        token = self._token.removeprefix("FlyV1 ")
-        return text.replace(token, REDACTED) if token else text
+        for token in self._sent_tokens:
+            token = token.removeprefix("FlyV1 ")
+            if token:
+                text = text.replace(token, REDACTED)
+        return text
 
     def _error(
         self, kind: type[APIError], request: httpx.Request, message: str, **extra: Any
@@ -372,6 +403,7 @@ class ApiClient:
             retry_after=retry_after,
         )
 
+    @sensitive_variables("token")
     def send_once(
         self,
         method: str,
@@ -386,16 +418,39 @@ class ApiClient:
 
         The whole exchange (connect, send, the complete body) must end within ``self.deadline``
         seconds; a request given per-phase timeouts longer than that (a long poll) gets
-        connect + read instead.
+        connect + read instead. A 401 is answered by renewing the credentials once (when they
+        can be renewed) and sending the request again with the new token.
         """
-        request = self.http.build_request(
-            method,
-            url,
-            params=params,
-            json=json,
-            headers=headers,
-            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-        )
+        renewed = False
+        while True:
+            token = self.credentials.token()
+            self._sent_tokens.add(token)
+            request = self.http.build_request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers={**(headers or {}), "Authorization": self.provider.authorization(token)},
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            response = self._exchange(request, method, timeout)
+            if response.is_success:
+                self._throttle.unnamed_limits.pop(request.method, None)
+                return response
+            if response.status_code == 401 and not renewed and self.credentials.renew(token):
+                log.info(
+                    "%s %s %s -> 401; token renewed, sending again",
+                    self.provider.name,
+                    method,
+                    request.url.path,
+                )
+                renewed = True
+                continue
+            raise self._error_for(request, response)
+
+    def _exchange(
+        self, request: httpx.Request, method: str, timeout: httpx.Timeout | None
+    ) -> httpx.Response:
         deadline = self.deadline
         if timeout is not None:
             deadline = max(deadline, (timeout.connect or 0.0) + (timeout.read or 0.0))
@@ -430,10 +485,7 @@ class ApiClient:
             (time.monotonic() - started) * 1000,
             response.headers.get(self.provider.request_id_header),
         )
-        if response.is_success:
-            self._throttle.unnamed_limits.pop(request.method, None)
-            return response
-        raise self._error_for(request, response)
+        return response
 
     def delay_for(self, error: APIError, attempt: int) -> float:
         """How long to wait before retrying: what the server asked for, else backoff."""
@@ -546,7 +598,7 @@ def build_client(
     provider: Provider,
     *,
     base_url: str,
-    token: str,
+    token: str | Credentials,
     timeout: httpx.Timeout | None = None,
     deadline: float | None = None,
     retry: RetryPolicy | None = None,
@@ -558,7 +610,8 @@ def build_client(
 
     ``deadline`` (seconds, default settings.HTTP_TIMEOUT_SECONDS) bounds each request as a
     whole; ``timeout`` (default :func:`phase_timeouts` of it) bounds each phase. A provider
-    that paces mutations spaces them by settings.GITHUB_MUTATION_SPACING_MS.
+    that paces mutations spaces them by settings.GITHUB_MUTATION_SPACING_MS. ``token`` is a
+    fixed token or the :class:`Credentials` that give one per request.
     """
     from django.conf import settings
 
@@ -567,11 +620,7 @@ def build_client(
     if retry is None:
         retry = RetryPolicy(max_server_wait=float(settings.HTTP_MAX_SERVER_WAIT_SECONDS))
     spacing = settings.GITHUB_MUTATION_SPACING_MS / 1000 if provider.paces_mutations else 0.0
-    headers = {
-        "User-Agent": f"hotdash/{__version__}",
-        "Authorization": provider.authorization(token),
-        **provider.headers,
-    }
+    headers = {"User-Agent": f"hotdash/{__version__}", **provider.headers}
     override = _transport_override
     http = httpx.Client(
         base_url=base_url,
@@ -582,7 +631,7 @@ def build_client(
     return ApiClient(
         http,
         provider=provider,
-        token=token,
+        credentials=StaticToken(token) if isinstance(token, str) else token,
         retry=retry,
         deadline=deadline,
         sleep=sleep,

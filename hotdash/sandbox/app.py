@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .github import DOCS
+from .github_app import DEMO_INSTALLATION_ID
 from .web import Problem, Request, Response, Router
 from .world import RecordedRequest, World
 
@@ -145,6 +146,10 @@ class SandboxApp:
         try:
             if not req.headers.get("authorization"):
                 raise Problem(401, "Requires authentication")
+            if service == "github":
+                self.world.github_app.authenticate(req)
+                if self.world.github_app.router.pattern(req.method, req.path):
+                    target = self.world.github_app
             handler, params = target.router.resolve(req.method, req.path)
             return handler(req, **params)
         except Problem as problem:
@@ -243,6 +248,10 @@ class SandboxApp:
             ("POST", "/webhook", self.c_configure_webhook),
             ("GET", "/requests", self.c_requests),
             ("DELETE", "/requests", self.c_clear_requests),
+            # The GitHub App (hotdash/sandbox/github_app.py).
+            ("POST", "/github-app", self.c_register_github_app),
+            ("POST", "/github-app/revoke-tokens", self.c_revoke_app_tokens),
+            ("POST", "/github-app/repositories", self.c_installation_repositories),
         ):
             router.add(method, pattern, handler)
         return router
@@ -386,6 +395,26 @@ class SandboxApp:
         body = req.json()
         self.world.add_demo_fly_app(body["name"], body.get("like", "production"))
         return Response(201, {"name": body["name"]})
+
+    # --- the GitHub App -------------------------------------------------------------------
+
+    def c_register_github_app(self, req: Request) -> Response:
+        body = req.json()
+        self.world.register_github_app(str(body["public_key"]), str(body["app_id"]))
+        return Response(200, {"app_id": str(body["app_id"])})
+
+    def c_revoke_app_tokens(self, req: Request) -> Response:
+        with self.world.lock:
+            return Response(200, {"revoked": self.world.github_app.revoke_tokens()})
+
+    def c_installation_repositories(self, req: Request) -> Response:
+        body = req.json()
+        self.world.change_installation_repositories(
+            add=list(body.get("add") or ()), remove=list(body.get("remove") or ())
+        )
+        with self.world.lock:
+            names = self.world.github_app.installations[DEMO_INSTALLATION_ID]["repositories"]
+            return Response(200, {"repositories": list(names)})
 
     def c_webhook(self, req: Request) -> Response:
         webhook = self.world.webhook

@@ -165,6 +165,8 @@ class GitHubWorld:
         # secret-scanning alerts (each with the secret it found, served only unless hidden).
         self.protection: dict[str, Any] | None = default_protection()
         self.security = dict.fromkeys(SECURITY_FEATURES, "enabled")
+        # Files served instead of the demo's at every ref (None: the file does not exist).
+        self.file_overrides: dict[str, bytes | None] = {}
         self.secret_scanning_alerts: list[dict[str, Any]] = []
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self.requests_used = 0
@@ -780,12 +782,21 @@ class GitHubWorld:
             ],
         )
 
+    def top_level_files(self) -> list[str]:
+        """The names of the files at the repository's root (every ref has the same ones)."""
+        names = {demo.VERSION_FILE, *demo.FLY_TOML_FILES, *self.file_overrides}
+        return sorted(n for n in names if self.file_overrides.get(n, b"") is not None)
+
     def contents(self, req: Request, owner: str, repo: str, path: str) -> Response:
         self._check_repo(owner, repo)
         ref = req.arg("ref") or "main"
         sha = self._sha(ref)
         version = self.commits[sha]["version"]
-        if path == demo.VERSION_FILE:
+        if path in self.file_overrides:
+            data = self.file_overrides[path]
+            if data is None:
+                raise Problem(404, "Not Found")
+        elif path == demo.VERSION_FILE:
             data = package_json(version)
         elif path in demo.FLY_TOML_FILES:
             data = demo.fly_toml(path, version).encode()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from . import demo
 from .fly import FlyWorld
 from .github import GitHubWorld
+from .github_app import GitHubAppWorld
 
 T = TypeVar("T")
 DEFAULT_BASE_URL = "http://127.0.0.1:8001"  # where `make run` serves it
@@ -149,6 +150,7 @@ class World:
         self.webhook = webhook or Webhook()
         self.hang_release = threading.Event()
         self._rate_limits = rate_limits
+        self.github_app_registration: tuple[str, str] | None = None  # (public key, app id)
         self._populate()
 
     def _populate(self) -> None:
@@ -162,6 +164,9 @@ class World:
         self.github = GitHubWorld(
             self.clock, self.rng, self.webhook, self.fly.register_image, f"{self.base_url}/github"
         )
+        self.github_app = GitHubAppWorld(self.clock, self.github)
+        if self.github_app_registration is not None:  # a reset keeps the App registered
+            self.github_app.register(*self.github_app_registration)
 
     def serve_at(self, root: str) -> None:
         """Name the root the sandbox is served at: webhook payloads' URLs point there."""
@@ -270,6 +275,26 @@ class World:
     def publish_release(self, version: str, **options: Any) -> dict[str, Any]:
         """Publish a release (see GitHubWorld.publish_release); delivers push and release."""
         return self._activity(lambda: self.github.publish_release(version, **options))
+
+    def register_github_app(self, public_key: str, app_id: str) -> None:
+        """Accept JWTs of the App ``app_id`` signed by the private key of ``public_key``."""
+        with self.lock:
+            self.github_app_registration = (public_key, app_id)
+            self.github_app.register(public_key, app_id)
+
+    def change_installation_repositories(
+        self, *, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> None:
+        """Add or remove repositories of the demo App installation; delivers
+        ``installation_repositories``."""
+        self._activity(
+            lambda: self.github_app.change_repositories(add=add or (), remove=remove or ())
+        )
+
+    def set_repository_file(self, path: str, content: str | None) -> None:
+        """Serve ``content`` as the repository's ``path`` at every ref (None: no such file)."""
+        with self.lock:
+            self.github.file_overrides[path] = None if content is None else content.encode()
 
     def set_check(
         self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success"

@@ -175,3 +175,26 @@ def test_overview_shows_each_environment(client, demo, viewer, django_assert_max
     html = response.content.decode()
     assert "production" in html and "staging" in html
     assert "v1.2.0" in html and "v1.3.0" in html
+
+
+# Adding apps (admins only): (method, url name, form data).
+ONBOARDING_ACTIONS = [
+    ("get", "deployments:app-add", {}),
+    ("post", "deployments:app-add-confirm", {"repository": "hotdash-demo/none"}),
+    ("post", "deployments:installations-refresh", {}),
+    ("get", "deployments:app-setup", {}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "name", "data"), ONBOARDING_ACTIONS)
+def test_onboarding_actions(client, demo, sandbox, request, role, method, name, data):
+    login_as(client, request, role)
+    args = [demo.pk] if name == "deployments:app-setup" else []
+    response = getattr(client, method)(reverse(name, args=args), data)
+    if role == "anonymous":
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    elif role != "admin_user":
+        assert response.status_code == 403
+    else:
+        assert response.status_code in (200, 302)

@@ -37,6 +37,10 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+# The shape of a key, not a key: only its framing is checked at start.
+APP_KEY = "-----BEGIN RSA PRIVATE KEY-----\\nMIIE\\n-----END RSA PRIVATE KEY-----"
+
+
 # fly.toml's [env] with the secrets it lists (docs/deploy.md), as a Fly machine gets them.
 FLY_MACHINE = {
     **tomllib.loads((ROOT / "fly.toml").read_text())["env"],
@@ -106,6 +110,15 @@ def test_production_defaults_redirect_to_https_but_not_health():
         ({"FLY_API_TOKEN": "t"}, "GITHUB_TOKEN must be set unless SANDBOX_MODE=true"),
         ({"SANDBOX_MODE": "false", "DEBUG": "true"}, "FLY_API_TOKEN and GITHUB_TOKEN must be"),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES must list IP addresses"),
+        ({"GITHUB_APP_ID": "1"}, "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY must be set together"),
+        (
+            {"GITHUB_APP_ID": "my-app", "GITHUB_APP_PRIVATE_KEY": APP_KEY},
+            "GITHUB_APP_ID must be the App's numeric id",
+        ),
+        (
+            {"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": "canary-not-a-key"},
+            "GITHUB_APP_PRIVATE_KEY must be the App's private key in PEM format",
+        ),
         (
             {"SANDBOX_MODE": "true", "REDIS_URL": "redis://r/0", "CACHE_URL": "redis://r/0"},
             "CACHE_URL must be a different Redis database from REDIS_URL",
@@ -131,3 +144,16 @@ def test_sandbox_mode_outside_debug_only_when_asked_for():
         "{'default': {'BACKEND': 'django.core.cache.backends.redis.RedisCache', "
         "'LOCATION': 'redis://127.0.0.1:6379/9'}}"
     ]
+
+
+def test_a_github_app_stands_in_for_the_personal_token():
+    env = {
+        **{k: v for k, v in PRODUCTION.items() if k != "GITHUB_TOKEN"},
+        "SECRET_KEY": "k" * 50,
+        "GITHUB_APP_ID": "1000001",
+        "GITHUB_APP_PRIVATE_KEY": APP_KEY,
+    }
+    assert settings_of(env, "SANDBOX_MODE", "GITHUB_APP_ID") == ["False", "'1000001'"]
+    pem = APP_KEY.replace("\\n", "\n")  # the "\n" escapes are read as line breaks
+    assert pem.count("\n") == 2
+    assert settings_of(env, "GITHUB_APP_PRIVATE_KEY") == [repr(pem)]

@@ -7,10 +7,28 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.views.decorators.debug import sensitive_variables
 
 from hotdash.sandbox import Clock, SandboxApp, World
+from hotdash.sandbox.github_app import DEMO_INSTALLATION_ID
 from hotdash.sandbox.server import make_server
 from hotdash.sandbox.world import Webhook
+
+
+@sensitive_variables("private_key")
+def _public_key(private_key: str) -> str:
+    """The public half of the App's key, for the sandbox to verify its JWTs with."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(private_key.encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise CommandError("GITHUB_APP_PRIVATE_KEY is not a private key in PEM format.") from error
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 class Command(BaseCommand):
@@ -48,6 +66,14 @@ class Command(BaseCommand):
         )
         root = f"http://127.0.0.1:{server.server_port}"
         world.serve_at(root)
+        if settings.GITHUB_APP_ID:
+            world.register_github_app(
+                _public_key(settings.GITHUB_APP_PRIVATE_KEY), settings.GITHUB_APP_ID
+            )
+            self.stdout.write(
+                f"GitHub App {settings.GITHUB_APP_ID} registered (installation "
+                f"{DEMO_INSTALLATION_ID} covers the demo repository)"
+            )
         self.stdout.write(
             f"Sandbox on {root}: Fly {root}/fly/v1, GitHub {root}/github, control {root}/_sandbox/"
         )
