@@ -329,10 +329,11 @@ def _wait_healthy(
     if not problems:
         step.data["healthy"] = healthy
         return
+    # An emergency rollback waits for the grace period and one check, not every attempt.
     limit = rollout.health_deadline_seconds(
         grace=run.declared.slowest_check_grace,
         timeout=run.declared.slowest_check_timeout,
-        attempts=run.env.health_attempts,
+        attempts=1 if run.deploy.emergency else run.env.health_attempts,
     )
     elapsed = (timezone.now() - since).total_seconds()
     if elapsed >= limit:

@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from approvals import policy
+from deployments.selectors.environments import emergency_rollbacks_unacknowledged
 from deployments.selectors.overview import overview_list
 from hotdash.permissions import role_required
 
@@ -17,4 +18,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         template += "#overview-apps"
     overview = overview_list()
-    return render(request, template, {"apps": overview.apps, "busy": overview.busy})
+    context = {
+        "apps": overview.apps,
+        "busy": overview.busy,
+        "emergencies": emergency_rollbacks_unacknowledged(),
+        "can_acknowledge": policy.can_approve(request.user),
+    }
+    return render(request, template, context)
