@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from approvals.models import AuditEvent
 from deployments.models import Deploy, DeployStep, Environment, Notification
@@ -23,12 +24,10 @@ UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
 
 @pytest.fixture
 def production(demo, sandbox):
-    """Production with three machines, failing, and health timings of a few seconds (an
-    emergency waits for the grace period and one check: 1 s + 5 s, enough for a machine that
-    takes 3 s to come back in the sandbox). Its verification window is long: an emergency
-    rollback that finishes well within it cannot have waited for it."""
+    """Production with three machines, failing, and health timings of a few seconds. Its
+    verification window is long: an emergency rollback that finishes well within it cannot
+    have waited for it."""
     production = fast_health(demo.environments.get(name="production"))
-    production.health_http_timeout_seconds = production.health_tcp_timeout_seconds = 5
     production.verification_window_seconds = 600
     production.machine_count = 3
     production.health = Environment.Health.FAILING
@@ -105,6 +104,23 @@ def test_every_machine_goes_back_once_in_one_batch_without_a_verification_window
     assert images == {production.app.releases.get(version="1.1.1").image_ref}
     production.refresh_from_db()
     assert production.current_release.version == "1.1.1" and production.is_locked
+
+
+def test_its_health_wait_is_the_grace_period_and_one_check_after_the_machines_start(
+    production, approver, driver, sandbox
+):
+    sandbox.mark_image(production.app.releases.get(version="1.1.1").image_ref, healthy=False)
+    deploy = emergency(production, approver)
+
+    driver.run(deploy)
+
+    assert deploy.state == Deploy.State.FAILED
+    # grace 1 s + one 2 s check once started (a normal batch: 1 s + 3 × 2 s from the update)
+    assert deploy.error.startswith("Health checks failed after 3 s: ")
+    batch = deploy.steps.get(kind=DeployStep.Kind.UPDATE_BATCH)
+    started = (parse_datetime(batch.data["started_at"]) - deploy.started_at).total_seconds()
+    assert started >= 3  # the sandbox's machines take 3 s to come back after an update
+    assert (deploy.finished_at - deploy.started_at).total_seconds() < started + 3 + 2
 
 
 def test_only_approvers_on_an_environment_in_trouble_to_the_last_healthy_release(
