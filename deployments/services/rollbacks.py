@@ -126,17 +126,15 @@ def rollback_request(
     rolled_away = environment.current_release
     if rolled_away is not None and rolled_away.pk == release.pk:
         raise Refused("already_live", f"{release.tag} is already live in {environment.name}.")
-    trouble = environment_trouble(environment=environment) if emergency else ""
     if emergency:
-        fast, explanation = (
-            True,
-            (
-                f"Emergency: {trouble} An approver's confirmation is enough; every machine goes "
-                "back at once, health is waited for only through the grace period, and there is "
-                "no verification window."
-            ),
+        trouble, fast = environment_trouble(environment=environment), True
+        explanation = (
+            f"Emergency: {trouble} An approver's confirmation is enough; every machine goes back "
+            "at once, health is waited for at most the grace period and one check once they "
+            "have started, and there is no verification window."
         )
     else:
+        trouble = ""
         fast, explanation = fast_path_explanation(
             environment=environment,
             release=release,
