@@ -1,7 +1,8 @@
 """Run every benchmark (or those named: `python -m bench audit`) and update docs/benchmarks.md.
 
 Each benchmark runs in a child process whose DATABASE_URL points at its own PostgreSQL
-database (BENCH_DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432).
+database (BENCH_DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432), kept
+between runs unless the benchmark's module sets FRESH_DATABASE.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 # Register a benchmark here: the name of its module in bench/.
-BENCHMARKS = ["audit", "deploy_latency", "compliance"]
+BENCHMARKS = ["audit", "deploy_latency", "compliance", "rollback"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"
@@ -38,7 +39,11 @@ def _child(name: str, output: Path) -> None:
     import psycopg
 
     database = f"hotdash_{name}_bench"
+    module = importlib.import_module(f"bench.{name}")
     with psycopg.connect(f"{SERVER.rstrip('/')}/postgres", autocommit=True) as admin:
+        # A benchmark whose scenario changes what it measures starts from an empty database.
+        if getattr(module, "FRESH_DATABASE", False):
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
         if not exists.fetchone():
             admin.execute(f'CREATE DATABASE "{database}"')
@@ -47,7 +52,6 @@ def _child(name: str, output: Path) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    module = importlib.import_module(f"bench.{name}")
     output.write_text(module.run().strip() + "\n")
 
 

@@ -142,7 +142,10 @@ class EnvironmentAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Rollout", {"fields": ["rollout_strategy", "max_unavailable_percent"]}),
+        (
+            "Rollout",
+            {"fields": ["rollout_strategy", "max_unavailable_percent", "rollout_deadline_seconds"]},
+        ),
         (
             "Approvals",
             {

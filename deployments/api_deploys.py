@@ -1,5 +1,5 @@
 """``/api/v1/deploys``: list the history (filtered, keyset-paged), request a deploy, read it,
-decide its approval, cancel it.
+decide its approval, cancel it; ``/api/v1/rollbacks``: request a rollback (or an emergency one).
 
 The same services and policy as the pages: a refusal is ``{"error": {"code", "message",
 "details"}}`` with the refusal's code (e.g. ``environment_locked``, ``self_approval``).
@@ -25,6 +25,7 @@ from deployments.selectors.deploy_history import (
 )
 from deployments.selectors.deploys import deploy_get
 from deployments.services.requests import deploy_request, deploy_request_cancel
+from deployments.services.rollbacks import rollback_request
 from hotdash.api import (
     ApiError,
     api_endpoint,
@@ -123,6 +124,8 @@ def deploy_json(deploy: Deploy) -> dict[str, Any]:
         "reason": deploy.reason,
         "overrides": deploy.overrides,
         "override_reason": deploy.override_reason,
+        "fast_path": deploy.fast_path,
+        "emergency": deploy.emergency,
         "superseded_by": deploy.superseded_by_id,
         "rollback_hold": _hold_json(deploy),
         "error": deploy.error,
@@ -191,14 +194,10 @@ def deploys_collection(request: HttpRequest) -> JsonResponse:
     return handler(request)
 
 
-def deploys_create(request: HttpRequest) -> JsonResponse:
-    data = json_body(request)
-    require_fields(data, "app", "environment", "version", "reason")
+def _target(data: dict[str, Any]) -> tuple[Environment, Release]:
+    """The environment and release a request body names (``app``, ``environment``,
+    ``version``), or a 404 naming the one that does not exist."""
     app_name, env_name, version = (_text(data, n) for n in ("app", "environment", "version"))
-    reason = _text(data, "reason", required=True)
-    overrides = data.get("overrides", [])
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise ApiError(422, "invalid_field", "overrides must be a list of strings.")
     environment = (
         Environment.objects.select_related("app", "current_release", "locked_by")
         .filter(app__name=app_name, name=env_name)
@@ -209,6 +208,17 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
     release = Release.objects.filter(app=environment.app, version=version.removeprefix("v")).first()
     if release is None:
         raise ApiError(404, "unknown_release", f"{app_name} has no release {version}.")
+    return environment, release
+
+
+def deploys_create(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    require_fields(data, "app", "environment", "version", "reason")
+    reason = _text(data, "reason", required=True)
+    overrides = data.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ApiError(422, "invalid_field", "overrides must be a list of strings.")
+    environment, release = _target(data)
     deploy = deploy_request(
         environment=environment,
         release=release,
@@ -223,6 +233,29 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
 
 # The operation behind each method (the OpenAPI tests read it to check each one's errors).
 deploys_collection.by_method = {"GET": deploys_list, "POST": deploys_create}
+
+
+@api_endpoint("POST")
+def rollbacks_create(request: HttpRequest) -> JsonResponse:
+    """Roll back, as the rollback form and ``manage.py rollback`` do (same service, rules and
+    confirmation: ``confirm`` is the app name, for production and every emergency)."""
+    data = json_body(request)
+    require_fields(data, "app", "environment", "version", "reason")
+    reason = _text(data, "reason", required=True)
+    emergency = data.get("emergency", False)
+    if not isinstance(emergency, bool):
+        raise ApiError(422, "invalid_field", "emergency must be true or false.")
+    environment, release = _target(data)
+    deploy = rollback_request(
+        environment=environment,
+        release=release,
+        requested_by=request.user,
+        reason=reason,
+        confirmation=_text(data, "confirm"),
+        emergency=emergency,
+        ip=client_ip(request),
+    )
+    return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)), status=201)
 
 
 @api_endpoint("GET")
@@ -297,6 +330,14 @@ _DEPLOY = {
         "reason": {"type": "string"},
         "overrides": {"type": "array", "items": {"type": "string"}},
         "override_reason": {"type": "string"},
+        "fast_path": {
+            "type": "boolean",
+            "description": "A rollback that needed no approval (an approver's fast path).",
+        },
+        "emergency": {
+            "type": "boolean",
+            "description": "An emergency rollback: one batch, no verification window.",
+        },
         "superseded_by": {"type": ["integer", "null"]},
         "rollback_hold": {
             "oneOf": [
@@ -549,6 +590,89 @@ OPENAPI_PATHS = {
                             **_INVALID,
                             "invalid_override": "an unknown override, a non-admin overriding, "
                             "or no override_reason",
+                            "release_invalid": "the release failed validation (details say why)",
+                            "release_bad": "the release is marked bad",
+                            "release_deleted": "the release was deleted on GitHub",
+                        },
+                        502: {"upstream_error": "Fly or GitHub failed while planning"},
+                    },
+                    body=True,
+                ),
+            },
+        },
+    },
+    "/rollbacks": {
+        "post": {
+            "summary": "Roll an environment back to a release that was live and healthy there "
+            "(the rollback form's rules; emergency: all machines at once, no approval)",
+            "operationId": "rollbacks_create",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["app", "environment", "version", "reason"],
+                    "properties": {
+                        "app": _REQUIRED_TEXT,
+                        "environment": _REQUIRED_TEXT,
+                        "version": {**_REQUIRED_TEXT, "description": "1.1.1 or v1.1.1"},
+                        "reason": _REQUIRED_TEXT,
+                        "emergency": {
+                            "type": "boolean",
+                            "description": "Approvers, on an environment in trouble (health "
+                            "failing or down, or a deploy failed there in the last hour), to the "
+                            "last healthy release: every machine in one batch, no approval, no "
+                            "verification window. Default false.",
+                        },
+                        "confirm": {
+                            **_TEXT,
+                            "description": "The app name: required for production and for "
+                            "every emergency rollback",
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "201": {
+                    "description": "Created: queued (fast path or emergency) or awaiting approval",
+                    **_JSON_DEPLOY,
+                    "links": {
+                        name: {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
+                        for name, operation in (
+                            ("GetDeploy", "deploys_get"),
+                            ("DecideDeploy", "deploys_decide"),
+                            ("CancelDeploy", "deploys_cancel"),
+                        )
+                    },
+                },
+                **error_responses(
+                    {
+                        403: {
+                            "forbidden": "the token's user may not request rollbacks",
+                            "not_approver": "an emergency rollback needs an approver",
+                        },
+                        404: {
+                            "unknown_environment": "no such app/environment",
+                            "unknown_release": "the app has no such release",
+                        },
+                        409: {
+                            "environment_locked": "details: locked_by, lock_reason, locked_at "
+                            "(an emergency rollback passes the lock)",
+                            "freeze_window": "details: window_reason, starts_at, ends_at "
+                            "(an emergency rollback passes freeze windows)",
+                            "checks_failing": "details.failing: the checks that are not green",
+                            "not_in_trouble": "emergency: the environment is healthy, up and "
+                            "no deploy failed there in the last hour",
+                            "no_rollback_target": "emergency: no other release was live and "
+                            "healthy there",
+                        },
+                        422: {
+                            **_MISSING,
+                            "invalid_field": "a field has the wrong type (emergency not a "
+                            f"boolean) or a text exceeds {MAX_TEXT} characters",
+                            "confirmation_required": "confirm is not the app name (production, "
+                            "or an emergency rollback)",
+                            "already_live": "the release is already live there",
+                            "invalid_target": "the release is not the app's, or (emergency) "
+                            "not the last healthy one; details.last_healthy names it",
                             "release_invalid": "the release failed validation (details say why)",
                             "release_bad": "the release is marked bad",
                             "release_deleted": "the release was deleted on GitHub",

@@ -157,6 +157,12 @@ class Environment(models.Model):
     health_tcp_grace_seconds = models.PositiveIntegerField(default=30)
     health_attempts = models.PositiveSmallIntegerField(default=5)
     verification_window_seconds = models.PositiveIntegerField(default=60)
+    rollout_deadline_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A deploy still running this many seconds after it started is aborted "
+        "(deadline exceeded) and rolled back; empty: no deadline.",
+    )
     # Gated by default; production can never go below 1 (clean() and a check constraint).
     approvals_required = models.PositiveSmallIntegerField(default=1)
     allow_self_approval = models.BooleanField(default=False)
@@ -477,6 +483,13 @@ class Deploy(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     fast_path = models.BooleanField(default=False)
+    # An approver's emergency rollback: every machine in one batch, health waited for only the
+    # grace period, no verification window. Shown on the overview until acknowledged.
+    emergency = models.BooleanField(default=False)
+    emergency_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    emergency_acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # Worker bookkeeping: attempts are counted here, not by the broker.
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)

@@ -32,6 +32,11 @@ urlpatterns = [
     ),
     path("environments/<id:pk>/rollback/", releases.rollback_form, name="rollback-form"),
     path("rollbacks/", releases.rollback_list_page, name="rollback-list"),
+    path(
+        "rollbacks/<id:pk>/acknowledge/",
+        releases.emergency_acknowledge_action,
+        name="emergency-acknowledge",
+    ),
     path("previews/", previews.preview_list_page, name="preview-list"),
     path("previews/<id:pk>/", previews.preview_detail_page, name="preview-detail"),
     path("previews/<id:pk>/approve/", previews.preview_approve_action, name="preview-approve"),

@@ -53,6 +53,9 @@ REFUSAL_STATUS = {
     "preview_not_held": 409,
     "head_moved": 409,
     "no_build": 409,
+    "not_in_trouble": 409,
+    "no_rollback_target": 409,
+    "already_acknowledged": 409,
     "throttled": 429,
     "upstream_error": 502,
 }

@@ -16,6 +16,7 @@ from deployments.api_deploys import (
     deploys_collection,
     deploys_decide,
     deploys_get,
+    rollbacks_create,
 )
 from deployments.api_releases import app_releases
 from hotdash.api import OPENAPI_COMPONENTS
@@ -64,5 +65,6 @@ urlpatterns = [
     path("deploys/<str:pk>", deploys_get, name="api-deploys-get"),
     path("deploys/<str:pk>/decisions", deploys_decide, name="api-deploys-decide"),
     path("deploys/<str:pk>/cancel", deploys_cancel, name="api-deploys-cancel"),
+    path("rollbacks", rollbacks_create, name="api-rollbacks-create"),
     re_path(r"^", api_not_found, name="api-not-found"),
 ]

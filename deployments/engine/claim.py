@@ -82,13 +82,15 @@ def claim(deploy: Deploy, *, worker: str, hooks: Hooks) -> str:
         return ""
     # A person's rollback passes the gates like any deploy: the lock it implies is applied
     # only as it starts (below), so a lock it finds here is someone else's (an admin's, or an
-    # earlier rollback's) and holds it until a person unlocks. Automatic ones skip every gate.
+    # earlier rollback's) and holds it until a person unlocks. Automatic and emergency ones
+    # skip every gate.
     gate = hooks.gate_refusal(
         environment=env,
         applied=set(deploy.overrides),
         kind=deploy.kind,
         now=timezone.now(),
         release=deploy.release,
+        emergency=deploy.emergency,
     )
     if gate is not None:
         return f"Waiting: {gate.message}"

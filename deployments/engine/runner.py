@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 State = Deploy.State
 StepState = DeployStep.State
+DEADLINE_EXCEEDED = "deadline exceeded"
 
 
 class Runner(RunContext):
@@ -67,6 +68,7 @@ class Runner(RunContext):
                 if step is None:
                     self.succeed()
                     return None
+                self.check_deadline()
                 self.check_stop(step)
                 if self.deploy.is_terminal:
                     return None
@@ -115,7 +117,41 @@ class Runner(RunContext):
         if last != message:
             self.commit(Progress(logs=[(DeployLog.Level.INFO, message)]))
 
-    # --- stopping at a batch boundary ----------------------------------------------------
+    # --- stopping: the rollout deadline, or at a batch boundary --------------------------
+
+    def check_deadline(self) -> None:
+        """A deploy still running past its environment's rollout deadline is aborted now
+        (between two machine updates, never in the middle of one) and what it changed is
+        rolled back like after any abort. Automatic rollbacks always run to their end."""
+        limit = self.env.rollout_deadline_seconds
+        started = self.deploy.started_at
+        if limit is None or started is None or self.deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+            return
+        now = timezone.now()
+        if (now - started).total_seconds() < limit:
+            return
+        self.commit(
+            Progress(
+                deploy_fields={"abort_requested_at": now},
+                logs=[
+                    (
+                        DeployLog.Level.WARNING,
+                        f"Deadline exceeded: still running {limit} s after it started "
+                        f"({self.env}'s rollout deadline); aborting.",
+                    )
+                ],
+                audits=[
+                    (
+                        "deploy.abort_requested",
+                        {"reason": DEADLINE_EXCEEDED, "deadline_seconds": limit},
+                    )
+                ],
+            )
+        )
+        raise StepFailed(
+            f"Aborted: {DEADLINE_EXCEEDED} (still running {limit} s after it started).",
+            verb="deploy.aborted",
+        )
 
     def check_stop(self, step: DeployStep) -> None:
         fresh = Deploy.objects.values("abort_requested_at", "superseded_by").get(pk=self.deploy.pk)

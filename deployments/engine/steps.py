@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
@@ -297,10 +298,19 @@ def _create_machines(run: RunContext, step: DeployStep) -> None:
         )
 
 
-def _machine_health(run: RunContext, machine_ids: list[str]) -> tuple[list[str], dict[str, str]]:
-    """(healthy ids, {unhealthy id: why}); a machine running another digest fails loudly."""
+@dataclass(frozen=True)
+class MachineHealth:
+    healthy: list[str]
+    problems: dict[str, str]  # unhealthy id: why
+    starting: list[str]  # not started yet (their checks cannot pass)
+
+
+def _machine_health(run: RunContext, machine_ids: list[str]) -> MachineHealth:
+    """Which machines are healthy, and why the others are not; a machine running another
+    digest fails loudly."""
     healthy: list[str] = []
     problems: dict[str, str] = {}
+    starting: list[str] = []
     for machine_id in machine_ids:
         machine = run.fly.get_machine(run.env.fly_app_name, machine_id)
         digest = machine.image_ref.digest if machine.image_ref else ""
@@ -319,21 +329,31 @@ def _machine_health(run: RunContext, machine_ids: list[str]) -> tuple[list[str],
             healthy.append(machine_id)
         else:
             problems[machine_id] = _why_unhealthy(machine)
-    return healthy, problems
+        if machine.state != "started":
+            starting.append(machine_id)
+    return MachineHealth(healthy=healthy, problems=problems, starting=starting)
 
 
 def _wait_healthy(
     run: RunContext, step: DeployStep, machine_ids: list[str], *, since: datetime
 ) -> None:
-    healthy, problems = _machine_health(run, machine_ids)
+    health = _machine_health(run, machine_ids)
+    healthy, problems = health.healthy, health.problems
     if not problems:
         step.data["healthy"] = healthy
         return
+    grace, timeout = run.declared.slowest_check_grace, run.declared.slowest_check_timeout
     limit = rollout.health_deadline_seconds(
-        grace=run.declared.slowest_check_grace,
-        timeout=run.declared.slowest_check_timeout,
-        attempts=run.env.health_attempts,
+        grace=grace, timeout=timeout, attempts=run.env.health_attempts
     )
+    if run.deploy.emergency and not health.starting:
+        # Once every machine has started (as first seen here), an emergency rollback gives
+        # them their grace period and one check, not every attempt.
+        if "started_at" not in step.data:
+            step.data["started_at"] = timezone.now().isoformat()
+            run.commit(Progress(step=step, step_fields={"data": step.data}))
+        since = parse_datetime(step.data["started_at"])
+        limit = rollout.health_deadline_seconds(grace=grace, timeout=timeout, attempts=1)
     elapsed = (timezone.now() - since).total_seconds()
     if elapsed >= limit:
         raise StepFailed(
@@ -374,7 +394,8 @@ def verify(run: RunContext, step: DeployStep) -> None:
             )
         )
     machines = run.changed_machines()
-    healthy, problems = _machine_health(run, machines)
+    health = _machine_health(run, machines)
+    healthy, problems = health.healthy, health.problems
     if problems:
         raise StepFailed(
             "Health checks failed during the verification window: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -67,3 +69,37 @@ def environment_bad_releases(*, environment: Environment) -> list[Release]:
 def environment_freeze_windows(*, environment: Environment) -> list[FreezeWindow]:
     """Current and upcoming windows."""
     return list(environment.freeze_windows.filter(ends_at__gt=timezone.now()))
+
+
+TROUBLE_FAILED_DEPLOY_WINDOW = timedelta(hours=1)
+
+
+def environment_trouble(*, environment: Environment, now: datetime | None = None) -> str:
+    """Why ``environment`` is in trouble (what allows an emergency rollback), as a sentence;
+    "" when it is not: its health is failing, its public health URL is down, or a deploy
+    failed there in the last hour."""
+    if environment.health == Environment.Health.FAILING:
+        return f"{environment}'s health is failing."
+    if environment.uptime == Environment.Uptime.DOWN:
+        return f"{environment} is down: its public health URL is not answering."
+    now = now or timezone.now()
+    failed = (
+        environment.deploys.filter(
+            state=Deploy.State.FAILED, finished_at__gte=now - TROUBLE_FAILED_DEPLOY_WINDOW
+        )
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if failed is not None:
+        minutes = int((now - failed.finished_at).total_seconds() // 60)
+        return f"Deploy #{failed.pk} failed here {minutes} min ago: {failed.error or 'no error'}"
+    return ""
+
+
+def emergency_rollbacks_unacknowledged() -> list[Deploy]:
+    """Emergency rollbacks nobody has acknowledged yet, newest first (the overview's banner)."""
+    return list(
+        Deploy.objects.filter(emergency=True, emergency_acknowledged_at__isnull=True)
+        .select_related("environment__app", "release", "previous_release", "requested_by")
+        .order_by("-created_at", "-id")
+    )

@@ -160,6 +160,12 @@ class RollbackChoices:
     targets: list[RollbackTarget]
     archived: list[RollbackTarget]
 
+    @property
+    def last_healthy(self) -> Release | None:
+        """The most recent release that was live and healthy here and may be rolled back to:
+        the one an emergency rollback returns to."""
+        return next((t.release for t in self.targets if t.eligible), None)
+
 
 def live_healthy_versions(*, environment: Environment) -> list[str]:
     """Versions that were live and healthy in ``environment``, most recent first."""

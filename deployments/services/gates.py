@@ -27,11 +27,13 @@ def deploy_gate_refusal(
     kind: str,
     now: Any,
     release: Release | None = None,
+    emergency: bool = False,
 ) -> Refused | None:
     """Lock, freeze-window and promotion gates (cheap, re-run under the environment's row
     lock). The promotion rule applies to a deploy of ``release`` (not to rollbacks, which go
-    back to what ran here, nor to previews)."""
-    if kind == Deploy.Kind.AUTO_ROLLBACK:
+    back to what ran here, nor to previews). Automatic and emergency rollbacks pass every
+    gate: they are the way out of the trouble a lock or freeze would hold the environment in."""
+    if kind == Deploy.Kind.AUTO_ROLLBACK or emergency:
         return None
     if environment.is_locked and "lock" not in applied:
         who = environment.locked_by.get_username() if environment.locked_by else "system"

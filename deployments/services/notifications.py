@@ -42,6 +42,7 @@ EVENTS = {
     "deploy.succeeded": "Deploy succeeded",
     "deploy.failed": "Deploy failed",
     "deploy.auto_rolled_back": "Automatic rollback started",
+    "rollback.emergency": "Emergency rollback",
     "backup.failed": "Backup drill failed",
     "compliance.failing": "Compliance check failing",
     "compliance.fixed": "Compliance check fixed",

@@ -114,6 +114,7 @@ def deploy_request(
     override_reason: str = "",
     overrides: Iterable[str] = (),
     fast_path: bool = False,
+    emergency: bool = False,
     ip: str | None = None,
 ) -> Deploy:
     """Request a deploy of ``release`` (or a preview ``build``) to ``environment``.
@@ -121,7 +122,9 @@ def deploy_request(
     Checks role, reason, release, lock, freeze windows, the promotion rule and CI checks
     (admins may override the last four with ``overrides`` and ``override_reason``), asks Fly
     for the machines to plan the batches, then creates the deploy with its plan and either
-    opens an approval request or queues it. Raises :class:`Refused` (nothing created, one
+    opens an approval request or queues it. An ``emergency`` rollback (rollback_request
+    checks who may ask) passes the lock and freeze gates and is planned as one batch without
+    a verification window. Raises :class:`Refused` (nothing created, one
     audit event) otherwise.
     """
     if (release is None) == (build is None):
@@ -138,6 +141,7 @@ def deploy_request(
         "target": release.tag if release else build.commit_sha,
         "reason": reason,
         "overrides": sorted(wanted),
+        "emergency": emergency,
     }
 
     def refuse(refusal: Refused) -> None:
@@ -153,7 +157,12 @@ def deploy_request(
     )
     if refusal is None:
         refusal = deploy_gate_refusal(
-            environment=environment, applied=wanted, kind=kind, now=timezone.now(), release=release
+            environment=environment,
+            applied=wanted,
+            kind=kind,
+            now=timezone.now(),
+            release=release,
+            emergency=emergency,
         )
     if refusal is not None:
         refuse(refusal)
@@ -192,7 +201,12 @@ def deploy_request(
             Environment.objects.select_for_update().select_related("app").get(pk=environment.pk)
         )
         refusal = deploy_gate_refusal(
-            environment=environment, applied=wanted, kind=kind, now=timezone.now(), release=release
+            environment=environment,
+            applied=wanted,
+            kind=kind,
+            now=timezone.now(),
+            release=release,
+            emergency=emergency,
         )
         if refusal is None:
             promotion_missing = (
@@ -222,6 +236,7 @@ def deploy_request(
                 applied=applied,
                 override_reason=override_reason,
                 fast_path=fast_path,
+                emergency=emergency,
                 checks=checks,
                 machine_ids=machine_ids,
                 ip=ip,
@@ -243,6 +258,7 @@ def _create(
     applied: set[str],
     override_reason: str,
     fast_path: bool,
+    emergency: bool,
     checks: ChecksVerdict,
     machine_ids: list[str],
     ip: str | None,
@@ -268,6 +284,7 @@ def _create(
         override_reason=override_reason.strip() if applied else "",
         overridden_by=requested_by if applied else None,
         fast_path=fast_path,
+        emergency=emergency,
     )
     target_name = release.tag if release else f"{build.commit_sha[:7]}"
     verify_data = {
@@ -294,6 +311,7 @@ def _create(
             "reason": deploy.reason,
             "steps": len(steps),
             "fast_path": fast_path,
+            "emergency": emergency,
             "optional_checks_failing": [r.name for r in checks.warnings],
         },
         ip=ip,

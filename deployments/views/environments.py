@@ -19,6 +19,7 @@ from deployments.selectors.environments import (
     environment_detail_get,
     environment_freeze_windows,
     environment_recent_deploys,
+    environment_trouble,
 )
 from deployments.services.environments import (
     environment_lock,
@@ -27,6 +28,7 @@ from deployments.services.environments import (
     freeze_window_add,
     freeze_window_remove,
 )
+from deployments.services.rollbacks import emergency_rollback_refusal
 from hotdash import input_gate
 from hotdash.errors import Refused
 from hotdash.integrations import APIError
@@ -60,6 +62,9 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_request": policy.can_request_deploy(request.user),
         "can_lock": policy.can_lock(request.user),
         "can_administer": policy.can_administer(request.user),
+        "can_approve": policy.can_approve(request.user),
+        "emergency_refusal": emergency_rollback_refusal(environment=environment, user=request.user),
+        "trouble": environment_trouble(environment=environment),
         "config_releases": environment_config_releases(environment=environment),
         "lock_form": LockForm(),
         "window_form": FreezeWindowForm(),

@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from approvals import policy
+from deployments.selectors.environments import emergency_rollbacks_unacknowledged
 from deployments.selectors.overview import overview_list
 from hotdash.permissions import role_required
 
@@ -21,5 +22,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "apps": overview.apps,
         "busy": overview.busy,
         "can_administer": policy.can_administer(request.user),
+        "emergencies": emergency_rollbacks_unacknowledged(),
+        "can_acknowledge": policy.can_approve(request.user),
     }
     return render(request, template, context)

@@ -1,4 +1,5 @@
-"""Releases, release detail, Sync now, clearing a bad mark, the rollback form, Rollbacks."""
+"""Releases, release detail, Sync now, clearing a bad mark, the rollback form (with the
+emergency rollback), acknowledging an emergency rollback, Rollbacks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
 from deployments.models import App, Deploy, Environment
+from deployments.selectors.environments import environment_trouble
 from deployments.selectors.releases import (
     ReleaseFilters,
     environment_get,
@@ -26,7 +28,13 @@ from deployments.selectors.releases import (
     rollback_targets_by_environment,
 )
 from deployments.services.releases import ReleaseSyncFailed, release_clear_bad, release_sync
-from deployments.services.rollbacks import fast_path_explanation, rollback_request
+from deployments.services.rollbacks import (
+    emergency_rollback_acknowledge,
+    emergency_rollback_refusal,
+    fast_path_explanation,
+    rollback_request,
+)
+from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
@@ -40,19 +48,20 @@ class RollbackForm(forms.Form):
     release = forms.TypedChoiceField(coerce=int, widget=forms.RadioSelect, label="Roll back to")
     reason = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
     confirmation = forms.CharField(max_length=100, required=False, strip=True)
+    emergency = forms.BooleanField(required=False)
 
-    def __init__(self, *args, choices, production_app: str = "", **kwargs) -> None:
+    def __init__(self, *args, choices, app_name: str, production: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["release"].choices = [(t.release.pk, t.release.tag) for t in choices]
-        self.production_app = production_app
+        self.app_name, self.production = app_name, production
 
-    def clean_confirmation(self) -> str:
-        value = self.cleaned_data["confirmation"]
-        if self.production_app and value != self.production_app:
-            raise forms.ValidationError(
-                f"Type the app name ({self.production_app}) to roll back production."
-            )
-        return value
+    def clean(self) -> dict:
+        data = super().clean()
+        emergency = data.get("emergency")
+        if (self.production or emergency) and data.get("confirmation") != self.app_name:
+            what = "start an emergency rollback" if emergency else "roll back production"
+            self.add_error("confirmation", f"Type the app name ({self.app_name}) to {what}.")
+        return data
 
 
 @require_GET
@@ -139,38 +148,56 @@ def rollback_form(request: HttpRequest, pk: int) -> HttpResponse:
     environment = environment_get(pk=pk)
     choices = rollback_choices(environment=environment)
     eligible = [t for t in choices.targets if t.eligible]
-    production_app = environment.app.name if environment.kind == Environment.Kind.PRODUCTION else ""
-    initial = {"release": request.GET.get("release")}
+    production = environment.kind == Environment.Kind.PRODUCTION
+    app_name = environment.app.name
+    posted = request.POST if request.method == "POST" else None
+    emergency = bool(posted and posted.get("emergency"))
     form = RollbackForm(
-        request.POST or None, initial=initial, choices=eligible, production_app=production_app
+        None if emergency else posted,
+        initial={"release": request.GET.get("release")},
+        choices=eligible,
+        app_name=app_name,
+        production=production,
     )
+    emergency_form = RollbackForm(
+        posted if emergency else None, choices=eligible, app_name=app_name, production=production
+    )
+    posted_form = emergency_form if emergency else form
     status = 200
     refusal = None
-    if request.method == "POST" and form.is_valid():
-        target = next(t.release for t in eligible if t.release.pk == form.cleaned_data["release"])
+    if posted and posted_form.is_valid():
+        data = posted_form.cleaned_data
+        target = next(t.release for t in eligible if t.release.pk == data["release"])
         try:
             deploy = rollback_request(
                 environment=environment,
                 release=target,
                 requested_by=request.user,
-                reason=form.cleaned_data["reason"],
-                confirmation=form.cleaned_data["confirmation"],
+                reason=data["reason"],
+                confirmation=data["confirmation"],
+                emergency=data["emergency"],
                 ip=client_ip(request),
             )
         except Refused as error:
-            refusal, status = error, 409
+            refusal, status = error, refusal_status(error.code)
         else:
-            messages.success(request, f"Rollback #{deploy.pk} to {target.tag} requested.")
+            kind = "Emergency rollback" if deploy.emergency else "Rollback"
+            messages.success(request, f"{kind} #{deploy.pk} to {target.tag} requested.")
             return redirect("deployments:deploy-detail", pk=deploy.pk)
-    elif request.method == "POST":
+    elif posted:
         status = 422
     live_healthy = live_healthy_versions(environment=environment)
+    emergency_refusal = emergency_rollback_refusal(environment=environment, user=request.user)
     context = {
         "environment": environment,
         "choices": choices,
         "form": form,
+        "emergency_form": emergency_form,
+        "emergency": emergency,
+        "emergency_refusal": emergency_refusal,
+        "trouble": environment_trouble(environment=environment),
         "refusal": refusal,
-        "production_app": production_app,
+        "production_app": app_name if production else "",
         "policies": {
             t.release.pk: fast_path_explanation(
                 environment=environment,
@@ -204,3 +231,16 @@ def rollback_list_page(request: HttpRequest) -> HttpResponse:
         "can_request": policy.can_request_deploy(request.user),
     }
     return render(request, "deployments/rollback_list.html", context)
+
+
+@require_POST
+@role_required(policy.can_approve)
+def emergency_acknowledge_action(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = get_object_or_404(Deploy, pk=pk)
+    try:
+        emergency_rollback_acknowledge(deploy=deploy, actor=request.user, ip=client_ip(request))
+    except Refused as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, f"Emergency rollback #{deploy.pk} acknowledged.")
+    return redirect("overview")

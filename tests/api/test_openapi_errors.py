@@ -30,14 +30,16 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from approvals.models import ApprovalRequest
 from approvals.services import DECISION_REFUSALS, approval_decide
-from deployments.models import FreezeWindow, Release
+from deployments.models import Environment, FreezeWindow, Release
 from deployments.services import builds as build_services
 from deployments.services import deploys as deploy_services
 from deployments.services import gates as gate_services
 from deployments.services import requests as request_services
+from deployments.services import rollbacks as rollback_services
 from deployments.services.builds import build_register
 from deployments.services.environments import environment_lock
 from deployments.services.requests import deploy_request, deploy_request_cancel
+from deployments.services.rollbacks import rollback_request
 from hotdash.api import MAX_BODY_BYTES, OPENAPI_COMPONENTS, ApiError, refusal_status
 from hotdash.api_urls import API_MODULES
 from hotdash.errors import Refused
@@ -292,6 +294,141 @@ def _(w):
 def _(w):
     w.sandbox.add_fault("status", status=503, service="fly")
     return w.call("deploys_create", w.requester, REQUEST)
+
+
+# POST /rollbacks
+
+ROLLBACK = {
+    "app": "hot-dash",
+    "environment": "production",
+    "version": "1.1.1",
+    "reason": "5xx after 1.2.0",
+    "confirm": "hot-dash",
+}
+EMERGENCY = {**ROLLBACK, "emergency": True}
+
+
+def _production_in_trouble(w) -> None:
+    w.demo.environments.filter(name="production").update(health=Environment.Health.FAILING)
+
+
+@case("rollbacks_create", 403, "forbidden")
+def _(w):
+    return w.call("rollbacks_create", w.viewer, ROLLBACK)
+
+
+@case("rollbacks_create", 403, "not_approver")
+def _(w):
+    _production_in_trouble(w)
+    return w.call("rollbacks_create", w.requester, EMERGENCY)
+
+
+@case("rollbacks_create", 404, "unknown_environment")
+def _(w):
+    return w.call("rollbacks_create", w.approver, {**ROLLBACK, "environment": "moon"})
+
+
+@case("rollbacks_create", 404, "unknown_release")
+def _(w):
+    return w.call("rollbacks_create", w.approver, {**ROLLBACK, "version": "v9.9.9"})
+
+
+@case("rollbacks_create", 409, "environment_locked")
+def _(w):
+    production = w.demo.environments.get(name="production")
+    environment_lock(environment=production, actor=w.admin_user, reason="incident")
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
+
+
+@case("rollbacks_create", 409, "freeze_window")
+def _(w):
+    now = timezone.now()
+    FreezeWindow.objects.create(
+        environment=w.demo.environments.get(name="production"),
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=1),
+        reason="Black Friday",
+    )
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
+
+
+@case("rollbacks_create", 409, "checks_failing")
+def _(w):
+    target = w.demo.releases.get(version="1.1.1")
+    w.sandbox.set_check(target.commit_sha, "test-unit", "completed", "failure")
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
+
+
+@case("rollbacks_create", 409, "not_in_trouble")
+def _(w):
+    return w.call("rollbacks_create", w.approver, EMERGENCY)
+
+
+@case("rollbacks_create", 409, "no_rollback_target")
+def _(w):
+    _production_in_trouble(w)
+    w.demo.releases.filter(version__in=["1.0.0", "1.1.0", "1.1.1"]).update(
+        bad_marked_at=timezone.now(), bad_reason="500s"
+    )
+    return w.call("rollbacks_create", w.approver, EMERGENCY)
+
+
+@case("rollbacks_create", 422, "missing_fields")
+def _(w):
+    # A blank reason is a missing field here, before the service's reason_required.
+    return [
+        w.call("rollbacks_create", w.approver, {"app": "hot-dash"}),
+        w.call("rollbacks_create", w.approver, {**ROLLBACK, "reason": "   "}),
+    ]
+
+
+@case("rollbacks_create", 422, "invalid_field")
+def _(w):
+    return [
+        w.call("rollbacks_create", w.approver, {**ROLLBACK, "app": 5}),
+        w.call("rollbacks_create", w.approver, {**ROLLBACK, "emergency": "yes"}),
+        w.call("rollbacks_create", w.approver, {**ROLLBACK, "confirm": "x" * 2001}),
+    ]
+
+
+@case("rollbacks_create", 422, "confirmation_required")
+def _(w):
+    return w.call("rollbacks_create", w.approver, {**ROLLBACK, "confirm": "production"})
+
+
+@case("rollbacks_create", 422, "already_live")
+def _(w):
+    return w.call("rollbacks_create", w.approver, {**ROLLBACK, "version": "1.2.0"})
+
+
+@case("rollbacks_create", 422, "invalid_target")
+def _(w):
+    _production_in_trouble(w)
+    return w.call("rollbacks_create", w.approver, {**EMERGENCY, "version": "1.1.0"})
+
+
+@case("rollbacks_create", 422, "release_invalid")
+def _(w):
+    w.demo.releases.filter(version="1.1.1").update(validation=Release.Validation.INVALID)
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
+
+
+@case("rollbacks_create", 422, "release_bad")
+def _(w):
+    w.demo.releases.filter(version="1.1.1").update(bad_marked_at=timezone.now())
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
+
+
+@case("rollbacks_create", 422, "release_deleted")
+def _(w):
+    w.demo.releases.filter(version="1.1.1").update(deleted_on_github_at=timezone.now())
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
+
+
+@case("rollbacks_create", 502, "upstream_error")
+def _(w):
+    w.sandbox.add_fault("status", status=503, service="fly")
+    return w.call("rollbacks_create", w.approver, ROLLBACK)
 
 
 # GET /deploys/{id}
@@ -551,6 +688,11 @@ REFUSALS: dict[Callable, set[str]] = {
     # The API only decides (a bypass is drawer-only).
     approval_decide: set(DECISION_REFUSALS),
     build_register: _codes_constructed(build_services),
+    # A rollback takes no overrides and has no promotion rule (it goes back to what ran).
+    rollback_request: _codes_constructed(rollback_services, "rollback_request")
+    | _codes_constructed(rollback_services, "emergency_rollback_refusal")
+    | (_codes_constructed(request_services) | _codes_constructed(gate_services))
+    - {"invalid_override", "promotion_required"},
     # deploy_request_cancel's only refusal comes from deploy_cancel.
     deploy_request_cancel: _codes_constructed(deploy_services, "deploy_cancel"),
 }
@@ -559,6 +701,7 @@ REFUSALS: dict[Callable, set[str]] = {
 PRE_EMPTED = {
     ("deploys_create", 422, "reason_required"),  # a blank reason is missing_fields
     ("deploys_decide", 422, "invalid_verdict"),  # an unknown decision is invalid_field
+    ("rollbacks_create", 422, "reason_required"),  # a blank reason is missing_fields
 }
 
 

@@ -12,8 +12,9 @@ from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth import get_user_model
 
 from approvals.models import ApprovalRequest
-from deployments.models import Deploy, Preview, Release
+from deployments.models import Deploy, Environment, Preview, Release
 from deployments.services.requests import deploy_request
+from deployments.services.rollbacks import rollback_request
 from tests.browser.conftest import DESKTOP, PHONE
 
 pytestmark = [
@@ -27,8 +28,19 @@ AXE = Axe()
 
 @pytest.fixture
 def scene(demo, live_sandbox):
-    """The demo world (with its finished deploys), a deploy awaiting approval and a running
-    pull-request preview."""
+    """The demo world (with its finished deploys), a deploy awaiting approval, a running
+    pull-request preview, and an emergency rollback of staging (the overview's banner)."""
+    staging = demo.environments.get(name="staging")
+    staging.health = Environment.Health.FAILING
+    staging.save()
+    rollback_request(
+        environment=staging,
+        release=Release.objects.get(app=demo, version="1.3.0-rc.1"),
+        requested_by=get_user_model().objects.get(username="carol"),
+        reason="login fails for every user since 1.3.0",
+        confirmation=demo.name,
+        emergency=True,
+    )
     production = demo.environments.get(name="production")
     deploy = deploy_request(
         environment=production,
@@ -48,7 +60,7 @@ def scene(demo, live_sandbox):
     )
     finished = Deploy.objects.filter(state=Deploy.State.SUCCEEDED).latest("pk")
     return SimpleNamespace(
-        deploy=deploy, finished=finished, environment=production, preview=preview
+        deploy=deploy, finished=finished, environment=production, preview=preview, staging=staging
     )
 
 
@@ -62,6 +74,8 @@ def pages(page, scene) -> list[str]:
         f"/deploys/{scene.deploy.pk}/",
         f"/deploys/{scene.finished.pk}/",
         f"/environments/{scene.environment.pk}/",
+        f"/environments/{scene.staging.pk}/",
+        f"/environments/{scene.staging.pk}/rollback/",
         f"/releases/{scene.deploy.release_id}/",
         f"/previews/{scene.preview.pk}/",
         "/no/such/page/",

@@ -66,6 +66,7 @@ RELEASE_ACTIONS = [
     ("post", "deployments:release-clear-bad", "approver", {"reason": ""}),
     ("get", "deployments:rollback-form", "requester", {}),
     ("post", "deployments:rollback-form", "requester", {}),
+    ("post", "deployments:emergency-acknowledge", "approver", {}),
 ]
 RANKS = {"outsider": 0, "viewer": 1, "requester": 2, "approver": 3, "admin_user": 4}
 
@@ -80,6 +81,10 @@ def test_release_actions(client, demo, sandbox, request, role, method, name, min
         "deployments:release-sync": [],
         "deployments:release-clear-bad": [Release.objects.first().pk],
         "deployments:rollback-form": [demo.environments.get(name="staging").pk],
+        # Refused (not an emergency rollback) but still past the role check: a 302.
+        "deployments:emergency-acknowledge": [
+            demo.environments.get(name="staging").deploys.first().pk
+        ],
     }[name]
     response = getattr(client, method)(reverse(name, args=args), data)
     if role == "anonymous":

@@ -38,6 +38,15 @@ DEMO_TARGETS = st.sampled_from(
     ]
 )
 
+# Rollback targets that really were live and healthy in the demo world.
+ROLLBACK_TARGETS = st.sampled_from(
+    [
+        {"app": "hot-dash", "environment": "staging", "version": "1.2.0"},
+        {"app": "hot-dash", "environment": "production", "version": "1.1.1", "confirm": "hot-dash"},
+    ]
+)
+TARGETS = {"POST /deploys": DEMO_TARGETS, "POST /rollbacks": ROLLBACK_TARGETS}
+
 # Loaded once at collection: serving the schema reads no data.
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
 schema.config.checks.update(included_check_names=CHECKS)
@@ -45,11 +54,12 @@ schema.config.checks.update(included_check_names=CHECKS)
 
 @schema.hook
 def flatmap_body(context, body):
-    """Deploy requests sometimes name a real app, environment and release, so the happy path
-    and everything linked from it (reads, decisions, cancels) is reached too."""
-    if context.operation.label != "POST /deploys" or not isinstance(body, dict):
+    """Deploy and rollback requests sometimes name a real app, environment and release, so
+    the happy path and everything linked from it (reads, decisions, cancels) is reached too."""
+    targets = TARGETS.get(context.operation.label)
+    if targets is None or not isinstance(body, dict):
         return st.just(body)
-    return st.one_of(st.just(body), DEMO_TARGETS.map(lambda target: {**body, **target}))
+    return st.one_of(st.just(body), targets.map(lambda target: {**body, **target}))
 
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]

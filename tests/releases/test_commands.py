@@ -10,7 +10,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from deployments.models import Deploy
+from deployments.models import Deploy, Environment
 from tests.engine.conftest import Driver, fast_health
 
 
@@ -101,6 +101,47 @@ def test_yes_skips_the_prompt_and_a_failed_rollback_exits_3(demo, approver, driv
         )
     assert info.value.returncode == 3
     assert "ended failed: Health checks failed" in str(info.value)
+
+
+def test_an_emergency_rollback_asks_for_the_app_name_on_staging_too(demo, approver, driver):
+    demo.environments.filter(name="staging").update(health=Environment.Health.FAILING)
+    output = run(
+        "rollback",
+        "hot-dash",
+        "1.3.0-rc.1",
+        "--env",
+        "staging",
+        "--reason",
+        "login broken",
+        "--as",
+        "approver",
+        "--emergency",
+        stdin="hot-dash\n",
+    )
+    assert "Type the app name (hot-dash) to confirm: " in output
+    assert "Emergency rollback: every machine at once, no approval" in output
+    deploy = Deploy.objects.get(kind=Deploy.Kind.ROLLBACK)
+    assert deploy.emergency and deploy.state == Deploy.State.SUCCEEDED
+    assert f"Rollback #{deploy.pk} succeeded" in output
+
+
+def test_an_emergency_rollback_outside_trouble_is_refused(demo, approver, driver):
+    with pytest.raises(CommandError) as info:
+        run(
+            "rollback",
+            "hot-dash",
+            "1.3.0-rc.1",
+            "--env",
+            "staging",
+            "--reason",
+            "x",
+            "--as",
+            "approver",
+            "--emergency",
+            "--yes",
+        )
+    assert info.value.returncode == 1
+    assert "Refused (not_in_trouble): hot-dash/staging is not in trouble" in str(info.value)
 
 
 @pytest.mark.parametrize(

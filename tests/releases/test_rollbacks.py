@@ -12,7 +12,7 @@ from deployments.services.releases import release_clear_bad
 from deployments.services.requests import deploy_request
 from deployments.services.rollbacks import rollback_request
 from hotdash.errors import Refused
-from tests.engine.conftest import Driver, fast_health
+from tests.engine.conftest import fast_health
 
 
 @pytest.fixture
@@ -154,14 +154,6 @@ def test_the_bad_mark_blocks_redeploy_until_cleared(demo, production, approver, 
 @pytest.fixture
 def staging(demo, sandbox):
     return fast_health(demo.environments.get(name="staging"))
-
-
-@pytest.fixture
-def driver(sandbox, time_machine, settings):
-    settings.DEPLOY_POLL_SECONDS = 1
-    settings.DEPLOY_QUEUE_POLL_SECONDS = 1
-    time_machine.move_to(sandbox.clock.now(), tick=False)
-    return Driver(sandbox=sandbox, traveller=time_machine)
 
 
 def test_rollback_health_is_verified_and_recorded(demo, staging, approver, driver, sandbox):

@@ -64,7 +64,7 @@ class Command(BaseCommand):
         if user is None or not user.is_active:
             raise CommandError(f"No active user {options['username']!r}.", returncode=EXIT_REFUSED)
         confirmation = ""
-        if environment.kind == Environment.Kind.PRODUCTION:
+        if self.needs_confirmation(environment, options):
             confirmation = (
                 app.name if options["yes"] else self.confirm(app, environment, release, options)
             )
@@ -75,6 +75,7 @@ class Command(BaseCommand):
                 user=user,
                 reason=options["reason"],
                 confirmation=confirmation,
+                options=options,
             )
         except Refused as refusal:
             raise CommandError(
@@ -102,8 +103,11 @@ class Command(BaseCommand):
             )
         return typed
 
-    def request(self, *, environment, release, user, reason, confirmation) -> Deploy:
-        del confirmation  # typed above; deploy_request has no confirmation of its own
+    def needs_confirmation(self, environment: Environment, options) -> bool:
+        return environment.kind == Environment.Kind.PRODUCTION
+
+    def request(self, *, environment, release, user, reason, confirmation, options) -> Deploy:
+        del confirmation, options  # typed above; deploy_request has no confirmation of its own
         return deploy_request(
             environment=environment, release=release, requested_by=user, reason=reason
         )

@@ -44,6 +44,8 @@ HISTORY = {
 # The promotion order (staging, then production) and production's rule: a release must have
 # run healthy on staging for this many minutes first.
 PRODUCTION_PROMOTION_MINUTES = 10
+# A staging rollout still running after three minutes is aborted and rolled back.
+STAGING_ROLLOUT_DEADLINE_SECONDS = 180
 
 
 def _machines(environment: str) -> dict[str, Any]:
@@ -128,6 +130,7 @@ class Command(BaseCommand):
                 concurrency_hard_limit=100,
                 approvals_required=0,
                 promotion_position=1,
+                rollout_deadline_seconds=STAGING_ROLLOUT_DEADLINE_SECONDS,
             ),
         }
         releases = {item.version: self._release(app, item, created) for item in demo.DEMO_RELEASES}
