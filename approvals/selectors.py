@@ -178,6 +178,7 @@ def approval_get(*, pk: int | None = None, deploy_id: int | None = None) -> Appr
             "deploy__requested_by",
             "deploy__overridden_by",
             "deploy__superseded_by",
+            "deploy__rehearsal__environment",
         ),
         **lookup,
     )

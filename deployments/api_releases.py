@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 
 from approvals import policy
 from deployments.models import App, Release
@@ -14,6 +15,7 @@ from deployments.selectors.releases import (
     release_blockers,
     releases_by_app,
 )
+from deployments.services.gates import release_deploy_refusals
 from hotdash.api import ApiError, api_endpoint, error_responses
 
 
@@ -21,7 +23,8 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def release_json(row: ReleaseRow) -> dict[str, Any]:
+def release_json(row: ReleaseRow, refusals: dict[str, list[str]]) -> dict[str, Any]:
+    """``refusals``: why the release may not go to each environment now, by its name."""
     release: Release = row.release
     return {
         "id": release.pk,
@@ -44,6 +47,16 @@ def release_json(row: ReleaseRow) -> dict[str, Any]:
         "deleted_on_github_at": _iso(release.deleted_on_github_at),
         "live_in": [env.name for env in row.live_in],
         "deployed_to": sorted(row.deployed_to),
+        "environments": [
+            {
+                "name": stage.environment.name,
+                "outcome": stage.outcome,
+                "live": stage.environment.current_release_id == release.pk,
+                "may_deploy_now": not refusals[stage.environment.name],
+                "not_now_because": refusals[stage.environment.name],
+            }
+            for stage in row.pipeline
+        ],
         "artifact": {
             "name": release.artifact_name,
             "sha256": release.artifact_sha256,
@@ -61,12 +74,37 @@ def app_releases(request: HttpRequest, app: str) -> JsonResponse:
         raise ApiError(404, "unknown_app", f"No app is named {app!r}.")
     filters = ReleaseFilters.from_query(request.GET)
     (group,) = releases_by_app(app_name=app, filters=filters)
-    return JsonResponse({"app": app, "releases": [release_json(row) for row in group.rows]})
+    now = timezone.now()
+    releases = [row.release for row in group.rows]
+    by_environment = {
+        env.name: release_deploy_refusals(environment=env, releases=releases, now=now)
+        for env in group.environments
+    }
+    return JsonResponse(
+        {
+            "app": app,
+            "releases": [
+                release_json(
+                    row, {name: found[row.release.pk] for name, found in by_environment.items()}
+                )
+                for row in group.rows
+            ],
+        }
+    )
 
 
 _RELEASE_SCHEMA = {
     "type": "object",
-    "required": ["id", "version", "tag", "prerelease", "validation", "deployable", "live_in"],
+    "required": [
+        "id",
+        "version",
+        "tag",
+        "prerelease",
+        "validation",
+        "deployable",
+        "live_in",
+        "environments",
+    ],
     "properties": {
         "id": {"type": "integer"},
         "version": {"type": "string"},
@@ -99,6 +137,35 @@ _RELEASE_SCHEMA = {
         "deleted_on_github_at": {"type": ["string", "null"], "format": "date-time"},
         "live_in": {"type": "array", "items": {"type": "string"}},
         "deployed_to": {"type": "array", "items": {"type": "string"}},
+        "environments": {
+            "type": "array",
+            "description": "The release's pipeline: each environment of the app in promotion "
+            "order, how the release went there and whether it may be deployed there now.",
+            "items": {
+                "type": "object",
+                "required": ["name", "outcome", "live", "may_deploy_now", "not_now_because"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "outcome": {
+                        "type": "string",
+                        "enum": ["succeeded", "failed", "never"],
+                        "description": "succeeded: it ran there successfully at least once; "
+                        "failed: every run there failed; never: it never ran there.",
+                    },
+                    "live": {"type": "boolean"},
+                    "may_deploy_now": {
+                        "type": "boolean",
+                        "description": "Release, lock, freeze window and promotion rule allow a "
+                        "deploy now (CI checks are checked when requesting).",
+                    },
+                    "not_now_because": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Why not, one sentence each; empty when it may.",
+                    },
+                },
+            },
+        },
         "artifact": {"type": "object"},
         "image": {"type": "object"},
     },
@@ -108,6 +175,8 @@ OPENAPI_PATHS = {
     "/apps/{app}/releases": {
         "get": {
             "summary": "Every release of an app, newest first by SemVer precedence",
+            "description": "Each release says where it ran (its pipeline) and whether it may be "
+            "deployed to each environment now, with the reasons when not.",
             "operationId": "listAppReleases",
             "parameters": [
                 {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}},

@@ -411,6 +411,15 @@ class Build(models.Model):
         return f"{self.app.name}@{self.commit_sha[:7]}"
 
 
+# The gates an admin may override (approvals.policy.OVERRIDABLE), as a person reads them.
+OVERRIDE_LABELS = {
+    "lock": "the environment lock",
+    "freeze_window": "the freeze window",
+    "checks": "failing CI checks",
+    "promotion": "the promotion rule",
+}
+
+
 class Deploy(models.Model):
     """One attempt to put a Release (or a preview Build) on an Environment."""
 
@@ -476,7 +485,12 @@ class Deploy(models.Model):
     superseded_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # Admin overrides of a lock, freeze window or failing checks, with the mandatory reason.
+    # The deploy on the previous environment of the promotion order whose success, healthy
+    # since, counted for this release when it was requested (the rehearsal evidence).
+    rehearsal = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Admin overrides of gates (OVERRIDE_LABELS), with the mandatory reason.
     overrides = models.JSONField(default=list, blank=True)
     override_reason = models.TextField(blank=True)
     overridden_by = models.ForeignKey(
@@ -529,6 +543,10 @@ class Deploy(models.Model):
     @property
     def requester_name(self) -> str:
         return self.requested_by.get_username() if self.requested_by else self.requested_by_system
+
+    @property
+    def override_labels(self) -> list[str]:
+        return [OVERRIDE_LABELS.get(name, name) for name in self.overrides]
 
     @property
     def rollback_hold(self) -> RollbackHold | None:

@@ -23,6 +23,7 @@ def deploy_get(*, pk: int) -> Deploy:
             "rollback_of",
             "superseded_by",
             "overridden_by",
+            "rehearsal__environment",
             "approval_request",
         ),
         pk=pk,

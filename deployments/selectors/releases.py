@@ -6,7 +6,6 @@ app are bounded, and every function here runs a fixed number of queries.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
@@ -35,11 +34,22 @@ class ReleaseFilters:
         )
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Where a release stands on one environment of the pipeline: ``outcome`` is ``succeeded``
+    (it ran there successfully at least once), ``failed`` (it ran there and only failed) or
+    ``never``."""
+
+    environment: Environment
+    outcome: str
+
+
 @dataclass
 class ReleaseRow:
     release: Release
     live_in: list[Environment] = field(default_factory=list)
     deployed_to: set[str] = field(default_factory=set)
+    pipeline: list[Stage] = field(default_factory=list)
 
     @property
     def blockers(self) -> list[str]:
@@ -77,8 +87,9 @@ def _ordered(releases: list[Release]) -> list[Release]:
 def releases_by_app(
     *, app_name: str = "", filters: ReleaseFilters | None = None
 ) -> list[AppReleases]:
-    """Every app's releases, newest first by precedence, with where each is live and where it
-    was ever deployed. Four queries whatever the number of releases."""
+    """Every app's releases, newest first by precedence, with where each is live, where it was
+    ever deployed and how it went on each environment (its pipeline). Four queries whatever the
+    number of releases."""
     filters = filters or ReleaseFilters()
     apps = App.objects.order_by("name")
     if app_name:
@@ -90,30 +101,47 @@ def releases_by_app(
         .order_by("kind", "name")
     )
     releases = list(Release.objects.filter(app__in=apps).select_related("app", "bad_marked_by"))
-    deployed: dict[int, set[str]] = defaultdict(set)
-    names = {env.pk: env.name for env in environments}
-    for release_id, env_id in (
+    outcomes: dict[tuple[int, int], str] = {}
+    for release_id, env_id, state in (
         Deploy.objects.filter(
-            environment__in=environments, state=Deploy.State.SUCCEEDED, release__isnull=False
+            environment__in=environments,
+            state__in=(Deploy.State.SUCCEEDED, Deploy.State.FAILED),
+            release__isnull=False,
         )
-        .values_list("release_id", "environment_id")
+        .values_list("release_id", "environment_id", "state")
         .distinct()
     ):
-        deployed[release_id].add(names[env_id])
+        if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
+            outcomes[release_id, env_id] = state
     result = []
     for app in apps:
         app_envs = [env for env in environments if env.app_id == app.pk]
+        order = pipeline_order(app_envs)
         rows = []
         for release in _ordered([r for r in releases if r.app_id == app.pk]):
+            pipeline = [
+                Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
+                for env in order
+            ]
             row = ReleaseRow(
                 release=release,
                 live_in=[env for env in app_envs if env.current_release_id == release.pk],
-                deployed_to=deployed[release.pk],
+                deployed_to={s.environment.name for s in pipeline if s.outcome == "succeeded"},
+                pipeline=pipeline,
             )
             if _keep(row, filters):
                 rows.append(row)
         result.append(AppReleases(app=app, environments=app_envs, rows=rows))
     return result
+
+
+def pipeline_order(environments: list[Environment]) -> list[Environment]:
+    """Environments as a release goes through them: the promotion order first, then the rest by
+    name."""
+    return sorted(
+        environments,
+        key=lambda env: (env.promotion_position is None, env.promotion_position or 0, env.name),
+    )
 
 
 def _keep(row: ReleaseRow, filters: ReleaseFilters) -> bool:

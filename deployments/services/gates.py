@@ -9,7 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from deployments.models import Deploy, Environment, FreezeWindow, Release
-from deployments.selectors.promotion import promotion_check
+from deployments.selectors.promotion import promotion_check, promotion_checks
+from deployments.selectors.releases import release_blockers
 from deployments.services.environments import environment_lock
 from deployments.services.releases import release_mark_bad
 from hotdash.errors import Refused
@@ -81,6 +82,28 @@ def promotion_refusal(*, environment: Environment, release: Release, now: Any) -
             "broken_by_deploy": broken_by.pk if broken_by else None,
         },
     )
+
+
+def release_deploy_refusals(
+    *, environment: Environment, releases: list[Release], now: Any
+) -> dict[int, list[str]]:
+    """Why a deploy of each of ``releases`` to ``environment`` would be refused now, one
+    sentence each, by release id ([] when it may go): what keeps the release from any deploy,
+    the environment's lock or freeze window, and its promotion rule. CI checks are not read
+    (that asks GitHub); a request still checks them. A fixed number of queries."""
+    gate = deploy_gate_refusal(
+        environment=environment, applied=set(), kind=Deploy.Kind.DEPLOY, now=now
+    )
+    promotions = promotion_checks(environment=environment, releases=releases, now=now)
+    refusals = {}
+    for release in releases:
+        promotion = promotions.get(release.pk)
+        refusals[release.pk] = [
+            *release_blockers(release),
+            *([gate.message] if gate else []),
+            *([promotion.missing] if promotion and not promotion.met else []),
+        ]
+    return refusals
 
 
 def rollback_away(deploy: Deploy) -> str:

@@ -39,6 +39,7 @@ EVENTS = {
     "approval.rejected": "Rejected",
     "approval.expired": "Approval expired",
     "approval.bypassed": "Approval bypassed (break-glass)",
+    "deploy.override": "Gate overridden by an admin",
     "deploy.succeeded": "Deploy succeeded",
     "deploy.failed": "Deploy failed",
     "deploy.auto_rolled_back": "Automatic rollback started",

@@ -17,14 +17,12 @@ from approvals import policy
 from approvals.audit import SYSTEM_ACTORS, record
 from approvals.services import approval_request_cancel, approval_request_open
 from deployments.models import Build, Deploy, Environment, Release
+from deployments.selectors.promotion import Promotion, promotion_check
 from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
 from deployments.services.environments import environment_machines
-from deployments.services.gates import (
-    deploy_gate_refusal,
-    freeze_window_active,
-    promotion_refusal,
-)
+from deployments.services.gates import deploy_gate_refusal, freeze_window_active
+from deployments.services.notifications import notification_send
 from deployments.services.plans import deploy_plan_create
 from hotdash.errors import Refused
 from hotdash.integrations import APIError
@@ -209,11 +207,10 @@ def deploy_request(
             emergency=emergency,
         )
         if refusal is None:
-            promotion_missing = (
-                kind == Deploy.Kind.DEPLOY
-                and release is not None
-                and promotion_refusal(environment=environment, release=release, now=timezone.now())
-                is not None
+            promotion = (
+                promotion_check(environment=environment, release=release, now=timezone.now())
+                if kind == Deploy.Kind.DEPLOY and release is not None
+                else None
             )
             applied = {
                 name
@@ -221,7 +218,7 @@ def deploy_request(
                     ("lock", environment.is_locked),
                     ("freeze_window", freeze_window_active(environment=environment) is not None),
                     ("checks", not checks.green),
-                    ("promotion", promotion_missing),
+                    ("promotion", promotion is not None and not promotion.met),
                 )
                 if needed and name in wanted
             }
@@ -238,6 +235,7 @@ def deploy_request(
                 fast_path=fast_path,
                 emergency=emergency,
                 checks=checks,
+                promotion=promotion,
                 machine_ids=machine_ids,
                 ip=ip,
             )
@@ -260,11 +258,14 @@ def _create(
     fast_path: bool,
     emergency: bool,
     checks: ChecksVerdict,
+    promotion: Promotion | None,
     machine_ids: list[str],
     ip: str | None,
 ) -> Deploy:
     source = release or build
     actor = requested_by or system_actor
+    # The rehearsal is evidence while it still holds, met or overridden (too short so far).
+    rehearsal = promotion.rehearsal if promotion and not promotion.broken_by else None
     deploy = Deploy.objects.create(
         environment=environment,
         release=release,
@@ -283,6 +284,7 @@ def _create(
         overrides=sorted(applied),
         override_reason=override_reason.strip() if applied else "",
         overridden_by=requested_by if applied else None,
+        rehearsal=rehearsal,
         fast_path=fast_path,
         emergency=emergency,
     )
@@ -313,11 +315,13 @@ def _create(
             "fast_path": fast_path,
             "emergency": emergency,
             "optional_checks_failing": [r.name for r in checks.warnings],
+            "rehearsal_deploy": rehearsal.pk if rehearsal else None,
         },
         ip=ip,
         **about,
     )
     if applied:
+        promotion_missing = promotion.missing if "promotion" in applied else ""
         record(
             actor=actor,
             verb="deploy.override",
@@ -325,9 +329,17 @@ def _create(
                 "overrides": sorted(applied),
                 "reason": deploy.override_reason,
                 "failing_checks": [r.name for r in checks.failing],
+                "promotion_missing": promotion_missing,
             },
             ip=ip,
             **about,
+        )
+        notification_send(
+            deploy=deploy,
+            event="deploy.override",
+            detail=f"{deploy.overridden_by.get_username()} overrode "
+            f"{', '.join(deploy.override_labels)}: {deploy.override_reason}"
+            + (f"\nMissing: {promotion_missing}" if promotion_missing else ""),
         )
     if policy.approvals_needed(environment, fast_path=fast_path):
         approval_request_open(deploy=deploy, actor=actor, ip=ip)

@@ -10,13 +10,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
-from deployments.models import Deploy, Environment, Release
+from deployments.models import OVERRIDE_LABELS, Deploy, Environment, Release
 from deployments.selectors.deploy_history import DeployFilterForm, deploy_history_page
 from deployments.selectors.deploys import (
     deploy_duration,
@@ -27,6 +28,7 @@ from deployments.selectors.deploys import (
     deploy_queue_position,
     deploy_step_progress,
 )
+from deployments.selectors.promotion import deploy_promote_offer
 from deployments.services.deploys import deploy_abort
 from deployments.services.requests import deploy_request, deploy_request_cancel
 from hotdash.api import refusal_status
@@ -46,12 +48,7 @@ class DeployRequestForm(forms.Form):
     release = forms.ModelChoiceField(queryset=Release.objects.select_related("app"))
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
     overrides = forms.MultipleChoiceField(
-        choices=[
-            ("lock", "the environment lock"),
-            ("freeze_window", "the freeze window"),
-            ("checks", "failing CI checks"),
-            ("promotion", "the promotion rule"),
-        ],
+        choices=list(OVERRIDE_LABELS.items()),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         label="Override (admins only)",
@@ -120,6 +117,9 @@ def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
         and deploy.abort_requested_at is None
         and policy.can_abort(request.user),
         "reason_form": ReasonForm(),
+        "promote": deploy_promote_offer(deploy=deploy, now=timezone.now())
+        if policy.can_request_deploy(request.user)
+        else None,
     }
 
 

@@ -8,12 +8,14 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
 from deployments.models import App, Deploy, Environment
 from deployments.selectors.environments import environment_trouble
+from deployments.selectors.promotion import release_promote_offers
 from deployments.selectors.releases import (
     ReleaseFilters,
     environment_get,
@@ -102,15 +104,21 @@ def _release_page(
         .exclude(kind=Environment.Kind.PREVIEW)
         .select_related("locked_by")
     )
+    can_request = policy.can_request_deploy(request.user)
+    offers = (
+        release_promote_offers(release=release, environments=environments, now=timezone.now())
+        if can_request
+        else {}
+    )
     context = {
         "release": release,
         "blockers": release_blockers(release),
         "live_in": [env for env in environments if env.current_release_id == release.pk],
-        "environments": environments,
+        "deploy_targets": [(env, offers.get(env.pk)) for env in environments],
         "history": release_deploy_history(release=release),
         "rollback_environments": rollback_targets_by_environment(release=release),
         "clear_form": clear_form or ReasonForm(),
-        "can_request": policy.can_request_deploy(request.user),
+        "can_request": can_request,
         "can_clear": policy.can_approve(request.user),
     }
     template = "deployments/release_detail.html"

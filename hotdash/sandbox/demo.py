@@ -137,6 +137,8 @@ _HISTORY: list[tuple[str, bool, list[tuple[str, str]]]] = [
         False,
         [("fix: preview comment marker (#16)", "carol"), ("feat!: audit export (#17)", "alice")],
     ),
+    # Newer than what staging runs: it has not had its staging rehearsal yet.
+    ("1.3.1", False, [("fix: approval drawer focus on close (#19)", "bob")]),
 ]
 
 DEMO_RELEASES: tuple[DemoRelease, ...] = tuple(

@@ -231,8 +231,8 @@ def test_drawer_shows_the_lock_the_freeze_window_and_the_admin_override(
         assert f">{start:%Y-%m-%d %H:%M} UTC</time> – <time" in html
         assert f">{end:%Y-%m-%d %H:%M} UTC</time>: quarter close</li>" in html
         assert (
-            '<p class="lock">Override by root of freeze_window, lock: hotfix for the outage</p>'
-            in html
+            '<p class="lock" id="override">root overrode the freeze window, the environment lock: '
+            "hotfix for the outage</p>" in html
         )
 
 

@@ -59,8 +59,15 @@ def scene(demo, live_sandbox):
         state=Preview.State.RUNNING,
     )
     finished = Deploy.objects.filter(state=Deploy.State.SUCCEEDED).latest("pk")
+    # Not rehearsed on staging: its release page shows Promote disabled, with why.
+    unrehearsed = Release.objects.get(app=demo, version="1.3.1")
     return SimpleNamespace(
-        deploy=deploy, finished=finished, environment=production, preview=preview, staging=staging
+        deploy=deploy,
+        finished=finished,
+        environment=production,
+        preview=preview,
+        unrehearsed=unrehearsed,
+        staging=staging,
     )
 
 
@@ -77,6 +84,7 @@ def pages(page, scene) -> list[str]:
         f"/environments/{scene.staging.pk}/",
         f"/environments/{scene.staging.pk}/rollback/",
         f"/releases/{scene.deploy.release_id}/",
+        f"/releases/{scene.unrehearsed.pk}/",
         f"/previews/{scene.preview.pk}/",
         "/no/such/page/",
     ]

@@ -165,7 +165,7 @@ FLIPS = [
     ),
     Flip(
         "repository_security",
-        "1 open secret-scanning alert(s); newest: Fly.io API Token on 2026-10-07",
+        "1 open secret-scanning alert(s); newest: Fly.io API Token on 2026-10-14",
         lambda s, a: s.add_secret_alert("fo1_leaked"),
         lambda s, a: s.resolve_secret_alert(1),
     ),

@@ -43,7 +43,7 @@ def test_seed_demo_creates_the_demo_world(demo):
         0,
     )
     releases = Release.objects.filter(app=demo)
-    assert releases.count() == 6
+    assert releases.count() == 7
     assert releases.filter(is_prerelease=True).count() == 1
     assert production.current_release.version == "1.2.0"
     assert Deploy.objects.filter(environment=production, state=Deploy.State.SUCCEEDED).count() == 4

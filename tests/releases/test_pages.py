@@ -24,7 +24,15 @@ def test_releases_page_orders_by_precedence_and_badges_what_is_live(
     client.force_login(viewer)
     with django_assert_max_num_queries(10):
         html = client.get(reverse("deployments:release-list")).content.decode()
-    assert versions(html) == ["v1.3.0", "v1.3.0-rc.1", "v1.2.0", "v1.1.1", "v1.1.0", "v1.0.0"]
+    assert versions(html) == [
+        "v1.3.1",
+        "v1.3.0",
+        "v1.3.0-rc.1",
+        "v1.2.0",
+        "v1.1.1",
+        "v1.1.0",
+        "v1.0.0",
+    ]
     assert "production: v1.2.0" in html and "staging: v1.3.0" in html
     assert 'id="sync-hot-dash"' not in html  # viewers cannot sync
 
@@ -32,7 +40,7 @@ def test_releases_page_orders_by_precedence_and_badges_what_is_live(
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({"prereleases": "exclude"}, ["v1.3.0", "v1.2.0", "v1.1.1", "v1.1.0", "v1.0.0"]),
+        ({"prereleases": "exclude"}, ["v1.3.1", "v1.3.0", "v1.2.0", "v1.1.1", "v1.1.0", "v1.0.0"]),
         ({"prereleases": "only"}, ["v1.3.0-rc.1"]),
         ({"environment": "staging"}, ["v1.3.0", "v1.3.0-rc.1", "v1.2.0", "v1.1.1"]),
         ({"deployable": "1", "environment": "production"}, ["v1.1.1", "v1.1.0", "v1.0.0"]),
@@ -81,7 +89,7 @@ def test_sync_now_reports_what_changed(client, demo, requester, sandbox):
     client.force_login(requester)
     response = client.post(reverse("deployments:release-sync"), {"app": "hot-dash"}, follow=True)
     html = response.content.decode()
-    assert "Synced hot-dash: 7 release(s) on GitHub" in html and "v1.4.0" in html
+    assert "Synced hot-dash: 8 release(s) on GitHub" in html and "v1.4.0" in html
     event = AuditEvent.objects.get(verb="release.synced")
     assert event.actor_name == "requester" and "v1.4.0" in event.data["stored"]
 
@@ -219,6 +227,7 @@ def test_api_lists_every_release_with_its_trust_facts(client, demo, viewer):
     assert response.status_code == 200
     releases = response.json()["releases"]
     assert [r["version"] for r in releases] == [
+        "1.3.1",
         "1.3.0",
         "1.3.0-rc.1",
         "1.2.0",

@@ -40,7 +40,7 @@ def _checks(release):
 
 def test_sync_of_the_demo_repository_validates_every_release(demo, sandbox):
     result = release_sync(app=demo, actor="system")
-    assert result.seen == 6 and result.deleted == []
+    assert result.seen == 7 and result.deleted == []
     releases = {r.version: r for r in Release.objects.filter(app=demo)}
     assert all(r.validation == Release.Validation.VALID for r in releases.values())
     assert all(r.github_release_id for r in releases.values())
@@ -176,7 +176,7 @@ def test_webhook_published_then_deleted(demo, sandbox):
         app=demo, action="published", payload=_webhook_payload(sandbox)
     )
     assert release.version == "1.4.0" and release.is_prerelease
-    assert release.changelog["base"] == "v1.3.0"
+    assert release.changelog["base"] == "v1.3.1"
     assert AuditEvent.objects.get(verb="release.discovered").actor_name == "github"
     deleted = release_handle_webhook(
         app=demo, action="deleted", payload=_webhook_payload(sandbox, "deleted")

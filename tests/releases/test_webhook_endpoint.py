@@ -50,7 +50,7 @@ def test_a_published_release_is_stored_and_validated(demo, sandbox, deliver):
     assert response.status_code == 202
     assert delivery.state == WebhookDelivery.State.PROCESSED and delivery.detail == "release v1.4.0"
     release = Release.objects.get(app=demo, version="1.4.0")
-    assert release.validation_results and release.changelog["base"] == "v1.3.0"
+    assert release.validation_results and release.changelog["base"] == "v1.3.1"
 
 
 def test_a_malformed_tag_is_recorded_as_rejected(demo, sandbox, deliver):
@@ -88,4 +88,4 @@ def test_unknown_apps_and_malformed_payloads_are_ignored_not_500(demo, deliver, 
     response, delivery = deliver(payload)
     assert response.status_code == 202
     assert delivery.state == WebhookDelivery.State.IGNORED and detail in delivery.detail
-    assert Release.objects.count() == 6
+    assert Release.objects.count() == 7

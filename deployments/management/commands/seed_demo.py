@@ -1,4 +1,4 @@
-"""Create the demo world (app hot-dash, staging then production, six releases, history, users).
+"""Create the demo world (app hot-dash, staging then production, seven releases, history, users).
 
 Idempotent: a second run finds everything in place and changes nothing.
 """
@@ -36,7 +36,8 @@ DEMO_USERS = (
     ("admin", policy.ADMIN),
 )
 # Deploy history: which releases went live, in order, in each environment. v1.3.0 has passed
-# its staging rehearsal (weeks ago), so it may go to production at once.
+# its staging rehearsal (weeks ago), so it may be promoted to production at once; the newer
+# v1.3.1 never ran on staging, so production refuses it until it has.
 HISTORY = {
     "production": ("1.0.0", "1.1.0", "1.1.1", "1.2.0"),
     "staging": ("1.1.1", "1.2.0", "1.3.0-rc.1", "1.3.0"),
