@@ -106,6 +106,13 @@ class ThrottledLoginView(LoginView):
 
     form_class = ThrottledAuthenticationForm
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # "Sign in with GitHub" is offered when an OAuth client is configured.
+        return {
+            **super().get_context_data(**kwargs),
+            "github_sign_in": bool(settings.GITHUB_OAUTH_CLIENT_ID),
+        }
+
     def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
         response = super().form_invalid(form)
         if form.has_error(NON_FIELD_ERRORS, code="throttled"):

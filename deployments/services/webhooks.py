@@ -23,6 +23,7 @@ from approvals.audit import record
 from deployments import task_names
 from deployments.models import App, WebhookDelivery
 from deployments.services.builds import build_handle_push
+from deployments.services.github_accounts import github_team_event_handle
 from deployments.services.previews import (
     SYNC_ACTIONS,
     preview_close,
@@ -40,7 +41,9 @@ from hotdash.integrations import PermanentAPIError, RetryableAPIError
 log = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
-HANDLED_EVENTS = frozenset({"pull_request", "push", "release"})
+HANDLED_EVENTS = frozenset({"pull_request", "push", "release", "membership", "team"})
+# Organisation events: they name no repository, and concern people, not an app.
+TEAM_EVENTS = frozenset({"membership", "team"})
 
 
 class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
@@ -150,6 +153,11 @@ def _app_for(payload: dict[str, Any]) -> App | None:
 
 def _dispatch(delivery: WebhookDelivery) -> str:
     """Act on one delivery; return a short description, or raise DeliveryIgnored."""
+    if delivery.event in TEAM_EVENTS:
+        outcome = github_team_event_handle(event=delivery.event, payload=delivery.payload)
+        if outcome is None:
+            raise DeliveryIgnored(f"{delivery.event}: nobody who signs in with GitHub")
+        return outcome
     app = _app_for(delivery.payload)
     if app is None:
         raise DeliveryIgnored("unknown repository")
