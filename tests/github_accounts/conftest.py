@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.approvals.conftest import pending, production, request_deploy, v130  # noqa: F401
 from tests.fixtures.sandbox import SandboxTransport
 from tests.webhooks.conftest import hooked_sandbox, process_deliveries  # noqa: F401
 
