@@ -29,6 +29,7 @@ from django.http import HttpRequest, HttpResponse
 
 from approvals.audit import record
 from hotdash.permissions import client_ip
+from hotdash.security import sign_in_policy
 
 THROTTLED_MESSAGE = "Too many failed sign-in attempts. Try again later."
 
@@ -112,6 +113,12 @@ class ThrottledLoginView(LoginView):
             **super().get_context_data(**kwargs),
             "github_sign_in": bool(settings.GITHUB_OAUTH_CLIENT_ID),
         }
+
+    def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> HttpResponse:
+        response = super().render_to_response(context, **kwargs)
+        if context["github_sign_in"]:
+            response.headers["Content-Security-Policy"] = sign_in_policy()
+        return response
 
     def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
         response = super().form_invalid(form)

@@ -25,6 +25,7 @@ from deployments.services.github_accounts import github_sign_in
 from hotdash.errors import Refused
 from hotdash.integrations.github_oauth import authorize_url
 from hotdash.permissions import client_ip
+from hotdash.security import sign_in_policy
 
 SESSION_KEY = "github_oauth"
 
@@ -51,7 +52,9 @@ def _sign_in_page(request: HttpRequest, message: str, status: int) -> HttpRespon
         "github_error": message,
         "github_sign_in": True,
     }
-    return render(request, "registration/login.html", context, status=status)
+    response = render(request, "registration/login.html", context, status=status)
+    response.headers["Content-Security-Policy"] = sign_in_policy()
+    return response
 
 
 @login_not_required

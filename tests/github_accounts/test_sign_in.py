@@ -28,6 +28,14 @@ def test_the_login_page_offers_github_alongside_passwords(client):
     assert 'id="sign-in-github"' in page and 'name="password"' in page
 
 
+def test_only_the_sign_in_page_lets_a_form_lead_to_github(client, settings, admin_user):
+    settings.GITHUB_WEB_URL = "https://github.example/"
+    policy_header = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert "form-action 'self' https://github.example;" in policy_header + ";"
+    client.force_login(admin_user)
+    assert "form-action 'self';" in client.get("/ops/")["Content-Security-Policy"] + ";"
+
+
 def test_the_login_page_hides_github_when_not_configured(client, settings):
     settings.GITHUB_OAUTH_CLIENT_ID = ""
     assert b"sign-in-github" not in client.get("/accounts/login/").content
