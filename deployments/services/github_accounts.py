@@ -85,15 +85,12 @@ def _apply(
         user.groups.remove(*Group.objects.filter(name__in=policy.ROLE_ORDER))
         if after != NO_ROLE:
             user.groups.add(Group.objects.get(name=after))
-        lost = _rank(after) < _rank(before)
-        if lost:
+        cause, revoked = granting, []
+        if _rank(after) < _rank(before):
             # The team whose membership (or mapping) ended and gave the old role.
             gone = [team for team in before_teams if team not in held]
             cause = next((t for t in gone if mapped.get(t) == before), gone[0] if gone else "")
-        else:
-            cause = granting
-        revoked = []
-        if lost:
+            # Tokens were issued under the old role: they go with it.
             for token in ApiToken.objects.filter(user=user, revoked_at__isnull=True):
                 api_token_revoke(token=token, actor=actor, ip=ip)
                 revoked.append(token.prefix)
