@@ -29,6 +29,7 @@ from django.http import HttpRequest, HttpResponse
 
 from approvals.audit import record
 from hotdash.permissions import client_ip
+from hotdash.security import sign_in_policy
 
 THROTTLED_MESSAGE = "Too many failed sign-in attempts. Try again later."
 
@@ -105,6 +106,19 @@ class ThrottledLoginView(LoginView):
     """The sign-in page; a throttled attempt gets 429 and the password is never checked."""
 
     form_class = ThrottledAuthenticationForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # "Sign in with GitHub" is offered when an OAuth client is configured.
+        return {
+            **super().get_context_data(**kwargs),
+            "github_sign_in": bool(settings.GITHUB_OAUTH_CLIENT_ID),
+        }
+
+    def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> HttpResponse:
+        response = super().render_to_response(context, **kwargs)
+        if context["github_sign_in"]:
+            response.headers["Content-Security-Policy"] = sign_in_policy()
+        return response
 
     def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
         response = super().form_invalid(form)

@@ -113,20 +113,40 @@ def approval_refusal(*, user: Any, request: Any, decided_user_ids: set[int]) -> 
     twice.
 
     "The requester" is the HotDash user who asked for the deploy (``deploy.requested_by``, read
-    from the server-side record), and only them. The authors of the release's commits and pull
-    requests do not count as requesters: HotDash accounts carry no GitHub login, so a commit
-    author cannot be tied to an account, and guessing from names or e-mails would let anyone
-    lock out an approver by naming them as an author. An approver who wrote a commit in the
-    release may therefore approve it (tests/approvals/test_bypass.py encodes this).
+    from the server-side record). When the app sets ``commit_authors_are_requesters``, the
+    authors of the release's commits count as requesters too, but only as GitHub tells it:
+    an account that signed in with GitHub is matched to a commit by its GitHub user id
+    (``author_id`` in the release's changelog; entries recorded before ids were kept carry
+    the login only). Names and e-mails are never guessed from, so nobody can lock out an
+    approver by naming them as an author; a local account is never a commit author.
     """
     deploy = request.deploy
     if not can_approve(user):
         return "not_approver", "Only approvers may approve or reject deploys."
     if deploy.requested_by_id == user.pk and not deploy.environment.allow_self_approval:
         return "self_approval", "You requested this deploy; someone else has to decide it."
+    if deploy.environment.app.commit_authors_are_requesters and wrote_commit_of(
+        user, deploy.release
+    ):
+        return "commit_author", "You wrote a commit of this release; someone else has to decide it."
     if user.pk in decided_user_ids:
         return "already_decided", "You have already decided this request."
     return "", ""
+
+
+def wrote_commit_of(user: Any, release: Any) -> bool:
+    """Whether ``user``'s GitHub identity authored a commit of ``release`` (its changelog)."""
+    identity = getattr(user, "github_identity", None)
+    if identity is None or release is None:
+        return False
+    for group in (release.changelog or {}).get("groups", ()):
+        for entry in group.get("entries", ()):
+            if entry.get("author_id") is not None:
+                if entry["author_id"] == identity.github_id:
+                    return True
+            elif entry.get("author", "").lower() == identity.login.lower():
+                return True
+    return False
 
 
 def is_eligible_approver(*, user: Any, request: Any, decided_user_ids: set[int]) -> bool:

@@ -31,6 +31,7 @@ from hotdash.errors import Refused
 DECISION_REFUSALS = (
     "not_approver",
     "self_approval",
+    "commit_author",
     "already_decided",
     "closed",
     "expired",

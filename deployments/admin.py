@@ -8,6 +8,8 @@ from deployments.models import (
     Deploy,
     Environment,
     FreezeWindow,
+    GitHubIdentity,
+    GitHubTeamRole,
     Notification,
     Preview,
     Release,
@@ -19,6 +21,15 @@ from deployments.selectors.ops import webhook_host
 class FreezeWindowInline(admin.TabularInline):
     model = FreezeWindow
     extra = 0
+
+
+class GitHubTeamRoleInline(admin.TabularInline):
+    """Members of these GitHub teams hold these roles (applied at their next sign-in or role
+    refresh: beat, or a membership/team webhook)."""
+
+    model = GitHubTeamRole
+    extra = 0
+    verbose_name = "GitHub team role"
 
 
 class AppAdminForm(forms.ModelForm):
@@ -77,6 +88,23 @@ class AppAdmin(admin.ModelAdmin):
     list_display = ["name", "github_owner", "github_repo", "fly_org"]
     search_fields = ["name"]
     readonly_fields = ["created_at"]
+    inlines = [GitHubTeamRoleInline]
+
+
+@admin.register(GitHubIdentity)
+class GitHubIdentityAdmin(admin.ModelAdmin):
+    """Who signs in with GitHub; their roles come from their teams, so nothing here is edited
+    (deactivate the user account to lock someone out at once)."""
+
+    list_display = ["login", "github_id", "user", "teams", "refreshed_at"]
+    search_fields = ["login", "user__username"]
+    readonly_fields = ["user", "github_id", "login", "teams", "refreshed_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Environment)

@@ -719,6 +719,7 @@ OPENAPI_PATHS = {
                         403: {
                             "not_approver": "the token's user is not an approver",
                             "self_approval": "the requester may not decide their own deploy",
+                            "commit_author": "the token's user wrote a commit of the release",
                         },
                         404: _NOT_FOUND,
                         409: {

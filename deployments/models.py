@@ -44,6 +44,11 @@ class App(models.Model):
         help_text="How old a secret may get before the compliance sweep reports it overdue "
         "(a secret's own period overrides it).",
     )
+    commit_authors_are_requesters = models.BooleanField(
+        default=False,
+        help_text="Four-eyes with GitHub identities: someone who signed in with GitHub and "
+        "wrote a commit of the release counts as a requester and cannot approve its deploy.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -726,6 +731,55 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class GitHubTeamRole(models.Model):
+    """Members of a GitHub organisation team hold a HotDash role (read at sign-in, refreshed by
+    beat and on membership/team webhooks). Mappings hang off an app; HotDash roles are global,
+    so a person holds the highest role any app's mapping gives them."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        DEPLOYER = "deployer", "Deployer"
+        APPROVER = "approver", "Approver"
+        ADMIN = "admin", "Admin"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="github_team_roles")
+    org = models.CharField(max_length=100, help_text="The organisation's login, e.g. acme.")
+    team_slug = models.CharField(max_length=100, help_text="The team's slug, e.g. platform.")
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        ordering = ["app__name", "org", "team_slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "org", "team_slug"], name="one_role_per_app_team"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} → {self.role}"
+
+    @property
+    def team(self) -> str:
+        return f"{self.org}/{self.team_slug}"
+
+
+class GitHubIdentity(models.Model):
+    """A HotDash account that signs in with GitHub, matched by GitHub user id (logins can be
+    renamed). Its role groups are managed from its teams; ``teams`` are the mapped teams it was
+    last seen in (lower-case ``org/slug``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="github_identity"
+    )
+    github_id = models.BigIntegerField(unique=True)
+    login = models.CharField(max_length=100)
+    teams = models.JSONField(default=list, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.login} ({self.github_id})"
 
 
 class Notification(models.Model):

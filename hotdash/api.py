@@ -31,6 +31,7 @@ REFUSAL_STATUS = {
     "forbidden": 403,
     "not_approver": 403,
     "self_approval": 403,
+    "commit_author": 403,
     "not_admin": 403,
     "bypass_disabled": 403,
     "reauth_failed": 403,

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
@@ -26,19 +27,33 @@ def _sha256_source(text: str) -> str:
 
 # No inline script anywhere (htmx and drawer.js are static files) and no eval: an injected
 # hx-on or hx-trigger condition stays inert. Style attributes carry progress-bar widths.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        f"style-src 'self' {_sha256_source(HTMX_INDICATOR_CSS)}",
-        "style-src-attr 'unsafe-inline'",
-        "img-src 'self' data:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-        "form-action 'self'",
-    ]
-)
+def content_security_policy(*, form_targets: tuple[str, ...] = ()) -> str:
+    """The policy; ``form_targets`` are other origins a form's answer may redirect to."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            f"style-src 'self' {_sha256_source(HTMX_INDICATOR_CSS)}",
+            "style-src-attr 'unsafe-inline'",
+            "img-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            " ".join(["form-action 'self'", *form_targets]),
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+
+
+def sign_in_policy() -> str:
+    """The policy of the sign-in page: its "Sign in with GitHub" form is answered with a
+    redirect to GitHub's authorize page, which browsers check against form-action."""
+    from django.conf import settings
+
+    web = urlsplit(settings.GITHUB_WEB_URL)
+    return content_security_policy(form_targets=(f"{web.scheme}://{web.netloc}",))
 
 
 class ContentSecurityPolicyMiddleware:

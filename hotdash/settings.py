@@ -488,6 +488,29 @@ if SANDBOX_MODE:
 GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
 if not GITHUB_WEBHOOK_SECRET and SANDBOX_MODE:
     GITHUB_WEBHOOK_SECRET = "sandbox-webhook-secret"
+# "Sign in with GitHub" (an OAuth app): shown on the login page when a client id is set; the
+# sandbox's own OAuth client in sandbox mode. GITHUB_WEB_URL hosts the OAuth pages.
+GITHUB_WEB_URL = env_url(
+    "GITHUB_WEB_URL",
+    _sandbox_base if SANDBOX_MODE else "https://github.com",
+    schemes=("http", "https"),
+)
+GITHUB_OAUTH_CLIENT_ID = env_str("GITHUB_OAUTH_CLIENT_ID")
+GITHUB_OAUTH_CLIENT_SECRET = env_str("GITHUB_OAUTH_CLIENT_SECRET")
+if SANDBOX_MODE and not GITHUB_OAUTH_CLIENT_ID:
+    GITHUB_OAUTH_CLIENT_ID = "sandbox-oauth-client"
+    GITHUB_OAUTH_CLIENT_SECRET = GITHUB_OAUTH_CLIENT_SECRET or "sandbox-oauth-secret"
+if GITHUB_OAUTH_CLIENT_ID and not GITHUB_OAUTH_CLIENT_SECRET:
+    raise ImproperlyConfigured(
+        "GITHUB_OAUTH_CLIENT_SECRET must be set with GITHUB_OAUTH_CLIENT_ID (Sign in with GitHub)."
+    )
+# How often beat re-reads the GitHub team memberships of everyone who signed in with GitHub.
+GITHUB_ROLES_REFRESH_SECONDS = env_int("GITHUB_ROLES_REFRESH_SECONDS", 900, minimum=10)
+CELERY_BEAT_SCHEDULE["github-roles-refresh"] = {
+    "task": "deployments.tasks.github_accounts.github_roles_refresh_all",
+    "schedule": float(GITHUB_ROLES_REFRESH_SECONDS),
+    "options": {"expires": GITHUB_ROLES_REFRESH_SECONDS},
+}
 HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 30, minimum=1)
 # Server-requested waits (Retry-After, rate-limit resets) up to this long are slept inside the
 # API client; longer ones are raised so the task reschedules itself instead of holding a worker.

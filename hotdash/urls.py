@@ -5,6 +5,7 @@ from django.urls import include, path, register_converter, reverse_lazy
 from django.views.generic import RedirectView
 
 from approvals.auth import ThrottledLoginView
+from deployments.views.github_signin import github_sign_in_callback, github_sign_in_start
 from deployments.views.overview import overview
 from deployments.webhooks import github_webhook
 from hotdash import views
@@ -23,6 +24,8 @@ urlpatterns = [
     path("ops/backup/", views.ops_backup_now, name="ops-backup-now"),
     path("ops/runbook/", views.ops_runbook, name="ops-runbook"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    path("accounts/github/", github_sign_in_start, name="github-sign-in-start"),
+    path("accounts/github/callback/", github_sign_in_callback, name="github-sign-in-callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # One password form, so one throttle: the admin signs in through the dashboard's page.
     path(

@@ -122,7 +122,7 @@ def sign_in(browser, url: str, username: str, password: str, **context_options) 
     page.goto(f"{url}/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    page.click("#sign-in-password")
     page.wait_for_url(f"{url}/")
     return page
 

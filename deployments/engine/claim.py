@@ -149,6 +149,8 @@ def _approval_problems(deploy: Deploy) -> list[str]:
         name = user.get_username()
         if code == "self_approval":
             problems.append(f"{name} requested this deploy and may not approve it")
+        elif code == "commit_author":
+            problems.append(f"{name} wrote a commit of this release and may not approve it")
         elif code and not user.is_active:
             problems.append(f"{name} is no longer active")
         elif code:

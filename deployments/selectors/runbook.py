@@ -10,7 +10,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from approvals import policy
 from approvals.selectors import users_holding
-from deployments.models import App, Environment, FreezeWindow
+from deployments.models import App, Environment, FreezeWindow, GitHubTeamRole
 from deployments.selectors.backups import DUMP_NAMES, BackupStatus, backup_status
 from deployments.selectors.environments import environment_freeze_windows
 from deployments.selectors.releases import rollback_choices
@@ -33,6 +33,7 @@ class EnvironmentRunbook:
 class AppRunbook:
     app: App
     environments: list[EnvironmentRunbook]
+    team_roles: list[GitHubTeamRole]  # who holds a role through a GitHub team (Sign in with GitHub)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Runbook:
     vendor: str
     database_name: str
     dump_name: str
+    roles_refresh_minutes: int  # how often beat re-reads GitHub team memberships
 
 
 def _rollback_command(environment: Environment, version: str) -> str:
@@ -91,9 +93,15 @@ def runbook_build() -> Runbook:
         .select_related("app", "current_release", "locked_by")
         .order_by("app__name", "kind", "name")
     )
+    team_roles: dict[int, list[GitHubTeamRole]] = {}
+    for mapping in GitHubTeamRole.objects.order_by("org", "team_slug"):
+        team_roles.setdefault(mapping.app_id, []).append(mapping)
     by_app: dict[int, AppRunbook] = {}
     for environment in environments:
-        entry = by_app.setdefault(environment.app_id, AppRunbook(environment.app, []))
+        entry = by_app.setdefault(
+            environment.app_id,
+            AppRunbook(environment.app, [], team_roles.get(environment.app_id, [])),
+        )
         entry.environments.append(_environment(environment, approvers))
     vendor = connections[DEFAULT_DB_ALIAS].vendor
     return Runbook(
@@ -103,4 +111,5 @@ def runbook_build() -> Runbook:
         vendor=vendor,
         database_name=str(settings.DATABASES[DEFAULT_DB_ALIAS]["NAME"]),
         dump_name=DUMP_NAMES.get(vendor, ""),
+        roles_refresh_minutes=max(1, settings.GITHUB_ROLES_REFRESH_SECONDS // 60),
     )

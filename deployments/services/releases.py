@@ -84,6 +84,7 @@ def changelog_build(
                 or "BREAKING CHANGE" in commit.message,
                 "subject": match["subject"] if match else first_line,
                 "author": commit.author_login or commit.author_name,
+                "author_id": commit.author_id,
                 "prs": [
                     {"number": n, "url": f"https://github.com/{repo_full_name}/pull/{n}"}
                     for n in prs

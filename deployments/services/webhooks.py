@@ -23,6 +23,7 @@ from approvals.audit import record
 from deployments import task_names
 from deployments.models import App, WebhookDelivery
 from deployments.services.builds import build_handle_push
+from deployments.services.github_accounts import github_team_event_handle
 from deployments.services.installations import installation_event_apply
 from deployments.services.previews import (
     SYNC_ACTIONS,
@@ -42,7 +43,9 @@ from hotdash.integrations.github import INSTALLATION_EVENTS, InstallationEvent
 log = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
-HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS})
+# Organisation events: they name no repository, and concern people, not an app.
+TEAM_EVENTS = frozenset({"membership", "team"})
+HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS, *TEAM_EVENTS})
 
 
 class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
@@ -156,6 +159,11 @@ def _dispatch(delivery: WebhookDelivery) -> str:
         event = parse_webhook(delivery.event, delivery.payload)
         assert isinstance(event, InstallationEvent)
         return str(installation_event_apply(event=event))
+    if delivery.event in TEAM_EVENTS:
+        outcome = github_team_event_handle(event=delivery.event, payload=delivery.payload)
+        if outcome is None:
+            raise DeliveryIgnored(f"{delivery.event}: nobody who signs in with GitHub")
+        return outcome
     app = _app_for(delivery.payload)
     if app is None:
         raise DeliveryIgnored("unknown repository")

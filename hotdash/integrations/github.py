@@ -86,6 +86,7 @@ class Commit:
     author_name: str
     author_login: str
     date: datetime | None
+    author_id: int | None = None  # the GitHub user id, when GitHub tied the commit to an account
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ def _parse_commit(data: Mapping[str, Any]) -> Commit:
         author_name=author.get("name", ""),
         author_login=_login(data.get("author")),
         date=_dt(author.get("date")),
+        author_id=(data.get("author") or {}).get("id"),
     )
 
 

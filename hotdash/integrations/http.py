@@ -430,7 +430,8 @@ class ApiClient:
                 url,
                 params=params,
                 json=json,
-                headers={**(headers or {}), "Authorization": self.provider.authorization(token)},
+                # A caller's own Authorization (OAuth's client credentials) takes precedence.
+                headers={"Authorization": self.provider.authorization(token), **(headers or {})},
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             response = self._exchange(request, method, timeout)

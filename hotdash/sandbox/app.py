@@ -2,7 +2,8 @@
 
 ``/fly/v1/...`` is the Fly Machines API, ``/github/...`` the GitHub REST API,
 ``/apps/<fly app>/...`` each simulated app's public URL (any path answers as its health
-endpoint), and ``/_sandbox/...`` a JSON control API over the same
+endpoint), ``/login/oauth/...`` GitHub's OAuth web flow (github_org.py), and ``/_sandbox/...``
+a JSON control API over the same
 :class:`~hotdash.sandbox.world.World` (reset, faults, health, clock, pull requests, releases,
 webhooks, the request log).
 """
@@ -25,6 +26,7 @@ from .world import RecordedRequest, World
 
 PREFIXES = {"fly": "/fly/v1", "github": "/github"}
 APPS_PREFIX = "/apps/"
+OAUTH_PREFIX = "/login/oauth"  # GitHub's web flow, at the root as on github.com
 PRE_FAULTS = ("status", "error", "rate_limit")
 StartResponse = Callable[..., Any]
 
@@ -91,6 +93,9 @@ class SandboxApp:
             response = self.serve(service, request)
         elif path.startswith(APPS_PREFIX):
             response = self.serve_app(path[len(APPS_PREFIX) :].split("/", 1)[0])
+        elif path.startswith(OAUTH_PREFIX + "/"):
+            request = Request(method, path[len(OAUTH_PREFIX) :], query, headers, body, root)
+            response = self.serve_oauth(request)
         elif path.startswith("/_sandbox/"):
             request = Request(method, path[len("/_sandbox") :], query, headers, body, root)
             response = self.serve_control(request)
@@ -206,6 +211,15 @@ class SandboxApp:
         status = int(health["status"])
         return Response(status, {"status": "ok" if status < 400 else "failing", "app": app})
 
+    def serve_oauth(self, req: Request) -> Response:
+        """GitHub's OAuth pages: the "sign in as" form and the code exchange."""
+        with self.world.lock:
+            try:
+                handler, params = self.world.org.oauth_router.resolve(req.method, req.path)
+                return handler(req, **params)
+            except Problem as problem:
+                return Response(problem.status, {"error": problem.message})
+
     # --- the control API -----------------------------------------------------------------
 
     def serve_control(self, req: Request) -> Response:
@@ -244,6 +258,9 @@ class SandboxApp:
             ("POST", "/secrets", self.c_age_secret),
             ("POST", "/machines", self.c_change_machine),
             ("POST", "/fly-apps", self.c_add_fly_app),
+            ("POST", "/teams/{team}/members", self.c_team_add),
+            ("DELETE", "/teams/{team}/members/{login}", self.c_team_remove),
+            ("DELETE", "/teams/{team}", self.c_team_delete),
             ("GET", "/webhook", self.c_webhook),
             ("POST", "/webhook", self.c_configure_webhook),
             ("GET", "/requests", self.c_requests),
@@ -415,6 +432,22 @@ class SandboxApp:
         with self.world.lock:
             names = self.world.github_app.installations[DEMO_INSTALLATION_ID]["repositories"]
             return Response(200, {"repositories": list(names)})
+
+    def c_team_add(self, req: Request, team: str) -> Response:
+        return self._team_change(self.world.team_add, team, req.json()["login"])
+
+    def c_team_remove(self, req: Request, team: str, login: str) -> Response:
+        return self._team_change(self.world.team_remove, team, login)
+
+    def c_team_delete(self, req: Request, team: str) -> Response:
+        return self._team_change(self.world.team_delete, team)
+
+    @staticmethod
+    def _team_change(change: Callable[..., dict[str, Any]], *args: str) -> Response:
+        try:
+            return Response(200, change(*args))
+        except KeyError as exc:
+            raise Problem(404, str(exc.args[0])) from None
 
     def c_webhook(self, req: Request) -> Response:
         webhook = self.world.webhook

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 from . import demo
 from .fly import FlyWorld
-from .github import GitHubWorld
+from .github import GitHubWorld, user
 from .github_app import GitHubAppWorld
+from .github_org import GitHubOrg
 
 T = TypeVar("T")
 DEFAULT_BASE_URL = "http://127.0.0.1:8001"  # where `make run` serves it
@@ -167,6 +168,8 @@ class World:
         self.github_app = GitHubAppWorld(self.clock, self.github)
         if self.github_app_registration is not None:  # a reset keeps the App registered
             self.github_app.register(*self.github_app_registration)
+        self.org = GitHubOrg(self.github, user)
+        self.org.add_routes(self.github.router)
 
     def serve_at(self, root: str) -> None:
         """Name the root the sandbox is served at: webhook payloads' URLs point there."""
@@ -345,6 +348,20 @@ class World:
         with self.lock:
             self.fly.add_demo_app(name, like)
 
+    # --- the GitHub organisation: its teams (each change delivers its webhook) ------------
+
+    def team_add(self, team: str, login: str) -> dict[str, Any]:
+        """Add ``login`` to ``team``; delivers ``membership.added``."""
+        return self._activity(lambda: self.org.team_add(team, login))
+
+    def team_remove(self, team: str, login: str) -> dict[str, Any]:
+        """Remove ``login`` from ``team``; delivers ``membership.removed``."""
+        return self._activity(lambda: self.org.team_remove(team, login))
+
+    def team_delete(self, team: str) -> dict[str, Any]:
+        """Delete ``team``; delivers ``team.deleted``."""
+        return self._activity(lambda: self.org.team_delete(team))
+
     # --- the request log -----------------------------------------------------------------
 
     def record(self, entry: RecordedRequest) -> None:
@@ -370,6 +387,7 @@ class World:
                 "now": self.clock.iso(),
                 "fly": self.fly.summary(),
                 "github": self.github.summary(),
+                "teams": self.org.summary(),
                 "faults": [f.as_dict() for f in self.faults],
                 "rate_limits": self._rate_limits,
             }

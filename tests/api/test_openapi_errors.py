@@ -30,7 +30,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from approvals.models import ApprovalRequest
 from approvals.services import DECISION_REFUSALS, approval_decide
-from deployments.models import Environment, FreezeWindow, Release
+from deployments.models import App, Environment, FreezeWindow, GitHubIdentity, Release
 from deployments.services import builds as build_services
 from deployments.services import deploys as deploy_services
 from deployments.services import gates as gate_services
@@ -43,6 +43,7 @@ from deployments.services.rollbacks import rollback_request
 from hotdash.api import MAX_BODY_BYTES, OPENAPI_COMPONENTS, ApiError, refusal_status
 from hotdash.api_urls import API_MODULES
 from hotdash.errors import Refused
+from hotdash.sandbox.github import user as sandbox_user
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 PATHS = {
@@ -460,6 +461,16 @@ def _(w):
 @case("deploys_decide", 403, "self_approval")
 def _(w):
     return w.call("deploys_decide", w.approver, APPROVE, id=w.pending(requester=w.approver))
+
+
+@case("deploys_decide", 403, "commit_author")
+def _(w):
+    # The approver signs in with GitHub as carol, who wrote a commit of v1.3.0.
+    GitHubIdentity.objects.create(
+        user=w.approver, github_id=sandbox_user("", "carol")["id"], login="carol"
+    )
+    App.objects.filter(pk=w.demo.pk).update(commit_authors_are_requesters=True)
+    return w.call("deploys_decide", w.approver, APPROVE)
 
 
 @case("deploys_decide", 404, "not_found")

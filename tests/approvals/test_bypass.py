@@ -246,8 +246,9 @@ def test_a_closed_request_cannot_be_bypassed(client, pending, approver, admin_us
 
 
 def test_a_commit_author_in_the_release_may_approve_it(make_user, pending, v130):
-    # Policy choice (approvals/policy.py approval_refusal): HotDash users carry no GitHub
-    # login, so only the HotDash requester is excluded, never a release's commit author.
+    # Policy choice (approvals/policy.py approval_refusal): a local account carries no GitHub
+    # identity, so it is never a release's commit author, even with the app's
+    # commit_authors_are_requesters on (tests/github_accounts/test_four_eyes.py).
     authors = {
         entry["author"]
         for group in v130.changelog["groups"]

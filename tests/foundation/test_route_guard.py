@@ -18,6 +18,8 @@ PUBLIC = {
     "login",
     "admin-login",  # a redirect to the login page
     "logout",
+    "github-sign-in-start",  # Sign in with GitHub: POST with CSRF, then GitHub says who
+    "github-sign-in-callback",  # the OAuth state kept in the session (tests/github_accounts)
     "github-webhook",  # HMAC signature (tests/webhooks)
     "openapi",  # the API's published schema: no data
     "api-not-found",  # the JSON 404 of any other /api/ path: no data

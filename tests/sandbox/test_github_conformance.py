@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from hotdash.integrations.github import github_client
+from hotdash.integrations.github_oauth import Team, signed_in_user, team_member
 from hotdash.integrations.http import use_transport
 from hotdash.sandbox import demo
 from hotdash.sandbox.github import sign
@@ -106,6 +107,12 @@ def test_every_route_answers_as_described(sandbox, validating, raw):
     assert github.secret_scanning_alerts()
     ok(raw.get(f"{REPO}/secret-scanning/alerts"))  # with the secret, as GitHub answers by default
 
+    # The people endpoints of Sign in with GitHub (the token as the OAuth code exchange gives it).
+    person, teams = signed_in_user(sandbox.org.issue_token("bob"))
+    assert person.login == "bob" and Team(demo.REPO_OWNER, "approvers") in teams
+    assert team_member(team=Team(demo.REPO_OWNER, "approvers"), login="bob")
+    assert not team_member(team=Team(demo.REPO_OWNER, "approvers"), login="erin")  # a 404
+
     # Errors have GitHub's shape too (checked against basic-error / validation-error).
     assert raw.get(f"{REPO}/releases/tags/v0.0.0").status_code == 404
     with validating.invalid_requests():
@@ -167,6 +174,9 @@ def test_webhooks_validate_and_carry_githubs_headers(sandbox, deliveries):
     sandbox.close_pull(pull["number"], merge=True)
     sandbox.publish_release("1.4.0")
     sandbox.world.set_check("main", "test-unit", "completed", "failure")
+    sandbox.team_remove("approvers", "carol")
+    sandbox.team_add("approvers", "erin")
+    sandbox.team_delete("viewers")
     reference = github_reference(sandbox.github_url)
     kinds, problems = set(), []
     for headers, body in deliveries:
@@ -193,4 +203,7 @@ def test_webhooks_validate_and_carry_githubs_headers(sandbox, deliveries):
         "check_run.completed",
         "check_suite.completed",
         "workflow_run.completed",
+        "membership.removed",
+        "membership.added",
+        "team.deleted",
     }

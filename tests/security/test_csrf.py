@@ -83,6 +83,7 @@ def test_only_the_webhook_and_the_token_api_are_csrf_exempt():
         "api-deploys-get",
         "api-deploys-decide",
         "api-deploys-cancel",
+        "api-rollbacks-create",
         "api-not-found",  # any other /api/ path: a JSON 404 that changes nothing
     }
 

@@ -16,7 +16,15 @@ from django.db import transaction
 
 from approvals import policy
 from approvals.audit import record
-from deployments.models import App, Build, Deploy, DeployStep, Environment, Release
+from deployments.models import (
+    App,
+    Build,
+    Deploy,
+    DeployStep,
+    Environment,
+    GitHubTeamRole,
+    Release,
+)
 from deployments.services.releases import (
     artifact_checks,
     changelog_build,
@@ -26,6 +34,7 @@ from deployments.services.releases import (
 from hotdash.integrations.github import Commit
 from hotdash.sandbox import demo
 from hotdash.sandbox.github import package_json
+from hotdash.sandbox.github import user as github_user
 
 DEFAULT_DEMO_PASSWORD = "hotdash-demo"
 DEMO_USERS = (
@@ -35,6 +44,14 @@ DEMO_USERS = (
     ("dave", policy.VIEWER),
     ("admin", policy.ADMIN),
 )
+# "Sign in with GitHub": the sandbox organisation's teams (hotdash.sandbox.github_org) and the
+# role each gives on the demo app.
+DEMO_TEAM_ROLES = {
+    "admins": policy.ADMIN,
+    "approvers": policy.APPROVER,
+    "deployers": policy.DEPLOYER,
+    "viewers": policy.VIEWER,
+}
 # Deploy history: which releases went live, in order, in each environment. v1.3.0 has passed
 # its staging rehearsal (weeks ago), so it may be promoted to production at once; the newer
 # v1.3.1 never ran on staging, so production refuses it until it has.
@@ -99,6 +116,12 @@ class Command(BaseCommand):
         )
         if was_created:
             created.append("app")
+        for slug, role in DEMO_TEAM_ROLES.items():
+            _, was_created = GitHubTeamRole.objects.get_or_create(
+                app=app, org=demo.REPO_OWNER, team_slug=slug, defaults={"role": role}
+            )
+            if was_created:
+                created.append(f"team role {demo.REPO_OWNER}/{slug}")
         environments = {
             "production": self._environment(
                 app,
@@ -202,7 +225,12 @@ class Command(BaseCommand):
         base_tag = demo.DEMO_RELEASES[index - 1].tag if index else None
         commits = [
             Commit(
-                sha=c.sha, message=c.message, author_name=c.author, author_login=c.author, date=None
+                sha=c.sha,
+                message=c.message,
+                author_name=c.author,
+                author_login=c.author,
+                date=None,
+                author_id=github_user("", c.author)["id"],
             )
             for c in item.commits
         ]
