@@ -25,33 +25,45 @@ def webhook_host(url: str) -> str:
 class NotificationRow:
     created_at: datetime
     event: str
-    app: str
-    target_host: str  # never the URL's path or the signing secret
+    app: str  # "" for an e-mail about HotDash itself
+    target: str  # the webhook's host (never its path or signing secret), or "e-mail to <user>"
     state: str
     attempts: int
     last_error: str  # the last line of the row's delivery log
 
 
+def notification_target(notification: Notification) -> str:
+    """Where a notification goes: its webhook's host (never its path or signing secret), or
+    "e-mail to <user>"."""
+    if notification.channel == Notification.Channel.EMAIL:
+        return f"e-mail to {notification.recipient.get_username()}"
+    return webhook_host(notification.app.notification_webhook_url)
+
+
 def notification_list_recent(*, limit: int = 20) -> list[NotificationRow]:
-    notifications = Notification.objects.select_related("app").order_by("-created_at", "-id")
+    notifications = Notification.objects.select_related("app", "recipient").order_by(
+        "-created_at", "-id"
+    )
     return [
         NotificationRow(
             created_at=notification.created_at,
             event=notification.event,
-            app=notification.app.name,
-            target_host=webhook_host(notification.app.notification_webhook_url),
+            app=notification.app.name if notification.app else "",
+            target=notification_target(notification),
             state=notification.state,
             attempts=notification.attempts,
             last_error=(notification.last_error.splitlines() or [""])[-1],
         )
         for notification in notifications.only(
             "created_at",
+            "channel",
             "event",
             "state",
             "attempts",
             "last_error",
             "app__name",
             "app__notification_webhook_url",
+            "recipient__username",
         )[:limit]
     ]
 

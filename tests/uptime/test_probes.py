@@ -93,9 +93,13 @@ def test_three_failures_take_it_down_and_two_successes_bring_it_back(sandbox, pr
     assert down.environment_name == production.name
     assert down.data["status_code"] == 503
     assert down.data["error"] == "HTTP 503 Service Unavailable"
-    [alert] = Notification.objects.filter(event="environment.down")
+    [alert] = Notification.objects.filter(event="environment.down", channel="webhook")
     assert "HTTP 503 Service Unavailable" in alert.payload["text"]
     assert alert.payload["environment"]["name"] == production.name
+    [email] = Notification.objects.filter(event="environment.down", channel="email")
+    assert email.recipient.username == "admin"  # the demo's one admin
+    assert email.payload["subject"] == "hot-dash production is down"
+    assert "HTTP 503 Service Unavailable" in email.payload["body"]
 
     sandbox.set_app_health(production.fly_app_name, status=200)
     rounds(1, after_five)
@@ -107,8 +111,8 @@ def test_three_failures_take_it_down_and_two_successes_bring_it_back(sandbox, pr
     assert production.uptime_since == after_five + timedelta(minutes=1)
     assert production.health == Environment.Health.HEALTHY
     assert len(events("environment.up", production)) == 1
-    assert Notification.objects.filter(event="environment.recovered").count() == 1
-    assert Notification.objects.filter(event="environment.down").count() == 1
+    assert Notification.objects.filter(event="environment.recovered").count() == 2  # hook, mail
+    assert Notification.objects.filter(event="environment.down").count() == 2
 
 
 def test_the_first_verdict_is_audited_but_not_announced(production):
