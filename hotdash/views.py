@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from approvals import policy
 from approvals.selectors_audit import audit_last_verification
+from deployments.selectors.alerts import alert_list_active
 from deployments.selectors.backups import backup_status
 from deployments.selectors.metrics import DatabaseCollector
 from deployments.selectors.ops import (
@@ -65,6 +66,7 @@ def ops(request: HttpRequest) -> HttpResponse:
     checks = [check_database(), check_broker()]
     is_admin = policy.can_administer(request.user)
     context = {
+        "alerts": alert_list_active(),
         "checks": checks,
         "verification": audit_last_verification(),
         "is_admin": is_admin,
