@@ -15,6 +15,7 @@ from approvals.models import ApprovalRequest
 from deployments.models import Deploy, Preview, Release
 from deployments.services.requests import deploy_request
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.uptime.test_pages import probe_history
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,9 +28,10 @@ AXE = Axe()
 
 @pytest.fixture
 def scene(demo, live_sandbox):
-    """The demo world (with its finished deploys), a deploy awaiting approval and a running
-    pull-request preview."""
+    """The demo world (with its finished deploys), a deploy awaiting approval, a running
+    pull-request preview, and two hours of uptime probes of production, the last ones failed."""
     production = demo.environments.get(name="production")
+    probe_history(production, failing_last=4)
     deploy = deploy_request(
         environment=production,
         release=Release.objects.get(app=demo, version="1.3.0"),
