@@ -772,6 +772,46 @@ class EmailPreference(models.Model):
         return f"e-mail choices of user {self.user_id}"
 
 
+class UpstreamRequestCount(models.Model):
+    """How many requests every process sent to Fly or GitHub with one method and outcome
+    (``status`` is the HTTP status, or ``error`` when no answer came), and their total time;
+    counted in memory and added here every few seconds (services/upstream_metrics.py)."""
+
+    provider = models.CharField(max_length=20)
+    method = models.CharField(max_length=10)
+    status = models.CharField(max_length=10)
+    count = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "method", "status"], name="upstream_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.method} {self.status}: {self.count}"
+
+
+class UpstreamDurationBucket(models.Model):
+    """How many requests to a provider took at most the bucket's bound (and more than the
+    previous one): hotdash.integrations.upstream_tally.DURATION_BUCKETS, one past them for
+    slower ones."""
+
+    provider = models.CharField(max_length=20)
+    bucket = models.PositiveSmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "bucket"], name="upstream_bucket_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} bucket {self.bucket}: {self.count}"
+
+
 class Alert(models.Model):
     """One operational condition HotDash watches (workers, audit chain, webhook deliveries):
     whether it holds now and since when. Entering and clearing are each announced once."""
