@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from deployments.models import Environment, Notification, WorkerHeartbeat
+from django.db.models import Count, Q
+
+from deployments.models import Deploy, Environment, Notification, WorkerHeartbeat
 
 # A worker whose heartbeat (beat sends one every 30 s) is older than this is shown as stale.
 WORKER_STALE_AFTER = timedelta(minutes=2)
@@ -73,16 +75,62 @@ class WorkerRow:
     hostname: str
     seen_at: datetime
     stale: bool
+    running: list[int]  # the deploys it runs now (holding their live run: lease)
+
+
+def _running_by_worker(now: datetime) -> dict[str, list[int]]:
+    """Deploy ids per worker hostname, from the live ``run:<worker>:<id>`` leases."""
+    running: dict[str, list[int]] = {}
+    leases = Deploy.objects.filter(
+        state__in=Deploy.ACTIVE_STATES, lease_owner__startswith="run:", lease_expires_at__gt=now
+    ).order_by("pk")
+    for pk, owner in leases.values_list("pk", "lease_owner"):
+        hostname = owner.removeprefix("run:").rsplit(":", 1)[0]
+        running.setdefault(hostname, []).append(pk)
+    return running
 
 
 def worker_list(*, now: datetime) -> list[WorkerRow]:
-    """Every worker that ever beat, newest heartbeat first; stale after WORKER_STALE_AFTER."""
+    """Every worker that ever beat, newest heartbeat first, with the deploys it runs; stale
+    after WORKER_STALE_AFTER."""
+    running = _running_by_worker(now)
     return [
         WorkerRow(
-            hostname=hb.hostname, seen_at=hb.seen_at, stale=now - hb.seen_at > WORKER_STALE_AFTER
+            hostname=hb.hostname,
+            seen_at=hb.seen_at,
+            stale=now - hb.seen_at > WORKER_STALE_AFTER,
+            running=running.get(hb.hostname, []),
         )
         for hb in WorkerHeartbeat.objects.order_by("-seen_at", "hostname")
     ]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    deploys_queued: int  # waiting for a worker
+    deploys_awaiting_approval: int
+    notifications_pending: int  # the outbox: not yet delivered, still being tried
+    notifications_failed_24h: int
+
+
+def ops_backlog(*, now: datetime) -> Backlog:
+    deploys = Deploy.objects.aggregate(
+        queued=Count("id", filter=Q(state=Deploy.State.QUEUED)),
+        awaiting=Count("id", filter=Q(state=Deploy.State.AWAITING_APPROVAL)),
+    )
+    notifications = Notification.objects.aggregate(
+        pending=Count("id", filter=Q(state=Notification.State.PENDING)),
+        failed=Count(
+            "id",
+            filter=Q(state=Notification.State.FAILED, created_at__gte=now - timedelta(hours=24)),
+        ),
+    )
+    return Backlog(
+        deploys_queued=deploys["queued"],
+        deploys_awaiting_approval=deploys["awaiting"],
+        notifications_pending=notifications["pending"],
+        notifications_failed_24h=notifications["failed"],
+    )
 
 
 def environment_uptime_list() -> list[Environment]:

@@ -180,9 +180,12 @@ def email_events_for(user: Any) -> tuple[str, ...]:
     return events
 
 
-def email_preference_set(*, user: Any, wanted: list[str], ip: str | None = None) -> EmailPreference:
+def email_preference_set(
+    *, user: Any, wanted: list[str], ip: str | None = None
+) -> EmailPreference | None:
     """Record which of the events offered to ``user`` (``email_events_for``) e-mail them: the
-    others are muted. Choices about events outside their role are kept as they were."""
+    others are muted. Choices about events outside their role are kept as they were. Nothing
+    is written (or returned, without a row yet) when nothing changes."""
     offered = email_events_for(user)
     unknown = sorted(set(wanted) - set(offered))
     if unknown:
@@ -191,23 +194,20 @@ def email_preference_set(*, user: Any, wanted: list[str], ip: str | None = None)
             f"These are not e-mail events you can choose: {', '.join(unknown)}.",
         )
     with transaction.atomic():
-        preference, _ = EmailPreference.objects.select_for_update().get_or_create(user=user)
-        before = set(preference.muted_events)
-        kept = before - set(offered)
-        muted = sorted(kept | (set(offered) - set(wanted)))
-        if set(muted) == before:
+        preference = EmailPreference.objects.select_for_update().filter(user=user).first()
+        before = set(preference.muted_events) if preference else set()
+        muted = (before - set(offered)) | (set(offered) - set(wanted))
+        if muted == before:
             return preference
-        preference.muted_events = muted
+        preference = preference or EmailPreference(user=user)
+        preference.muted_events = sorted(muted)
         preference.updated_at = timezone.now()
-        preference.save(update_fields=["muted_events", "updated_at"])
+        preference.save()
         record(
             actor=user,
             verb="email_preferences.changed",
             target=preference,
-            data={
-                "muted": sorted(set(muted) - before),
-                "unmuted": sorted(before - set(muted)),
-            },
+            data={"muted": sorted(muted - before), "unmuted": sorted(before - muted)},
             ip=ip,
         )
     return preference
