@@ -131,3 +131,15 @@ def test_ops_shows_the_active_alerts(client, demo, viewer):
     assert "Audit chain broken" in section and "at event #7: gap" in section
     Alert.objects.update(active=False)
     assert 'id="alerts"' not in client.get("/ops/").content.decode()
+
+
+def test_beat_evaluates_the_alerts_and_reminds_approvers_every_minute(settings):
+    from deployments.tasks.alerts import alerts_evaluate_task
+    from deployments.tasks.notifications import approval_reminders_send_task
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["alerts-evaluate"]["task"] == alerts_evaluate_task.name
+    assert schedule["approval-reminders"]["task"] == approval_reminders_send_task.name
+    assert (
+        schedule["alerts-evaluate"]["schedule"] == schedule["approval-reminders"]["schedule"] == 60
+    )
