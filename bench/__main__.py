@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 # Register a benchmark here: the name of its module in bench/.
-BENCHMARKS = ["audit", "deploy_latency", "compliance", "rollback"]
+BENCHMARKS = ["audit", "deploy_latency", "compliance", "rollback", "probes"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"

@@ -15,7 +15,7 @@ from deployments.models import (
     Release,
     SecretRotation,
 )
-from deployments.selectors.ops import webhook_host
+from deployments.selectors.ops import notification_target
 
 
 class FreezeWindowInline(admin.TabularInline):
@@ -226,14 +226,14 @@ class DeployAdmin(admin.ModelAdmin):
 class NotificationAdmin(admin.ModelAdmin):
     """Read-only delivery log; the webhook's path and secret are never shown."""
 
-    list_display = ["created_at", "event", "app", "target_host", "state", "attempts", "last_line"]
-    list_filter = ["state", "event", "app"]
-    list_select_related = ["app"]
+    list_display = ["created_at", "event", "app", "sent_to", "state", "attempts", "last_line"]
+    list_filter = ["state", "channel", "event", "app"]
+    list_select_related = ["app", "recipient"]
     exclude = ["payload"]
 
-    @admin.display(description="target host")
-    def target_host(self, obj: Notification) -> str:
-        return webhook_host(obj.app.notification_webhook_url)
+    @admin.display(description="sent to")
+    def sent_to(self, obj: Notification) -> str:
+        return notification_target(obj)
 
     @admin.display(description="last result")
     def last_line(self, obj: Notification) -> str:

@@ -783,14 +783,32 @@ class GitHubIdentity(models.Model):
 
 
 class Notification(models.Model):
-    """An outgoing, HMAC-signed notification to an app's webhook, retried and logged."""
+    """An outgoing notification, retried and logged: an HMAC-signed POST to an app's webhook,
+    or an e-mail to one user (sent once per ``dedup_key`` and recipient)."""
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
 
-    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="notifications")
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        EMAIL = "email", "E-mail"
+
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEBHOOK)
+    # None: an e-mail about HotDash itself (an operational alert), about no app.
+    app = models.ForeignKey(
+        App, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    # What the e-mail is about ("deploy:7:approval.approved"): one e-mail per key and recipient.
+    dedup_key = models.CharField(max_length=200, blank=True)
     deploy = models.ForeignKey(
         Deploy, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
     )
@@ -805,8 +823,91 @@ class Notification(models.Model):
     # running attempt must have reported back. Long past it, the message or worker was lost.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "dedup_key"],
+                condition=~Q(dedup_key=""),
+                name="notification_once_per_recipient",
+            ),
+            models.CheckConstraint(
+                condition=Q(channel="webhook", app__isnull=False, recipient__isnull=True)
+                | Q(channel="email", recipient__isnull=False),
+                name="notification_channel_target",
+            ),
+        ]
+
     def __str__(self) -> str:
+        if self.channel == self.Channel.EMAIL:
+            return f"{self.event} → e-mail to user {self.recipient_id}"
         return f"{self.event} → {self.app.name}"
+
+
+class EmailPreference(models.Model):
+    """The notification events one user does not want e-mailed (every event is e-mailed by
+    default: a missing row means all)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_preference"
+    )
+    muted_events = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"e-mail choices of user {self.user_id}"
+
+
+class UpstreamRequestCount(models.Model):
+    """How many requests every process sent to Fly or GitHub with one method and outcome
+    (``status`` is the HTTP status, or ``error`` when no answer came), and their total time;
+    counted in memory and added here every few seconds (services/upstream_metrics.py)."""
+
+    provider = models.CharField(max_length=20)
+    method = models.CharField(max_length=10)
+    status = models.CharField(max_length=10)
+    count = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "method", "status"], name="upstream_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.method} {self.status}: {self.count}"
+
+
+class UpstreamDurationBucket(models.Model):
+    """How many requests to a provider took at most the bucket's bound (and more than the
+    previous one): hotdash.integrations.upstream_tally.DURATION_BUCKETS, one past them for
+    slower ones."""
+
+    provider = models.CharField(max_length=20)
+    bucket = models.PositiveSmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "bucket"], name="upstream_bucket_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} bucket {self.bucket}: {self.count}"
+
+
+class Alert(models.Model):
+    """One operational condition HotDash watches (workers, audit chain, webhook deliveries):
+    whether it holds now and since when. Entering and clearing are each announced once."""
+
+    condition = models.CharField(max_length=40, unique=True)
+    active = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.condition} ({'active' if self.active else 'clear'})"
 
 
 class Probe(models.Model):

@@ -1,15 +1,19 @@
-"""Deployments' side of the approval hand-off (approvals.handoff): connected in
-``DeploymentsConfig.ready``, each receiver is one service call."""
+"""Deployments' side of the approval hand-off (approvals.handoff), and storing the upstream
+request counts after each web request and task: connected in ``DeploymentsConfig.ready``, each
+receiver is one service call."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery.signals import task_postrun, worker_process_shutdown
+from django.core.signals import request_finished
 from django.dispatch import receiver
 
 from approvals.handoff import approval_announced, deploy_approved, deploy_replaced
 from deployments.services.deploys import deploy_queue, deploy_supersede
 from deployments.services.notifications import notification_send
+from deployments.services.upstream_metrics import upstream_metrics_store
 
 
 @receiver(deploy_approved)
@@ -25,3 +29,18 @@ def deploy_replaced_supersede(*, old, new, actor, **_: Any) -> None:
 @receiver(approval_announced)
 def approval_announced_notify(*, deploy, event, detail, **_: Any) -> None:
     notification_send(deploy=deploy, event=event, detail=detail)
+
+
+@receiver(request_finished)
+def request_finished_store_upstream_metrics(**_: Any) -> None:
+    upstream_metrics_store()
+
+
+@task_postrun.connect
+def task_postrun_store_upstream_metrics(**_: Any) -> None:
+    upstream_metrics_store()
+
+
+@worker_process_shutdown.connect
+def worker_process_shutdown_store_upstream_metrics(**_: Any) -> None:
+    upstream_metrics_store(every=0)

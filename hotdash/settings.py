@@ -288,6 +288,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    # Operational alerts (stale workers, a broken audit chain, failing webhook deliveries).
+    "alerts-evaluate": {
+        "task": "deployments.tasks.alerts.alerts_evaluate",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+    # Approvers are reminded once when half a request's lifetime has passed.
+    "approval-reminders": {
+        "task": "deployments.tasks.notifications.approval_reminders_send",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     "preview-orphan-sweep": {
         "task": "deployments.tasks.previews.preview_orphan_sweep",
         "schedule": 3600.0,

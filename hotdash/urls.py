@@ -20,6 +20,7 @@ urlpatterns = [
     path("health", health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     path("ops/", views.ops, name="ops"),
+    path("ops/upstreams/", views.ops_upstreams, name="ops-upstreams"),
     path("ops/sandbox/", views.sandbox_control, name="sandbox-control"),
     path("ops/backup/", views.ops_backup_now, name="ops-backup-now"),
     path("ops/runbook/", views.ops_runbook, name="ops-runbook"),

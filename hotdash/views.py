@@ -16,15 +16,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from approvals import policy
 from approvals.selectors_audit import audit_last_verification
+from deployments.selectors.alerts import alert_list_active
 from deployments.selectors.backups import backup_status
 from deployments.selectors.metrics import DatabaseCollector
 from deployments.selectors.ops import (
     environment_uptime_list,
     notification_list_recent,
+    ops_backlog,
     worker_list,
 )
 from deployments.selectors.runbook import runbook_build
 from deployments.services.backups import backup_request
+from deployments.services.ops import upstream_checks
 from hotdash.health import check_broker, check_database
 from hotdash.integrations.http import APIError
 from hotdash.permissions import client_ip, role_required
@@ -64,16 +67,27 @@ def metrics(request: HttpRequest) -> HttpResponse:
 def ops(request: HttpRequest) -> HttpResponse:
     checks = [check_database(), check_broker()]
     is_admin = policy.can_administer(request.user)
+    now = timezone.now()
     context = {
+        "alerts": alert_list_active(),
         "checks": checks,
+        "backlog": ops_backlog(now=now),
         "verification": audit_last_verification(),
         "is_admin": is_admin,
         "notifications": notification_list_recent() if is_admin else [],
         "backups": backup_status(),
-        "workers": worker_list(now=timezone.now()),
+        "workers": worker_list(now=now),
         "uptimes": environment_uptime_list(),
     }
     return render(request, "ops.html", context)
+
+
+@require_GET
+@role_required(policy.can_view)
+def ops_upstreams(request: HttpRequest) -> HttpResponse:
+    """Whether Fly and GitHub answer with HotDash's tokens (loaded after the Ops page, so a
+    slow provider never holds the page up)."""
+    return render(request, "ops.html#ops-upstreams", {"upstreams": upstream_checks()})
 
 
 @require_POST

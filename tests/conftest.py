@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from approvals import policy
+from hotdash.integrations import upstream_tally
 
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker"]
 
@@ -50,6 +51,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _empty_cache():
     """Each test starts with an empty cache (throttles and counters live there)."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_upstream_counts_left():
+    """The Fly and GitHub requests a test made are not stored by a later test (which may
+    have no database) after its web requests."""
+    yield
+    upstream_tally.drain()
 
 
 @pytest.fixture

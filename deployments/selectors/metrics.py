@@ -4,7 +4,8 @@ Web processes serve /metrics while workers carry out deploys, probes and notific
 its own process. Every figure here is computed from the rows those processes write, so any web
 process answers for all of them with no shared multiprocess directory, and a restart loses
 nothing: counters are counts of durable rows (deploys and webhook deliveries are never deleted),
-histograms are built from their timestamps.
+histograms are built from their timestamps. Requests to Fly and GitHub are counted in memory
+by each process and added to the database every few seconds (services/upstream_metrics.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from deployments.models import (
     Notification,
     Preview,
     Probe,
+    UpstreamDurationBucket,
+    UpstreamRequestCount,
     WebhookDelivery,
     WorkerHeartbeat,
 )
+from hotdash.integrations.upstream_tally import DURATION_BUCKETS as UPSTREAM_BUCKETS
 
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
@@ -217,6 +221,36 @@ def _operations(now: datetime) -> Iterator[Metric]:
     )
 
 
+def _upstream() -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "hotdash_upstream_requests",
+        "Requests sent to Fly and GitHub (each attempt), by HTTP status (error: no answer).",
+        labels=["provider", "method", "status"],
+    )
+    totals: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
+    for row in UpstreamRequestCount.objects.order_by("provider", "method", "status"):
+        requests.add_metric([row.provider, row.method, row.status], row.count)
+        count, seconds = totals[row.provider]
+        totals[row.provider] = (count + row.count, seconds + row.seconds)
+    yield requests
+    per_bucket: dict[str, dict[int, int]] = defaultdict(dict)
+    for row in UpstreamDurationBucket.objects.all():
+        per_bucket[row.provider][row.bucket] = row.count
+    durations = HistogramMetricFamily(
+        "hotdash_upstream_request_duration_seconds",
+        "How long requests to Fly and GitHub took.",
+        labels=["provider"],
+    )
+    for provider in sorted(totals):
+        counts, cumulative, running = per_bucket[provider], [], 0
+        for index, bound in enumerate(UPSTREAM_BUCKETS):
+            running += counts.get(index, 0)
+            cumulative.append((str(float(bound)), running))
+        cumulative.append(("+Inf", totals[provider][0]))
+        durations.add_metric([provider], cumulative, sum_value=totals[provider][1])
+    yield durations
+
+
 class DatabaseCollector(Collector):
     """Every HotDash metric, read from the database as of ``now()`` at each scrape."""
 
@@ -228,4 +262,5 @@ class DatabaseCollector(Collector):
         yield from _approvals()
         yield from _uptime()
         yield from _deliveries_and_notifications()
+        yield from _upstream()
         yield from _operations(self.now())

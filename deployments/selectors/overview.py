@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch, Q
+from django.utils import timezone
 
 from deployments.models import App, Deploy, Environment, Preview
 from deployments.selectors.activity import Activity, environment_activity
+from deployments.selectors.uptime import Uptime, uptime_list
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,7 @@ class EnvironmentSummary:
     environment: Environment
     activity: Activity
     pending_approvals: int
+    uptime: Uptime
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class Overview:
 
 def overview_list() -> Overview:
     """Every app with its long-lived environments: live release, health, lock, the last deploy
-    that ran, what runs now and what is queued, pending approvals. Five queries whatever the
-    number of apps and environments."""
+    that ran, what runs now and what is queued, pending approvals, uptime. Seven queries
+    whatever the number of apps and environments."""
     environments = (
         Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
         .select_related("current_release", "locked_by")
@@ -52,9 +55,9 @@ def overview_list() -> Overview:
             )
         )
     )
-    activity = environment_activity(
-        environment_ids=[env.pk for app in apps for env in app.environments.all()]
-    )
+    environment_ids = [env.pk for app in apps for env in app.environments.all()]
+    activity = environment_activity(environment_ids=environment_ids)
+    uptimes = uptime_list(environment_ids=environment_ids, now=timezone.now())
     summaries = [
         AppSummary(
             app=app,
@@ -63,6 +66,7 @@ def overview_list() -> Overview:
                     environment=env,
                     activity=activity[env.pk],
                     pending_approvals=env.pending_approvals,
+                    uptime=uptimes[env.pk],
                 )
                 for env in app.environments.all()
             ],

@@ -570,6 +570,7 @@ def backup_run(*, requested_by_id: int | None = None) -> BackupRun:
             log.error("Backup drill failed for %s: %s", path, "; ".join(run.problems))
             notification_broadcast(
                 event="backup.failed",
+                key=f"backup:{run.pk}",
                 headline=f"Backup drill failed: {path.name}",
                 lines=run.problems,
                 subject={"backup": {"id": run.pk, "path": run.path, "result": run.result}},

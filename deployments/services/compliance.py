@@ -296,6 +296,7 @@ def _announce(run: ComplianceRun, finding: rules.Finding, *, verb: str, event: s
     notification_app_send(
         app=app,
         event=event,
+        key=f"compliance:{run.pk}:{finding.key}:{event}",
         headline=f"Compliance check {what}: {app.name}: {finding.title}",
         lines=[f"{finding.label}: {finding.reason}"],
         subject={

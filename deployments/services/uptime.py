@@ -123,6 +123,7 @@ def _move(environment: Environment, uptime: str, *, probe: Probe, at: datetime) 
     notification_app_send(
         app=environment.app,
         event="environment.down" if down else "environment.recovered",
+        key=f"environment:{environment.pk}:{uptime}:{at.isoformat()}",
         headline=f"{name} is down" if down else f"{name} recovered",
         lines=[f"Health check failing: {reason}"] if down else ["Health check passing again."],
         subject={

@@ -1,6 +1,7 @@
 """Celery tasks, one module per topic; importing them here registers them with the app."""
 
 from deployments.tasks import (
+    alerts,
     backups,
     compliance,
     deploys,
@@ -15,6 +16,7 @@ from deployments.tasks import (
 )
 
 __all__ = [
+    "alerts",
     "backups",
     "compliance",
     "deploys",

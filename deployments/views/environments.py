@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
@@ -21,6 +22,7 @@ from deployments.selectors.environments import (
     environment_recent_deploys,
     environment_trouble,
 )
+from deployments.selectors.uptime import uptime_failures, uptime_list
 from deployments.services.environments import (
     environment_lock,
     environment_machines,
@@ -56,6 +58,8 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "environment": environment,
         "deploys": environment_recent_deploys(environment=environment),
         "activity": environment_activity(environment_ids=[environment.pk])[environment.pk],
+        "uptime": uptime_list(environment_ids=[environment.pk], now=timezone.now())[environment.pk],
+        "failures": uptime_failures(environment=environment),
         "releases": environment_deployable_releases(environment=environment),
         "bad_releases": environment_bad_releases(environment=environment),
         "freeze_windows": environment_freeze_windows(environment=environment),

@@ -1,4 +1,5 @@
-"""The profile page: personal API tokens (created here or with ``create_api_token``)."""
+"""The profile page: personal API tokens (created here or with ``create_api_token``) and which
+events e-mail you."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
 from deployments.models import ApiToken
+from deployments.selectors.notifications import email_muted_events
 from deployments.selectors.tokens import api_token_list
+from deployments.services.notifications import (
+    EMAIL_EVENT_CHOICES,
+    email_events_for,
+    email_preference_set,
+)
 from deployments.services.tokens import api_token_create, api_token_revoke
 from hotdash.permissions import client_ip, role_required
 
@@ -20,10 +27,35 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. “CI deploys”.")
 
 
-def _page(request: HttpRequest, *, form: TokenForm, raw_token: str = "", status: int = 200):
+class EmailForm(forms.Form):
+    wanted = forms.MultipleChoiceField(
+        label="E-mail me when",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        events = email_events_for(user)
+        self.fields["wanted"].choices = [(event, EMAIL_EVENT_CHOICES[event]) for event in events]
+        if not self.is_bound:
+            muted = email_muted_events(user=user)
+            self.initial["wanted"] = [event for event in events if event not in muted]
+
+
+def _page(
+    request: HttpRequest,
+    *,
+    form: TokenForm | None = None,
+    email_form: EmailForm | None = None,
+    raw_token: str = "",
+    status: int = 200,
+):
     context = {
         "tokens": api_token_list(user=request.user),
-        "form": form,
+        "form": form or TokenForm(),
+        "email_form": email_form or EmailForm(user=request.user),
+        "has_email": bool(request.user.email),
         "raw_token": raw_token,
         "role": policy.highest_role(request.user),
     }
@@ -34,7 +66,20 @@ def _page(request: HttpRequest, *, form: TokenForm, raw_token: str = "", status:
 @require_GET
 @role_required(policy.can_view)
 def profile(request: HttpRequest) -> HttpResponse:
-    return _page(request, form=TokenForm())
+    return _page(request)
+
+
+@require_POST
+@role_required(policy.can_view)
+def email_preferences_update(request: HttpRequest) -> HttpResponse:
+    form = EmailForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _page(request, email_form=form, status=422)
+    email_preference_set(
+        user=request.user, wanted=form.cleaned_data["wanted"], ip=client_ip(request)
+    )
+    messages.success(request, "Your e-mail choices are saved.")
+    return redirect("deployments:profile")
 
 
 @never_cache
@@ -48,7 +93,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
     _, raw = api_token_create(
         user=request.user, name=form.cleaned_data["name"], ip=client_ip(request)
     )
-    return _page(request, form=TokenForm(), raw_token=raw)
+    return _page(request, raw_token=raw)
 
 
 @require_POST

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar, cast
 import httpx
 from django.views.decorators.debug import sensitive_variables
 
+from hotdash.integrations import upstream_tally
 from hotdash.version import __version__
 
 log = logging.getLogger("hotdash.integrations")
@@ -456,18 +457,28 @@ class ApiClient:
         if timeout is not None:
             deadline = max(deadline, (timeout.connect or 0.0) + (timeout.read or 0.0))
         paced = self.provider.paces_mutations and request.method in MUTATING_METHODS
+        status = "error"  # until an answer is read whole
         try:
             with self._throttle.mutation(self.sleep) if paced else contextlib.nullcontext():
                 started = time.monotonic()
-                response = self.http.send(
-                    request, stream=True, follow_redirects=self.provider.follow_redirects
-                )
                 try:
-                    body = cast(httpx.SyncByteStream, response.stream)
-                    response.stream = _DeadlineStream(body, started + deadline)
-                    response.read()
+                    response = self.http.send(
+                        request, stream=True, follow_redirects=self.provider.follow_redirects
+                    )
+                    try:
+                        body = cast(httpx.SyncByteStream, response.stream)
+                        response.stream = _DeadlineStream(body, started + deadline)
+                        response.read()
+                        status = str(response.status_code)
+                    finally:
+                        response.close()
                 finally:
-                    response.close()
+                    upstream_tally.observe(
+                        provider=self.provider.name,
+                        method=request.method,
+                        status=status,
+                        seconds=time.monotonic() - started,
+                    )
         except _DeadlinePassed as exc:
             message = f"timed out (deadline of {deadline:g} s)"
             raise self._error(RetryableAPIError, request, message) from exc

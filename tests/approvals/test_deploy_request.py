@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, AuditEvent
-from deployments.models import Deploy, DeployStep, FreezeWindow
+from deployments.models import Deploy, DeployStep, FreezeWindow, Notification
 from deployments.services.environments import environment_lock
 from hotdash.errors import Refused
 
@@ -29,7 +29,14 @@ def test_it_plans_and_opens_an_approval_for_production(
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         deploy = request_deploy()
-    assert callbacks == []  # nothing is enqueued before approval
+    # Nothing is enqueued before approval but the e-mails to its approvers (the demo's three).
+    emails = Notification.objects.filter(channel=Notification.Channel.EMAIL)
+    assert sorted(emails.values_list("recipient__username", "event")) == [
+        ("admin", "approval.requested"),
+        ("bob", "approval.requested"),
+        ("carol", "approval.requested"),
+    ]
+    assert len(callbacks) == 3
     assert deploy.state == Deploy.State.AWAITING_APPROVAL
     assert deploy.previous_release.version == "1.2.0"
     assert (deploy.artifact_sha256, deploy.image_digest) == (

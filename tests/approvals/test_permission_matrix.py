@@ -27,6 +27,7 @@ ACTIONS = [
     ("get", "deployments:profile", "viewer", {}),
     ("post", "deployments:token-create", "viewer", {"name": "ci"}),
     ("post", "deployments:token-revoke", "viewer", {}),
+    ("post", "deployments:email-preferences", "viewer", {"wanted": []}),
 ]
 
 
@@ -57,6 +58,7 @@ def test_action_access(client, pending, production, request, role, method, name,
         "deployments:profile": [],
         "deployments:token-create": [],
         "deployments:token-revoke": [token.pk],
+        "deployments:email-preferences": [],
     }[name]
     response = getattr(client, method)(reverse(name, args=args), data)
     if role == "anonymous":

@@ -74,7 +74,9 @@ def test_a_failed_drill_is_recorded_audited_notified_and_red_on_ops(demo, client
     assert Path(verified.path).is_dir() and Path(failed.path).is_dir()
     audited = AuditEvent.objects.get(verb="backup.failed")
     assert audited.data["problems"] == failed.problems
-    notification = Notification.objects.get(event="backup.failed")
+    notification = Notification.objects.get(event="backup.failed", channel="webhook")
+    email = Notification.objects.get(event="backup.failed", channel="email")
+    assert email.recipient.username == "admin" and email.dedup_key == f"backup:{failed.pk}"
     assert notification.app == demo and notification.deploy is None
     assert notification.payload["backup"] == {
         "id": failed.pk,

@@ -16,6 +16,7 @@ from deployments.models import Deploy, Environment, Preview, Release
 from deployments.services.requests import deploy_request
 from deployments.services.rollbacks import rollback_request
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.uptime.test_pages import probe_history
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,7 +30,8 @@ AXE = Axe()
 @pytest.fixture
 def scene(demo, live_sandbox):
     """The demo world (with its finished deploys), a deploy awaiting approval, a running
-    pull-request preview, and an emergency rollback of staging (the overview's banner)."""
+    pull-request preview, an emergency rollback of staging (the overview's banner), and two hours
+    of uptime probes of production, the last ones failed."""
     staging = demo.environments.get(name="staging")
     staging.health = Environment.Health.FAILING
     staging.save()
@@ -42,6 +44,7 @@ def scene(demo, live_sandbox):
         emergency=True,
     )
     production = demo.environments.get(name="production")
+    probe_history(production, failing_last=4)
     deploy = deploy_request(
         environment=production,
         release=Release.objects.get(app=demo, version="1.3.0"),

@@ -18,6 +18,7 @@ from deployments.models import (
     Deploy,
     DeployStep,
     Environment,
+    Notification,
     Preview,
     WebhookDelivery,
 )
@@ -72,6 +73,10 @@ def test_the_demo_as_seeded_fails_rotation_and_warns_on_an_optional_check(sweep,
     assert notification.event == "compliance.failing"
     assert notification.payload["compliance"]["check"] == "rotation"
     assert "FLY_API_TOKEN" in notification.payload["text"]
+    [email] = Notification.objects.filter(channel=Notification.Channel.EMAIL)
+    assert (email.recipient.username, email.event) == ("admin", "compliance.failing")
+    assert email.payload["subject"].startswith(f"Compliance check failing: {app.name}: ")
+    assert "FLY_API_TOKEN" in email.payload["body"]
 
 
 @dataclass(frozen=True)

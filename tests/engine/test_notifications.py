@@ -32,6 +32,11 @@ from tests.engine.test_workers import free_port, wait_for
 from tests.fixtures.messages import record_messages
 
 
+def webhooks():
+    """The webhook notifications (people are e-mailed too: tests/notifications/test_email.py)."""
+    return Notification.objects.filter(channel=Notification.Channel.WEBHOOK)
+
+
 class Receiver:
     """A real HTTP endpoint on a loopback port that answers the queued status codes (None:
     hold the request, unanswered, until ``release`` is set)."""
@@ -184,11 +189,11 @@ def approval_hook(demo, receiver):
 def notified_once(hook, django_capture_on_commit_callbacks, event: str, action) -> dict:
     """Run ``action``; exactly one ``event`` notification is stored and, once its committed
     delivery task runs, exactly one signed POST reaches ``hook``. Returns its payload."""
-    before = set(Notification.objects.values_list("pk", flat=True))
+    before = set(webhooks().values_list("pk", flat=True))
     received = len(hook.received)
     with django_capture_on_commit_callbacks() as callbacks:
         action()
-    [notification] = Notification.objects.exclude(pk__in=before)
+    [notification] = webhooks().exclude(pk__in=before)
     assert notification.event == event
     assert callbacks  # its delivery is queued on commit, not before
     assert len(hook.received) == received
@@ -262,7 +267,7 @@ def test_approval_events_each_notify_once_signed(
     )
     assert payload["deploy"]["id"] == expiring.pk
     assert payload["deploy"]["state"] == Deploy.State.EXPIRED
-    assert Notification.objects.filter(event__startswith="approval.").count() == 6
+    assert webhooks().filter(event__startswith="approval.").count() == 6
 
 
 def test_a_refused_decision_notifies_nothing(
@@ -273,7 +278,7 @@ def test_a_refused_decision_notifies_nothing(
     )
     with pytest.raises(Refused):
         approval_decide(request=deploy.approval_request, user=requester, verdict="approve")
-    assert list(Notification.objects.values_list("event", flat=True)) == ["approval.requested"]
+    assert list(webhooks().values_list("event", flat=True)) == ["approval.requested"]
 
 
 ENGINE_SECRET = "engine-hook-secret"
@@ -319,7 +324,7 @@ def test_a_deploy_that_succeeds_notifies_once_signed(
         deploy = driver.run(deploy)
 
     assert deploy.state == Deploy.State.SUCCEEDED, deploy.error
-    [notification] = Notification.objects.all()
+    [notification] = webhooks().all()
     assert delivery_messages == [[notification.pk, 1]]  # published on commit, attempt 1
     deliver_published(delivery_messages)
     assert received_events(deploy_hook) == [("deploy.succeeded", deploy.pk)]
@@ -360,9 +365,7 @@ def test_a_failed_deploy_and_its_automatic_rollback_each_notify_once_signed(
     assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
     deliver_published(delivery_messages)
     assert received_events(deploy_hook)[2:] == [("deploy.succeeded", rollback.pk)]
-    assert set(Notification.objects.values_list("state", "attempts")) == {
-        (Notification.State.DELIVERED, 1)
-    }
+    assert set(webhooks().values_list("state", "attempts")) == {(Notification.State.DELIVERED, 1)}
 
 
 @pytest.fixture
@@ -478,7 +481,7 @@ def test_an_attempt_whose_worker_died_is_made_again_by_the_sweep_within_the_cap(
     start_worker("n2")
     assert notification_resend_stuck(now=lost_after) == [notification.pk]  # sent on commit
     wait_for(
-        lambda: Notification.objects.get(pk=notification.pk).state != "pending",
+        lambda: webhooks().get(pk=notification.pk).state != "pending",
         timeout=60,
         what="the second worker's attempt",
     )

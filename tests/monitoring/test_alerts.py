@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from deployments.models import Deploy, Environment, WorkerHeartbeat
 from deployments.services.notifications import notification_send
+from tests.notifications.test_email import deliver_emails
 
 
 def a_deploy(demo, requester) -> Deploy:
@@ -26,12 +27,14 @@ def a_deploy(demo, requester) -> Deploy:
 
 def test_the_requester_is_emailed_once_per_event(demo, requester):
     deploy = a_deploy(demo, requester)
-    with TestCase.captureOnCommitCallbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(execute=False):
         notification_send(deploy=deploy, event="approval.approved")
         notification_send(deploy=deploy, event="deploy.succeeded")
-        notification_send(deploy=deploy, event="approval.requested")  # for approvers, not them
-    assert [m.to for m in mail.outbox] == [["alice@example.com"]] * 2
-    approved, succeeded = mail.outbox
+        notification_send(deploy=deploy, event="deploy.auto_rolled_back")
+        notification_send(deploy=deploy, event="deploy.succeeded")  # again: not e-mailed twice
+    deliver_emails()
+    assert [m.to for m in mail.outbox] == [["alice@example.com"]] * 3
+    approved, succeeded, _ = mail.outbox
     assert approved.subject.startswith("Approved: hot-dash v1.3.0 → production")
     assert succeeded.subject.startswith("Deploy succeeded: hot-dash v1.3.0 → production")
     assert "&amp;" not in approved.body
@@ -39,13 +42,15 @@ def test_the_requester_is_emailed_once_per_event(demo, requester):
 
 def test_nothing_is_sent_before_commit_or_without_an_address(demo, requester):
     deploy = a_deploy(demo, requester)
-    notification_send(deploy=deploy, event="deploy.failed")  # never committed here
+    with TestCase.captureOnCommitCallbacks(execute=False) as on_commit:
+        notification_send(deploy=deploy, event="deploy.failed")
+    assert len(on_commit) == 1 and mail.outbox == []  # its delivery waits for the commit
     requester.email = ""
     requester.save()
     deploy.refresh_from_db()
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        notification_send(deploy=deploy, event="deploy.failed")
-    assert mail.outbox == []
+    with TestCase.captureOnCommitCallbacks(execute=False) as on_commit:
+        notification_send(deploy=deploy, event="deploy.succeeded")
+    assert on_commit == [] and deliver_emails() == []
 
 
 def test_ops_shows_workers_with_a_stale_one_in_red(client, demo, viewer):

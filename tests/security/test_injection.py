@@ -63,8 +63,9 @@ def test_notification_text_shows_slack_markup_literally(request_deploy, producti
         verdict="reject",
         comment="<!channel> & <@U123>",
     )
-    requested = Notification.objects.get(event="approval.requested").payload
-    rejected = Notification.objects.get(event="approval.rejected").payload
+    webhooks = Notification.objects.filter(channel=Notification.Channel.WEBHOOK)
+    requested = webhooks.get(event="approval.requested").payload
+    rejected = webhooks.get(event="approval.rejected").payload
     expected = [
         (requested, "&lt;!here&gt; urgent, see &lt;https://evil.example|the logs&gt;"),
         (rejected, "&lt;!channel&gt; &amp; &lt;@U123&gt;"),

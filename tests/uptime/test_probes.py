@@ -9,7 +9,7 @@ import pytest
 
 from approvals.models import AuditEvent
 from deployments.models import Environment, Notification, Preview, Probe
-from deployments.selectors.uptime import probe_targets, uptime_summary
+from deployments.selectors.uptime import probe_targets, uptime_failures, uptime_list
 from deployments.services.uptime import (
     probe_url,
     uptime_probe_round,
@@ -93,9 +93,13 @@ def test_three_failures_take_it_down_and_two_successes_bring_it_back(sandbox, pr
     assert down.environment_name == production.name
     assert down.data["status_code"] == 503
     assert down.data["error"] == "HTTP 503 Service Unavailable"
-    [alert] = Notification.objects.filter(event="environment.down")
+    [alert] = Notification.objects.filter(event="environment.down", channel="webhook")
     assert "HTTP 503 Service Unavailable" in alert.payload["text"]
     assert alert.payload["environment"]["name"] == production.name
+    [email] = Notification.objects.filter(event="environment.down", channel="email")
+    assert email.recipient.username == "admin"  # the demo's one admin
+    assert email.payload["subject"] == "hot-dash production is down"
+    assert "HTTP 503 Service Unavailable" in email.payload["body"]
 
     sandbox.set_app_health(production.fly_app_name, status=200)
     rounds(1, after_five)
@@ -107,8 +111,8 @@ def test_three_failures_take_it_down_and_two_successes_bring_it_back(sandbox, pr
     assert production.uptime_since == after_five + timedelta(minutes=1)
     assert production.health == Environment.Health.HEALTHY
     assert len(events("environment.up", production)) == 1
-    assert Notification.objects.filter(event="environment.recovered").count() == 1
-    assert Notification.objects.filter(event="environment.down").count() == 1
+    assert Notification.objects.filter(event="environment.recovered").count() == 2  # hook, mail
+    assert Notification.objects.filter(event="environment.down").count() == 2
 
 
 def test_the_first_verdict_is_audited_but_not_announced(production):
@@ -135,11 +139,40 @@ def test_uptime_percentages_over_a_known_series(sandbox, production):
     rounds(3, T0 - timedelta(hours=2))
     sandbox.set_app_health(production.fly_app_name, status=200)
     rounds(9, T0 - timedelta(hours=1))
-    summary = uptime_summary(environment=production, now=T0)
-    assert summary.percent_24h == 75.0  # 9 of 12
-    assert summary.percent_7d == 56.25  # 9 of 16
-    assert len(summary.failures) == 5
-    assert summary.failures[0].checked_at == T0 - timedelta(hours=2) + timedelta(minutes=2)
+    rounds(1, T0 + timedelta(minutes=1))  # after "now": not counted
+    Probe.objects.create(
+        environment=production, checked_at=T0 - timedelta(days=8), ok=True, latency_ms=1
+    )
+    uptime = uptime_list(environment_ids=[production.pk], now=T0)[production.pk]
+    assert uptime.percent_24h == 75.0  # 9 of 12
+    assert uptime.percent_7d == 56.25  # 9 of 16
+    # Hourly means: the three failures (T0-2h), then nine successes (T0-1h); both hours.
+    assert len(uptime.hourly_latency_ms) == 2
+    failures = uptime_failures(environment=production, limit=5)
+    assert len(failures) == 5
+    assert failures[0].checked_at == T0 - timedelta(hours=2) + timedelta(minutes=2)
+    assert failures[0].error == "HTTP 503 Service Unavailable"
+
+
+def test_uptime_is_exact_over_a_week_of_minutes(production):
+    """A week of one probe a minute, one failure an hour in the last day and none before:
+    the percentages are exact to the hundredth (1416/1440 and 10056/10080)."""
+    start = T0 - timedelta(days=7)
+    Probe.objects.bulk_create(
+        Probe(
+            environment=production,
+            checked_at=start + timedelta(minutes=minute, seconds=30),
+            ok=not (minute >= 6 * 1440 and minute % 60 == 0),
+            latency_ms=100 if minute // 60 % 2 == 0 else 200,  # alternating by the hour
+        )
+        for minute in range(7 * 1440)
+    )
+    uptime = uptime_list(environment_ids=[production.pk], now=T0)[production.pk]
+    assert uptime.percent_24h == round(100 * 1416 / 1440, 2) == 98.33
+    assert uptime.percent_7d == round(100 * 10056 / 10080, 2) == 99.76
+    assert uptime.hourly_latency_ms == [100, 200] * 12
+    empty = uptime_list(environment_ids=[production.pk], now=start)[production.pk]
+    assert (empty.percent_24h, empty.percent_7d, empty.hourly_latency_ms) == (None, None, [])
 
 
 def test_old_probes_are_pruned(production, settings):

@@ -1,0 +1,97 @@
+"""One uptime probe round over 200 environments whose health URLs answer after 100 ms.
+
+* Environments: the seeded demo app and 99 copies (production and staging each: 200 probe
+  targets, each with its own Fly app in the sandbox), on the benchmark's PostgreSQL database.
+* Upstream: the sandbox (`manage.py sandbox`) in its own process over HTTP on loopback; every
+  app's public health URL answers 200 after 100 ms of real sleep (the control API's
+  ``/app-health`` latency).
+* The round: ``uptime_probe_round()`` in this one process, as the beat job runs it in one worker
+  (UPTIME_PROBE_CONCURRENCY threads probe, then each probe is stored with its uptime verdict).
+  Timed over several rounds after a warm-up. Target: a round within 20 % of its minute (12 s).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import httpx
+
+from bench.compliance import _free_port, _sandbox
+
+APPS = int(os.environ.get("BENCH_PROBE_APPS", "100"))
+ROUNDS = int(os.environ.get("BENCH_PROBE_ROUNDS", "5"))
+LATENCY_SECONDS = 0.1
+
+
+def run() -> str:
+    import io
+
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from bench import machine_markdown
+    from deployments.models import App, Environment, Probe
+    from deployments.selectors.uptime import probe_targets
+    from deployments.services.uptime import uptime_probe_round
+    from tests.compliance.multi import make_apps
+
+    settings.DEMO_PASSWORD = "bench-demo-password"
+    call_command("seed_demo", stdout=io.StringIO())
+    port = _free_port()
+    sandbox = _sandbox(port)
+    root = f"http://127.0.0.1:{port}"
+    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
+    control = httpx.Client(base_url=f"{root}/_sandbox", timeout=30)
+
+    def add_fly_app(name: str, like: str) -> None:
+        control.post("/fly-apps", json={"name": name, "like": like}).raise_for_status()
+
+    try:
+        copies = App.objects.exclude(name="hot-dash")  # left by an earlier run
+        Environment.objects.filter(app__in=copies).delete()
+        copies.delete()
+        Probe.objects.all().delete()
+        make_apps(add_fly_app, APPS - 1)
+        targets = probe_targets()
+        for environment in targets:
+            health = {"app": environment.fly_app_name, "status": 200, "latency": LATENCY_SECONDS}
+            control.post("/app-health", json=health).raise_for_status()
+        uptime_probe_round()  # warm-up: imports, connections
+        rounds = []
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            probes = uptime_probe_round()
+            rounds.append(time.perf_counter() - started)
+    finally:
+        control.close()
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
+
+    assert len(probes) == len(targets) and all(probe.ok for probe in probes)
+    latencies = sorted(probe.latency_ms for probe in probes)
+    slowest = max(rounds)
+    share = slowest / 60
+    verdict = "met" if share <= 0.2 else "NOT met"
+    latency = f"{LATENCY_SECONDS * 1000:.0f} ms"
+    return f"""## Uptime probes: {len(targets)} environments, {latency} health latency
+
+{machine_markdown()}
+
+| | seconds |
+|---|---:|
+| probe round: median of {ROUNDS} | {statistics.median(rounds):.2f} |
+| probe round: slowest of {ROUNDS} | {slowest:.2f} |
+
+The slowest round took {share:.1%} of its minute (target ≤ 20 %: {verdict}). Each round probes
+{len(targets)} environments from one process, {settings.UPTIME_PROBE_CONCURRENCY} at a time
+(UPTIME_PROBE_CONCURRENCY threads), then stores each probe in its own transaction with its
+uptime verdict. Probe latencies in the last round: median {statistics.median(latencies):.0f} ms,
+slowest {latencies[-1]} ms.
+
+Method: `python -m bench probes` (see the docstring of bench/probes.py). The sandbox runs in
+its own process (`manage.py sandbox`) over HTTP on loopback; the {latency} is a real sleep per
+health request, so {len(targets)} / {settings.UPTIME_PROBE_CONCURRENCY} waves of it bound the round
+from below.
+"""
