@@ -20,13 +20,12 @@ from deployments.models import Deploy, Environment, Release
 from deployments.selectors.deploy_history import DeployFilterForm, deploy_history_page
 from deployments.selectors.deploys import (
     deploy_duration,
-    deploy_environment_busy_with,
     deploy_get,
     deploy_log_tail,
     deploy_outcome,
-    deploy_queue_position,
     deploy_step_progress,
 )
+from deployments.selectors.queue import queue_position
 from deployments.services.deploys import deploy_abort
 from deployments.services.requests import deploy_request, deploy_request_cancel
 from hotdash.api import refusal_status
@@ -107,10 +106,7 @@ def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
         "outcome": deploy_outcome(deploy=deploy, steps=steps),
         "duration": deploy_duration(deploy=deploy),
         "log": deploy_log_tail(deploy=deploy),
-        "queue_position": deploy_queue_position(deploy=deploy),
-        "waiting_for": deploy_environment_busy_with(deploy=deploy)
-        if deploy.state == Deploy.State.QUEUED
-        else None,
+        "queue_position": queue_position(deploy=deploy),
         "approval": approval,
         "decisions": list(approval.decisions.select_related("user")) if approval else [],
         "can_cancel": deploy.state
