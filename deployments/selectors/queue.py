@@ -63,6 +63,30 @@ class Outlook:
         """What will be live when it starts, if the deploys before it succeed."""
         return target_label(self.behind) if self.behind else self.live_label
 
+    @property
+    def no_op(self) -> bool:
+        """The release is what is live (same release, or the same image): nothing would change."""
+        if self.release is None or self.already_started:
+            return False
+        if self.behind is not None:
+            return self.behind.release_id == self.release.pk
+        live = self.environment
+        return self.release.pk == live.current_release_id or bool(
+            self.release.image_ref and self.release.image_ref == live.current_image_ref
+        )
+
+    @property
+    def no_op_message(self) -> str:
+        if self.behind is not None:
+            return (
+                f"{self.release.tag} will already be live on {self.environment.name} when it "
+                f"starts (deploy #{self.behind.pk}): this deploy changes nothing."
+            )
+        return (
+            f"{self.release.tag} is already live on {self.environment.name}: "
+            "this deploy changes nothing."
+        )
+
 
 def deploy_outlook(
     *,

@@ -17,6 +17,7 @@ from approvals import policy
 from approvals.audit import SYSTEM_ACTORS, record
 from approvals.services import approval_request_cancel, approval_request_open
 from deployments.models import Build, Deploy, Environment, Release
+from deployments.selectors.queue import deploy_outlook
 from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
 from deployments.services.environments import environment_machines
@@ -114,9 +115,13 @@ def deploy_request(
     override_reason: str = "",
     overrides: Iterable[str] = (),
     fast_path: bool = False,
+    confirm_no_op: bool = False,
     ip: str | None = None,
 ) -> Deploy:
     """Request a deploy of ``release`` (or a preview ``build``) to ``environment``.
+
+    A deploy of the release that is (or will be, when it starts) already live changes
+    nothing: it is refused unless ``confirm_no_op`` says the requester means it.
 
     Checks role, reason, release, lock, freeze windows, the promotion rule and CI checks
     (admins may override the last four with ``overrides`` and ``override_reason``), asks Fly
@@ -194,6 +199,17 @@ def deploy_request(
         refusal = deploy_gate_refusal(
             environment=environment, applied=wanted, kind=kind, now=timezone.now(), release=release
         )
+        outlook = (
+            deploy_outlook(environment=environment, release=release)
+            if kind == Deploy.Kind.DEPLOY and release is not None
+            else None
+        )
+        no_op = outlook is not None and outlook.no_op
+        if refusal is None and no_op and not confirm_no_op:
+            refusal = Refused(
+                "no_op_unconfirmed",
+                f"{outlook.no_op_message} Confirm that you mean to deploy it anyway.",
+            )
         if refusal is None:
             promotion_missing = (
                 kind == Deploy.Kind.DEPLOY
@@ -222,6 +238,7 @@ def deploy_request(
                 applied=applied,
                 override_reason=override_reason,
                 fast_path=fast_path,
+                no_op=no_op,
                 checks=checks,
                 machine_ids=machine_ids,
                 ip=ip,
@@ -243,6 +260,7 @@ def _create(
     applied: set[str],
     override_reason: str,
     fast_path: bool,
+    no_op: bool,
     checks: ChecksVerdict,
     machine_ids: list[str],
     ip: str | None,
@@ -294,6 +312,7 @@ def _create(
             "reason": deploy.reason,
             "steps": len(steps),
             "fast_path": fast_path,
+            "no_op": no_op,
             "optional_checks_failing": [r.name for r in checks.warnings],
         },
         ip=ip,

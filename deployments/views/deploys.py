@@ -56,6 +56,9 @@ class DeployRequestForm(forms.Form):
         label="Override (admins only)",
     )
     override_reason = forms.CharField(max_length=2000, required=False)
+    confirm_no_op = forms.BooleanField(
+        required=False, label="Deploy it anyway: I know this deploy changes nothing"
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -183,6 +186,7 @@ def deploy_new(request: HttpRequest) -> HttpResponse:
             reason=data["reason"],
             overrides=data["overrides"],
             override_reason=data["override_reason"],
+            confirm_no_op=data["confirm_no_op"],
             ip=client_ip(request),
         )
     except Refused as refusal:

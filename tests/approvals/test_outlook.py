@@ -9,11 +9,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals.models import AuditEvent
 from approvals.services import approval_decide
 from deployments.models import Deploy, Release
 from deployments.queue_order import queued_before
 from deployments.selectors.activity import environment_activity
 from deployments.selectors.queue import queue_position
+from deployments.services.tokens import api_token_create
 
 HTMX = {"HX-Request": "true"}
 State = Deploy.State
@@ -137,3 +139,67 @@ def test_a_request_queued_at_once_supersedes_nothing(
     client.force_login(requester)
     url = reverse("deployments:deploy-new") + f"?environment={staging.pk}&release={v120.pk}"
     assert "outlook-supersedes" not in client.get(url).content.decode()
+
+
+def test_a_deploy_that_changes_nothing_says_so_and_needs_a_confirmation(
+    client, sandbox, production, requester, approver
+):
+    live = production.current_release
+    client.force_login(requester)
+    url = reverse("deployments:deploy-new")
+    form = client.get(url + f"?environment={production.pk}&release={live.pk}").content.decode()
+    assert said(form, "outlook-no-op").endswith(
+        ">v1.2.0 is already live on production: this deploy changes nothing."
+    )
+    assert 'name="confirm_no_op"' in form
+
+    asked = {"environment": production.pk, "release": live.pk, "reason": "same again"}
+    refused = client.post(url, asked, headers=HTMX)
+    assert refused.status_code == 409
+    html = refused.content.decode()
+    assert 'data-code="no_op_unconfirmed"' in html
+    assert "this deploy changes nothing. Confirm that you mean to deploy it anyway." in html
+    assert 'name="confirm_no_op"' in html  # the checkbox is there to tick
+    assert not Deploy.objects.filter(reason="same again").exists()
+
+    client.post(url, {**asked, "confirm_no_op": "on"})
+    deploy = Deploy.objects.get(reason="same again")
+    assert deploy.state == State.AWAITING_APPROVAL
+    event = AuditEvent.objects.get(verb="deploy.requested", target_id=str(deploy.pk))
+    assert event.data["no_op"] is True
+
+    client.force_login(approver)
+    drawer = client.get(reverse("approvals:drawer", args=[deploy.approval_request.pk])).content
+    assert "v1.2.0 is already live on production: this deploy changes nothing." in said(
+        drawer, "outlook-no-op"
+    )
+    assert 'name="confirm_no_op"' not in drawer.decode()
+
+
+def test_a_deploy_of_what_the_deploy_ahead_brings_changes_nothing(
+    client, sandbox, staging, v120, requester, make_deploy
+):
+    ahead = make_deploy(State.QUEUED)  # v1.2.0, while staging runs v1.3.0
+    client.force_login(requester)
+    url = reverse("deployments:deploy-new") + f"?environment={staging.pk}&release={v120.pk}"
+    assert said(client.get(url).content, "outlook-no-op").endswith(
+        f">v1.2.0 will already be live on staging when it starts (deploy #{ahead.pk}): "
+        "this deploy changes nothing."
+    )
+
+
+def test_the_api_refuses_a_deploy_that_changes_nothing_unless_confirmed(
+    client, sandbox, production, requester
+):
+    token = api_token_create(user=requester, name="ci")[1]
+    body = {"app": "hot-dash", "environment": "production", "version": "1.2.0", "reason": "again"}
+    auth = {"Authorization": f"Bearer {token}"}
+    url = "/api/v1/deploys"
+    refused = client.post(url, body, content_type="application/json", headers=auth)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "no_op_unconfirmed"
+    assert "this deploy changes nothing" in refused.json()["error"]["message"]
+    created = client.post(
+        url, {**body, "confirm_no_op": True}, content_type="application/json", headers=auth
+    )
+    assert created.status_code == 201

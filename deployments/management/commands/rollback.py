@@ -16,7 +16,8 @@ class Command(DeployCommand):
     help = "Roll an environment back to APP VERSION and follow the rollback to the end."
     action = "rollback"
 
-    def request(self, *, environment, release, user, reason, confirmation) -> Deploy:
+    def request(self, *, environment, release, user, reason, confirmation, confirm_no_op) -> Deploy:
+        del confirm_no_op  # a rollback goes back to an earlier release: never a no-op check
         deploy = rollback_request(
             environment=environment,
             release=release,
