@@ -38,11 +38,20 @@ def _is_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+class ReleaseChoiceField(forms.ModelChoiceField):
+    """Each choice says when its release would be refused, so a bad one is never a surprise."""
+
+    def label_from_instance(self, obj: Release) -> str:
+        if obj.is_bad:
+            return f"{obj} — marked bad: refused until the mark is cleared"
+        return str(obj)
+
+
 class DeployRequestForm(forms.Form):
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.exclude(kind=Environment.Kind.PREVIEW).select_related("app")
     )
-    release = forms.ModelChoiceField(queryset=Release.objects.select_related("app"))
+    release = ReleaseChoiceField(queryset=Release.objects.select_related("app"))
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
     overrides = forms.MultipleChoiceField(
         choices=[
