@@ -218,6 +218,9 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
     overrides = data.get("overrides", [])
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise ApiError(422, "invalid_field", "overrides must be a list of strings.")
+    confirm_no_op = data.get("confirm_no_op", False)
+    if not isinstance(confirm_no_op, bool):
+        raise ApiError(422, "invalid_field", "confirm_no_op must be true or false.")
     environment, release = _target(data)
     deploy = deploy_request(
         environment=environment,
@@ -226,6 +229,7 @@ def deploys_create(request: HttpRequest) -> JsonResponse:
         reason=reason,
         overrides=overrides,
         override_reason=_text(data, "override_reason"),
+        confirm_no_op=confirm_no_op,
         ip=client_ip(request),
     )
     return JsonResponse(deploy_json(deploy_get(pk=deploy.pk)), status=201)
@@ -553,6 +557,12 @@ OPENAPI_PATHS = {
                             "description": "Admins only, with override_reason",
                         },
                         "override_reason": _TEXT,
+                        "confirm_no_op": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "true to request a deploy of the release that is "
+                            "already live (or will be when it starts): it changes nothing",
+                        },
                     },
                 }
             ),
@@ -584,6 +594,8 @@ OPENAPI_PATHS = {
                             "enough on the previous environment; details: previous_environment, "
                             "min_healthy_minutes, healthy_minutes, rehearsal_deploy, "
                             "broken_by_deploy",
+                            "no_op_unconfirmed": "the release is already live (or will be when "
+                            "it starts) and confirm_no_op is not true",
                         },
                         422: {
                             **_MISSING,

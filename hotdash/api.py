@@ -40,6 +40,7 @@ REFUSAL_STATUS = {
     "freeze_window": 409,
     "checks_failing": 409,
     "promotion_required": 409,
+    "no_op_unconfirmed": 409,
     "already_decided": 409,
     "closed": 409,
     "expired": 409,

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from approvals import policy
@@ -20,12 +20,11 @@ from deployments.engine.hooks import Hooks
 from deployments.engine.lease import OPEN_STATES, end, note_lost_worker
 from deployments.engine.records import audit, log_line
 from deployments.models import Deploy, DeployLog, Environment, Release
+from deployments.queue_order import queued_before
 
 log = logging.getLogger(__name__)
 
 State = Deploy.State
-# Kinds that go ahead of other queued deploys, in this order; then every other kind, FIFO.
-QUEUE_ORDER = (Deploy.Kind.AUTO_ROLLBACK, Deploy.Kind.ROLLBACK)
 
 
 def acquire(
@@ -97,7 +96,7 @@ def claim(deploy: Deploy, *, worker: str, hooks: Hooks) -> str:
     blocker = (
         Deploy.objects.filter(environment=env, state=State.QUEUED)
         .exclude(pk=deploy.pk)
-        .filter(_queued_before(deploy))
+        .filter(queued_before(deploy))
         .order_by("queued_at", "id")
         .values_list("pk", flat=True)
         .first()
@@ -228,14 +227,3 @@ def _end_outdated(deploy: Deploy, live: Release) -> None:
             "release": deploy.release.tag,
         },
     )
-
-
-def _queued_before(deploy: Deploy) -> Q:
-    """Deploys queued ahead of ``deploy`` for its environment: automatic rollbacks first (the
-    environment is broken), then a person's rollbacks (once one starts, the lock it applies
-    holds the others back), then first come, first served."""
-    earlier = Q(queued_at__lt=deploy.queued_at) | Q(queued_at=deploy.queued_at, pk__lt=deploy.pk)
-    if deploy.kind in QUEUE_ORDER:
-        rank = QUEUE_ORDER.index(deploy.kind)
-        return Q(kind__in=QUEUE_ORDER[:rank]) | (Q(kind=deploy.kind) & earlier)
-    return Q(kind__in=QUEUE_ORDER) | earlier

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from django.db.models import F, OuterRef, Q, Subquery
 
 from deployments.models import Deploy, Environment
+from deployments.queue_order import queue_sort_key
 
 State = Deploy.State
-# The worker takes queued automatic rollbacks first, then rollbacks, then the rest in order.
-_QUEUE_RANK = {Deploy.Kind.AUTO_ROLLBACK: 0, Deploy.Kind.ROLLBACK: 1}
 
 
 @dataclass
@@ -69,7 +68,5 @@ def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
             here.awaiting.append(deploy)
     for here in activity.values():
         here.awaiting.sort(key=lambda d: (d.created_at, d.pk))
-        here.queued.sort(
-            key=lambda d: (_QUEUE_RANK.get(d.kind, 2), d.queued_at or d.created_at, d.pk)
-        )
+        here.queued.sort(key=queue_sort_key)
     return activity

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -92,31 +91,6 @@ def deploy_step_progress(*, deploy: Deploy) -> list[StepProgress]:
             )
         )
     return progress
-
-
-def deploy_queue_position(*, deploy: Deploy) -> int | None:
-    """1 when next in line for its environment; None unless queued."""
-    if deploy.state != Deploy.State.QUEUED:
-        return None
-    earlier = Q(queued_at__lt=deploy.queued_at) | Q(queued_at=deploy.queued_at, pk__lt=deploy.pk)
-    # The engine's order: automatic rollbacks jump the queue, then first come, first served.
-    if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
-        ahead_of_it = Q(kind=Deploy.Kind.AUTO_ROLLBACK) & earlier
-    else:
-        ahead_of_it = Q(kind=Deploy.Kind.AUTO_ROLLBACK) | earlier
-    ahead = Deploy.objects.filter(
-        environment_id=deploy.environment_id, state=Deploy.State.QUEUED
-    ).filter(ahead_of_it)
-    return ahead.count() + 1
-
-
-def deploy_environment_busy_with(*, deploy: Deploy) -> Deploy | None:
-    """The deploy running on the same environment, which this queued one waits for."""
-    return (
-        Deploy.objects.filter(environment_id=deploy.environment_id, state__in=Deploy.ACTIVE_STATES)
-        .exclude(pk=deploy.pk)
-        .first()
-    )
 
 
 def deploy_log_tail(*, deploy: Deploy, lines: int = 50) -> list[DeployLog]:

@@ -7,6 +7,7 @@ app are bounded, and every function here runs a fixed number of queries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -173,7 +174,7 @@ def release_deploy_history(*, release: Release) -> QuerySet[Deploy]:
 @dataclass(frozen=True)
 class RollbackTarget:
     release: Release
-    last_live_at: object  # datetime of the healthy deploy that last put it live
+    last_live_at: datetime | None  # when it last stopped being live (None: it never did)
     blockers: tuple[str, ...]
 
     @property
@@ -212,25 +213,35 @@ def live_healthy_versions(*, environment: Environment) -> list[str]:
 
 def rollback_choices(*, environment: Environment) -> RollbackChoices:
     """The last N (app.rollback_targets_kept) releases that were live and healthy here, other
-    than the current one, are rollback targets; older ones are archived. Three queries."""
-    deploys = (
-        Deploy.objects.filter(
-            environment=environment,
-            state=Deploy.State.SUCCEEDED,
-            health_verified=True,
-            release__isnull=False,
-        )
+    than the current one, are rollback targets; older ones are archived. Each says when it was
+    last live: when the deploy that replaced it finished. Three queries."""
+    ran = list(
+        Deploy.objects.filter(environment=environment, state=Deploy.State.SUCCEEDED)
         .select_related("release__bad_marked_by")
-        .order_by("-finished_at", "-id")
+        .order_by("finished_at", "id")
     )
+    # When what each deploy put live stopped being live: the finish of the next deploy that
+    # put something else there (a redeploy of the same image changes nothing).
+    stopped: dict[int, datetime] = {}
+    still_live: list[Deploy] = []
+    for deploy in ran:
+        if still_live and deploy.image_ref != still_live[-1].image_ref:
+            stopped.update((earlier.pk, deploy.finished_at) for earlier in still_live)
+            still_live = []
+        still_live.append(deploy)
     seen: dict[int, RollbackTarget] = {}
-    for deploy in deploys:
+    for deploy in reversed(ran):
         release = deploy.release
-        if release.pk in seen or release.pk == environment.current_release_id:
+        if (
+            release is None
+            or not deploy.health_verified
+            or release.pk in seen
+            or release.pk == environment.current_release_id
+        ):
             continue
         seen[release.pk] = RollbackTarget(
             release=release,
-            last_live_at=deploy.finished_at,
+            last_live_at=stopped.get(deploy.pk),
             blockers=tuple(release_blockers(release)),
         )
     ordered = list(seen.values())

@@ -18,6 +18,7 @@ from approvals.audit import SYSTEM_ACTORS, record
 from approvals.services import approval_request_cancel, approval_request_open
 from deployments.models import Build, Deploy, Environment, Release
 from deployments.selectors.promotion import Promotion, promotion_check
+from deployments.selectors.queue import deploy_outlook
 from deployments.services.checks import ChecksVerdict, ci_checks_evaluate
 from deployments.services.deploys import deploy_cancel, deploy_queue
 from deployments.services.environments import environment_machines
@@ -113,9 +114,13 @@ def deploy_request(
     overrides: Iterable[str] = (),
     fast_path: bool = False,
     emergency: bool = False,
+    confirm_no_op: bool = False,
     ip: str | None = None,
 ) -> Deploy:
     """Request a deploy of ``release`` (or a preview ``build``) to ``environment``.
+
+    A deploy of the release that is (or will be, when it starts) already live changes
+    nothing: it is refused unless ``confirm_no_op`` says the requester means it.
 
     Checks role, reason, release, lock, freeze windows, the promotion rule and CI checks
     (admins may override the last four with ``overrides`` and ``override_reason``), asks Fly
@@ -206,6 +211,17 @@ def deploy_request(
             release=release,
             emergency=emergency,
         )
+        outlook = (
+            deploy_outlook(environment=environment, release=release)
+            if kind == Deploy.Kind.DEPLOY and release is not None
+            else None
+        )
+        no_op = outlook is not None and outlook.no_op
+        if refusal is None and no_op and not confirm_no_op:
+            refusal = Refused(
+                "no_op_unconfirmed",
+                f"{outlook.no_op_message} Confirm that you mean to deploy it anyway.",
+            )
         if refusal is None:
             promotion = (
                 promotion_check(environment=environment, release=release, now=timezone.now())
@@ -234,6 +250,7 @@ def deploy_request(
                 override_reason=override_reason,
                 fast_path=fast_path,
                 emergency=emergency,
+                no_op=no_op,
                 checks=checks,
                 promotion=promotion,
                 machine_ids=machine_ids,
@@ -257,6 +274,7 @@ def _create(
     override_reason: str,
     fast_path: bool,
     emergency: bool,
+    no_op: bool,
     checks: ChecksVerdict,
     promotion: Promotion | None,
     machine_ids: list[str],
@@ -314,6 +332,7 @@ def _create(
             "steps": len(steps),
             "fast_path": fast_path,
             "emergency": emergency,
+            "no_op": no_op,
             "optional_checks_failing": [r.name for r in checks.warnings],
             "rehearsal_deploy": rehearsal.pk if rehearsal else None,
         },

@@ -21,14 +21,13 @@ from deployments.models import OVERRIDE_LABELS, Deploy, Environment, Release
 from deployments.selectors.deploy_history import DeployFilterForm, deploy_history_page
 from deployments.selectors.deploys import (
     deploy_duration,
-    deploy_environment_busy_with,
     deploy_get,
     deploy_log_tail,
     deploy_outcome,
-    deploy_queue_position,
     deploy_step_progress,
 )
 from deployments.selectors.promotion import deploy_promote_offer
+from deployments.selectors.queue import queue_position
 from deployments.services.deploys import deploy_abort
 from deployments.services.requests import deploy_request, deploy_request_cancel
 from hotdash.api import refusal_status
@@ -41,11 +40,20 @@ def _is_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+class ReleaseChoiceField(forms.ModelChoiceField):
+    """Each choice says when its release would be refused, so a bad one is never a surprise."""
+
+    def label_from_instance(self, obj: Release) -> str:
+        if obj.is_bad:
+            return f"{obj} — marked bad: refused until the mark is cleared"
+        return str(obj)
+
+
 class DeployRequestForm(forms.Form):
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.exclude(kind=Environment.Kind.PREVIEW).select_related("app")
     )
-    release = forms.ModelChoiceField(queryset=Release.objects.select_related("app"))
+    release = ReleaseChoiceField(queryset=Release.objects.select_related("app"))
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
     overrides = forms.MultipleChoiceField(
         choices=list(OVERRIDE_LABELS.items()),
@@ -54,6 +62,9 @@ class DeployRequestForm(forms.Form):
         label="Override (admins only)",
     )
     override_reason = forms.CharField(max_length=2000, required=False)
+    confirm_no_op = forms.BooleanField(
+        required=False, label="Deploy it anyway: I know this deploy changes nothing"
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -104,10 +115,7 @@ def _detail_context(request: HttpRequest, deploy: Deploy) -> dict[str, Any]:
         "outcome": deploy_outcome(deploy=deploy, steps=steps),
         "duration": deploy_duration(deploy=deploy),
         "log": deploy_log_tail(deploy=deploy),
-        "queue_position": deploy_queue_position(deploy=deploy),
-        "waiting_for": deploy_environment_busy_with(deploy=deploy)
-        if deploy.state == Deploy.State.QUEUED
-        else None,
+        "queue_position": queue_position(deploy=deploy),
         "approval": approval,
         "decisions": list(approval.decisions.select_related("user")) if approval else [],
         "can_cancel": deploy.state
@@ -187,6 +195,7 @@ def deploy_new(request: HttpRequest) -> HttpResponse:
             reason=data["reason"],
             overrides=data["overrides"],
             override_reason=data["override_reason"],
+            confirm_no_op=data["confirm_no_op"],
             ip=client_ip(request),
         )
     except Refused as refusal:

@@ -119,6 +119,7 @@ def _release_page(
         "rollback_environments": rollback_targets_by_environment(release=release),
         "clear_form": clear_form or ReasonForm(),
         "can_request": can_request,
+        "can_override": policy.can_override(request.user),
         "can_clear": policy.can_approve(request.user),
     }
     template = "deployments/release_detail.html"
@@ -237,6 +238,7 @@ def rollback_list_page(request: HttpRequest) -> HttpResponse:
         "environments": rollback_environments(),
         "environment_id": environment_id,
         "can_request": policy.can_request_deploy(request.user),
+        "can_lock": policy.can_lock(request.user),
     }
     return render(request, "deployments/rollback_list.html", context)
 

@@ -249,6 +249,11 @@ def _(w):
     return w.call("deploys_create", w.requester, {**REQUEST, "version": "v1.1.0"})
 
 
+@case("deploys_create", 409, "no_op_unconfirmed")
+def _(w):
+    return w.call("deploys_create", w.requester, {**REQUEST, "version": "v1.2.0"})
+
+
 @case("deploys_create", 422, "missing_fields")
 def _(w):
     # A blank reason is a missing field here, before the service's reason_required.
@@ -263,6 +268,7 @@ def _(w):
     return [
         w.call("deploys_create", w.requester, {**REQUEST, "app": 5}),
         w.call("deploys_create", w.requester, {**REQUEST, "overrides": "lock"}),
+        w.call("deploys_create", w.requester, {**REQUEST, "confirm_no_op": "yes"}),
         w.call("deploys_create", w.requester, {**REQUEST, "reason": "x" * 2001}),
     ]
 
@@ -480,7 +486,8 @@ def _(w):
 
 @case("deploys_decide", 409, "not_gated")
 def _(w):
-    staging = w.call("deploys_create", w.requester, {**REQUEST, "environment": "staging"})
+    again = {**REQUEST, "environment": "staging", "confirm_no_op": True}  # staging runs v1.3.0
+    staging = w.call("deploys_create", w.requester, again)
     assert staging.json()["approval"] is None
     return w.call("deploys_decide", w.approver, APPROVE, id=staging.json()["id"])
 

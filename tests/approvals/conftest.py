@@ -32,6 +32,8 @@ def request_deploy(sandbox, production, v130, requester):
         options.setdefault("release", v130)
         options.setdefault("requested_by", requester)
         options.setdefault("reason", "Ship the audit export")
+        # Staging already runs v1.3.0: the tests that send it there again mean it.
+        options.setdefault("confirm_no_op", True)
         return deploy_request(**options)
 
     return make

@@ -63,7 +63,12 @@ def test_htmx_request_redirects_the_client(client, sandbox, staging, v130, reque
     client.force_login(requester)
     response = client.post(
         reverse("deployments:deploy-new"),
-        {"environment": staging.pk, "release": v130.pk, "reason": "to staging"},
+        {
+            "environment": staging.pk,
+            "release": v130.pk,
+            "reason": "to staging",
+            "confirm_no_op": "on",  # staging runs v1.3.0 already
+        },
         headers=HTMX,
     )
     deploy = Deploy.objects.get(reason="to staging")

@@ -183,7 +183,20 @@ def test_deploy_waiting_for_approval_times_out_with_exit_4(demo, requester, driv
     assert "Still awaiting approval after 0 s" in str(info.value)
 
 
+def test_deploy_of_the_live_release_is_refused_unless_confirmed(demo, requester, driver):
+    args = ("deploy", "hot-dash", "1.3.0", "--env", "staging", "--reason", "x", "--as", "requester")
+    with pytest.raises(CommandError) as info:
+        run(*args)
+    assert info.value.returncode == 1
+    assert (
+        "Refused (no_op_unconfirmed): v1.3.0 is already live on staging: this deploy changes "
+        "nothing. Confirm that you mean to deploy it anyway." in str(info.value)
+    )
+    assert not Deploy.objects.filter(reason="x").exists()
+
+
 def test_deploy_to_staging_follows_to_success(demo, requester, driver):
+    # Staging runs v1.3.0 already: redeploying it is confirmed as such.
     output = run(
         "deploy",
         "hot-dash",
@@ -194,6 +207,7 @@ def test_deploy_to_staging_follows_to_success(demo, requester, driver):
         "ship",
         "--as",
         "requester",
+        "--confirm-no-op",
     )
     assert "Type the app name" not in output
     assert output.rstrip().endswith(

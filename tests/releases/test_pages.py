@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -133,6 +134,35 @@ def test_rollback_form_lists_targets_and_archives_older_ones(client, demo, reque
     assert 'id="rollback-archived"' in html and "v1.0.0" in html
     assert "Type <code>hot-dash</code> to roll back production" in html
     assert "the rollback needs 1 approval(s)" in html  # a deployer gets no fast path
+
+
+def test_rollback_form_says_when_each_target_stopped_being_live(client, demo, requester):
+    production = demo.environments.get(name="production")
+    ran = {d.release.version: d for d in production.deploys.select_related("release")}
+    at = {
+        "1.1.0": datetime(2026, 2, 1, 9, 0, tzinfo=UTC),
+        "1.1.1": datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
+        "1.2.0": datetime(2026, 3, 8, 12, 34, tzinfo=UTC),
+    }
+    for version, finished in at.items():
+        Deploy.objects.filter(pk=ran[version].pk).update(finished_at=finished)
+    # A redeploy of v1.1.1 and a failed deploy in between replaced nothing.
+    for state, finished in (("succeeded", (3, 5)), ("failed", (3, 6))):
+        again = ran["1.1.1"]
+        again.pk, again.state = None, state
+        again.finished_at = datetime(2026, *finished, 8, 0, tzinfo=UTC)
+        again.save()
+    client.force_login(requester)
+    html = client.get(reverse("deployments:rollback-form", args=[production.pk])).content.decode()
+
+    def last_live(version: str) -> str:
+        pk = Release.objects.get(app=demo, version=version).pk
+        return html.split(f'id="last-live-{pk}">')[1].split("</span>")[0]
+
+    # When the next deploy that put something else live finished, not when it was deployed.
+    assert '<time datetime="2026-03-08T12:34:00Z"' in last_live("1.1.1")
+    assert ">2026-03-08 12:34 UTC</time>" in last_live("1.1.1")
+    assert '<time datetime="2026-03-01T10:00:00Z"' in last_live("1.1.0")
 
 
 def test_rollback_form_needs_the_app_name_on_production(client, demo, approver, sandbox):

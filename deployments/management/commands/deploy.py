@@ -1,4 +1,5 @@
-"""``python manage.py deploy APP VERSION --env ENV --reason TEXT --as USERNAME [--yes]``
+"""``python manage.py deploy APP VERSION --env ENV --reason TEXT --as USERNAME [--yes]
+[--confirm-no-op]``
 
 Requests a deploy through the same service and policy as the dashboard, asks for the typed
 app name on production unless ``--yes``, then prints progress until the deploy ends.
@@ -35,6 +36,11 @@ class Command(BaseCommand):
         parser.add_argument("--as", required=True, dest="username", help="Who is asking")
         parser.add_argument(
             "--yes", action="store_true", help="Skip the typed confirmation on production"
+        )
+        parser.add_argument(
+            "--confirm-no-op",
+            action="store_true",
+            help="Request it even when VERSION is already live there (the deploy changes nothing)",
         )
         parser.add_argument(
             "--timeout", type=float, default=3600.0, help="Stop following after N seconds"
@@ -107,9 +113,13 @@ class Command(BaseCommand):
         return environment.kind == Environment.Kind.PRODUCTION
 
     def request(self, *, environment, release, user, reason, confirmation, options) -> Deploy:
-        del confirmation, options  # typed above; deploy_request has no confirmation of its own
+        del confirmation  # typed above; deploy_request has no confirmation of its own
         return deploy_request(
-            environment=environment, release=release, requested_by=user, reason=reason
+            environment=environment,
+            release=release,
+            requested_by=user,
+            reason=reason,
+            confirm_no_op=options["confirm_no_op"],
         )
 
     def follow(self, deploy: Deploy, *, timeout: float, poll: float) -> None:
