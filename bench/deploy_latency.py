@@ -39,7 +39,9 @@ import threading
 import time
 from pathlib import Path
 
-RUNS = int(os.environ.get("BENCH_DEPLOYS", "200"))
+from bench import quick
+
+RUNS = int(os.environ.get("BENCH_DEPLOYS", "30" if quick() else "200"))
 WARMUP = 3
 ROOT = Path(__file__).resolve().parent.parent
 
