@@ -57,10 +57,11 @@ def release_json(row: ReleaseRow) -> dict[str, Any]:
 def app_releases(request: HttpRequest, app: str) -> JsonResponse:
     if not policy.can_view(request.user):
         raise ApiError(403, "forbidden", "Your role does not allow reading releases.")
-    if not App.objects.filter(name=app).exists():
+    found = App.objects.filter(name=app).first()
+    if found is None:
         raise ApiError(404, "unknown_app", f"No app is named {app!r}.")
     filters = ReleaseFilters.from_query(request.GET)
-    (group,) = releases_by_app(app_name=app, filters=filters)
+    (group,) = releases_by_app(apps=[found], filters=filters)
     return JsonResponse({"app": app, "releases": [release_json(row) for row in group.rows]})
 
 
