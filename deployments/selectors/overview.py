@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Prefetch, Q
 
-from deployments.models import App, Deploy, Environment, Preview
+from deployments.models import App, Environment, Preview
 from deployments.selectors.activity import Activity, environment_activity
 
 
@@ -45,11 +45,6 @@ def overview_list(*, search: str = "", page: str | int = 1) -> Overview:
     environments = (
         Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
         .select_related("current_release", "locked_by")
-        .annotate(
-            pending_approvals=Count(
-                "deploys", filter=Q(deploys__state=Deploy.State.AWAITING_APPROVAL)
-            ),
-        )
         .order_by("kind", "name")
     )
     matching = App.objects.filter(name__icontains=search) if search else App.objects.all()
@@ -73,7 +68,7 @@ def overview_list(*, search: str = "", page: str | int = 1) -> Overview:
                 EnvironmentSummary(
                     environment=env,
                     activity=activity[env.pk],
-                    pending_approvals=env.pending_approvals,
+                    pending_approvals=len(activity[env.pk].awaiting),
                 )
                 for env in app.environments.all()
             ],
