@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 # Register a benchmark here: the name of its module in bench/.
-BENCHMARKS = ["audit", "deploy_latency", "compliance", "pages", "webhooks"]
+BENCHMARKS = ["audit", "deploy_latency", "compliance", "pages", "webhooks", "memory"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"
