@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 # The longest rotation period a secret may have, per app or per secret.
@@ -504,28 +504,8 @@ class Deploy(models.Model):
                 name="deploy_has_requester",
             ),
         ]
-        indexes = [
-            models.Index(fields=["environment", "state"], name="deploy_env_state_idx"),
-            # Each environment's last deploy that ran (deployments.selectors.activity): the
-            # first row of this index per environment, however many deploys it has.
-            models.Index(
-                F("environment"),
-                F("finished_at").desc(nulls_last=True),
-                F("id").desc(),
-                condition=Q(
-                    started_at__isnull=False,
-                    state__in=[
-                        "succeeded",
-                        "failed",
-                        "rejected",
-                        "expired",
-                        "cancelled",
-                        "superseded",
-                    ],
-                ),
-                name="deploy_env_last_ran_idx",
-            ),
-        ]
+        # Also deploy_env_last_ran_idx, on PostgreSQL only (migration 0012).
+        indexes = [models.Index(fields=["environment", "state"], name="deploy_env_state_idx")]
 
     def __str__(self) -> str:
         return f"Deploy #{self.pk}"
