@@ -296,6 +296,8 @@ def run() -> str:
     from deployments.models import Deploy, Environment, Preview, Release
 
     seeded = "reused from an earlier run" if _sizes() == WANTED else _seed()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # fresh planner statistics, as autovacuum keeps them
     assert not settings.DEBUG
     users = get_user_model().objects
     viewer, admin = Client(), Client()
