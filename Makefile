@@ -51,7 +51,7 @@ test: install
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --quick
 
 screenshots: install
 	$(BIN)/python scripts/screenshots.py

@@ -2,8 +2,10 @@
 
 Adding one: write bench/<name>.py with a `run() -> str` returning a markdown section (use
 `machine_markdown()` and `timings()` or `interleaved_timings()` below), and add "<name>" to
-BENCHMARKS in bench/__main__.py. Each benchmark runs in its own process on its own
-PostgreSQL database, hotdash_<name>_bench (created and migrated for it), and its section in
+BENCHMARKS in bench/__main__.py. End the section with its headline figure, one line: it is
+printed last. Honour ``quick()`` (`python -m bench --quick`): sizes small enough that
+`make bench` runs every benchmark in a few minutes. Each benchmark runs in its own process on
+its own PostgreSQL database, hotdash_<name>_bench (created and migrated for it), and its section in
 docs/benchmarks.md is replaced on each run, leaving the other sections alone. Import Django
 models inside run().
 """
@@ -17,6 +19,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def quick() -> bool:
+    """True under `python -m bench --quick`: run at the small size."""
+    return os.environ.get("BENCH_QUICK", "") == "true"
 
 
 def machine_markdown() -> str:

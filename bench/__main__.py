@@ -2,7 +2,9 @@
 
 Each benchmark runs in a child process whose DATABASE_URL points at its own PostgreSQL
 database (BENCH_DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432), kept
-between runs unless the benchmark's module sets FRESH_DATABASE.
+between runs unless the benchmark's module sets FRESH_DATABASE. With ``--quick`` each runs at its
+small size (see ``bench.quick()``) on a database of its own, so a quick run never replaces the
+full-size data set; the last line printed is each benchmark's headline.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import tempfile
 from pathlib import Path
 
 # Register a benchmark here: the name of its module in bench/.
-BENCHMARKS = ["audit", "deploy_latency", "compliance", "rollback", "probes"]
+BENCHMARKS = [
+    "audit",
+    "deploy_latency",
+    "compliance",
+    "rollback",
+    "probes",
+    "pages",
+    "webhooks",
+    "memory",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"
@@ -30,15 +41,17 @@ HEADER = (
 )
 
 
-def _database_url(name: str) -> str:
-    return f"{SERVER.rstrip('/')}/hotdash_{name}_bench"
+def _database(name: str, *, quick: bool) -> str:
+    return f"hotdash_{name}_{'quick_' if quick else ''}bench"
 
 
 def _child(name: str, output: Path) -> None:
     """In the child: create and migrate the benchmark's database, run it, write its section."""
     import psycopg
 
-    database = f"hotdash_{name}_bench"
+    from bench import quick
+
+    database = _database(name, quick=quick())
     module = importlib.import_module(f"bench.{name}")
     with psycopg.connect(f"{SERVER.rstrip('/')}/postgres", autocommit=True) as admin:
         # A benchmark whose scenario changes what it measures starts from an empty database.
@@ -52,6 +65,8 @@ def _child(name: str, output: Path) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    # DEBUG off serves hashed static file names from the manifest, as in production.
+    call_command("collectstatic", interactive=False, verbosity=0)
     output.write_text(module.run().strip() + "\n")
 
 
@@ -68,6 +83,9 @@ def _update_results(name: str, section: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: {BENCHMARKS})")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, for a developer machine (minutes)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("NAME", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -76,13 +94,14 @@ def main() -> int:
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; known: {BENCHMARKS}")
-    failed = []
+    failed, headlines = [], []
     for name in args.names or BENCHMARKS:
         print(f"== bench {name}", flush=True)
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hotdash.settings",
-            "DATABASE_URL": _database_url(name),
+            "DATABASE_URL": f"{SERVER.rstrip('/')}/{_database(name, quick=args.quick)}",
+            "BENCH_QUICK": "true" if args.quick else "",
             # Production-like: no DEBUG query log; the test client's host allowed.
             "DEBUG": "false",
             "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
@@ -98,10 +117,13 @@ def main() -> int:
             if subprocess.run(command, cwd=ROOT, env=env).returncode != 0:
                 failed.append(name)
                 continue
-            _update_results(name, output.read_text())
+            section = output.read_text()
+            _update_results(name, section)
         print(f"== bench {name}: section written to {RESULTS.relative_to(ROOT)}", flush=True)
+        headlines.append(section.strip().splitlines()[-1])
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    print("\n".join(headlines))
     return 1 if failed else 0
 
 

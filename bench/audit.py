@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+from bench import quick
+
 # BENCH_AUDIT_EVENTS shrinks the run for a quick smoke test; the recorded figures use 1M.
-EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "1000000"))
+EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "100000" if quick() else "1000000"))
 DEPLOYS = 10_000
 RUNS = 200
 APPS = ("shop", "blog", "api", "billing", "search")

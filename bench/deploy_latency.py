@@ -39,7 +39,9 @@ import threading
 import time
 from pathlib import Path
 
-RUNS = int(os.environ.get("BENCH_DEPLOYS", "200"))
+from bench import quick
+
+RUNS = int(os.environ.get("BENCH_DEPLOYS", "30" if quick() else "200"))
 WARMUP = 3
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,15 +87,43 @@ def _wait(condition, timeout: float, what: str) -> None:
         time.sleep(0.01)  # the stamps do not depend on it; a busy poll would load the CPUs
 
 
+def queue_deploy(environment, release, requester, machine_ids, *, on_commit=None):
+    """Create, plan and queue a deploy of ``release`` to ``environment`` (approved: no gate),
+    calling ``on_commit`` (before the queue's own hook) when it commits."""
+    from django.db import transaction
+
+    from deployments.models import Deploy
+    from deployments.services.deploys import deploy_queue
+    from deployments.services.plans import deploy_plan_create
+
+    with transaction.atomic():
+        deploy = Deploy.objects.create(
+            environment=environment,
+            release=release,
+            requested_by=requester,
+            reason="benchmark",
+            image_ref=release.image_ref,
+            image_digest=release.image_digest,
+            artifact_sha256=release.artifact_sha256,
+            commit_sha=release.commit_sha,
+            previous_release=environment.current_release,
+            previous_image_ref=environment.current_image_ref,
+        )
+        deploy_plan_create(
+            deploy=deploy, target_name=release.tag, machine_ids=machine_ids, verify_data={}
+        )
+        if on_commit:
+            transaction.on_commit(on_commit)
+        deploy_queue(deploy=deploy, actor=requester)
+    return deploy
+
+
 def run() -> str:
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from django.db import transaction
 
     from deployments.models import App, Deploy, WorkerHeartbeat
-    from deployments.services.deploys import deploy_queue
-    from deployments.services.plans import deploy_plan_create
     from deployments.tasks.ops import worker_heartbeat
     from hotdash.celery import app as celery_app
     from hotdash.integrations import fly_client
@@ -202,27 +232,13 @@ def run() -> str:
             release = releases[index % 2]
             staging.refresh_from_db()
             committed: list[float] = []
-            with transaction.atomic():
-                deploy = Deploy.objects.create(
-                    environment=staging,
-                    release=release,
-                    requested_by=requester,
-                    reason="benchmark",
-                    image_ref=release.image_ref,
-                    image_digest=release.image_digest,
-                    artifact_sha256=release.artifact_sha256,
-                    commit_sha=release.commit_sha,
-                    previous_release=staging.current_release,
-                    previous_image_ref=staging.current_image_ref,
-                )
-                deploy_plan_create(
-                    deploy=deploy,
-                    target_name=release.tag,
-                    machine_ids=machine_ids,
-                    verify_data={},
-                )
-                transaction.on_commit(lambda c=committed: c.append(time.time()))
-                deploy_queue(deploy=deploy, actor=requester)
+            deploy = queue_deploy(
+                staging,
+                release,
+                requester,
+                machine_ids,
+                on_commit=lambda c=committed: c.append(time.time()),
+            )
             _wait(lambda d=deploy: Deploy.objects.get(pk=d.pk).is_terminal, 60, "a deploy")
             deploy.refresh_from_db()
             if deploy.state != Deploy.State.SUCCEEDED:

@@ -70,10 +70,11 @@ def release_json(row: ReleaseRow, refusals: dict[str, list[str]]) -> dict[str, A
 def app_releases(request: HttpRequest, app: str) -> JsonResponse:
     if not policy.can_view(request.user):
         raise ApiError(403, "forbidden", "Your role does not allow reading releases.")
-    if not App.objects.filter(name=app).exists():
+    found = App.objects.filter(name=app).first()
+    if found is None:
         raise ApiError(404, "unknown_app", f"No app is named {app!r}.")
     filters = ReleaseFilters.from_query(request.GET)
-    (group,) = releases_by_app(app_name=app, filters=filters)
+    (group,) = releases_by_app(apps=[found], filters=filters)
     now = timezone.now()
     releases = [row.release for row in group.rows]
     by_environment = {
@@ -85,7 +86,8 @@ def app_releases(request: HttpRequest, app: str) -> JsonResponse:
             "app": app,
             "releases": [
                 release_json(
-                    row, {name: found[row.release.pk] for name, found in by_environment.items()}
+                    row,
+                    {name: refusals[row.release.pk] for name, refusals in by_environment.items()},
                 )
                 for row in group.rows
             ],

@@ -536,6 +536,7 @@ class Deploy(models.Model):
                 name="deploy_has_requester",
             ),
         ]
+        # Also deploy_env_last_ran_idx, on PostgreSQL only (migration 0012).
         indexes = [models.Index(fields=["environment", "state"], name="deploy_env_state_idx")]
 
     def __str__(self) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
-from deployments.models import App, Deploy, Environment, Preview
+from deployments.models import App, Environment, Preview
 from deployments.selectors.activity import Activity, environment_activity
 from deployments.selectors.uptime import Uptime, uptime_list
 
@@ -27,29 +28,34 @@ class AppSummary:
     active_previews: int
 
 
+# A fleet of hundreds of apps is read a page at a time, or found by name.
+APPS_PER_PAGE = 20
+
+
 @dataclass(frozen=True)
 class Overview:
     apps: list[AppSummary]
+    page: Page
     # Something runs or waits in the worker's queue somewhere: the page keeps itself current.
     busy: bool
 
 
-def overview_list() -> Overview:
-    """Every app with its long-lived environments: live release, health, lock, the last deploy
-    that ran, what runs now and what is queued, pending approvals, uptime. Seven queries
-    whatever the number of apps and environments."""
+def overview_list(*, search: str = "", page: str | int = 1) -> Overview:
+    """One page of apps by name (those whose name contains ``search``), each with its
+    long-lived environments: live release, health, lock, the last deploy that ran, what runs
+    now and what is queued, pending approvals, uptime. A fixed number of queries whatever the
+    number of apps, environments and deploys. A page number out of range shows the last page."""
     environments = (
         Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
         .select_related("current_release", "locked_by")
-        .annotate(
-            pending_approvals=Count(
-                "deploys", filter=Q(deploys__state=Deploy.State.AWAITING_APPROVAL)
-            ),
-        )
         .order_by("kind", "name")
     )
+    matching = App.objects.filter(name__icontains=search) if search else App.objects.all()
+    shown = Paginator(matching.order_by("name", "id"), APPS_PER_PAGE).get_page(page)
     apps = list(
-        App.objects.prefetch_related(Prefetch("environments", queryset=environments)).annotate(
+        shown.object_list.prefetch_related(
+            Prefetch("environments", queryset=environments)
+        ).annotate(
             active_previews=Count(
                 "previews", filter=~Q(previews__state=Preview.State.DESTROYED), distinct=True
             )
@@ -65,7 +71,7 @@ def overview_list() -> Overview:
                 EnvironmentSummary(
                     environment=env,
                     activity=activity[env.pk],
-                    pending_approvals=env.pending_approvals,
+                    pending_approvals=len(activity[env.pk].awaiting),
                     uptime=uptimes[env.pk],
                 )
                 for env in app.environments.all()
@@ -74,4 +80,4 @@ def overview_list() -> Overview:
         )
         for app in apps
     ]
-    return Overview(apps=summaries, busy=any(here.busy for here in activity.values()))
+    return Overview(apps=summaries, page=shown, busy=any(here.busy for here in activity.values()))

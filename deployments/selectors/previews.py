@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.paginator import Page, Paginator
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
@@ -26,6 +27,15 @@ def preview_list() -> QuerySet[Preview]:
             "-updated_at", "-id"
         )
     )
+
+
+PREVIEWS_PER_PAGE = 50
+
+
+def preview_page(*, page: str | int | None = 1) -> Page:
+    """A page of previews, most recently updated first; a page number out of range shows the
+    last page, one that is not a number the first."""
+    return Paginator(preview_list(), PREVIEWS_PER_PAGE).get_page(page)
 
 
 def preview_get(*, pk: int) -> Preview:

@@ -9,12 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from deployments import semver
 from deployments.models import App, Deploy, Environment, Release
 
+# The Releases page at fleet scale: a page of apps, each with its newest releases (all of
+# them when the page shows one app).
+RELEASE_APPS_PER_PAGE = 10
+NEWEST_RELEASES_SHOWN = 10
 ROLLBACK_KINDS = (Deploy.Kind.ROLLBACK, Deploy.Kind.AUTO_ROLLBACK)
 PRERELEASE_FILTERS = ("include", "exclude", "only")
 
@@ -62,6 +67,8 @@ class AppReleases:
     app: App
     environments: list[Environment]
     rows: list[ReleaseRow]
+    # Matching releases left out (older than the newest shown).
+    hidden: int = 0
 
 
 def release_blockers(release: Release) -> list[str]:
@@ -85,20 +92,26 @@ def _ordered(releases: list[Release]) -> list[Release]:
     return semver.sorted_by_precedence(valid, version_of=lambda r: r.version) + rejected
 
 
-def releases_by_app(
-    *, app_name: str = "", filters: ReleaseFilters | None = None
-) -> list[AppReleases]:
-    """Every app's releases, newest first by precedence, with where each is live, where it was
-    ever deployed and how it went on each environment (its pipeline). Four queries whatever the
-    number of releases."""
-    filters = filters or ReleaseFilters()
-    apps = App.objects.order_by("name")
+def release_apps_page(*, app_name: str = "", page: str | int | None = 1) -> Page:
+    """A page of apps by name for the Releases page (only ``app_name`` if given); a page
+    number out of range shows the last page, one that is not a number the first."""
+    apps = App.objects.order_by("name", "id")
     if app_name:
         apps = apps.filter(name=app_name)
-    apps = list(apps)
+    return Paginator(apps, RELEASE_APPS_PER_PAGE).get_page(page)
+
+
+def releases_by_app(
+    *, apps: list[App], filters: ReleaseFilters | None = None, newest: int | None = None
+) -> list[AppReleases]:
+    """The releases of ``apps`` (the ``newest`` matching ones of each, or all), newest first
+    by precedence, with where each is live, where it was ever deployed and how it went on each
+    environment (its pipeline). Four queries whatever the number of apps and releases."""
+    filters = filters or ReleaseFilters()
     environments = list(
         Environment.objects.filter(app__in=apps)
         .exclude(kind=Environment.Kind.PREVIEW)
+        .select_related("current_release")
         .order_by("kind", "name")
     )
     releases = list(Release.objects.filter(app__in=apps).select_related("app", "bad_marked_by"))
@@ -132,7 +145,10 @@ def releases_by_app(
             )
             if _keep(row, filters):
                 rows.append(row)
-        result.append(AppReleases(app=app, environments=app_envs, rows=rows))
+        shown = rows if newest is None else rows[:newest]
+        result.append(
+            AppReleases(app=app, environments=app_envs, rows=shown, hidden=len(rows) - len(shown))
+        )
     return result
 
 

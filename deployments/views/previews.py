@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from approvals import policy
 from deployments.models import Deploy, Preview
-from deployments.selectors.previews import preview_deploys, preview_get, preview_list
+from deployments.selectors.previews import preview_deploys, preview_get, preview_page
 from deployments.services.previews import (
     preview_approve,
     preview_destroy,
@@ -45,12 +45,14 @@ def _permissions(request: HttpRequest) -> dict[str, bool]:
 @require_GET
 @role_required(policy.can_view)
 def preview_list_page(request: HttpRequest) -> HttpResponse:
-    previews = list(preview_list())
+    page = preview_page(page=request.GET.get("page"))
+    previews = list(page.object_list)
     template = "deployments/preview_list.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#preview-table"
     context = {
         "previews": previews,
+        "page": page,
         **_permissions(request),
         # The table refreshes itself while a preview is being created or deployed (and
         # stops once all are settled).

@@ -3,6 +3,8 @@ emergency rollback), acknowledging an emergency rollback, Rollbacks."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -17,9 +19,11 @@ from deployments.models import App, Deploy, Environment
 from deployments.selectors.environments import environment_trouble
 from deployments.selectors.promotion import release_promote_offers
 from deployments.selectors.releases import (
+    NEWEST_RELEASES_SHOWN,
     ReleaseFilters,
     environment_get,
     live_healthy_versions,
+    release_apps_page,
     release_blockers,
     release_deploy_history,
     release_get,
@@ -70,8 +74,20 @@ class RollbackForm(forms.Form):
 @role_required(policy.can_view)
 def release_list_page(request: HttpRequest) -> HttpResponse:
     filters = ReleaseFilters.from_query(request.GET)
+    app_name = request.GET.get("app", "")
+    page = release_apps_page(app_name=app_name, page=request.GET.get("page"))
+    groups = releases_by_app(
+        apps=list(page.object_list),
+        filters=filters,
+        newest=None if app_name else NEWEST_RELEASES_SHOWN,
+    )
+    others = {name: value for name, value in request.GET.items() if name != "page"}
     context = {
-        "apps": releases_by_app(app_name=request.GET.get("app", ""), filters=filters),
+        "apps": groups,
+        "app_name": app_name,
+        "page": page,
+        "query": urlencode(others),
+        "environment_names": sorted({env.name for group in groups for env in group.environments}),
         "filters": filters,
         "can_sync": policy.can_request_deploy(request.user),
     }

@@ -1,0 +1,295 @@
+"""Webhook ingest under gunicorn: a burst of signed deliveries on loopback, then count rows.
+
+Starts the production web server (gunicorn with gunicorn.conf.py: gthread, WEB_CONCURRENCY
+processes of WEB_THREADS threads) and one Celery worker (prefork, concurrency 2) on the
+benchmark's database, with Redis as the broker (REDIS_URL, required). An asyncio load
+generator (httpx, CONNECTIONS connections) sends DELIVERIES signed ``push`` and
+``pull_request`` deliveries as fast as they are answered, with REPLAYS re-sends of earlier
+delivery ids mixed in (some while their original is still in flight). Deliveries name a
+repository no app watches, so the worker's part is the processing task's bookkeeping (load,
+mark ignored), not previews or builds. Afterwards: every delivery stored exactly once, every
+replay answered "duplicate", one ``webhook.received`` audit event each, all processed.
+
+Latency: client-side (request sent to response read, in the load generator, which shares
+the two cores) and server-side (gunicorn's access log request time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench import quick
+
+DELIVERIES = 3_000 if quick() else 20_000
+REPLAYS = DELIVERIES // 10
+CONNECTIONS = 50
+PORT = int(os.environ.get("BENCH_WEB_PORT", "8170"))
+SECRET = "bench-webhook-secret"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _payload(event: str, number: int) -> bytes:
+    repository = {"full_name": "elsewhere/unwatched", "name": "unwatched", "id": 1}
+    if event == "push":
+        body = {
+            "ref": "refs/heads/main",
+            "after": hashlib.sha1(str(number).encode()).hexdigest(),  # noqa: S324 (an id)
+            "repository": repository,
+            "head_commit": {"id": f"{number:040x}", "message": f"Change {number}"},
+            "commits": [{"id": f"{number:040x}", "message": f"Change {number}"}],
+        }
+    else:
+        body = {
+            "action": "synchronize",
+            "number": number,
+            "repository": repository,
+            "pull_request": {
+                "number": number,
+                "title": f"Change {number}",
+                "head": {"sha": f"{number:040x}", "ref": f"change-{number}"},
+                "user": {"login": "octocat"},
+                "draft": False,
+                "labels": [],
+            },
+        }
+    return json.dumps(body).encode()
+
+
+def _requests() -> list[tuple[str, str, bytes]]:
+    """(delivery id, event, body): the originals in order, each replay a little after its
+    original (so some replays race their original)."""
+    rng = random.Random(19)
+    originals = []
+    for number in range(DELIVERIES):
+        event = "push" if number % 2 else "pull_request"
+        originals.append((str(uuid.UUID(int=rng.getrandbits(128))), event, _payload(event, number)))
+    requests = list(originals)
+    for _ in range(REPLAYS):
+        index = rng.randrange(DELIVERIES)
+        requests.insert(min(len(requests), index + rng.randint(1, 200)), originals[index])
+    return requests
+
+
+async def _burst(requests: list[tuple[str, str, bytes]]) -> tuple[float, list[float], dict]:
+    import httpx
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    latencies: list[float] = []
+    answers: dict[str, int] = {}
+    url = f"http://127.0.0.1:{PORT}/webhooks/github"
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            delivery_id, event, body = queue.get_nowait()
+            signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            headers = {
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": delivery_id,
+                "X-Hub-Signature-256": signature,
+                "Content-Type": "application/json",
+            }
+            started = time.perf_counter()
+            response = await client.post(url, content=body, headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            status = response.json().get("status") if response.status_code < 300 else None
+            key = f"{response.status_code} {status}"
+            answers[key] = answers.get(key, 0) + 1
+
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(client) for _ in range(CONNECTIONS)))
+        seconds = time.perf_counter() - started
+    return seconds, latencies, answers
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, int(len(ordered) * fraction) - 1)]
+
+
+def _wait_healthy(process: subprocess.Popen) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited while starting")
+        try:
+            if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer /health within 60 s")
+
+
+def _wipe() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE approvals_auditevent DISABLE TRIGGER USER")
+        cursor.execute(
+            "TRUNCATE approvals_auditevent, approvals_auditchainhead, "
+            "deployments_webhookdelivery RESTART IDENTITY CASCADE"
+        )
+        cursor.execute("ALTER TABLE approvals_auditevent ENABLE TRIGGER USER")
+
+
+def run() -> str:
+    from django.conf import settings
+    from django.db.models import Count
+
+    from approvals.models import AuditEvent
+    from bench import machine_markdown
+    from deployments.models import WebhookDelivery
+
+    if not os.environ.get("REDIS_URL"):
+        raise SystemExit("The webhooks benchmark needs REDIS_URL (its broker), e.g. redis://…/7.")
+    _wipe()
+    env = {
+        **os.environ,
+        "GITHUB_WEBHOOK_SECRET": SECRET,
+        "HOST": "127.0.0.1",
+        "PORT": str(PORT),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    web_processes = int(env.get("WEB_CONCURRENCY", "2"))
+    web_threads = int(env.get("WEB_THREADS", "4"))
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        access_log = Path(tmp) / "access.log"
+        web = subprocess.Popen(
+            [
+                str(bin_dir / "gunicorn"),
+                "--config",
+                "gunicorn.conf.py",
+                "--access-logfile",
+                str(access_log),
+                "hotdash.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        worker = subprocess.Popen(
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "hotdash",
+                "worker",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"bench-webhooks-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            _wait_healthy(web)
+            requests = _requests()
+            # Warm every gunicorn process and thread (imports, DB connections), not counted.
+            asyncio.run(_burst(_requests_for_warmup()))
+            load_before = os.getloadavg()[0]
+            seconds, latencies, answers = asyncio.run(_burst(requests))
+            load_after = os.getloadavg()[0]
+            burst_end = time.monotonic()
+            processed_by = burst_end + 300
+            pending = WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+            while pending.exists() and time.monotonic() < processed_by:
+                time.sleep(0.5)
+            drain_seconds = time.monotonic() - burst_end
+            still_pending = pending.count()
+        finally:
+            web.terminate()
+            worker.terminate()
+            web.wait(30)
+            worker.wait(60)
+        server_ms = [
+            float(match)
+            for match in re.findall(
+                r'"POST /webhooks/github HTTP/1.1" \d+ \d+ (\d+)ms', access_log.read_text()
+            )
+        ]
+    bench_ids = {delivery_id for delivery_id, _event, _body in requests}
+    rows = WebhookDelivery.objects.exclude(delivery_id__startswith="warmup-")
+    stored = rows.count()
+    twice = rows.values("delivery_id").annotate(n=Count("id")).filter(n__gt=1).count()
+    missing = len(bench_ids - set(rows.values_list("delivery_id", flat=True)))
+    audited = (
+        AuditEvent.objects.filter(verb="webhook.received")
+        .exclude(data__delivery_id__startswith="warmup-")
+        .count()
+    )
+    accepted = answers.get("202 queued", 0)
+    duplicates = answers.get("200 duplicate", 0)
+    per_second = len(requests) / seconds
+    p50, p99 = statistics.median(latencies), _percentile(latencies, 0.99)
+    server_p50 = statistics.median(server_ms[-len(requests) :]) if server_ms else float("nan")
+    server_p99 = _percentile(server_ms[-len(requests) :], 0.99) if server_ms else float("nan")
+    exactly_once = (
+        stored == DELIVERIES
+        and twice == 0
+        and missing == 0
+        and audited == DELIVERIES
+        and accepted == DELIVERIES
+        and duplicates == REPLAYS
+        and still_pending == 0
+    )
+    met = per_second >= 1000 and p99 <= 50
+    lines = [
+        f"## Webhook ingest under gunicorn{' (quick size)' if quick() else ''}",
+        "",
+        machine_markdown(),
+        "",
+        f"Method: gunicorn with gunicorn.conf.py ({web_processes} processes × {web_threads} "
+        "threads, gthread, access log on) and one Celery worker (prefork, concurrency 2, Redis "
+        f"broker) on loopback; DEBUG off; PostgreSQL {settings.DATABASES['default']['NAME']}. "
+        f"The load generator (one asyncio process, httpx, {CONNECTIONS} keep-alive "
+        f"connections, on the same 2 cores) sends {DELIVERIES:,} signed deliveries (half "
+        f"`push`, half `pull_request`, ~{len(requests[0][2])} bytes) and {REPLAYS:,} replays "
+        "of earlier delivery ids mixed in, as fast as they are answered, after a warm-up of "
+        "200 deliveries. Client latency: send to response read; server latency: gunicorn's "
+        f"request time (ms resolution). 1-minute load average {load_before:.1f} before the "
+        f"burst, {load_after:.1f} after.",
+        "",
+        "| Figure | Value |",
+        "| --- | ---: |",
+        f"| Requests (deliveries + replays) | {len(requests):,} in {seconds:.1f} s |",
+        f"| Requests per second | {per_second:,.0f} |",
+        f"| Client latency p50 / p99 | {p50:.1f} / {p99:.1f} ms |",
+        f"| Server latency p50 / p99 | {server_p50:.0f} / {server_p99:.0f} ms |",
+        f"| Answers | {', '.join(f'{key}: {n:,}' for key, n in sorted(answers.items()))} |",
+        f"| Rows stored / stored twice / missing | {stored:,} / {twice} / {missing} |",
+        f"| `webhook.received` audit events | {audited:,} |",
+        f"| Worker done with all deliveries | {drain_seconds:.1f} s after the burst "
+        f"({still_pending:,} left unprocessed) |",
+        "",
+        f"webhooks: {per_second:,.0f} deliveries/s, p99 {p99:.1f} ms (target ≥ 1,000/s and "
+        f"≤ 50 ms: {'met' if met else 'MISSED'}); exactly once: {'yes' if exactly_once else 'NO'}",
+    ]
+    return "\n".join(lines)
+
+
+def _requests_for_warmup() -> list[tuple[str, str, bytes]]:
+    return [(f"warmup-{n}", "push", _payload("push", n)) for n in range(200)]

@@ -1,0 +1,200 @@
+"""Pages at fleet scale: each shows a bounded page (of apps, releases, previews) in a fixed
+number of queries whatever the number of apps, environments, releases and deploys; the
+overview finds apps by name."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from deployments.models import App, Deploy, Environment, Preview, Release
+from deployments.selectors.overview import APPS_PER_PAGE
+from deployments.selectors.previews import PREVIEWS_PER_PAGE
+from deployments.selectors.releases import NEWEST_RELEASES_SHOWN, RELEASE_APPS_PER_PAGE
+
+
+def make_apps(
+    count: int, *, prefix: str = "app", deploys_each: int = 1, releases_each: int = 1
+) -> None:
+    start = App.objects.count()
+    for n in range(start, start + count):
+        app = App.objects.create(
+            name=f"{prefix}-{n:03d}", github_owner="acme", github_repo=f"r{n}", fly_org="acme"
+        )
+        for minor in range(releases_each):
+            release = Release.objects.create(app=app, version=f"1.{minor}.0", tag=f"v1.{minor}.0")
+        for kind in (Environment.Kind.PRODUCTION, Environment.Kind.STAGING):
+            environment = Environment.objects.create(
+                app=app,
+                name=kind,
+                kind=kind,
+                fly_app_name=f"{app.name}-{kind}",
+                current_release=release,
+            )
+            for _ in range(deploys_each):
+                Deploy.objects.create(
+                    environment=environment,
+                    release=release,
+                    reason="test",
+                    state=Deploy.State.SUCCEEDED,
+                    requested_by_system="release",
+                )
+
+
+def shown_apps(html: str) -> list[str]:
+    return re.findall(r'<h2 id="app-([^"]+)">', html)
+
+
+@pytest.mark.django_db
+def test_queries_do_not_grow_with_apps_environments_or_deploys(
+    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    make_apps(3)
+    with django_assert_max_num_queries(10) as small:
+        client.get(reverse("overview"))
+    make_apps(APPS_PER_PAGE * 2, deploys_each=3)
+    with django_assert_num_queries(len(small.captured_queries)):
+        html = client.get(reverse("overview")).content.decode()
+    assert len(shown_apps(html)) == APPS_PER_PAGE
+
+
+@pytest.mark.django_db
+def test_apps_come_a_page_at_a_time_by_name(client, viewer):
+    client.force_login(viewer)
+    make_apps(APPS_PER_PAGE + 3)
+    first = client.get(reverse("overview")).content.decode()
+    assert shown_apps(first) == [f"app-{n:03d}" for n in range(APPS_PER_PAGE)]
+    assert f"Page 1 of 2 · {APPS_PER_PAGE + 3} in all" in first
+    assert 'rel="next" href="?page=2"' in first
+    second = client.get(reverse("overview"), {"page": 2}).content.decode()
+    assert shown_apps(second) == [f"app-{n:03d}" for n in range(APPS_PER_PAGE, APPS_PER_PAGE + 3)]
+    # Past the end: the last page, not an error.
+    assert shown_apps(client.get(reverse("overview"), {"page": 99}).content.decode()) == (
+        shown_apps(second)
+    )
+
+
+@pytest.mark.django_db
+def test_the_search_box_finds_apps_by_part_of_their_name_and_pages_keep_it(client, viewer):
+    client.force_login(viewer)
+    make_apps(APPS_PER_PAGE + 1)
+    make_apps(2, prefix="billing")
+    html = client.get(reverse("overview"), {"q": " BILL "}).content.decode()
+    assert shown_apps(html) == [
+        f"billing-{APPS_PER_PAGE + 1:03d}",
+        f"billing-{APPS_PER_PAGE + 2:03d}",
+    ]
+    assert 'role="search"' in html and 'value="BILL"' in html
+    assert 'hx-get="/?q=+BILL+"' in html  # the region refreshes what is shown
+    many = client.get(reverse("overview"), {"q": "app"}).content.decode()
+    assert 'href="?q=app&amp;page=2"' in many
+    none = client.get(reverse("overview"), {"q": "nothing-like-it"}).content.decode()
+    assert shown_apps(none) == [] and "No app’s name contains “nothing-like-it”." in none
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"page": "two"}, "The page number must be a whole number from 1."),
+        ({"page": "0"}, "The page number must be a whole number from 1."),
+        ({"q": "x" * 61}, "Ensure this value has at most 60 characters (it has 61)."),
+        ({"q": "a\x00b"}, "q contains a NUL character."),  # the input gate, first
+    ],
+)
+def test_a_bad_search_or_page_is_refused_with_a_sentence(client, viewer, query, message):
+    client.force_login(viewer)
+    make_apps(1)
+    response = client.get(reverse("overview"), query)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def release_tags(html: str) -> list[str]:
+    return re.findall(r'id="release-\d+">\s*<td><a href="[^"]+">(v[^<]+)</a>', html)
+
+
+@pytest.mark.django_db
+def test_releases_page_queries_do_not_grow_with_apps_or_releases(
+    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    make_apps(2, releases_each=2)
+    with django_assert_max_num_queries(10) as small:
+        client.get(reverse("deployments:release-list"))
+    make_apps(RELEASE_APPS_PER_PAGE * 2, releases_each=NEWEST_RELEASES_SHOWN + 3, deploys_each=2)
+    with django_assert_num_queries(len(small.captured_queries)):
+        html = client.get(reverse("deployments:release-list")).content.decode()
+    assert html.count('<section class="card" id="app-') == RELEASE_APPS_PER_PAGE
+
+
+@pytest.mark.django_db
+def test_releases_page_shows_each_apps_newest_and_links_to_all_of_them(client, viewer):
+    client.force_login(viewer)
+    make_apps(RELEASE_APPS_PER_PAGE + 1, releases_each=NEWEST_RELEASES_SHOWN + 2)
+    html = client.get(reverse("deployments:release-list")).content.decode()
+    newest = [f"v1.{minor}.0" for minor in range(NEWEST_RELEASES_SHOWN + 1, 1, -1)]
+    assert release_tags(html) == newest * RELEASE_APPS_PER_PAGE
+    assert '<a href="?app=app-000">All releases of app-000</a>' in html
+    assert "(2 older not shown here)" in html
+    assert 'rel="next" href="?page=2"' in html
+    last = client.get(reverse("deployments:release-list"), {"page": 2}).content.decode()
+    assert f'id="app-app-{RELEASE_APPS_PER_PAGE:03d}"' in last
+    one = client.get(reverse("deployments:release-list"), {"app": "app-000"}).content.decode()
+    assert len(release_tags(one)) == NEWEST_RELEASES_SHOWN + 2 and "older not shown" not in one
+    assert '<input type="hidden" name="app" value="app-000">' in one  # filters keep the app
+
+
+def make_previews(count: int) -> None:
+    app = App.objects.get_or_create(
+        name="previewed", defaults={"github_owner": "acme", "github_repo": "p", "fly_org": "acme"}
+    )[0]
+    start = Preview.objects.count()
+    for number in range(start + 1, start + count + 1):
+        environment = Environment.objects.create(
+            app=app,
+            name=f"pr-{number}",
+            kind=Environment.Kind.PREVIEW,
+            fly_app_name=f"previewed-pr-{number}",
+        )
+        Preview.objects.create(
+            app=app,
+            environment=environment,
+            pr_number=number,
+            state=Preview.State.RUNNING,
+            updated_at=timezone.now() + timedelta(minutes=number),
+        )
+
+
+@pytest.mark.django_db
+def test_previews_page_queries_do_not_grow_with_previews(
+    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    make_previews(2)
+    with django_assert_max_num_queries(8) as small:
+        client.get(reverse("deployments:preview-list"))
+    make_previews(PREVIEWS_PER_PAGE + 5)
+    with django_assert_num_queries(len(small.captured_queries)):
+        html = client.get(reverse("deployments:preview-list")).content.decode()
+    assert len(re.findall(r'<tr id="preview-\d+"', html)) == PREVIEWS_PER_PAGE
+
+
+@pytest.mark.django_db
+def test_previews_come_a_page_at_a_time_most_recently_updated_first(client, viewer):
+    client.force_login(viewer)
+    make_previews(PREVIEWS_PER_PAGE + 2)
+    first = client.get(reverse("deployments:preview-list")).content.decode()
+    assert f"Page 1 of 2 · {PREVIEWS_PER_PAGE + 2} in all" in first
+    newest = Preview.objects.get(pr_number=PREVIEWS_PER_PAGE + 2)
+    assert first.index(f'id="preview-{newest.pk}"') < first.index("</tbody>")
+    second = client.get(reverse("deployments:preview-list"), {"page": 2}).content.decode()
+    shown = re.findall(r'<tr id="preview-(\d+)"', second)
+    oldest = Preview.objects.order_by("updated_at")[:2]
+    assert sorted(map(int, shown)) == sorted(preview.pk for preview in oldest)
+    assert 'rel="prev" href="?page=1"' in second
