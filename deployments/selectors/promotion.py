@@ -228,12 +228,15 @@ class PromoteOffer:
 
 def promote_offer(*, release: Release, target: Environment, now: datetime) -> PromoteOffer:
     """Whether ``release`` may be promoted to ``target`` now: not when it is already live there,
-    cannot be deployed at all, or does not meet ``target``'s promotion rule yet."""
+    cannot be deployed at all, ``target`` is locked, or it does not meet ``target``'s promotion
+    rule yet."""
     blockers = release_blockers(release)
     if target.current_release_id == release.pk:
         refusal = f"{release.tag} is already live on {target.name}."
     elif blockers:
         refusal = blockers[0]
+    elif target.is_locked:
+        refusal = f"{target.name} is locked: {target.lock_reason}"
     else:
         promotion = promotion_check(environment=target, release=release, now=now)
         refusal = promotion.missing if promotion else ""

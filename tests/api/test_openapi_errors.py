@@ -706,11 +706,12 @@ REFUSALS: dict[Callable, set[str]] = {
     # The API only decides (a bypass is drawer-only).
     approval_decide: set(DECISION_REFUSALS),
     build_register: _codes_constructed(build_services),
-    # A rollback takes no overrides and has no promotion rule (it goes back to what ran).
+    # A rollback takes no overrides, has no promotion rule (it goes back to what ran) and no
+    # no-op check (it always goes back to an earlier release).
     rollback_request: _codes_constructed(rollback_services, "rollback_request")
     | _codes_constructed(rollback_services, "emergency_rollback_refusal")
     | (_codes_constructed(request_services) | _codes_constructed(gate_services))
-    - {"invalid_override", "promotion_required"},
+    - {"invalid_override", "promotion_required", "no_op_unconfirmed"},
     # deploy_request_cancel's only refusal comes from deploy_cancel.
     deploy_request_cancel: _codes_constructed(deploy_services, "deploy_cancel"),
 }

@@ -122,5 +122,5 @@ def test_overview_queries_do_not_grow_with_deploys(
     client.force_login(viewer)
     for _ in range(5):
         make_deploy(State.QUEUED, started=False)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         client.get(reverse("overview"))

@@ -55,7 +55,7 @@ def test_queries_do_not_grow_with_apps_environments_or_deploys(
 ):
     client.force_login(viewer)
     make_apps(3)
-    with django_assert_max_num_queries(10) as small:
+    with django_assert_max_num_queries(11) as small:
         client.get(reverse("overview"))
     make_apps(APPS_PER_PAGE * 2, deploys_each=3)
     with django_assert_num_queries(len(small.captured_queries)):
@@ -125,7 +125,7 @@ def test_releases_page_queries_do_not_grow_with_apps_or_releases(
 ):
     client.force_login(viewer)
     make_apps(2, releases_each=2)
-    with django_assert_max_num_queries(10) as small:
+    with django_assert_max_num_queries(11) as small:
         client.get(reverse("deployments:release-list"))
     make_apps(RELEASE_APPS_PER_PAGE * 2, releases_each=NEWEST_RELEASES_SHOWN + 3, deploys_each=2)
     with django_assert_num_queries(len(small.captured_queries)):

@@ -56,10 +56,20 @@ def test_every_issue_metric_is_present_after_a_deploy(
     # queued, two probe rounds, a worker's heartbeat, a verification, a GitHub delivery.
     with TestCase.captureOnCommitCallbacks(execute=False):
         waiting = deploy_request(
-            environment=production, release=release_130, requested_by=requester, reason="again"
+            environment=production,
+            release=release_130,
+            requested_by=requester,
+            reason="again",
+            confirm_no_op=True,
         )
     Deploy.objects.filter(pk=waiting.pk).update(state=Deploy.State.QUEUED)
-    deploy_request(environment=production, release=release_130, requested_by=requester, reason="3")
+    deploy_request(
+        environment=production,
+        release=release_130,
+        requested_by=requester,
+        reason="3",
+        confirm_no_op=True,
+    )
     uptime_probe_round()
     uptime_probe_round()
     worker_heartbeat_record(hostname="celery@w1")

@@ -35,7 +35,11 @@ def change_form(client, app: App) -> tuple[str, dict[str, object]]:
     response = client.get(reverse("admin:deployments_app_change", args=[app.pk]))
     assert response.status_code == 200
     data: dict[str, object] = {}
-    for bound in response.context["adminform"].form:
+    forms_shown = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:  # e.g. the GitHub team roles
+        formset = inline.formset
+        forms_shown += [formset.management_form, *formset.initial_forms]
+    for bound in (bound for form in forms_shown for bound in form):
         value = bound.value()
         if isinstance(bound.field.widget, forms.MultiWidget):
             parts = bound.field.widget.decompress(value)

@@ -174,7 +174,11 @@ def test_a_staging_deploy_has_no_rehearsal_and_a_broken_one_does_not_count(
 ):
     assert (
         deploy_request(
-            environment=staging, release=v130, requested_by=requester, reason="again"
+            environment=staging,
+            release=v130,
+            requested_by=requester,
+            reason="again",
+            confirm_no_op=True,
         ).rehearsal
         is None
     )
