@@ -201,7 +201,7 @@ def _wording(
             return state + ".", f"{rule}: {state}; deploy this image to {there} first."
         state = f"{tag} never ran on {there}"
         return state + ".", f"{rule}: {state}; deploy it to {there} first."
-    succeeded = f"{tag} succeeded on {there} {healthy} min ago"
+    succeeded = f"{tag} succeeded on {there} {_elapsed(healthy)} ago"
     if broken_by is not None:
         what = "was rolled back" if broken_by.kind in ROLLBACK_KINDS else "failed"
         state = f"{succeeded}, then deploy #{broken_by.pk} {what} there"
@@ -210,6 +210,14 @@ def _wording(
     return state, f"{rule}: {tag} has run healthy there for {healthy} of {minutes} minutes; " + (
         f"wait {minutes - healthy} more."
     )
+
+
+def _elapsed(minutes: int) -> str:
+    """Minutes for the first day (the rule counts minutes), then whole days."""
+    if minutes < 24 * 60:
+        return f"{minutes} min"
+    days = minutes // (24 * 60)
+    return f"{days} day{'s' if days != 1 else ''}"
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,17 @@ def test_the_drawer_and_the_request_form_show_the_rule_with_its_state(
     ).content.decode()
 
     assert 'data-met="true"' in drawer
-    assert "v1.3.0 succeeded on staging " in drawer and " min ago, healthy since." in drawer
+    assert "v1.3.0 succeeded on staging " in drawer and " ago, healthy since." in drawer
     assert 'data-met="false"' in form and "v1.1.0 never ran on staging." in form
     assert "Promotion from staging (10 min healthy):" in form
+
+
+def test_a_rehearsal_older_than_a_day_is_said_in_days():
+    from deployments.selectors.promotion import _elapsed
+
+    assert [_elapsed(m) for m in (42, 1439, 1440, 83392)] == [
+        "42 min",
+        "1439 min",
+        "1 day",
+        "57 days",
+    ]
