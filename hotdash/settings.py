@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hotdash.env import (
     database_from_url,
+    email_from_url,
     env_bool,
     env_int,
     env_list,
@@ -408,8 +409,24 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hotdash@localhost")
+# EMAIL_URL (smtp://user:pass@host:587/?tls=true, smtps://…, console://) instead of the above.
+EMAIL_URL = env_str("EMAIL_URL")
+if EMAIL_URL:
+    if EMAIL_HOST:
+        raise ImproperlyConfigured(
+            "Set EMAIL_URL or EMAIL_HOST, not both: they say the same thing."
+        )
+    (
+        EMAIL_BACKEND,
+        EMAIL_HOST,
+        EMAIL_PORT,
+        EMAIL_HOST_USER,
+        EMAIL_HOST_PASSWORD,
+        EMAIL_USE_TLS,
+        EMAIL_USE_SSL,
+    ) = email_from_url(EMAIL_URL)
 # Without an SMTP host, e-mails are printed on the console (DEBUG) or not sent at all.
-if not EMAIL_HOST:
+elif not EMAIL_HOST:
     EMAIL_BACKEND = (
         "django.core.mail.backends.console.EmailBackend"
         if DEBUG
