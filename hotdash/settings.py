@@ -333,8 +333,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
-    "uptime-probes-prune": {
-        "task": "deployments.tasks.uptime.uptime_probes_prune",
+    "uptime-probes-roll-up": {
+        "task": "deployments.tasks.uptime.uptime_probes_roll_up",
         "schedule": 3600.0,
         "options": {"expires": 3600},
     },
@@ -441,8 +441,10 @@ UPTIME_PROBE_CONCURRENCY = env_int("UPTIME_PROBE_CONCURRENCY", 64, minimum=1)
 # Down after this many failed probes in a row; up again after this many successes in a row.
 UPTIME_DOWN_AFTER = env_int("UPTIME_DOWN_AFTER", 3, minimum=1)
 UPTIME_UP_AFTER = env_int("UPTIME_UP_AFTER", 2, minimum=1)
-# Probe rows older than this many days are deleted.
-UPTIME_PROBE_RETENTION_DAYS = env_int("UPTIME_PROBE_RETENTION_DAYS", 8, minimum=1)
+# Probes older than this many hours are rolled up into one row per environment and hour, and
+# those rows dropped after the days below (at least 8: the 7 d uptime reads a week of hours).
+UPTIME_PROBE_RAW_HOURS = env_int("UPTIME_PROBE_RAW_HOURS", 48, minimum=1)
+UPTIME_PROBE_HOURLY_RETENTION_DAYS = env_int("UPTIME_PROBE_HOURLY_RETENTION_DAYS", 30, minimum=8)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 
