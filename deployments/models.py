@@ -913,7 +913,7 @@ class Alert(models.Model):
 
 class Probe(models.Model):
     """One uptime probe of an environment's public health URL (a bounded history: old rows
-    are pruned by beat)."""
+    are rolled up into ProbeHour by beat)."""
 
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="probes")
     checked_at = models.DateTimeField(default=timezone.now)
@@ -928,6 +928,29 @@ class Probe(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment_id} {'ok' if self.ok else 'fail'} {self.checked_at:%H:%M:%S}"
+
+
+class ProbeHour(models.Model):
+    """One hour of an environment's probes, rolled up once they are
+    settings.UPTIME_PROBE_RAW_HOURS old (deployments.services.uptime): what the uptime
+    percentages and the latency sparkline need, so they read the same as from the rows it
+    replaces. Dropped after settings.UPTIME_PROBE_HOURLY_RETENTION_DAYS."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="probe_hours"
+    )
+    hour = models.DateTimeField()  # the hour's start, in UTC
+    probes = models.PositiveIntegerField()
+    successes = models.PositiveIntegerField()
+    latency_ms_total = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "hour"], name="probe_hour_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment_id} {self.hour:%Y-%m-%d %H}h {self.successes}/{self.probes}"
 
 
 class WorkerHeartbeat(models.Model):

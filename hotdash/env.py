@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+from typing import NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -84,4 +85,60 @@ def database_from_url(url: str) -> dict[str, object]:
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL must start with sqlite:/// or postgres://; got scheme {parts.scheme!r}."
+    )
+
+
+class EmailSettings(NamedTuple):
+    backend: str
+    host: str
+    port: int
+    user: str
+    password: str
+    use_tls: bool
+    use_ssl: bool
+
+
+_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def email_from_url(url: str) -> EmailSettings:
+    """Turn EMAIL_URL into Django's EMAIL_* settings: ``smtp://user:pass@host:587/?tls=true``
+    (STARTTLS only when asked), ``smtps://user:pass@host`` (TLS from the first byte, port 465
+    by default) or ``console://`` (printed, for trying things out)."""
+    parts = urlsplit(url)
+    # The password stays out of every message: start-up errors end up in deploy logs.
+    shown = (
+        parts._replace(netloc=f"{parts.username}:***@{parts.hostname}") if parts.password else parts
+    )
+    problem = f"EMAIL_URL {shown.geturl()!r}"
+    if parts.scheme == "console":
+        return EmailSettings(
+            "django.core.mail.backends.console.EmailBackend", "", 0, "", "", False, False
+        )
+    if parts.scheme not in {"smtp", "smtps"}:
+        raise ImproperlyConfigured(f"{problem} must start with smtp://, smtps:// or console://.")
+    if not parts.hostname:
+        raise ImproperlyConfigured(f"{problem} must name the mail server's host.")
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{problem} has a port that is not a number from 1 to 65535."
+        ) from None
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = set(options) - {"tls"}
+    if unknown or (parts.scheme == "smtps" and options):
+        allowed = "no options" if parts.scheme == "smtps" else "only ?tls=true or ?tls=false"
+        raise ImproperlyConfigured(f"{problem} takes {allowed}; got {parts.query!r}.")
+    tls = options.get("tls", "false").lower()
+    if tls not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"{problem}: tls must be true or false; got {tls!r}.")
+    return EmailSettings(
+        backend=_SMTP_BACKEND,
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        use_tls=tls in _TRUE,
+        use_ssl=parts.scheme == "smtps",
     )

@@ -112,6 +112,7 @@ SECRET_SETTINGS = (
     "DEMO_PASSWORD",
     "METRICS_TOKEN",
     "EMAIL_HOST_PASSWORD",
+    "EMAIL_URL",
 )
 REDACTED = "[redacted]"
 # Credential-carrying headers, as "Name: value", "name=value" or a repr'd "'name': 'value'".

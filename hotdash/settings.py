@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hotdash.env import (
     database_from_url,
+    email_from_url,
     env_bool,
     env_int,
     env_list,
@@ -332,8 +333,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
-    "uptime-probes-prune": {
-        "task": "deployments.tasks.uptime.uptime_probes_prune",
+    "uptime-probes-roll-up": {
+        "task": "deployments.tasks.uptime.uptime_probes_roll_up",
         "schedule": 3600.0,
         "options": {"expires": 3600},
     },
@@ -408,8 +409,24 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hotdash@localhost")
+# EMAIL_URL (smtp://user:pass@host:587/?tls=true, smtps://…, console://) instead of the above.
+EMAIL_URL = env_str("EMAIL_URL")
+if EMAIL_URL:
+    if EMAIL_HOST:
+        raise ImproperlyConfigured(
+            "Set EMAIL_URL or EMAIL_HOST, not both: they say the same thing."
+        )
+    (
+        EMAIL_BACKEND,
+        EMAIL_HOST,
+        EMAIL_PORT,
+        EMAIL_HOST_USER,
+        EMAIL_HOST_PASSWORD,
+        EMAIL_USE_TLS,
+        EMAIL_USE_SSL,
+    ) = email_from_url(EMAIL_URL)
 # Without an SMTP host, e-mails are printed on the console (DEBUG) or not sent at all.
-if not EMAIL_HOST:
+elif not EMAIL_HOST:
     EMAIL_BACKEND = (
         "django.core.mail.backends.console.EmailBackend"
         if DEBUG
@@ -424,8 +441,10 @@ UPTIME_PROBE_CONCURRENCY = env_int("UPTIME_PROBE_CONCURRENCY", 64, minimum=1)
 # Down after this many failed probes in a row; up again after this many successes in a row.
 UPTIME_DOWN_AFTER = env_int("UPTIME_DOWN_AFTER", 3, minimum=1)
 UPTIME_UP_AFTER = env_int("UPTIME_UP_AFTER", 2, minimum=1)
-# Probe rows older than this many days are deleted.
-UPTIME_PROBE_RETENTION_DAYS = env_int("UPTIME_PROBE_RETENTION_DAYS", 8, minimum=1)
+# Probes older than this many hours are rolled up into one row per environment and hour, and
+# those rows dropped after the days below (at least 8: the 7 d uptime reads a week of hours).
+UPTIME_PROBE_RAW_HOURS = env_int("UPTIME_PROBE_RAW_HOURS", 48, minimum=1)
+UPTIME_PROBE_HOURLY_RETENTION_DAYS = env_int("UPTIME_PROBE_HOURLY_RETENTION_DAYS", 30, minimum=8)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFICATION_TIMEOUT_SECONDS = env_int("NOTIFICATION_TIMEOUT_SECONDS", 5, minimum=1)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Avg, Count, Q
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncHour
 
-from deployments.models import Environment, Preview, Probe
+from deployments.models import Environment, Preview, Probe, ProbeHour
 
 
 def probe_targets() -> list[Environment]:
@@ -32,6 +32,26 @@ def probe_recent_outcomes(*, environment_id: int, limit: int) -> list[bool]:
     )
 
 
+def hour_start(at: datetime) -> datetime:
+    """The start of the UTC hour ``at`` falls in (probes are rolled up by UTC hour)."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def probe_hourly_totals(probes: QuerySet[Probe]) -> QuerySet:
+    """``probes`` summed per environment and UTC hour: environment_id, hour, probes,
+    successes and latency_ms_total — the columns of a ProbeHour."""
+    return (
+        probes.annotate(hour=TruncHour("checked_at", tzinfo=UTC))
+        .values("environment_id", "hour")
+        .annotate(
+            probes=Count("id"),
+            successes=Count("id", filter=Q(ok=True)),
+            latency_ms_total=Sum("latency_ms"),
+        )
+        .order_by("environment_id", "hour")
+    )
+
+
 @dataclass(frozen=True)
 class Uptime:
     percent_24h: float | None  # none: no probe in the window
@@ -40,44 +60,71 @@ class Uptime:
     hourly_latency_ms: list[int]
 
 
+_WINDOW_TOTALS = ("week_total", "week_ok", "day_total", "day_ok")
+
+
 def _percent(ok: int, total: int) -> float | None:
     return round(100 * ok / total, 2) if total else None
 
 
 def uptime_list(*, environment_ids: list[int], now: datetime) -> dict[int, Uptime]:
-    """Uptime over 24 h and 7 d and the hourly latency of the last 24 h for each environment:
-    two queries however many environments."""
-    day, week = now - timedelta(hours=24), now - timedelta(days=7)
-    recent = Probe.objects.filter(environment_id__in=environment_ids, checked_at__lte=now)
-    in_day = Q(checked_at__gt=day)
-    counts = {
-        row["environment_id"]: row
-        for row in recent.filter(checked_at__gt=week)
-        .values("environment_id")
-        .annotate(
-            week_total=Count("id"),
-            week_ok=Count("id", filter=Q(ok=True)),
-            day_total=Count("id", filter=in_day),
-            day_ok=Count("id", filter=in_day & Q(ok=True)),
-        )
+    """Uptime over 24 h and 7 d and the hourly latency of the last 24 h for each environment,
+    from the raw probes and the hourly roll-ups of older ones alike: two queries however many
+    environments.
+
+    Both windows start on the hour (the one 24 h, or 7 d, before ``now`` falls in): a rolled-up
+    hour is counted whole or not at all, so this starts the raw rows' window there too, and the
+    figures are the same before and after a roll-up."""
+    day, week = hour_start(now - timedelta(hours=24)), hour_start(now - timedelta(days=7))
+    raw = Probe.objects.filter(
+        environment_id__in=environment_ids, checked_at__gte=week, checked_at__lte=now
+    )
+    rolled = ProbeHour.objects.filter(
+        environment_id__in=environment_ids, hour__gte=week, hour__lte=now
+    )
+    raw_in_day, rolled_in_day = Q(checked_at__gte=day), Q(hour__gte=day)
+    # Each query is a UNION of the raw side and the rolled-up side, in the same columns.
+    window_totals = raw.values("environment_id").annotate(
+        week_total=Count("id"),
+        week_ok=Count("id", filter=Q(ok=True)),
+        day_total=Count("id", filter=raw_in_day),
+        day_ok=Count("id", filter=raw_in_day & Q(ok=True)),
+    )
+    rolled_window_totals = rolled.values("environment_id").annotate(
+        week_total=Sum("probes"),
+        week_ok=Sum("successes"),
+        day_total=Coalesce(Sum("probes", filter=rolled_in_day), 0),
+        day_ok=Coalesce(Sum("successes", filter=rolled_in_day), 0),
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_WINDOW_TOTALS, 0))
+    for row in window_totals.order_by().union(rolled_window_totals.order_by(), all=True):
+        for name in _WINDOW_TOTALS:
+            counts[row["environment_id"]][name] += row[name]
+    hours = (
+        probe_hourly_totals(raw.filter(raw_in_day))
         .order_by()
-    }
-    hourly: dict[int, list[int]] = defaultdict(list)
-    for row in (
-        recent.filter(in_day)
-        .annotate(hour=TruncHour("checked_at"))
-        .values("environment_id", "hour")
-        .annotate(latency=Avg("latency_ms"))
-        .order_by("environment_id", "hour")
-    ):
-        hourly[row["environment_id"]].append(round(row["latency"]))
+        .union(
+            rolled.filter(rolled_in_day).values(
+                "environment_id", "hour", "probes", "successes", "latency_ms_total"
+            ),
+            all=True,
+        )
+    )
+    # Per environment and hour: [latency_ms_total, probes].
+    latency: dict[int, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for row in hours:
+        totals = latency[row["environment_id"]][row["hour"]]
+        totals[0] += row["latency_ms_total"]
+        totals[1] += row["probes"]
     uptimes = {}
     for pk in environment_ids:
-        row = counts.get(pk, {"week_total": 0, "week_ok": 0, "day_total": 0, "day_ok": 0})
+        row = counts[pk]
         uptimes[pk] = Uptime(
             percent_24h=_percent(row["day_ok"], row["day_total"]),
             percent_7d=_percent(row["week_ok"], row["week_total"]),
-            hourly_latency_ms=hourly[pk],
+            hourly_latency_ms=[
+                round(total / probes) for _, (total, probes) in sorted(latency[pk].items())
+            ],
         )
     return uptimes
 

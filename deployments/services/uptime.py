@@ -7,6 +7,10 @@ environment's uptime follows the probes: down after settings.UPTIME_DOWN_AFTER f
 row, up after settings.UPTIME_UP_AFTER successes in a row. Each change is audited
 (``environment.down`` / ``environment.up``), sets the environment's health, and a fall and a
 recovery are announced on the app's webhook.
+
+Hourly, probes older than settings.UPTIME_PROBE_RAW_HOURS are rolled up into one ProbeHour per
+environment and UTC hour (what the uptime figures need), and those older than
+settings.UPTIME_PROBE_HOURLY_RETENTION_DAYS dropped: the history stays bounded.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import httpx
 from django.conf import settings
@@ -22,8 +27,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.audit import record
-from deployments.models import Environment, Probe
-from deployments.selectors.uptime import probe_recent_outcomes, probe_targets
+from deployments.models import Environment, Probe, ProbeHour
+from deployments.selectors.uptime import (
+    hour_start,
+    probe_hourly_totals,
+    probe_recent_outcomes,
+    probe_targets,
+)
 from deployments.services.notifications import notification_app_send
 from hotdash.integrations.http import build_plain_client
 from hotdash.integrations.sandbox_control import sandbox_app_url
@@ -156,8 +166,48 @@ def uptime_probe_round(*, now: datetime | None = None) -> list[Probe]:
     ]
 
 
-def uptime_probes_prune(*, now: datetime | None = None) -> int:
-    """Delete probes older than settings.UPTIME_PROBE_RETENTION_DAYS; returns how many."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.UPTIME_PROBE_RETENTION_DAYS)
-    deleted, _ = Probe.objects.filter(checked_at__lt=cutoff).delete()
-    return deleted
+class RollUp(NamedTuple):
+    probes_rolled_up: int
+    hours_dropped: int
+
+
+def uptime_probes_roll_up(*, now: datetime | None = None) -> RollUp:
+    """Roll the probes of every whole UTC hour that ended settings.UPTIME_PROBE_RAW_HOURS ago
+    into ProbeHour rows and delete them; drop the hours older than
+    settings.UPTIME_PROBE_HOURLY_RETENTION_DAYS. Running it again changes nothing."""
+    at = now or timezone.now()
+    cutoff = hour_start(at - timedelta(hours=settings.UPTIME_PROBE_RAW_HOURS))
+    old = Probe.objects.filter(checked_at__lt=cutoff)
+    with transaction.atomic():
+        # The environments' locks serialise two roll-ups, so no probe is summed twice.
+        list(
+            Environment.objects.select_for_update()
+            .filter(pk__in=old.values("environment_id"))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        hours = list(probe_hourly_totals(old))
+        # Hours already rolled up (a probe stored late) get the new probes added to them.
+        existing = {
+            (row.environment_id, row.hour): row
+            for row in ProbeHour.objects.filter(
+                environment_id__in={h["environment_id"] for h in hours},
+                hour__in={h["hour"] for h in hours},
+            )
+        }
+        added, updated = [], []
+        for totals in hours:
+            row = existing.get((totals["environment_id"], totals["hour"]))
+            if row is None:
+                added.append(ProbeHour(**totals))
+                continue
+            row.probes += totals["probes"]
+            row.successes += totals["successes"]
+            row.latency_ms_total += totals["latency_ms_total"]
+            updated.append(row)
+        ProbeHour.objects.bulk_create(added)
+        ProbeHour.objects.bulk_update(updated, ["probes", "successes", "latency_ms_total"])
+        rolled_up, _ = old.delete()
+        expired = at - timedelta(days=settings.UPTIME_PROBE_HOURLY_RETENTION_DAYS)
+        dropped, _ = ProbeHour.objects.filter(hour__lt=expired).delete()
+    return RollUp(probes_rolled_up=rolled_up, hours_dropped=dropped)

@@ -13,5 +13,5 @@ def uptime_probe_round() -> None:
 
 
 @shared_task(ignore_result=True)
-def uptime_probes_prune() -> None:
-    uptime.uptime_probes_prune()
+def uptime_probes_roll_up() -> None:
+    uptime.uptime_probes_roll_up()

@@ -52,6 +52,18 @@ def test_a_line_is_one_json_object_with_the_bound_fields(json_lines, settings):
     assert "time" in line and "task_id" not in line
 
 
+def test_the_email_url_password_is_redacted_in_either_spelling(json_lines, settings):
+    """EMAIL_URL percent-encodes the password: the decoded one (EMAIL_HOST_PASSWORD) and the
+    URL as written are both secrets."""
+    settings.EMAIL_URL = "smtp://mailer:pa%40ss-canary@mail.example.com:587/?tls=true"
+    settings.EMAIL_HOST_PASSWORD = "pa@ss-canary"
+    log = logging.getLogger("deployments.x")
+    log.warning("sending with %s", settings.EMAIL_URL)
+    log.warning("login refused for %s", settings.EMAIL_HOST_PASSWORD)
+    messages = [line["message"] for line in json_lines()]
+    assert messages == ["sending with [redacted]", "login refused for [redacted]"]
+
+
 def test_the_request_id_is_taken_or_made_and_echoed(client, db):
     given = client.get("/health", headers={"X-Request-ID": "abc-123"})
     assert given["X-Request-ID"] == "abc-123"

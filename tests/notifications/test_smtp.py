@@ -1,6 +1,6 @@
-"""A real SMTP conversation, once: an aiosmtpd server on a loopback port, with a login, receives
-what HotDash sends when EMAIL_* is set in the environment (the rest of the suite uses Django's
-locmem backend)."""
+"""A real SMTP conversation: an aiosmtpd server on a loopback port, with a login, receives what
+HotDash sends when EMAIL_* or EMAIL_URL is set in the environment (the rest of the suite uses
+Django's locmem backend)."""
 
 from __future__ import annotations
 
@@ -62,17 +62,26 @@ def smtp_server():
     controller.stop()
 
 
-def test_email_settings_from_the_environment_reach_a_real_smtp_server(smtp_server):
-    inbox, port = smtp_server
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
-        "DJANGO_SETTINGS_MODULE": "hotdash.settings",
-        "DEBUG": "true",
+def email_variables(style: str, port: int) -> dict[str, str]:
+    if style == "EMAIL_URL":
+        return {"EMAIL_URL": f"smtp://{USER}:{PASSWORD}@127.0.0.1:{port}/?tls=false"}
+    return {
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(port),
         "EMAIL_HOST_USER": USER,
         "EMAIL_HOST_PASSWORD": PASSWORD,
         "EMAIL_USE_TLS": "false",
+    }
+
+
+@pytest.mark.parametrize("style", ["EMAIL_HOST", "EMAIL_URL"])
+def test_email_settings_from_the_environment_reach_a_real_smtp_server(smtp_server, style):
+    inbox, port = smtp_server
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
+        "DJANGO_SETTINGS_MODULE": "hotdash.settings",
+        "DEBUG": "true",
+        **email_variables(style, port),
         "DEFAULT_FROM_EMAIL": "hotdash@ops.example.com",
     }
     done = subprocess.run(

@@ -10,11 +10,7 @@ import pytest
 from approvals.models import AuditEvent
 from deployments.models import Environment, Notification, Preview, Probe
 from deployments.selectors.uptime import probe_targets, uptime_failures, uptime_list
-from deployments.services.uptime import (
-    probe_url,
-    uptime_probe_round,
-    uptime_probes_prune,
-)
+from deployments.services.uptime import probe_url, uptime_probe_round
 from hotdash.integrations.sandbox_control import sandbox_control
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -173,14 +169,6 @@ def test_uptime_is_exact_over_a_week_of_minutes(production):
     assert uptime.hourly_latency_ms == [100, 200] * 12
     empty = uptime_list(environment_ids=[production.pk], now=start)[production.pk]
     assert (empty.percent_24h, empty.percent_7d, empty.hourly_latency_ms) == (None, None, [])
-
-
-def test_old_probes_are_pruned(production, settings):
-    settings.UPTIME_PROBE_RETENTION_DAYS = 8
-    rounds(2, T0 - timedelta(days=9))
-    rounds(1, T0 - timedelta(days=1))
-    assert uptime_probes_prune(now=T0) == 4  # two rounds of production and staging
-    assert Probe.objects.filter(environment=production).count() == 1
 
 
 def test_a_probe_that_outlasts_its_timeout_fails_without_holding_the_round(
