@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 # Register a benchmark here: the name of its module in bench/.
-BENCHMARKS = ["audit", "deploy_latency", "compliance"]
+BENCHMARKS = ["audit", "deploy_latency", "compliance", "rollouts"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"
@@ -64,6 +64,7 @@ def _update_results(name: str, section: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: {BENCHMARKS})")
+    parser.add_argument("--quick", action="store_true", help="a developer machine's size")
     parser.add_argument("--child", nargs=2, metavar=("NAME", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -87,6 +88,7 @@ def main() -> int:
             "SANDBOX_MODE": "true",
             "SECURE_SSL_REDIRECT": "false",
             "LOG_LEVEL": "WARNING",
+            "BENCH_QUICK": "1" if args.quick else "0",
         }
         with tempfile.TemporaryDirectory() as tmp:
             output = Path(tmp) / "section.md"
@@ -94,8 +96,10 @@ def main() -> int:
             if subprocess.run(command, cwd=ROOT, env=env).returncode != 0:
                 failed.append(name)
                 continue
-            _update_results(name, output.read_text())
+            section = output.read_text()
+            _update_results(name, section)
         print(f"== bench {name}: section written to {RESULTS.relative_to(ROOT)}", flush=True)
+        print(section.strip().splitlines()[-1], flush=True)  # the headline figure
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
