@@ -383,7 +383,7 @@ def run() -> str:
     upstream = stamps.since(commit)
     ratio = all_done / critical
     verdict = "meets" if ratio <= TARGET else "misses"
-    worker_args = " ".join(extra) or "(the product's: settings WORKER_POOL / WORKER_CONCURRENCY)"
+    worker_args = " ".join(extra) or "the product's (CELERY_WORKER_POOL, WORKER_CONCURRENCY)"
     size = "quick" if QUICK else "full"
     from bench import machine_markdown
 

@@ -130,8 +130,9 @@ def github_reports_deliver(*, key: str, token: str) -> None:
 
 
 def _send(report: GitHubReport) -> float:
-    """Deliver ``report`` (creating the deploy's GitHub deployment first if needed) and record
-    the outcome; the seconds GitHub asked to wait before the next write (0 if none)."""
+    """Make one GitHub write for ``report`` — the deploy's GitHub deployment if it has none
+    yet (the report stays pending for the next turn), else the status — and record the
+    outcome; the seconds GitHub asked to wait before the next write (0 if none)."""
     deploy = Deploy.objects.select_related("environment__app").get(pk=report.deploy_id)
     env = deploy.environment
     app = env.app
@@ -143,8 +144,7 @@ def _send(report: GitHubReport) -> float:
     )
     try:
         with github.api:
-            deployment_id = deploy.github_deployment_id
-            if deployment_id is None:
+            if deploy.github_deployment_id is None:
                 key = str(deploy.pk)
                 created = github.find_deployment(ref=report.ref, environment=env.name, key=key)
                 if created is None:
@@ -157,7 +157,6 @@ def _send(report: GitHubReport) -> float:
                         transient=env.kind == Environment.Kind.PREVIEW,
                         production=env.kind == Environment.Kind.PRODUCTION,
                     )
-                deployment_id = created.id
                 with transaction.atomic():
                     Deploy.objects.filter(pk=deploy.pk).update(github_deployment_id=created.id)
                     deploy.github_deployment_id = created.id
@@ -167,8 +166,9 @@ def _send(report: GitHubReport) -> float:
                         verb="deploy.github_deployment_created",
                         data={"id": created.id, "ref": report.ref},
                     )
+                return 0.0
             github.create_deployment_status(
-                deployment_id,
+                deploy.github_deployment_id,
                 report.state,
                 description=report.description,
                 environment_url=report.environment_url or None,
