@@ -245,6 +245,7 @@ def run() -> str:
     from django.core.management import call_command
     from django.db import connection
 
+    from deployments.models import GitHubPacer, GitHubReport
     from hotdash.celery import app as celery_app
     from hotdash.integrations import fly_client
     from hotdash.sandbox import SandboxApp, World
@@ -272,6 +273,11 @@ def run() -> str:
     settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
     settings.DEMO_PASSWORD = "bench-demo-password"
     call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    # The database outlives each run: an interrupted run's GitHub writes are not this run's.
+    GitHubReport.objects.filter(outcome=GitHubReport.Outcome.PENDING).update(
+        outcome=GitHubReport.Outcome.FAILED, error="left by an earlier benchmark run"
+    )
+    GitHubPacer.objects.all().delete()
     environments = _fleet(FLEET, world)
     with fly_client() as fly:
         machines = {e.pk: [m.id for m in fly.list_machines(e.fly_app_name)] for e in environments}
