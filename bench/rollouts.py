@@ -346,8 +346,8 @@ def run() -> str:
         cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
         last_done = commit + all_done
         sampler.stopped.set()
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())  # as the burst ended
         github_last = _statuses_reported(stamps, commit, 2 * FLEET, 1800) - commit
-        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
         sampler.stopped.set()
         for worker in workers:
