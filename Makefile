@@ -29,7 +29,7 @@ run: install
 	@DEBUG=true $(BIN)/python -m hotdash.supervise \
 	  "sandbox=$(BIN)/python manage.py sandbox --port $(SANDBOX_PORT) \
 	    --webhook-url http://127.0.0.1:$(PORT)/webhooks/github" \
-	  "worker=$(BIN)/celery -A hotdash worker --loglevel INFO --concurrency 2 --hostname worker@%h" \
+	  "worker=$(BIN)/celery -A hotdash worker --loglevel INFO --hostname worker@%h" \
 	  "beat=$(BIN)/celery -A hotdash beat --loglevel INFO --schedule var/celerybeat-schedule" \
 	  "web=$(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload"
 

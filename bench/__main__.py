@@ -28,6 +28,7 @@ BENCHMARKS = [
     "pages",
     "webhooks",
     "memory",
+    "rollouts",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

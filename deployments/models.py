@@ -953,6 +953,52 @@ class ProbeHour(models.Model):
         return f"{self.environment_id} {self.hour:%Y-%m-%d %H}h {self.successes}/{self.probes}"
 
 
+class GitHubReport(models.Model):
+    """One GitHub deployment status a deploy reports, kept here until it is delivered: the
+    outbox that takes GitHub writes off the rollout (services/github_reports.py). The first
+    report of a deploy also creates its GitHub deployment. Delivered in id order per deploy,
+    paced per token by GitHubPacer."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="github_reports")
+    pace_key = models.CharField(max_length=200)  # whose token sends it
+    ref = models.CharField(max_length=200)  # what the GitHub deployment is created for
+    state = models.CharField(max_length=20)  # in_progress, success, failure, inactive
+    description = models.CharField(max_length=140)
+    environment_url = models.CharField(max_length=500, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome, default=Outcome.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deploy", "state"], name="github_report_once_per_state")
+        ]
+        indexes = [models.Index(fields=["pace_key", "outcome", "id"], name="github_report_queue")]
+
+    def __str__(self) -> str:
+        return f"deploy #{self.deploy_id} {self.state} ({self.outcome})"
+
+
+class GitHubPacer(models.Model):
+    """The delivery chain of one GitHub token's reports: the earliest moment the next write may
+    start, and the token of the one delivery message on its way (empty: none)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    next_at = models.DateTimeField(null=True, blank=True)
+    wake_token = models.CharField(max_length=32, blank=True)
+    wake_due_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class WorkerHeartbeat(models.Model):
     """The last time each Celery worker proved it executes tasks (shown on the Ops page)."""
 

@@ -83,9 +83,9 @@ def bind_log_context(task_id=None, task=None, args=None, kwargs=None, **_: objec
         {logcontext.HEADER: headers} if headers else getattr(request, "headers", None)
     )
     deploy_id = _deploy_id(task, args, kwargs)
-    _task_log_tokens[task_id] = logcontext.enter(
-        **carried, task_id=task_id, **({"deploy_id": deploy_id} if deploy_id else {})
-    )
+    # The task's own deploy wins over the one its message carried (a run re-sending itself).
+    context = {**carried, "task_id": task_id, **({"deploy_id": deploy_id} if deploy_id else {})}
+    _task_log_tokens[task_id] = logcontext.enter(**context)
 
 
 @task_postrun.connect

@@ -246,9 +246,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 200
-# Pool processes per `celery worker` (its --concurrency overrides it). Deploy steps never sleep
-# waiting for Fly (they re-send themselves), so a few processes per worker go a long way.
-CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
+# The execution model of `celery worker` (--pool and --concurrency override these). Tasks
+# spend their slot waiting on Fly and GitHub over HTTP, not on the CPU (0.3 CPU-s in a rollout
+# that holds a slot for seconds), so a pool of threads serves many rollouts per process; each
+# thread keeps its own database connection (plan PostgreSQL's max_connections for workers x
+# concurrency). Waits are never slept in a slot: deploys re-send themselves with a countdown
+# and GitHub writes go through the paced outbox (services/github_reports.py).
+CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 16, minimum=1)
 # Celery's Django fixup otherwise closes every connection around every task.
 CELERY_DB_REUSE_MAX = CELERY_WORKER_MAX_TASKS_PER_CHILD
 CELERY_ENABLE_UTC = True
@@ -272,6 +277,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.releases.release_reconcile",
         "schedule": 300.0,
         "options": {"expires": 300},
+    },
+    "github-reports-resend-stuck": {
+        "task": "deployments.tasks.github_reports.github_reports_resend_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 60},
     },
     "webhook-deliveries-resend-stuck": {
         "task": "deployments.tasks.webhooks.webhook_deliveries_resend_stuck",

@@ -16,7 +16,7 @@ from deployments.engine.hooks import Hooks
 from deployments.engine.lease import Fence, Fenced
 from deployments.engine.records import audit, log_line
 from deployments.models import Deploy, DeployLog, DeployStep, Environment
-from hotdash.integrations import APIError, FlyClient, GitHubClient, PermanentAPIError
+from hotdash.integrations import APIError, FlyClient, PermanentAPIError
 from hotdash.integrations.fly import Machine
 
 StepState = DeployStep.State
@@ -81,15 +81,15 @@ def read_machines_kept(fly: FlyClient, app: str) -> MachinesRead:
 
 
 class RunContext:
-    """What a step sees: the deploy, its environment, the fenced Fly and GitHub clients, and
-    progress committed fenced on the run lease."""
+    """What a step sees: the deploy, its environment, the fenced Fly client, and progress
+    committed fenced on the run lease. GitHub hears from the run through the outbox
+    (``hooks.github_report``)."""
 
     def __init__(
         self,
         deploy: Deploy,
         fence: Fence,
         fly: FlyClient,
-        github: GitHubClient,
         *,
         hooks: Hooks,
         machines: MachinesRead | None = None,
@@ -98,7 +98,6 @@ class RunContext:
         self.fence = fence
         self.run = fence.run
         self.fly = fly
-        self.github = github
         self.hooks = hooks
         self.machines = machines  # read before the claim, for the artifact step
         self.env: Environment = deploy.environment

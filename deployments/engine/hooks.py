@@ -24,3 +24,4 @@ class Hooks:
     release_mark_bad: Callable[..., Any]
     environment_lock: Callable[..., Any]
     queue: Callable[..., Deploy]  # an automatic rollback, once planned
+    github_report: Callable[..., bool]  # a GitHub deployment status, into the outbox

@@ -21,7 +21,7 @@ from deployments.engine.context import Progress, RunContext, StepFailed, Wait
 from deployments.engine.lease import Fenced, Next, end, next_token
 from deployments.engine.records import audit, log_line
 from deployments.models import Deploy, DeployLog, DeployStep, Environment
-from hotdash.integrations import APIError, PermanentAPIError, RetryableAPIError
+from hotdash.integrations import PermanentAPIError, RetryableAPIError
 
 log = logging.getLogger(__name__)
 
@@ -180,21 +180,10 @@ class Runner(RunContext):
         self.deploy = locked
 
     def report_github(self, state: str, description: str) -> bool:
-        """Best effort: the deploy's outcome is recorded here whether or not GitHub answers.
-        True when GitHub recorded the status."""
-        if self.deploy.github_deployment_id is None:
-            return False
+        """Queue the outcome for the deploy's GitHub deployment (the outbox delivers it, paced,
+        off the rollout). True when there is a GitHub deployment to report on."""
         self.fence.check()  # a run that lost its lease reports nothing
-        try:
-            self.github.create_deployment_status(
-                self.deploy.github_deployment_id, state, description=description
-            )
-        except APIError as error:
-            log.warning(
-                "deploy %s: GitHub status %s not recorded: %s", self.deploy.pk, state, error
-            )
-            return False
-        return True
+        return self.hooks.github_report(deploy=self.deploy, state=state, description=description)
 
     # --- endings -------------------------------------------------------------------------
 
@@ -262,7 +251,7 @@ class Runner(RunContext):
                 locked.steps.filter(kind=DeployStep.Kind.GITHUB_STATUS).update(
                     state=StepState.DONE,
                     finished_at=timezone.now(),
-                    detail=f"GitHub deployment {locked.github_deployment_id} set to failure.",
+                    detail="GitHub deployment failure queued.",
                 )
             log_line(locked, failure.message, DeployLog.Level.ERROR)
             audit(

@@ -23,7 +23,7 @@ from deployments.engine.context import (
     Wait,
     read_machines,
 )
-from deployments.models import Deploy, DeployLog, DeployStep, Environment
+from deployments.models import Deploy, DeployLog, DeployStep
 from hotdash.integrations import APIError, FlyClient, PermanentAPIError
 from hotdash.integrations.fly import Machine
 
@@ -97,6 +97,8 @@ def _artifact_problems(run: RunContext) -> list[str]:
 
 
 def github_deployment(run: RunContext, step: DeployStep) -> None:
+    """Queue the GitHub deployment and its in_progress status in the outbox (the GitHub
+    reports, delivered paced per token off the rollout: services/github_reports.py)."""
     deploy = run.deploy
     ref = step.data.get("ref") or deploy.commit_sha or (deploy.release and deploy.release.tag)
     if not ref:
@@ -107,37 +109,11 @@ def github_deployment(run: RunContext, step: DeployStep) -> None:
             )
         )
         return
-    run.start_step(step, "Creating the GitHub deployment.")
-    if deploy.github_deployment_id is None:
-        key = str(deploy.pk)
-        created = run.github.find_deployment(ref=ref, environment=run.env.name, key=key)
-        if created is None:
-            run.fence.check()
-            created = run.github.create_deployment(
-                ref=ref,
-                environment=run.env.name,
-                key=key,
-                description=f"HotDash deploy #{deploy.pk}: {deploy.image_ref}",
-                required_contexts=[],
-                transient=run.env.kind == Environment.Kind.PREVIEW,
-                production=run.env.kind == Environment.Kind.PRODUCTION,
-            )
-        run.commit(
-            Progress(
-                deploy_fields={"github_deployment_id": created.id},
-                audits=[("deploy.github_deployment_created", {"id": created.id, "ref": ref})],
-            )
-        )
     run.fence.check()
-    run.github.create_deployment_status(
-        deploy.github_deployment_id,
-        "in_progress",
-        description=f"Rolling out {deploy.image_ref}",
+    run.hooks.github_report(
+        deploy=deploy, state="in_progress", description=f"Rolling out {deploy.image_ref}", ref=ref
     )
-    run.finish_step(
-        step,
-        f"GitHub deployment {deploy.github_deployment_id} created for {ref}, set in_progress.",
-    )
+    run.finish_step(step, f"GitHub deployment for {ref} queued, to be set in_progress.")
 
 
 def update_batch(run: RunContext, step: DeployStep) -> None:
@@ -415,7 +391,14 @@ def verify(run: RunContext, step: DeployStep) -> None:
 
 
 def github_status(run: RunContext, step: DeployStep) -> None:
-    if run.deploy.github_deployment_id is None:
+    run.fence.check()
+    queued = run.hooks.github_report(
+        deploy=run.deploy,
+        state="success",
+        description=f"Live: {run.deploy.image_ref}",
+        environment_url=run.env.url,
+    )
+    if not queued:
         run.commit(
             Progress(
                 step=step,
@@ -423,14 +406,7 @@ def github_status(run: RunContext, step: DeployStep) -> None:
             )
         )
         return
-    run.fence.check()
-    run.github.create_deployment_status(
-        run.deploy.github_deployment_id,
-        "success",
-        description=f"Live: {run.deploy.image_ref}",
-        environment_url=run.env.url or None,
-    )
-    run.finish_step(step, "GitHub deployment marked success.")
+    run.finish_step(step, "GitHub deployment success queued.")
 
 
 def rollback_machines(run: RunContext, step: DeployStep) -> None:

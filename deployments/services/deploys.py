@@ -30,13 +30,14 @@ from deployments.engine.runner import Runner
 from deployments.models import Deploy, DeployLog
 from deployments.services.environments import environment_lock
 from deployments.services.gates import deploy_gate_refusal, rollback_hold
+from deployments.services.github_reports import github_report_queue
 from deployments.services.notifications import notification_send
 from deployments.services.plans import deploy_plan_create
 from deployments.services.releases import release_mark_bad
 from hotdash import queue
 from hotdash.errors import Refused
-from hotdash.integrations import FlyClient, GitHubClient, github_credentials
-from hotdash.integrations.http import FLY, GITHUB
+from hotdash.integrations import FlyClient
+from hotdash.integrations.http import FLY
 
 State = Deploy.State
 
@@ -208,6 +209,7 @@ ENGINE_HOOKS = Hooks(
     release_mark_bad=release_mark_bad,
     environment_lock=environment_lock,
     queue=deploy_queue,
+    github_report=github_report_queue,
 )
 
 
@@ -231,19 +233,7 @@ def deploy_execute(*, deploy_id: int, token: str, worker: str, fly_app: str = ""
     if waiting or deploy.environment.fly_app_name != fly_app:
         machines = None
     fence = Fence(deploy_id=deploy.pk, run=run)
-    owner, repo = deploy.environment.app.github_owner, deploy.environment.app.github_repo
-    github_token = github_credentials(owner, repo)
-    github = GitHubClient(
-        fence.guard(api_client(GITHUB, base_url=settings.GITHUB_API_URL, token=github_token)),
-        owner,
-        repo,
-    )
     runner = Runner(
-        deploy,
-        fence,
-        FlyClient(fence.guard(fly_api)),
-        github,
-        hooks=ENGINE_HOOKS,
-        machines=machines,
+        deploy, fence, FlyClient(fence.guard(fly_api)), hooks=ENGINE_HOOKS, machines=machines
     )
     return runner.drive(waiting=waiting)

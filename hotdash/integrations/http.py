@@ -184,28 +184,32 @@ class RetryPolicy:
 
 class _Throttle:
     """Pacing and rate-limit memory of one client, shared with its copies (the engine's fenced
-    copy): when the last mutating request ended, and per method how many rate limits naming
-    no time came since a request of that method last succeeded (a successful GET says nothing
-    about a limit on POSTs)."""
+    copy): when the next mutating request may start, and per method how many rate limits
+    naming no time came since a request of that method last succeeded (a successful GET says
+    nothing about a limit on POSTs)."""
 
     def __init__(self, spacing: float) -> None:
         self.spacing = spacing
         self.unnamed_limits: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._mutation_ended = -math.inf
+        self._next_start = -math.inf
 
     @contextlib.contextmanager
     def mutation(self, sleep: Callable[[float], None]) -> Iterator[None]:
-        """Send mutations one at a time, each starting ``spacing`` seconds after the previous
-        one ended."""
+        """Start mutations ``spacing`` seconds apart and never sooner than ``spacing`` after the
+        previous one ended. Each caller reserves its start under the lock and waits for it
+        outside: nobody sleeps holding the lock (its wait is the caller's own)."""
         with self._lock:
-            wait = self._mutation_ended + self.spacing - time.monotonic()
-            if wait > 0:
-                sleep(wait)
-            try:
-                yield
-            finally:
-                self._mutation_ended = time.monotonic()
+            start = max(time.monotonic(), self._next_start)
+            self._next_start = start + self.spacing
+        wait = start - time.monotonic()
+        if wait > 0:
+            sleep(wait)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._next_start = max(self._next_start, time.monotonic() + self.spacing)
 
 
 def _minute_after(moment: float) -> str:
@@ -617,12 +621,14 @@ def build_client(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
+    mutation_spacing: float | None = None,
 ) -> ApiClient:
     """The one factory for outbound API clients (see :func:`use_transport` for tests).
 
     ``deadline`` (seconds, default settings.HTTP_TIMEOUT_SECONDS) bounds each request as a
     whole; ``timeout`` (default :func:`phase_timeouts` of it) bounds each phase. A provider
-    that paces mutations spaces them by settings.GITHUB_MUTATION_SPACING_MS. ``token`` is a
+    that paces mutations spaces them by ``mutation_spacing`` seconds (default
+    settings.GITHUB_MUTATION_SPACING_MS; 0 for a caller that paces by scheduling). ``token`` is a
     fixed token or the :class:`Credentials` that give one per request.
     """
     from django.conf import settings
@@ -631,7 +637,9 @@ def build_client(
         deadline = float(settings.HTTP_TIMEOUT_SECONDS)
     if retry is None:
         retry = RetryPolicy(max_server_wait=float(settings.HTTP_MAX_SERVER_WAIT_SECONDS))
-    spacing = settings.GITHUB_MUTATION_SPACING_MS / 1000 if provider.paces_mutations else 0.0
+    if mutation_spacing is None:
+        mutation_spacing = settings.GITHUB_MUTATION_SPACING_MS / 1000
+    spacing = mutation_spacing if provider.paces_mutations else 0.0
     headers = {"User-Agent": f"hotdash/{__version__}", **provider.headers}
     override = _transport_override
     http = httpx.Client(

@@ -65,7 +65,7 @@ def test_failing_health_checks_stop_the_rollout_and_roll_back_what_changed(
     github = sandbox.world.github.deployment_statuses[deploy.github_deployment_id]
     assert github[-1]["state"] == "failure"
     report = deploy.steps.get(kind=DeployStep.Kind.GITHUB_STATUS)
-    assert report.state == DeployStep.State.DONE and "set to failure" in report.detail
+    assert report.state == DeployStep.State.DONE and "failure queued" in report.detail
     assert verbs(deploy)[-1] == "deploy.failed"
     assert verbs(rollback) == ["deploy.auto_rollback_started", "deploy.queued"]
     assert rollback.reason.startswith(

@@ -14,8 +14,8 @@ from deployments.engine.lease import Fence
 from deployments.engine.runner import Runner
 from deployments.models import Deploy, DeployStep
 from deployments.services.deploys import ENGINE_HOOKS, deploy_abort, deploy_reconcile
-from hotdash.integrations import FlyClient, GitHubClient
-from hotdash.integrations.http import FLY, GITHUB
+from hotdash.integrations import FlyClient
+from hotdash.integrations.http import FLY
 from tests.engine.conftest import make_deploy, pending_token
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
@@ -91,11 +91,6 @@ def test_a_fenced_runner_that_fails_posts_no_github_status(
         stale,
         Fence(deploy_id=deploy.pk, run=run),
         FlyClient(api_client(FLY, base_url=settings.FLY_API_URL, token=settings.FLY_API_TOKEN)),
-        GitHubClient(
-            api_client(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN),
-            production.app.github_owner,
-            production.app.github_repo,
-        ),
         hooks=ENGINE_HOOKS,
     )
 

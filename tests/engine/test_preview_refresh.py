@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from approvals.models import AuditEvent
+from deployments import task_names
 from deployments.models import Deploy, Preview
+from deployments.tasks import github_reports  # noqa: F401 - registers the outbox task run eagerly here
 from hotdash.celery import app as celery_app
 from tests.engine.conftest import fast_health, make_deploy
+from tests.fixtures.messages import record_messages
 from tests.previews import conftest as previews
 from tests.previews.conftest import preview_deploys, preview_of
 
@@ -61,9 +64,8 @@ def test_a_preview_follows_its_deploy_as_soon_as_it_ends(
     assert deploy.state == (Deploy.State.SUCCEEDED if healthy else Deploy.State.FAILED)
     preview.refresh_from_db()
     assert preview.state == Preview.State.CREATING  # nothing told it yet
-    [refresh] = callbacks  # the deploy's end, and only that, schedules something
-
-    refresh()
+    for callback in callbacks:  # the deploy's end (and the GitHub outbox, already delivered)
+        callback()
 
     preview.refresh_from_db()
     assert preview.state == outcome
@@ -71,7 +73,13 @@ def test_a_preview_follows_its_deploy_as_soon_as_it_ends(
 
 
 def test_a_deploy_that_is_not_a_preview_schedules_no_refresh(
-    demo, world, driver, process_deliveries, requester, django_capture_on_commit_callbacks
+    demo,
+    world,
+    driver,
+    process_deliveries,
+    requester,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
 ):
     opened_preview(world, process_deliveries)  # a preview exists, but not for this deploy
     production = fast_health(demo.environments.get(name="production"))
@@ -79,4 +87,8 @@ def test_a_deploy_that_is_not_a_preview_schedules_no_refresh(
 
     with django_capture_on_commit_callbacks() as callbacks:
         assert driver.run(deploy).state == Deploy.State.SUCCEEDED
-    assert callbacks == []
+    refreshes = record_messages(monkeypatch, task_names.PREVIEW_REFRESH)
+    record_messages(monkeypatch, task_names.GITHUB_REPORTS_DELIVER)  # the outbox's, not here
+    for callback in callbacks:
+        callback()
+    assert refreshes == []

@@ -1,19 +1,14 @@
-"""Rate limits: the engine never sends the next attempt before the server allows it, a
-rate limit with no wait named waits at least a minute and doubles, each limit costs one
-attempt, and a deploy that stays limited fails saying until when."""
+"""Rate limits: the engine never sends the next attempt before the server allows it, and each
+limit costs one attempt. (GitHub's limits meet the outbox, not the rollout:
+test_github_reports.py.)"""
 
 from __future__ import annotations
-
-import math
-from datetime import UTC, datetime
-from itertools import pairwise
 
 import pytest
 
 from deployments.models import Deploy
 from tests.engine.conftest import make_deploy
 
-CREATE = r"/repos/hotdash-demo/hot-dash/deployments"
 LEASE = r"/apps/hot-dash/machines/[0-9a-f]+/lease"
 
 
@@ -46,58 +41,6 @@ def limited_then_retried(sandbox, method: str, path: str, *, service: str) -> tu
     return calls[limited[0]].at, calls[last + 1].at
 
 
-def test_github_429_retry_after_7_is_waited_out_by_the_engine(
-    production, release_130, requester, driver, sandbox
-):
-    sandbox.add_fault(
-        "rate_limit", service="github", method="POST", path=CREATE + "$", retry_after=7, times=1
-    )
-    deploy = make_deploy(production, release_130, requested_by=requester)
-    waits = countdowns(driver, deploy)
-    assert deploy.state == Deploy.State.SUCCEEDED
-    limited_at, retried_at = limited_then_retried(sandbox, "POST", CREATE, service="github")
-    assert retried_at - limited_at >= 7
-    assert 7 in waits  # the server's wait, not the engine's shorter 2 s backoff
-    assert deploy.attempts == 2  # the limit cost exactly one attempt
-
-
-def test_github_403_with_reset_is_not_retried_before_the_reset(
-    production, release_130, requester, driver, sandbox
-):
-    reset = sandbox.clock.now() + 20
-    sandbox.add_fault(
-        "rate_limit",
-        service="github",
-        method="POST",
-        path=CREATE + "$",
-        status=403,
-        reset_in=20,
-        times=1,
-    )
-    deploy = make_deploy(production, release_130, requested_by=requester)
-    countdowns(driver, deploy)
-    assert deploy.state == Deploy.State.SUCCEEDED
-    limited_at, retried_at = limited_then_retried(sandbox, "POST", CREATE, service="github")
-    assert retried_at >= reset > limited_at
-    assert deploy.attempts == 2
-
-
-def test_github_secondary_limit_without_headers_waits_a_minute_then_doubles(
-    production, release_130, requester, driver, sandbox
-):
-    sandbox.add_fault(
-        "rate_limit", service="github", method="POST", path=CREATE + "$", status=403, times=3
-    )
-    deploy = make_deploy(production, release_130, requested_by=requester)
-    countdowns(driver, deploy)
-    assert deploy.state == Deploy.State.SUCCEEDED  # a 403 secondary limit is not permanent
-    posts = sandbox.calls("POST", CREATE, service="github")
-    assert [call.status for call in posts] == [403, 403, 403, 201]
-    gaps = [later.at - earlier.at for earlier, later in pairwise(posts)]
-    assert gaps[0] >= 60 and gaps[1] >= 120 and gaps[2] >= 240
-    assert deploy.attempts == 4
-
-
 def test_fly_429_retry_after_is_waited_out_by_the_engine(
     production, release_130, requester, driver, sandbox
 ):
@@ -110,22 +53,3 @@ def test_fly_429_retry_after_is_waited_out_by_the_engine(
     limited_at, retried_at = limited_then_retried(sandbox, "POST", LEASE, service="fly")
     assert retried_at - limited_at >= 9
     assert 9 in waits
-
-
-def test_a_deploy_that_stays_rate_limited_fails_saying_until_when(
-    production, release_130, requester, driver, sandbox, settings
-):
-    settings.DEPLOY_MAX_ATTEMPTS = 3
-    sandbox.add_fault(
-        "rate_limit", service="github", method="POST", path=CREATE + "$", status=403, reset_in=300
-    )
-    deploy = make_deploy(production, release_130, requested_by=requester)
-    waits = countdowns(driver, deploy)
-    assert deploy.state == Deploy.State.FAILED
-    posts = sandbox.calls("POST", CREATE, service="github")
-    assert len(posts) == 3  # one per attempt: each limit cost one, none was wasted early
-    assert all(later.at - earlier.at >= 300 for earlier, later in pairwise(posts))
-    assert waits == [pytest.approx(300, abs=1)] * 2
-    reset = posts[-1].at + 300  # the last refusal's reset, shown rounded up to the minute
-    until = datetime.fromtimestamp(math.ceil(reset / 60) * 60, tz=UTC).strftime("%H:%M")
-    assert f"GitHub rate-limited until {until} UTC" in deploy.error, deploy.error

@@ -62,8 +62,8 @@ def test_a_queued_deploy_rolls_out_batch_by_batch_and_succeeds(
     assert verbs == [
         "deploy.queued",
         "deploy.started",
-        "deploy.github_deployment_created",
         "deploy.machine_updated",
+        "deploy.github_deployment_created",  # by the outbox, off the rollout
         "deploy.machine_updated",
         "deploy.verifying",
         "deploy.succeeded",
@@ -116,7 +116,7 @@ def test_a_retryable_upstream_error_reschedules_and_counts_an_attempt(
 ):
     deploy = make_deploy(production, release_130, requested_by=requester)
     # More 503s than the client retries itself: the step gives up and is re-scheduled.
-    sandbox.add_fault("status", service="github", method="POST", path="/deployments$", times=4)
+    sandbox.add_fault("status", service="fly", method="GET", path="/machines$", times=4)
 
     deploy = driver.run(deploy)
 
@@ -131,7 +131,7 @@ def test_attempts_are_capped_with_a_clear_error(
 ):
     settings.DEPLOY_MAX_ATTEMPTS = 2
     deploy = make_deploy(production, release_130, requested_by=requester)
-    sandbox.add_fault("status", service="github", method="POST", path="/deployments$")
+    sandbox.add_fault("status", service="fly", method="GET", path="/machines$")
 
     deploy = driver.run(deploy)
 

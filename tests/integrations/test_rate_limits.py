@@ -4,6 +4,7 @@ and the spacing of GitHub mutations."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -110,3 +111,28 @@ def test_github_mutations_are_spaced_a_second_apart(settings):
     assert patch - post >= 1.0
     assert get - patch < 0.5
     assert second_post - patch >= 1.0
+
+
+def test_a_paced_write_waits_for_its_turn_outside_the_lock(settings, sandbox):
+    """Two threads writing through one client: the second waits for its turn, but the pacing
+    lock is free while it waits (it is never slept under)."""
+    settings.GITHUB_MUTATION_SPACING_MS = 1000
+    number = sandbox.world.open_pull("feat: paced", "feature/paced")["number"]
+    waits: list[tuple[float, bool]] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append((seconds, client.api._throttle._lock.locked()))
+
+    client = github_client(demo.REPO_OWNER, demo.REPO_NAME, sleep=sleep)
+    writers = [
+        threading.Thread(target=client.create_comment, args=(number, text))
+        for text in ("one", "two")
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+
+    [(seconds, locked)] = waits
+    assert 0 < seconds <= 1.0
+    assert not locked

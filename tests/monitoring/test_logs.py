@@ -91,6 +91,16 @@ def test_a_task_message_carries_the_web_request_id_into_the_worker(json_lines):
     assert logcontext.current() == {}
 
 
+def test_a_message_sent_from_another_deploys_task_runs_with_its_own_deploy():
+    """A run re-sending itself (or the engine sending another deploy's) carries a deploy in
+    its context: the task's own deploy_id argument wins, and the task still runs bound."""
+    with logcontext.bind(request_id="req-1", deploy_id=7):
+        headers: dict = {}
+        carry_log_context(headers=headers)
+    result = log_context_echo.apply(args=[42], headers=headers, task_id="task-10")
+    assert result.get() == {"request_id": "req-1", "deploy_id": 42, "task_id": "task-10"}
+
+
 def test_the_format_follows_debug_unless_chosen():
     assert django_settings.LOG_FORMAT in ("json", "text")
     console = django_settings.LOGGING["handlers"]["console"]
