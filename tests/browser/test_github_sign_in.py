@@ -22,12 +22,13 @@ pytestmark = [
 ]
 
 
-def request_production_deploy(demo, reason: str):
+def request_production_deploy(demo, reason: str, *, confirm_no_op: bool = False):
     return deploy_request(
         environment=demo.environments.get(name="production"),
         release=Release.objects.get(app=demo, version="1.3.0"),
         requested_by=get_user_model().objects.get(username="alice"),
         reason=reason,
+        confirm_no_op=confirm_no_op,
     )
 
 
@@ -70,7 +71,8 @@ def test_github_team_member_approves_then_loses_the_role(browser, live_server, l
     assert httpx.get(api, headers=bearer).status_code == 200
 
     # Removed from the team on GitHub; HotDash's next refresh takes the role away.
-    second = request_production_deploy(demo, "and the next one")
+    # The approved deploy ahead brings v1.3.0: this one would change nothing, knowingly.
+    second = request_production_deploy(demo, "and the next one", confirm_no_op=True)
     removed = httpx.delete(f"{live_sandbox.url}/_sandbox/teams/approvers/members/bob")
     assert removed.status_code == 200
     assert github_roles_refresh_all() == 1
