@@ -858,6 +858,19 @@ class EmailPreference(models.Model):
         return f"e-mail choices of user {self.user_id}"
 
 
+class TimeZonePreference(models.Model):
+    """The time zone one user reads times in (UTC for everyone without a row)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="time_zone_preference"
+    )
+    time_zone = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"time zone of user {self.user_id}: {self.time_zone}"
+
+
 class UpstreamRequestCount(models.Model):
     """How many requests every process sent to Fly or GitHub with one method and outcome
     (``status`` is the HTTP status, or ``error`` when no answer came), and their total time;
