@@ -650,13 +650,20 @@ class Preview(models.Model):
     """The lifecycle of one pull request's preview environment."""
 
     class State(models.TextChoices):
+        """The one vocabulary for a preview's state: every page, the PR comment and the docs
+        (docs/sandbox.md, "Preview states") use these labels and descriptions."""
+
         # A fork's commit is never deployed until a maintainer approves that exact commit.
-        AWAITING_APPROVAL = "awaiting_approval", "Awaiting maintainer approval"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         CREATING = "creating", "Creating"
-        RUNNING = "running", "Running"
-        SLEEPING = "sleeping", "Sleeping"
+        RUNNING = "running", "Live"
+        SLEEPING = "sleeping", "Asleep"
         FAILED = "failed", "Failed"
         DESTROYED = "destroyed", "Destroyed"
+
+        @property
+        def description(self) -> str:
+            return PREVIEW_STATE_DESCRIPTIONS[self]
 
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="previews")
     environment = models.OneToOneField(
@@ -672,6 +679,8 @@ class Preview(models.Model):
     url = models.URLField(blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.CREATING)
     comment_id = models.BigIntegerField(null=True, blank=True)
+    # The text of HotDash's comment on the PR as last posted (empty until posted).
+    comment_body = models.TextField(blank=True)
     # Names of the staging secrets copied onto the preview app; values are never stored.
     secret_names = models.JSONField(default=list, blank=True)
     # The fork commit a maintainer last approved for deployment (cleared when revived).
@@ -692,6 +701,51 @@ class Preview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app.name} PR #{self.pr_number}"
+
+    @property
+    def state_description(self) -> str:
+        return Preview.State(self.state).description
+
+    @property
+    def pr_url(self) -> str:
+        """The pull request on GitHub (the sandbox's GitHub in sandbox mode)."""
+        repository = f"{self.app.github_owner}/{self.app.github_repo}"
+        return f"{settings.GITHUB_WEB_URL.rstrip('/')}/{repository}/pull/{self.pr_number}"
+
+    # Which actions make sense now (pages offer only these; the services refuse the rest).
+    # ``head_build_exists`` is annotated by deployments.selectors.previews.
+
+    @property
+    def wake_offered(self) -> bool:
+        return self.state == Preview.State.SLEEPING
+
+    @property
+    def redeploy_offered(self) -> bool:
+        held_or_gone = (Preview.State.DESTROYED, Preview.State.AWAITING_APPROVAL)
+        return self.state not in held_or_gone and bool(getattr(self, "head_build_exists", False))
+
+    @property
+    def destroy_offered(self) -> bool:
+        return self.state != Preview.State.DESTROYED
+
+
+PREVIEW_STATE_DESCRIPTIONS = {
+    Preview.State.AWAITING_APPROVAL: (
+        "From a fork: nothing is deployed until a maintainer approves its head commit."
+    ),
+    Preview.State.CREATING: (
+        "Being set up: waiting for the CI build of the head commit, or deploying it."
+    ),
+    Preview.State.RUNNING: "Deployed and awake: the URL answers at once.",
+    Preview.State.SLEEPING: (
+        "Deployed, machines asleep while idle: opening the URL or Wake starts them."
+    ),
+    Preview.State.FAILED: "The last deploy failed: push a fix or Redeploy.",
+    Preview.State.DESTROYED: (
+        "The Fly app is deleted (PR closed, or destroyed by hand); reopening the PR or "
+        "pushing to it recreates it."
+    ),
+}
 
 
 class WebhookDelivery(models.Model):
