@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from hotdash.links import github_url
+
 # The longest rotation period a secret may have, per app or per secret.
 MAX_ROTATION_DAYS = 180
 
@@ -708,9 +710,9 @@ class Preview(models.Model):
 
     @property
     def pr_url(self) -> str:
-        """The pull request on GitHub (the sandbox's GitHub in sandbox mode)."""
+        """The pull request on GitHub (hotdash.links decides where that is)."""
         repository = f"{self.app.github_owner}/{self.app.github_repo}"
-        return f"{settings.GITHUB_WEB_URL.rstrip('/')}/{repository}/pull/{self.pr_number}"
+        return github_url(repository, f"/pull/{self.pr_number}")
 
     # Which actions make sense now (pages offer only these; the services refuse the rest).
     # ``head_build_exists`` is annotated by deployments.selectors.previews.
