@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from hotdash.links import github_url
+
 # The longest rotation period a secret may have, per app or per secret.
 MAX_ROTATION_DAYS = 180
 
@@ -650,13 +652,20 @@ class Preview(models.Model):
     """The lifecycle of one pull request's preview environment."""
 
     class State(models.TextChoices):
+        """The one vocabulary for a preview's state: every page, the PR comment and the docs
+        (docs/sandbox.md, "Preview states") use these labels and descriptions."""
+
         # A fork's commit is never deployed until a maintainer approves that exact commit.
-        AWAITING_APPROVAL = "awaiting_approval", "Awaiting maintainer approval"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         CREATING = "creating", "Creating"
-        RUNNING = "running", "Running"
-        SLEEPING = "sleeping", "Sleeping"
+        RUNNING = "running", "Live"
+        SLEEPING = "sleeping", "Asleep"
         FAILED = "failed", "Failed"
         DESTROYED = "destroyed", "Destroyed"
+
+        @property
+        def description(self) -> str:
+            return PREVIEW_STATE_DESCRIPTIONS[self]
 
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="previews")
     environment = models.OneToOneField(
@@ -672,6 +681,8 @@ class Preview(models.Model):
     url = models.URLField(blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.CREATING)
     comment_id = models.BigIntegerField(null=True, blank=True)
+    # The text of HotDash's comment on the PR as last posted (empty until posted).
+    comment_body = models.TextField(blank=True)
     # Names of the staging secrets copied onto the preview app; values are never stored.
     secret_names = models.JSONField(default=list, blank=True)
     # The fork commit a maintainer last approved for deployment (cleared when revived).
@@ -692,6 +703,51 @@ class Preview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app.name} PR #{self.pr_number}"
+
+    @property
+    def state_description(self) -> str:
+        return Preview.State(self.state).description
+
+    @property
+    def pr_url(self) -> str:
+        """The pull request on GitHub (hotdash.links decides where that is)."""
+        repository = f"{self.app.github_owner}/{self.app.github_repo}"
+        return github_url(repository, f"/pull/{self.pr_number}")
+
+    # Which actions make sense now (pages offer only these; the services refuse the rest).
+    # ``head_build_exists`` is annotated by deployments.selectors.previews.
+
+    @property
+    def wake_offered(self) -> bool:
+        return self.state == Preview.State.SLEEPING
+
+    @property
+    def redeploy_offered(self) -> bool:
+        held_or_gone = (Preview.State.DESTROYED, Preview.State.AWAITING_APPROVAL)
+        return self.state not in held_or_gone and bool(getattr(self, "head_build_exists", False))
+
+    @property
+    def destroy_offered(self) -> bool:
+        return self.state != Preview.State.DESTROYED
+
+
+PREVIEW_STATE_DESCRIPTIONS = {
+    Preview.State.AWAITING_APPROVAL: (
+        "From a fork: nothing is deployed until a maintainer approves its head commit."
+    ),
+    Preview.State.CREATING: (
+        "Being set up: waiting for the CI build of the head commit, or deploying it."
+    ),
+    Preview.State.RUNNING: "Deployed and awake: the URL answers at once.",
+    Preview.State.SLEEPING: (
+        "Deployed, machines asleep while idle: opening the URL or Wake starts them."
+    ),
+    Preview.State.FAILED: "The last deploy failed: push a fix or Redeploy.",
+    Preview.State.DESTROYED: (
+        "The Fly app is deleted (PR closed, or destroyed by hand); reopening the PR or "
+        "pushing to it recreates it."
+    ),
+}
 
 
 class WebhookDelivery(models.Model):
@@ -856,6 +912,19 @@ class EmailPreference(models.Model):
 
     def __str__(self) -> str:
         return f"e-mail choices of user {self.user_id}"
+
+
+class TimeZonePreference(models.Model):
+    """The time zone one user reads times in (UTC for everyone without a row)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="time_zone_preference"
+    )
+    time_zone = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"time zone of user {self.user_id}: {self.time_zone}"
 
 
 class UpstreamRequestCount(models.Model):

@@ -97,5 +97,6 @@ urlpatterns = [
     path("profile/", profile.profile, name="profile"),
     path("profile/tokens/", profile.token_create, name="token-create"),
     path("profile/email/", profile.email_preferences_update, name="email-preferences"),
+    path("profile/time-zone/", profile.time_zone_update, name="time-zone"),
     path("profile/tokens/<id:pk>/revoke/", profile.token_revoke, name="token-revoke"),
 ]

@@ -28,6 +28,7 @@ from typing import Any
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from hotdash.errors import error_response
 
@@ -216,6 +217,11 @@ class DateTimeField(forms.DateTimeField):
         datetime.combine(DATE_MIN, time.min, tzinfo=UTC),
         datetime.combine(DATE_MAX, time.max, tzinfo=UTC),
     )
+
+    def to_python(self, value: Any) -> datetime | None:
+        # Typed times are UTC, as the forms say, whichever zone the reader sees times in.
+        with timezone.override(UTC):
+            return super().to_python(value)
 
 
 # --- the middleware --------------------------------------------------------------------------

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hotdash.security.PrivateCacheMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Times in the signed-in user's zone (from their session).
+    "deployments.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -513,6 +515,8 @@ if not SANDBOX_MODE and not (FLY_API_TOKEN and _github_auth):
         "simulation."
     )
 _sandbox_base = f"http://127.0.0.1:{SANDBOX_PORT}"
+# The sandbox's own address (its read-only GitHub and Fly app pages: hotdash.links).
+SANDBOX_URL = _sandbox_base
 FLY_API_URL = env_url(
     "FLY_API_URL",
     f"{_sandbox_base}/fly/v1" if SANDBOX_MODE else "https://api.machines.dev/v1",

@@ -1,12 +1,13 @@
-"""Reads for preview pages: one query for the list, the latest deploy annotated per row."""
+"""Reads for preview pages: one query for the list, the latest deploy and whether the head
+commit has a build annotated per row."""
 
 from __future__ import annotations
 
 from django.core.paginator import Page, Paginator
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
-from deployments.models import Deploy, Preview
+from deployments.models import Build, Deploy, Preview
 
 
 def _with_last_deploy(queryset: QuerySet[Preview]) -> QuerySet[Preview]:
@@ -18,6 +19,9 @@ def _with_last_deploy(queryset: QuerySet[Preview]) -> QuerySet[Preview]:
         last_deploy_state=Subquery(latest.values("state")[:1]),
         last_deploy_at=Subquery(latest.values("created_at")[:1]),
         last_deploy_commit=Subquery(latest.values("commit_sha")[:1]),
+        head_build_exists=Exists(
+            Build.objects.filter(app=OuterRef("app"), commit_sha=OuterRef("head_sha"))
+        ),
     )
 
 

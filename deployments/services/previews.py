@@ -486,31 +486,22 @@ def _latest_deploy(preview: Preview) -> Deploy | None:
 
 
 def preview_comment_body(*, preview: Preview, deploy: Deploy | None) -> str:
-    """The sticky PR comment: state, URL, commit, time, how to wake. Never titles or branch
-    names (attacker-controlled) and never secrets."""
-    if preview.state == Preview.State.DESTROYED:
-        state = "destroyed"
-    elif preview.state == Preview.State.AWAITING_APPROVAL:
-        state = "awaiting maintainer approval"
-    elif preview.state == Preview.State.FAILED:
-        state = "failed"
-    elif preview.state in (Preview.State.RUNNING, Preview.State.SLEEPING):
-        state = "live"
-    elif deploy is None:
-        state = "waiting for the CI build"
-    else:
-        state = "deploying"
-    held = preview.state == Preview.State.AWAITING_APPROVAL
+    """The sticky PR comment: state (in the words of ``Preview.State``), URL, commit, time,
+    what happens next. Never titles or branch names (attacker-controlled) and never secrets."""
+    state = Preview.State(preview.state)
+    held = state == Preview.State.AWAITING_APPROVAL
     commit = (deploy.commit_sha if deploy and not held else preview.head_sha)[:7]
     if held:
         url = "none (no app until approved)"
-    elif state == "destroyed":
+    elif state == Preview.State.DESTROYED:
         url = f"~~{preview.url}~~"
     else:
         url = preview.url
     lines = [
         COMMENT_MARKER,
-        f"### HotDash preview: **{state}**",
+        f"### HotDash preview: **{state.label}**",
+        "",
+        state.description,
         "",
         "| | |",
         "|---|---|",
@@ -519,15 +510,19 @@ def preview_comment_body(*, preview: Preview, deploy: Deploy | None) -> str:
         f"| Updated | {timezone.now():%Y-%m-%d %H:%M} UTC |",
         "",
     ]
-    if state == "live":
+    if state in (Preview.State.RUNNING, Preview.State.SLEEPING):
         lines.append(
             "The preview sleeps when idle. Opening the URL wakes it (the first request takes a "
-            "few seconds); or press **Wake** on the HotDash Previews page."
+            "few seconds); or press **Wake** on the preview's HotDash page."
         )
-    elif state == "failed" and deploy is not None:
+    elif state == Preview.State.CREATING:
+        lines.append(
+            f"Deploying `{commit}` (deploy #{deploy.pk})."
+            if deploy is not None
+            else f"Waiting for the CI build of `{commit}`."
+        )
+    elif state == Preview.State.FAILED and deploy is not None:
         lines.append(f"Deploy #{deploy.pk} failed: {deploy.error or 'see HotDash for details'}.")
-    elif state == "destroyed":
-        lines.append("The preview app was destroyed. Reopen the PR or push to recreate it.")
     elif held:
         lines.append(_held_message(preview))
     return "\n".join(lines)
@@ -563,9 +558,8 @@ def preview_comment_update(*, preview: Preview) -> None:
                     raise
         if comment is None:
             comment = github.upsert_comment(preview.pr_number, COMMENT_MARKER, body)
-    if comment.id != preview.comment_id:
-        Preview.objects.filter(pk=preview.pk).update(comment_id=comment.id)
-        preview.comment_id = comment.id
+    Preview.objects.filter(pk=preview.pk).update(comment_id=comment.id, comment_body=body)
+    preview.comment_id, preview.comment_body = comment.id, body
 
 
 # --- destruction -------------------------------------------------------------------------------
@@ -769,7 +763,9 @@ def preview_state_refresh_all() -> dict[str, str]:
 
 
 def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
-    """Start the preview's stopped or suspended machines; returns how many were started."""
+    """Start the preview's stopped or suspended machines; returns how many were started.
+    Refused when it is awake (a preview marked asleep is marked live even if Fly already
+    woke its machines)."""
     if preview.state == Preview.State.DESTROYED:
         raise Refused(
             "preview_destroyed", "This preview was destroyed; push to the PR to recreate it."
@@ -780,6 +776,10 @@ def preview_wake(*, preview: Preview, user: Any, ip: str | None = None) -> int:
     with fly_client() as fly:
         machines = fly.list_machines(fly_app)
         asleep = [m for m in machines if m.state in WAKEABLE_MACHINE_STATES]
+        if not asleep and preview.state != Preview.State.SLEEPING:
+            raise Refused(
+                "preview_awake", "Nothing to wake: every machine of this preview is running."
+            )
         for machine in asleep:
             fly.start_machine(fly_app, machine.id)
     with transaction.atomic():

@@ -17,6 +17,7 @@ from approvals import policy
 from deployments.models import Deploy, Preview
 from deployments.selectors.previews import preview_deploys, preview_get, preview_page
 from deployments.services.previews import (
+    COMMENT_MARKER,
     preview_approve,
     preview_destroy,
     preview_redeploy,
@@ -54,6 +55,7 @@ def preview_list_page(request: HttpRequest) -> HttpResponse:
         "previews": previews,
         "page": page,
         **_permissions(request),
+        "preview_states": list(Preview.State),
         # The table refreshes itself while a preview is being created or deployed (and
         # stops once all are settled).
         "any_in_flight": any(
@@ -69,7 +71,13 @@ def preview_list_page(request: HttpRequest) -> HttpResponse:
 @role_required(policy.can_view)
 def preview_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
     preview = preview_get(pk=pk)
-    context = {"preview": preview, "deploys": preview_deploys(preview=preview)}
+    context = {
+        "preview": preview,
+        "deploys": preview_deploys(preview=preview),
+        # The comment as posted, without the hidden marker HotDash finds it again by.
+        "comment_text": preview.comment_body.removeprefix(COMMENT_MARKER).strip(),
+        "preview_states": list(Preview.State),
+    }
     return render(request, "deployments/preview_detail.html", {**context, **_permissions(request)})
 
 
@@ -92,6 +100,8 @@ def _act(
         text += "nothing was recorded, try again."
     if not request.htmx:
         messages.add_message(request, level, text)
+        if request.POST.get("from") == "detail":
+            return redirect("deployments:preview-detail", pk=pk)
         return redirect("deployments:preview-list")
     context = {
         "preview": preview_get(pk=pk),

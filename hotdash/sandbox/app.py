@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 
 from .github import DOCS
 from .github_app import DEMO_INSTALLATION_ID
+from .pages import Pages, is_page
 from .web import Problem, Request, Response, Router
 from .world import RecordedRequest, World
 
@@ -66,6 +67,7 @@ class SandboxApp:
     def __init__(self, world: World | None = None) -> None:
         self.world = world or World()
         self.control = self._control_routes()
+        self.pages = Pages(self.world)
         self._request_ids = 0
 
     # --- WSGI ----------------------------------------------------------------------------
@@ -99,9 +101,12 @@ class SandboxApp:
         elif path.startswith("/_sandbox/"):
             request = Request(method, path[len("/_sandbox") :], query, headers, body, root)
             response = self.serve_control(request)
+        elif is_page(path):
+            response = self.pages.serve(method, path)
         else:
             response = Response(
-                404, {"error": "not found: use /fly/v1, /github, /apps or /_sandbox"}
+                404,
+                {"error": "not found: use /fly/v1, /github, /apps, /_sandbox or a web page"},
             )
 
         content = response.content()

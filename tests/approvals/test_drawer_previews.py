@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from deployments.models import Preview, Release, WebhookDelivery
 from deployments.services.releases import release_sync
+from hotdash.links import outside_url
 from tests.fixtures.promotion import rehearse
 from tests.webhooks import conftest as webhook_fixtures
 
@@ -50,9 +51,12 @@ def test_drawer_links_the_previews_of_the_prs_in_the_release_live_ones_first(
     for html in (client.get(url, headers=HTMX).content.decode(), client.get(url).content.decode()):
         previews = html[html.index('<ul class="plain" id="previews">') :]
         previews = previews[: previews.index("</ul>")]
-        link = f'<a href="https://hot-dash-pr-{still_open}.fly.dev" rel="noopener">'
+        # In sandbox mode the preview's fly.dev address leads to the sandbox's page of the app.
+        link = (
+            f'<a href="{outside_url(f"https://hot-dash-pr-{still_open}.fly.dev")}" rel="noopener">'
+        )
         assert link in previews and f"PR #{still_open} feat: dark mode" in previews
         gone = f"PR #{merged} fix: retry sync: preview destroyed"
         assert gone in previews and previews.index(link) < previews.index(gone)
-        assert f"hot-dash-pr-{merged}.fly.dev" not in previews  # no dead link
+        assert f"hot-dash-pr-{merged}" not in previews  # no dead link
         assert f"PR #{unrelated}" not in previews

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from deployments.models import Deploy, DeployStep, Preview, Release
 from deployments.services.environments import environment_lock
+from hotdash.links import github_url
 from tests.approvals.test_review_links import region
 
 HTMX = {"HX-Request": "true"}
@@ -190,9 +191,8 @@ def test_drawer_links_the_pull_requests_of_the_commits(client, pending, approver
     client.force_login(approver)
     html = client.get(reverse("approvals:drawer", args=[pending.pk])).content.decode()
     commits = html[html.index('id="h-changelog"') : html.index('id="h-plan"')]
-    assert '<a href="https://github.com/hotdash-demo/hot-dash/pull/17" rel="noopener">#17</a>' in (
-        commits
-    )
+    pull = github_url("hotdash-demo/hot-dash", "/pull/17")  # the sandbox's page in sandbox mode
+    assert f'<a href="{pull}" rel="noopener">#17</a>' in commits
 
 
 def test_environment_page_flags_a_release_that_just_failed_there(

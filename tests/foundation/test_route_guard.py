@@ -96,11 +96,12 @@ def test_below_deployer_a_post_anywhere_changes_nothing(
 
     response = client.post(url, {"reason": "x", "comment": "x", "decision": "approve"})
 
-    # Tokens and e-mail choices are personal: any reader manages their own (a token is refused
-    # here for the missing name; no e-mail choice is sent, so none changes).
+    # Tokens, e-mail choices and the time zone are personal: any reader manages their own (a
+    # token and a time zone are refused here for the missing name and zone; no e-mail choice
+    # is sent, so none changes).
     allowed = (
         {403, 404, 405}
-        | ({422} if name == "deployments:token-create" else set())
+        | ({422} if name in ("deployments:token-create", "deployments:time-zone") else set())
         | ({302} if name == "deployments:email-preferences" else set())
     )
     assert response.status_code in allowed, (name, response.status_code)

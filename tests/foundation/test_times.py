@@ -1,4 +1,5 @@
-"""One rule for timestamps on pages: UTC with the zone shown, in <time> with the exact time."""
+"""One rule for timestamps on pages: the active zone (UTC by default) shown, in <time> with the
+exact time."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import time_machine
 from django.template import Context, Template, TemplateSyntaxError
+from django.utils import timezone as django_timezone
+
+from hotdash import input_gate
 
 NOW = datetime(2026, 5, 4, 9, 12, 30, tzinfo=UTC)
 
@@ -58,3 +62,20 @@ def test_ago_is_relative_both_ways_with_the_exact_time_in_the_title():
 
 def test_nothing_renders_as_nothing_so_a_default_applies():
     assert render('{{ t|when|default:"never" }} {{ t|ago }}', t=None) == "never "
+
+
+def test_the_active_zone_shifts_the_text_and_title_but_not_the_datetime():
+    with django_timezone.override("Europe/Paris"):
+        html = render("{{ t|when }} {{ t|when:'time' }}", t=NOW)
+    assert html == (
+        '<time datetime="2026-05-04T09:12:30Z" title="2026-05-04 11:12:30 CEST">'
+        "2026-05-04 11:12 CEST</time> "
+        '<time datetime="2026-05-04T09:12:30Z" title="2026-05-04 11:12:30 CEST">'
+        "11:12 CEST</time>"
+    )
+
+
+def test_a_typed_time_is_utc_whatever_zone_the_reader_sees():
+    with django_timezone.override("Europe/Paris"):
+        moment = input_gate.DateTimeField().clean("2026-12-24 00:00")
+    assert moment == datetime(2026, 12, 24, tzinfo=UTC)

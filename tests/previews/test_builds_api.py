@@ -93,7 +93,7 @@ def test_a_preview_waits_for_ci_then_deploys_the_registered_build(
     assert (deploy.image_ref, deploy.image_digest, deploy.commit_sha) == (image, DIGEST, head)
     assert preview_of(number).state == Preview.State.CREATING
     [comment] = [c for c in world.github.comments.values() if c["number"] == number]
-    assert "**deploying**" in comment["body"]
+    assert "**Creating**" in comment["body"] and f"Deploying `{head[:7]}`" in comment["body"]
 
 
 def test_openapi_schema_lists_the_builds_endpoint(client, db):

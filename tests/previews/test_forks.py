@@ -66,7 +66,7 @@ def test_a_fork_pr_is_held_with_no_fly_app_and_the_comment_asks_for_approval(
 
     [comment] = comments_on(world, number)
     body = comment["body"]
-    assert body.startswith(COMMENT_MARKER) and "**awaiting maintainer approval**" in body
+    assert body.startswith(COMMENT_MARKER) and "**Awaiting approval**" in body
     assert "a maintainer must approve" in body and f"`{head[:7]}`" in body
     assert "never receive secrets" in body
     assert EVIL_TITLE not in body and EVIL_BRANCH not in body
@@ -89,11 +89,11 @@ def test_hostile_title_and_branch_render_escaped_and_only_approvers_see_approve(
         html = client.get(reverse(f"deployments:{page}")).content.decode()
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
         assert f'<td data-label="Branch" class="mono">{EVIL_BRANCH}</td>' in html
-        assert "Awaiting maintainer approval" in html and held.head_sha[:7] in html
+        assert "Awaiting approval" in html and held.head_sha[:7] in html
         assert "mallory" in html
         assert reverse("deployments:preview-approve", args=[held.pk]) not in html
         assert "Only an approver or admin can approve" in html
-        assert "Redeploy" not in html and "Wake" not in html
+        assert ">Redeploy</button>" not in html and ">Wake</button>" not in html
         assert held.url not in html  # no app, so no link to one
 
     client.force_login(approver)
@@ -140,7 +140,7 @@ def test_an_approver_approves_one_commit_which_deploys_without_secrets(
     assert world.calls(path=r"/apps/hot-dash-staging/secrets") == []
     assert preview_of(number).secret_names == []
     [comment] = comments_on(world, number)
-    assert "**deploying**" in comment["body"] and sha[:7] in comment["body"]
+    assert "**Creating**" in comment["body"] and f"Deploying `{sha[:7]}`" in comment["body"]
 
 
 def test_a_push_after_approval_holds_the_new_commit_and_removes_the_app(
@@ -164,7 +164,7 @@ def test_a_push_after_approval_holds_the_new_commit_and_removes_the_app(
     event = AuditEvent.objects.filter(verb="preview.held").latest("id")
     assert event.data["head_sha"] == newer and event.data["removes_app"] is True
     [comment] = comments_on(world, number)
-    assert "**awaiting maintainer approval**" in comment["body"]
+    assert "**Awaiting approval**" in comment["body"]
     assert f"`{newer[:7]}`" in comment["body"] and "was removed" in comment["body"]
     page = client.get(reverse("deployments:preview-list")).content.decode()
     assert "its app was removed" in page and f'value="{newer}"' in page
@@ -237,7 +237,7 @@ def test_closing_a_held_pr_records_it_destroyed_without_fly_calls(
     event = AuditEvent.objects.get(verb="preview.destroyed", target_id=str(preview.pk))
     assert event.data["from"] == Preview.State.AWAITING_APPROVAL
     [comment] = comments_on(world, number)
-    assert "**destroyed**" in comment["body"]
+    assert "**Destroyed**" in comment["body"]
 
 
 def test_destroying_a_held_preview_from_the_page_makes_no_fly_call(world, held, client, requester):

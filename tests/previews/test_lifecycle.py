@@ -51,7 +51,7 @@ def test_opened_creates_app_deploys_a_machine_and_comments_once(world, driver, p
 
     assert preview_state_refresh(preview=preview) == Preview.State.RUNNING
     [comment] = comments_on(world, number)  # edited in place, never a second comment
-    assert "**live**" in comment["body"] and f"https://{fly_app}.fly.dev" in comment["body"]
+    assert "**Live**" in comment["body"] and f"https://{fly_app}.fly.dev" in comment["body"]
     assert pull["head_sha"][:7] in comment["body"]
     assert AuditEvent.objects.filter(verb="preview.deployed", target_id=str(preview.pk)).exists()
 
@@ -112,7 +112,7 @@ def test_closed_destroys_the_app_updates_the_comment_and_keeps_the_record(
     preview = preview_of(number)
     assert preview.state == Preview.State.DESTROYED and preview.destroyed_at is not None
     [comment] = comments_on(world, number)
-    assert "**destroyed**" in comment["body"]
+    assert "**Destroyed**" in comment["body"]
     assert all(d.state == Deploy.State.CANCELLED for d in preview_deploys(number))
     event = AuditEvent.objects.get(verb="preview.destroyed", target_id=str(preview.pk))
     assert event.actor_name == "github" and event.data["reason"] == "pull request merged"

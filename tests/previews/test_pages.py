@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
+from django.test import Client
 from django.urls import reverse
 
 from approvals.models import AuditEvent
 from deployments.models import Deploy, Preview
+from deployments.services.previews import preview_state_refresh
+from hotdash.integrations import fly_client
 from tests.previews.conftest import preview_deploys, preview_of
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -28,8 +34,8 @@ def test_the_page_lists_every_preview_escaped_in_bounded_queries(
         assert preview.url in html
         [deploy] = preview_deploys(preview.pr_number)
         assert reverse("deployments:deploy-detail", args=[deploy.pk]) in html
-    assert "DATABASE_URL, SECRET_KEY" in html and "Deploying" in html
-    assert "Redeploy" not in html  # a viewer gets no buttons
+    assert "DATABASE_URL, SECRET_KEY" in html and ">Creating</span>" in html
+    assert ">Redeploy</button>" not in html  # a viewer gets no buttons
 
 
 def test_actions_answer_htmx_with_the_row(world, driver, process_deliveries, client, requester):
@@ -40,10 +46,11 @@ def test_actions_answer_htmx_with_the_row(world, driver, process_deliveries, cli
     preview = preview_of(number)
     client.force_login(requester)
 
-    woke = client.post(reverse("deployments:preview-wake", args=[preview.pk]), **HTMX)
-    assert woke.status_code == 200
-    assert woke.content.decode().lstrip().startswith(f'<tr id="preview-{preview.pk}"')
-    assert "Preview woken." in woke.content.decode()
+    awake = client.post(reverse("deployments:preview-wake", args=[preview.pk]), **HTMX)
+    assert awake.status_code == 409
+    assert awake.content.decode().lstrip().startswith(f'<tr id="preview-{preview.pk}"')
+    assert "Nothing to wake: every machine of this preview is running." in awake.content.decode()
+    assert not AuditEvent.objects.filter(verb="preview.woken").exists()
 
     redeploy = client.post(reverse("deployments:preview-redeploy", args=[preview.pk]), **HTMX)
     assert redeploy.status_code == 200, redeploy.content
@@ -51,7 +58,7 @@ def test_actions_answer_htmx_with_the_row(world, driver, process_deliveries, cli
     assert latest.requested_by == requester and latest.state == Deploy.State.QUEUED
 
     destroyed = client.post(reverse("deployments:preview-destroy", args=[preview.pk]), **HTMX)
-    assert destroyed.status_code == 200 and "Destroyed" in destroyed.content.decode()
+    assert destroyed.status_code == 200 and ">Destroyed</span>" in destroyed.content.decode()
     assert preview_of(number).state == Preview.State.DESTROYED
     assert f"hot-dash-pr-{number}" not in world.fly.apps
     assert preview_deploys(number)[-1].state == Deploy.State.CANCELLED
@@ -112,3 +119,105 @@ def test_the_preview_page_shows_its_facts_and_deploys(
     assert reverse("deployments:deploy-detail", args=[deploy.pk]) in html
     assert "DATABASE_URL, SECRET_KEY" in html
     assert "Destroy this preview" not in html  # a viewer gets no actions
+
+
+def _actions(html: str) -> set[str]:
+    section = html.split('id="preview-actions"', 1)[1].split("</div>", 1)[0]
+    return {name for name in ("Redeploy", "Wake", "Destroy") if f">{name}</button>" in section}
+
+
+def test_the_preview_page_links_the_pr_and_shows_the_posted_comment(
+    world, driver, process_deliveries, client, viewer
+):
+    number = world.open_pull("feat: linked", "linked")["number"]
+    process_deliveries()
+    [deploy] = preview_deploys(number)
+    assert driver.run(deploy).state == Deploy.State.SUCCEEDED
+    assert preview_state_refresh(preview=preview_of(number)) == Preview.State.RUNNING
+    preview = preview_of(number)
+    [posted] = [c for c in world.github.comments.values() if c["number"] == number]
+    assert preview.comment_body == posted["body"]  # stored as posted, edit after edit
+    client.force_login(viewer)
+    html = client.get(reverse("deployments:preview-detail", args=[preview.pk])).content.decode()
+    repository = f"{preview.app.github_owner}/{preview.app.github_repo}"
+    assert f'href="{settings.GITHUB_WEB_URL}/{repository}/pull/{number}"' in html
+    comment = html.split('<pre class="comment-body">', 1)[1].split("</pre>", 1)[0]
+    assert comment.startswith("### HotDash preview: **Live**")
+    assert "Deployed and awake: the URL answers at once." in comment
+    assert "hotdash:preview" not in comment  # the hidden marker is not shown
+    assert ">Live</span>" in html and "Deployed and awake" in html
+
+
+def test_the_preview_page_offers_only_the_actions_that_make_sense(
+    world, driver, process_deliveries, client, requester
+):
+    number = world.open_pull("feat: actions", "actions")["number"]
+    process_deliveries()
+    preview = preview_of(number)
+    url = reverse("deployments:preview-detail", args=[preview.pk])
+    client.force_login(requester)
+    # Creating, its build registered: redeploy and destroy; nothing asleep to wake.
+    assert _actions(client.get(url).content.decode()) == {"Redeploy", "Destroy"}
+
+    [deploy] = preview_deploys(number)
+    assert driver.run(deploy).state == Deploy.State.SUCCEEDED
+    assert preview_state_refresh(preview=preview_of(number)) == Preview.State.RUNNING
+    assert _actions(client.get(url).content.decode()) == {"Redeploy", "Destroy"}
+    fly_app = preview_of(number).environment.fly_app_name
+    with fly_client() as fly:
+        [machine] = fly.list_machines(fly_app)
+        fly.stop_machine(fly_app, machine.id)
+    driver.tick(30)
+    assert preview_state_refresh(preview=preview_of(number)) == Preview.State.SLEEPING
+    assert _actions(client.get(url).content.decode()) == {"Redeploy", "Wake", "Destroy"}
+
+    # Wake from the page (no JavaScript): back on the page, awake, no Wake any more.
+    response = client.post(
+        reverse("deployments:preview-wake", args=[preview.pk]), {"from": "detail"}, follow=True
+    )
+    assert response.redirect_chain == [(url, 302)]
+    assert "Preview woken." in response.content.decode()
+    assert _actions(response.content.decode()) == {"Redeploy", "Destroy"}
+
+    # A new commit without a build yet: nothing to redeploy.
+    Preview.objects.filter(pk=preview.pk).update(head_sha="f" * 40)
+    assert _actions(client.get(url).content.decode()) == {"Destroy"}
+
+    client.post(reverse("deployments:preview-destroy", args=[preview.pk]))
+    assert _actions(client.get(url).content.decode()) == set()
+
+
+def test_redeploy_and_wake_need_a_deployer_and_csrf(world, process_deliveries, viewer, requester):
+    number = world.open_pull("feat: guarded", "guarded")["number"]
+    process_deliveries()
+    preview = preview_of(number)
+    before = len(preview_deploys(number))
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(requester)
+    for name in ("preview-redeploy", "preview-wake"):
+        url = reverse(f"deployments:{name}", args=[preview.pk])
+        assert viewer_client.post(url).status_code == 403
+        assert strict.post(url).status_code == 403
+    assert len(preview_deploys(number)) == before
+    assert not AuditEvent.objects.filter(verb="preview.woken").exists()
+
+
+def test_every_preview_state_has_one_label_and_description_shown_on_the_pages(
+    world, process_deliveries, client, viewer
+):
+    world.open_pull("feat: words", "words")
+    process_deliveries()
+    client.force_login(viewer)
+    listing = client.get(reverse("deployments:preview-list")).content.decode()
+    detail = client.get(
+        reverse("deployments:preview-detail", args=[Preview.objects.get().pk])
+    ).content.decode()
+    for state in Preview.State:
+        assert state.label and state.description.endswith(".")
+        for html in (listing, detail):
+            assert f">{state.label}</span></dt><dd>{state.description}</dd>" in html
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sandbox.md").read_text()
+    for state in Preview.State:
+        assert f"| {state.label} | `{state.value}` | {state.description} |" in docs

@@ -12,6 +12,7 @@ from approvals.models import AuditEvent
 from deployments.models import Deploy, Release
 from deployments.services.releases import release_mark_bad
 from deployments.services.tokens import api_token_create
+from hotdash.links import github_url
 from tests.engine.conftest import rollback_to_111
 
 
@@ -68,7 +69,7 @@ def test_release_page_says_exactly_why_it_is_not_deployable(client, demo, reques
     assert "Deploy to production" not in html  # no deploy action for an invalid release
     assert (
         'id="changelog-fixes"' in html
-        and 'href="https://github.com/hotdash-demo/hot-dash/pull/16"' in html
+        and f'href="{github_url("hotdash-demo/hot-dash", "/pull/16")}"' in html
     )
 
 
