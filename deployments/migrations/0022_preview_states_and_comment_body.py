@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0019_time_zone_preference"),
+        ("deployments", "0021_time_zone_preference"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0018_deploy_last_ran_index"),
+        ("deployments", "0020_github_reports"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
