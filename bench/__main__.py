@@ -1,7 +1,8 @@
 """Run every benchmark (or those named: `python -m bench audit`) and update docs/benchmarks.md.
 
 Each benchmark runs in a child process whose DATABASE_URL points at its own PostgreSQL
-database (BENCH_DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432), kept
+database (BENCH_DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432; named
+BENCH_DATABASE_PREFIX_<name>_bench, prefix "hotdash"), kept
 between runs unless the benchmark's module sets FRESH_DATABASE. With ``--quick`` each runs at its
 small size (see ``bench.quick()``) on a database of its own, so a quick run never replaces the
 full-size data set; the last line printed is each benchmark's headline.
@@ -34,6 +35,8 @@ BENCHMARKS = [
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
+# Two checkouts benchmarking on one server keep apart by prefix.
+DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "hotdash")
 HEADER = (
     "# Benchmarks\n\n"
     "Produced by `make bench` (`python -m bench [name ...]`); each section is rewritten by its "
@@ -43,7 +46,7 @@ HEADER = (
 
 
 def _database(name: str, *, quick: bool) -> str:
-    return f"hotdash_{name}_{'quick_' if quick else ''}bench"
+    return f"{DATABASE_PREFIX}_{name}_{'quick_' if quick else ''}bench"
 
 
 def _child(name: str, output: Path) -> None:
