@@ -19,8 +19,8 @@ _clients_lock = threading.Lock()
 
 
 def api_client(provider: Provider, *, base_url: str, token: str | Credentials) -> ApiClient:
-    """This process's client for ``provider``. Building one costs tens of milliseconds (httpx
-    makes an SSL context per client), so every run message reuses it. Another URL, token or
+    """This process's client for ``provider``, reused by every run message so that its
+    connections stay open between them. Another URL, token or
     test transport (use_transport), or a forked child, gets a freshly built one. Credentials
     are compared by value (a fixed token) or identity (one repository's App installation)."""
     pid, override = os.getpid(), transport_override()

@@ -39,6 +39,7 @@ from deployments.selectors.notifications import email_muted_events
 from deployments.selectors.ops import webhook_host
 from hotdash import queue
 from hotdash.errors import Refused
+from hotdash.integrations.http import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,9 @@ def _post(notification: Notification) -> str:
     }
     error = ""
     try:
-        with httpx.Client(timeout=settings.NOTIFICATION_TIMEOUT_SECONDS) as client:
+        with httpx.Client(
+            timeout=settings.NOTIFICATION_TIMEOUT_SECONDS, verify=tls_context()
+        ) as client:
             response = client.post(app.notification_webhook_url, content=body, headers=headers)
         if not response.is_success:
             error = f"HTTP {response.status_code}"
