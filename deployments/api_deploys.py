@@ -442,6 +442,15 @@ _DEPLOY = {
 }
 _JSON_DEPLOY = {"content": {"application/json": {"schema": _DEPLOY}}}
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+# What a client can do next with a deploy it just created (OpenAPI links on the 201).
+_CREATED_DEPLOY_LINKS = {
+    name: {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetDeploy", "deploys_get"),
+        ("DecideDeploy", "deploys_decide"),
+        ("CancelDeploy", "deploys_cancel"),
+    )
+}
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -570,14 +579,7 @@ OPENAPI_PATHS = {
                 "201": {
                     "description": "Created: awaiting approval or queued",
                     **_JSON_DEPLOY,
-                    "links": {
-                        name: {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
-                        for name, operation in (
-                            ("GetDeploy", "deploys_get"),
-                            ("DecideDeploy", "deploys_decide"),
-                            ("CancelDeploy", "deploys_cancel"),
-                        )
-                    },
+                    "links": _CREATED_DEPLOY_LINKS,
                 },
                 **error_responses(
                     {
@@ -646,14 +648,7 @@ OPENAPI_PATHS = {
                 "201": {
                     "description": "Created: queued (fast path or emergency) or awaiting approval",
                     **_JSON_DEPLOY,
-                    "links": {
-                        name: {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
-                        for name, operation in (
-                            ("GetDeploy", "deploys_get"),
-                            ("DecideDeploy", "deploys_decide"),
-                            ("CancelDeploy", "deploys_cancel"),
-                        )
-                    },
+                    "links": _CREATED_DEPLOY_LINKS,
                 },
                 **error_responses(
                     {

@@ -144,6 +144,18 @@ def test_an_emergency_rollback_outside_trouble_is_refused(demo, approver, driver
     assert "Refused (not_in_trouble): hot-dash/staging is not in trouble" in str(info.value)
 
 
+def test_rollback_offers_no_no_op_confirmation(demo, approver, driver):
+    # A rollback to the live release is refused, so there is nothing to confirm.
+    with pytest.raises(CommandError) as info:
+        run(
+            "rollback",
+            *("hot-dash", "1.1.1", "--env", "staging", "--reason", "x", "--as", "approver"),
+            "--confirm-no-op",
+        )
+    assert "unrecognized arguments: --confirm-no-op" in str(info.value)
+    assert not Deploy.objects.filter(reason="x").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -37,11 +37,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--yes", action="store_true", help="Skip the typed confirmation on production"
         )
-        parser.add_argument(
-            "--confirm-no-op",
-            action="store_true",
-            help="Request it even when VERSION is already live there (the deploy changes nothing)",
-        )
+        if self.action == "deploy":  # a rollback to the live release is refused, never a no-op
+            parser.add_argument(
+                "--confirm-no-op",
+                action="store_true",
+                help="Request it even when VERSION is already live there (it changes nothing)",
+            )
         parser.add_argument(
             "--timeout", type=float, default=3600.0, help="Stop following after N seconds"
         )
