@@ -17,69 +17,25 @@ request: one sweep of all 50 next to each app swept alone.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
-
-import httpx
 
 from bench import quick
 
 APPS = int(os.environ.get("BENCH_COMPLIANCE_APPS", "10" if quick() else "50"))
 LATENCY_SECONDS = 0.2
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _sandbox(port: int) -> subprocess.Popen:
-    command = [sys.executable, "manage.py", "sandbox", "--port", str(port), "--no-rate-limits"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/state", timeout=2).raise_for_status()
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the sandbox did not start")
 
 
 def run() -> str:
-    import io
-
     from django.conf import settings
-    from django.core.management import call_command
 
-    from bench import machine_markdown
-    from deployments.models import App, ComplianceRun, Environment
+    from bench import add_fly_app, machine_markdown, sandbox_process
+    from deployments.models import App, ComplianceRun
     from deployments.services.compliance import compliance_sweep
     from tests.compliance.multi import make_apps
 
-    settings.DEMO_PASSWORD = "bench-demo-password"
-    call_command("seed_demo", stdout=io.StringIO())
-    port = _free_port()
-    sandbox = _sandbox(port)
-    root = f"http://127.0.0.1:{port}"
-    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
-    control = httpx.Client(base_url=f"{root}/_sandbox", timeout=30)
-
-    def add_fly_app(name: str, like: str) -> None:
-        control.post("/fly-apps", json={"name": name, "like": like}).raise_for_status()
-
-    try:
-        copies = App.objects.exclude(name="hot-dash")  # left by an earlier run
-        Environment.objects.filter(app__in=copies).delete()
-        copies.delete()
-        apps = [App.objects.get(name="hot-dash"), *make_apps(add_fly_app, APPS - 1)]
+    with sandbox_process() as control:
+        apps = [App.objects.get(name="hot-dash"), *make_apps(add_fly_app(control), APPS - 1)]
         compliance_sweep(apps=apps[:1])  # warm-up: imports, connections, the audit chain
         control.post("/faults", json={"kind": "latency", "seconds": LATENCY_SECONDS})
         control.delete("/requests")
@@ -93,10 +49,6 @@ def run() -> str:
         started = time.perf_counter()
         runs = compliance_sweep(apps=apps)
         together = time.perf_counter() - started
-    finally:
-        control.close()
-        sandbox.terminate()
-        sandbox.wait(timeout=30)
 
     results = {run.get_result_display() for run in runs}
     assert not any(run.result == ComplianceRun.Result.ERROR for run in runs), results

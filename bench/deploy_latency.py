@@ -30,20 +30,25 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bench import quick
+from bench import (
+    celery_broker,
+    celery_worker,
+    percentile,
+    process_env,
+    quick,
+    sandbox_in_thread,
+    stop,
+    wait_for,
+)
 
 RUNS = int(os.environ.get("BENCH_DEPLOYS", "30" if quick() else "200"))
 WARMUP = 3
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Stamps:
@@ -67,24 +72,21 @@ class Stamps:
             )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def instant_staging():
+    """The demo's staging with no grace period and no verification window, the two releases
+    deploys alternate between, and its machines' ids."""
+    from deployments.models import App
+    from hotdash.integrations import fly_client
 
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.01)  # the stamps do not depend on it; a busy poll would load the CPUs
+    app = App.objects.get(name="hot-dash")
+    staging = app.environments.get(name="staging")
+    staging.health_http_grace_seconds = staging.health_tcp_grace_seconds = 0
+    staging.verification_window_seconds = 0
+    staging.save()
+    releases = [app.releases.get(version="1.3.0"), app.releases.get(version="1.2.0")]
+    with fly_client() as fly:
+        machine_ids = [m.id for m in fly.list_machines(staging.fly_app_name)]
+    return staging, releases, machine_ids
 
 
 def queue_deploy(environment, release, requester, machine_ids, *, on_commit=None):
@@ -119,98 +121,42 @@ def queue_deploy(environment, release, requester, machine_ids, *, on_commit=None
 
 
 def run() -> str:
-    from django.conf import settings
+    with celery_broker() as broker, sandbox_in_thread(speed=100.0, wrap=Stamps) as (_, stamps):
+        return _measure(broker, stamps)
+
+
+def _measure(broker: str, stamps: Stamps) -> str:
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
-    from deployments.models import App, Deploy, WorkerHeartbeat
+    from deployments.models import Deploy, WorkerHeartbeat
     from deployments.tasks.ops import worker_heartbeat
-    from hotdash.celery import app as celery_app
-    from hotdash.integrations import fly_client
-    from hotdash.sandbox import SandboxApp, World
-    from hotdash.sandbox.server import serve_in_thread
 
-    redis = None
-    broker = settings.REDIS_URL
-    if not broker:
-        port = _free_port()
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        broker = f"redis://127.0.0.1:{port}/0"
-        celery_app.conf.broker_url = broker
-        celery_app.conf.broker_transport_options = {}
-        time.sleep(0.5)
-
-    world = World()
-    world.clock.speed, world.clock.frozen = 100.0, False
-    stamps = Stamps(SandboxApp(world))
-    server = serve_in_thread(stamps)
-    root = f"http://127.0.0.1:{server.server_port}"
-    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
-    settings.DEMO_PASSWORD = "bench-demo-password"
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
-
-    app = App.objects.get(name="hot-dash")
-    staging = app.environments.get(name="staging")
-    staging.health_http_grace_seconds = staging.health_tcp_grace_seconds = 0
-    staging.verification_window_seconds = 0
-    staging.save()
-    releases = [app.releases.get(version="1.3.0"), app.releases.get(version="1.2.0")]
-    with fly_client() as fly:
-        machine_ids = [m.id for m in fly.list_machines(staging.fly_app_name)]
+    staging, releases, machine_ids = instant_staging()
     requester = get_user_model().objects.get(username="alice")  # the demo deployer
 
     log = Path(tempfile.mkdtemp()) / "worker.log"
-    env = {
-        **os.environ,
-        "REDIS_URL": broker,
-        "FLY_API_URL": settings.FLY_API_URL,
-        "GITHUB_API_URL": settings.GITHUB_API_URL,
-        "DEPLOY_POLL_SECONDS": "0",
-        "DEPLOY_QUEUE_POLL_SECONDS": "0",
+    env = process_env(
+        broker,
+        DEPLOY_POLL_SECONDS="0",
+        DEPLOY_QUEUE_POLL_SECONDS="0",
         # Production spaces GitHub writes a second apart; that comes after the first Fly call
         # and would only stretch the run (and the first-write reference row) by seconds.
-        "GITHUB_MUTATION_SPACING_MS": "0",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "hotdash",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            "bench@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "wb"),  # noqa: SIM115 - the worker outlives this statement
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        GITHUB_MUTATION_SPACING_MS="0",
+    )
+    worker = celery_worker(
+        *("--pool", "prefork", "--concurrency", "2", "--hostname", "bench@%h"), env=env, log=log
     )
     try:
         time.sleep(3)
         # Warm up both paths (imports, connections) before measuring.
         worker_heartbeat.apply_async()
-        _wait(lambda: WorkerHeartbeat.objects.exists(), 60, "the worker to start")
+        wait_for(lambda: WorkerHeartbeat.objects.exists(), 60, "the worker to start")
 
         def bare_round_trip() -> float:
             before = WorkerHeartbeat.objects.order_by("-seen_at").first().seen_at
             sent = time.time()
             worker_heartbeat.apply_async()
-            _wait(
+            wait_for(
                 lambda: WorkerHeartbeat.objects.filter(seen_at__gt=before).exists(),
                 30,
                 "a heartbeat",
@@ -239,7 +185,7 @@ def run() -> str:
                 machine_ids,
                 on_commit=lambda c=committed: c.append(time.time()),
             )
-            _wait(lambda d=deploy: Deploy.objects.get(pk=d.pk).is_terminal, 60, "a deploy")
+            wait_for(lambda d=deploy: Deploy.objects.get(pk=d.pk).is_terminal, 60, "a deploy")
             deploy.refresh_from_db()
             if deploy.state != Deploy.State.SUCCEEDED:
                 raise RuntimeError(f"deploy #{deploy.pk} {deploy.state}: {deploy.error}")
@@ -251,21 +197,17 @@ def run() -> str:
                 write = stamps.first_after(committed[0], writes=True)
                 writes.append((write - committed[0]) * 1000)
     finally:
-        os.killpg(worker.pid, 9)
-        worker.wait()
-        server.shutdown()
-        if redis is not None:
-            redis.terminate()
+        stop(worker)
 
     def row(values: list[float]) -> str:
         return (
-            f"{_percentile(values, 50):.1f} | {_percentile(values, 95):.1f} | "
+            f"{percentile(values, 50):.1f} | {percentile(values, 95):.1f} | "
             f"{statistics.mean(values):.1f} | {max(values):.1f}"
         )
 
-    p50, b50 = _percentile(engine, 50), _percentile(bare, 50)
+    p50, b50 = percentile(engine, 50), percentile(bare, 50)
     ratio = p50 / b50
-    quiet_ratio = p50 / _percentile(back_to_back, 50)
+    quiet_ratio = p50 / percentile(back_to_back, 50)
     verdict = "meets" if ratio <= 1.5 else f"misses (by {p50 - 1.5 * b50:.1f} ms at p50)"
     cpu = platform.processor() or platform.machine()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -1,15 +1,16 @@
 """Resident memory of a web process and a worker process over DEPLOYS deploys.
 
 The demo world against the sandbox over HTTP (clock 100x, grace and verification window 0,
-as in bench/deploy_latency.py); one Celery worker (prefork, concurrency 2, Redis broker from
-REDIS_URL or a private redis-server) runs the deploys one after another, alternating two
-releases on staging's machines. One gunicorn process (gunicorn.conf.py, 4 threads, worker
-recycling off so that a leak would show) serves, after each deploy, that deploy's page, the
-Overview and the Deploys page to a signed-in viewer. RSS (VmRSS from /proc) of the gunicorn
-worker, of the Celery main process and of each pool process, at the half-way deploy and the
-last. The pool runs as configured for production: each pool process is replaced after
-CELERY_WORKER_MAX_TASKS_PER_CHILD tasks, so the pool rows are of the processes alive then
-(the section says whether they were replaced); the main process lives throughout.
+as in bench/deploy_latency.py); one Celery worker as production runs it (CELERY_WORKER_POOL and
+WORKER_CONCURRENCY; Redis broker from REDIS_URL or a private redis-server) runs the deploys one
+after another, alternating two releases on staging's machines. One gunicorn process
+(gunicorn.conf.py, 4 threads, worker recycling off so that a leak would show) serves, after
+each deploy, that deploy's page, the Overview and the Deploys page to a signed-in viewer. RSS
+(VmRSS from /proc) of the gunicorn worker and of the Celery worker with its pool processes, if
+any, at the half-way deploy and the last. The threads pool is one process that lives
+throughout, so a leak would show in it; a prefork pool replaces each pool process after
+CELERY_WORKER_MAX_TASKS_PER_CHILD tasks, so its rows are of the processes alive then (the
+section says whether they were replaced).
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import quick
-from bench.deploy_latency import ROOT, _free_port, _wait, queue_deploy
+from bench import (
+    ROOT,
+    celery_broker,
+    celery_worker,
+    process_env,
+    quick,
+    sandbox_in_thread,
+    stop,
+    wait_for,
+)
+from bench.deploy_latency import instant_staging, queue_deploy
 
 DEPLOYS = 100 if quick() else 1_000
 PORT = int(os.environ.get("BENCH_WEB_PORT", "8171"))
@@ -54,77 +64,37 @@ def _session_cookie(user) -> str:
 
 
 def run() -> str:
+    with celery_broker() as broker, sandbox_in_thread(speed=100.0):
+        return _measure(broker)
+
+
+def _measure(broker: str) -> str:
     import httpx
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
     from bench import machine_markdown
-    from deployments.models import App, Deploy
-    from hotdash.integrations import fly_client
-    from hotdash.sandbox import SandboxApp, World
-    from hotdash.sandbox.server import serve_in_thread
+    from deployments.models import Deploy
 
-    redis = None
-    broker = settings.REDIS_URL
-    if not broker:
-        port = _free_port()
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        broker = f"redis://127.0.0.1:{port}/0"
-        from hotdash.celery import app as celery_app
-
-        celery_app.conf.broker_url = broker
-        celery_app.conf.broker_transport_options = {}
-        time.sleep(0.5)
-    world = World()
-    world.clock.speed, world.clock.frozen = 100.0, False
-    server = serve_in_thread(SandboxApp(world))
-    root = f"http://127.0.0.1:{server.server_port}"
-    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
-    settings.DEMO_PASSWORD = "bench-demo-password"
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    app = App.objects.get(name="hot-dash")
-    staging = app.environments.get(name="staging")
-    staging.health_http_grace_seconds = staging.health_tcp_grace_seconds = 0
-    staging.verification_window_seconds = 0
-    staging.save()
-    releases = [app.releases.get(version="1.3.0"), app.releases.get(version="1.2.0")]
-    with fly_client() as fly:
-        machine_ids = [machine.id for machine in fly.list_machines(staging.fly_app_name)]
+    staging, releases, machine_ids = instant_staging()
     users = get_user_model().objects
     requester = users.get(username="alice")  # the demo deployer
     viewer = users.filter(groups__name="viewer").first() or requester
     cookie = _session_cookie(viewer)
 
-    env = {
-        **os.environ,
-        "REDIS_URL": broker,
-        "FLY_API_URL": settings.FLY_API_URL,
-        "GITHUB_API_URL": settings.GITHUB_API_URL,
-        "DEPLOY_POLL_SECONDS": "0",
-        "DEPLOY_QUEUE_POLL_SECONDS": "0",
-        "GITHUB_MUTATION_SPACING_MS": "0",
-        "HOST": "127.0.0.1",
-        "PORT": str(PORT),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "WEB_CONCURRENCY": "1",
-    }
+    env = process_env(
+        broker,
+        DEPLOY_POLL_SECONDS="0",
+        DEPLOY_QUEUE_POLL_SECONDS="0",
+        GITHUB_MUTATION_SPACING_MS="0",
+        HOST="127.0.0.1",
+        PORT=str(PORT),
+        ALLOWED_HOSTS="127.0.0.1",
+        WEB_CONCURRENCY="1",
+    )
     bin_dir = Path(sys.executable).parent
     logs = Path(tempfile.mkdtemp())
-    worker = subprocess.Popen(
-        [
-            *(str(bin_dir / "celery"), "-A", "hotdash", "worker", "--pool", "prefork"),
-            *("--concurrency", "2", "--loglevel", "WARNING", "--hostname", "bench-memory@%h"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=open(logs / "worker.log", "wb"),  # noqa: SIM115 - outlives this statement
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker = celery_worker("--hostname", "bench-memory@%h", env=env, log=logs / "worker.log")
     web = subprocess.Popen(
         [
             *(str(bin_dir / "gunicorn"), "--config", "gunicorn.conf.py"),
@@ -148,11 +118,11 @@ def run() -> str:
             except httpx.HTTPError:
                 return False
 
-        _wait(web_up, 60, "gunicorn")
+        wait_for(web_up, 60, "gunicorn")
         for number in range(1, DEPLOYS + 1):
             staging.refresh_from_db()
             deploy = queue_deploy(staging, releases[number % 2], requester, machine_ids)
-            _wait(lambda d=deploy: Deploy.objects.get(pk=d.pk).is_terminal, 120, "a deploy")
+            wait_for(lambda d=deploy: Deploy.objects.get(pk=d.pk).is_terminal, 120, "a deploy")
             deploy.refresh_from_db()
             if deploy.state != Deploy.State.SUCCEEDED:
                 raise RuntimeError(f"deploy #{deploy.pk} {deploy.state}: {deploy.error}")
@@ -170,13 +140,9 @@ def run() -> str:
                     **{f"pool {index + 1}": _rss_mb(pid) for index, pid in enumerate(pool)},
                 }
     finally:
-        os.killpg(worker.pid, 9)
+        stop(worker)
         os.killpg(web.pid, 15)
-        worker.wait()
         web.wait()
-        server.shutdown()
-        if redis is not None:
-            redis.terminate()
     minutes = (time.monotonic() - started) / 60
     half, last = samples[DEPLOYS // 2], samples[DEPLOYS]
     worker_total = {n: sum(v for k, v in s.items() if k != "web") for n, s in samples.items()}
@@ -197,9 +163,15 @@ def run() -> str:
         "Method: see the docstring of bench/memory.py. "
         f"{DEPLOYS:,} deploys (each updating staging's machines and verified) in "
         f"{minutes:.1f} min, each followed by three page requests to the web process. RSS in MB "
-        f"(VmRSS). Pool processes replaced between the two samples: "
-        f"{'yes' if pools[DEPLOYS // 2] != pools[DEPLOYS] else 'no'} (every "
-        f"{settings.CELERY_WORKER_MAX_TASKS_PER_CHILD} tasks).",
+        f"(VmRSS). Worker pool: {settings.CELERY_WORKER_POOL}, "
+        f"{settings.CELERY_WORKER_CONCURRENCY} at once"
+        + (
+            f"; pool processes replaced between the two samples: "
+            f"{'yes' if pools[DEPLOYS // 2] != pools[DEPLOYS] else 'no'} (every "
+            f"{settings.CELERY_WORKER_MAX_TASKS_PER_CHILD} tasks)."
+            if pools[DEPLOYS]
+            else " (threads in the one worker process, never replaced)."
+        ),
         "",
         f"| Process | after deploy {DEPLOYS // 2:,} | after deploy {DEPLOYS:,} | growth |",
         "| --- | ---: | ---: | ---: |",

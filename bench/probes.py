@@ -16,44 +16,23 @@ import os
 import statistics
 import time
 
-import httpx
-
-from bench.compliance import _free_port, _sandbox
-
 APPS = int(os.environ.get("BENCH_PROBE_APPS", "100"))
 ROUNDS = int(os.environ.get("BENCH_PROBE_ROUNDS", "5"))
 LATENCY_SECONDS = 0.1
 
 
 def run() -> str:
-    import io
-
     from django.conf import settings
-    from django.core.management import call_command
 
-    from bench import machine_markdown
-    from deployments.models import App, Environment, Probe
+    from bench import add_fly_app, machine_markdown, sandbox_process
+    from deployments.models import Probe
     from deployments.selectors.uptime import probe_targets
     from deployments.services.uptime import uptime_probe_round
     from tests.compliance.multi import make_apps
 
-    settings.DEMO_PASSWORD = "bench-demo-password"
-    call_command("seed_demo", stdout=io.StringIO())
-    port = _free_port()
-    sandbox = _sandbox(port)
-    root = f"http://127.0.0.1:{port}"
-    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
-    control = httpx.Client(base_url=f"{root}/_sandbox", timeout=30)
-
-    def add_fly_app(name: str, like: str) -> None:
-        control.post("/fly-apps", json={"name": name, "like": like}).raise_for_status()
-
-    try:
-        copies = App.objects.exclude(name="hot-dash")  # left by an earlier run
-        Environment.objects.filter(app__in=copies).delete()
-        copies.delete()
+    with sandbox_process() as control:
         Probe.objects.all().delete()
-        make_apps(add_fly_app, APPS - 1)
+        make_apps(add_fly_app(control), APPS - 1)
         targets = probe_targets()
         for environment in targets:
             health = {"app": environment.fly_app_name, "status": 200, "latency": LATENCY_SECONDS}
@@ -64,10 +43,6 @@ def run() -> str:
             started = time.perf_counter()
             probes = uptime_probe_round()
             rounds.append(time.perf_counter() - started)
-    finally:
-        control.close()
-        sandbox.terminate()
-        sandbox.wait(timeout=30)
 
     assert len(probes) == len(targets) and all(probe.ok for probe in probes)
     latencies = sorted(probe.latency_ms for probe in probes)

@@ -139,23 +139,13 @@ def _rollback(
 def run() -> str:
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
+    from bench import sandbox_in_thread
     from deployments.models import App, Environment
     from hotdash.integrations import fly_client
-    from hotdash.sandbox import SandboxApp, World
-    from hotdash.sandbox.server import serve_in_thread
 
-    world = World()
-    world.clock.speed, world.clock.frozen = 1.0, False
-    stamps = UpdateStamps(SandboxApp(world))
-    server = serve_in_thread(stamps)
-    root = f"http://127.0.0.1:{server.server_port}"
-    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
-    settings.DEMO_PASSWORD = "bench-demo-password"
     settings.DEPLOY_POLL_SECONDS = settings.DEPLOY_QUEUE_POLL_SECONDS = 1
-    try:
-        call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with sandbox_in_thread(speed=1.0, wrap=UpdateStamps) as (world, stamps):
         app = App.objects.get(name="hot-dash")
         production = app.environments.get(name="production")
         with fly_client() as fly:
@@ -179,8 +169,6 @@ def run() -> str:
         emergency = _rollback(
             approver, world, stamps, production, app.releases.get(version="1.1.0"), emergency=True
         )
-    finally:
-        server.shutdown()
 
     slowest = max(max(normal["single"].values()), max(emergency["single"].values()))
     ratio = emergency["all_on_target"] / slowest

@@ -27,11 +27,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,13 +36,22 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench import quick
+from bench import (
+    celery_broker,
+    celery_worker,
+    percentile,
+    process_env,
+    quick,
+    sandbox_in_thread,
+    stop,
+    wait_for,
+)
+from bench.deploy_latency import queue_deploy
 
 QUICK = quick()
 FLEET = int(os.environ.get("BENCH_ROLLOUTS", "10" if QUICK else "100"))
 WORKERS = 2
 LATENCY = 0.2
-ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5
 
 
@@ -90,18 +96,6 @@ class Stamps:
             return [call for call in self.calls if call[0] >= moment]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
 def _cpu_seconds(session: int) -> float:
     """User+system CPU of every process in ``session`` (and the children they reaped)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -135,14 +129,6 @@ class ConnectionSampler(threading.Thread):
                 ).fetchone()
                 self.peak = max(self.peak, row[0] - 1)  # not this sampler
                 self.stopped.wait(0.2)
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _fleet(count: int, world) -> list:
@@ -181,32 +167,12 @@ def _queue(environments, machines: dict[int, list[str]], requester) -> tuple[lis
     """A deploy of 1.3.0 to each environment, queued in one transaction; (deploys, commit time)."""
     from django.db import transaction
 
-    from deployments.models import Deploy
-    from deployments.services.deploys import deploy_queue
-    from deployments.services.plans import deploy_plan_create
-
     deploys, committed = [], []
     with transaction.atomic():
-        for env in environments:
+        for index, env in enumerate(environments):
             release = env.app.releases.get(version="1.3.0")
-            deploy = Deploy.objects.create(
-                environment=env,
-                release=release,
-                requested_by=requester,
-                reason="benchmark",
-                image_ref=release.image_ref,
-                image_digest=release.image_digest,
-                artifact_sha256=release.artifact_sha256,
-                commit_sha=release.commit_sha,
-                previous_image_ref=env.current_image_ref,
-            )
-            deploy_plan_create(
-                deploy=deploy, target_name=release.tag, machine_ids=machines[env.pk], verify_data={}
-            )
-            deploys.append(deploy)
-        transaction.on_commit(lambda: committed.append(time.time()))
-        for deploy in deploys:
-            deploy_queue(deploy=deploy, actor=requester)
+            stamp = None if index else (lambda: committed.append(time.time()))
+            deploys.append(queue_deploy(env, release, requester, machines[env.pk], on_commit=stamp))
     return deploys, committed[0]
 
 
@@ -214,7 +180,7 @@ def _finished(deploys, timeout: float) -> list:
     from deployments.models import Deploy
 
     ids = [d.pk for d in deploys]
-    _wait(
+    wait_for(
         lambda: Deploy.objects.filter(pk__in=ids, finished_at__isnull=False).count() == len(ids),
         timeout,
         f"{len(ids)} deploys to end",
@@ -236,45 +202,27 @@ def _statuses_reported(stamps: Stamps, since: float, expected: int, timeout: flo
             if method == "POST" and path.startswith("/github/") and path.endswith("/statuses")
         ]
 
-    _wait(lambda: len(posted()) >= expected, timeout, f"{expected} GitHub deployment statuses")
+    wait_for(lambda: len(posted()) >= expected, timeout, f"{expected} GitHub deployment statuses")
     return max(posted())
 
 
 def run() -> str:
     import psycopg  # noqa: F401 - the sampler's driver, checked before anything starts
+
+    with celery_broker() as broker, sandbox_in_thread(speed=1.0, wrap=Stamps) as (world, stamps):
+        return _measure(broker, world, stamps)
+
+
+def _measure(broker: str, world, stamps: Stamps) -> str:
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
 
     from deployments.models import GitHubPacer, GitHubReport
     from hotdash.celery import app as celery_app
     from hotdash.integrations import fly_client
-    from hotdash.sandbox import SandboxApp, World
-    from hotdash.sandbox.server import serve_in_thread
 
-    redis = None
-    broker = settings.REDIS_URL
-    if not broker:
-        port = _free_port()
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        broker = f"redis://127.0.0.1:{port}/0"
-        celery_app.conf.broker_url = broker
-        celery_app.conf.broker_transport_options = {}
-        time.sleep(0.5)
     celery_app.control.purge()  # messages a killed earlier run left behind
-
-    world = World()
-    world.clock.speed, world.clock.frozen = 1.0, False
-    stamps = Stamps(SandboxApp(world))
-    server = serve_in_thread(stamps)
-    root = f"http://127.0.0.1:{server.server_port}"
-    settings.FLY_API_URL, settings.GITHUB_API_URL = f"{root}/fly/v1", f"{root}/github"
-    settings.DEMO_PASSWORD = "bench-demo-password"
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     # The database outlives each run: an interrupted run's GitHub writes are not this run's.
     GitHubReport.objects.filter(outcome=GitHubReport.Outcome.PENDING).update(
         outcome=GitHubReport.Outcome.FAILED, error="left by an earlier benchmark run"
@@ -289,36 +237,21 @@ def run() -> str:
     tmp = Path(tempfile.mkdtemp())
     task_log = tmp / "tasks.log"
     extra = shlex.split(os.environ.get("BENCH_WORKER_ARGS", ""))
-    env = {
-        **os.environ,
-        "REDIS_URL": broker,
-        "FLY_API_URL": settings.FLY_API_URL,
-        "GITHUB_API_URL": settings.GITHUB_API_URL,
-        "DEPLOY_POLL_SECONDS": "1",
-        "DEPLOY_QUEUE_POLL_SECONDS": "1",
-        "BENCH_TASK_LOG": str(task_log),
-    }
+    env = process_env(
+        broker,
+        DEPLOY_POLL_SECONDS="1",
+        DEPLOY_QUEUE_POLL_SECONDS="1",
+        BENCH_TASK_LOG=str(task_log),
+    )
+    main = ("-c", "from bench.rollouts import worker_main; worker_main()")
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from bench.rollouts import worker_main; worker_main()",
-                "worker",
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--hostname",
-                f"bench{index}@%h",
-                *extra,
-            ],
-            cwd=ROOT,
+        celery_worker(
+            "--hostname",
+            f"bench{index}@%h",
+            *extra,
             env=env,
-            stdout=open(tmp / f"worker{index}.log", "wb"),  # noqa: SIM115 - outlives this
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=tmp / f"worker{index}.log",
+            main=main,
         )
         for index in range(WORKERS)
     ]
@@ -330,7 +263,7 @@ def run() -> str:
     )
     sampler = ConnectionSampler(dsn, database)
     try:
-        _wait(lambda: task_log.exists(), 90, "the workers to start")  # each sends a reconcile
+        wait_for(lambda: task_log.exists(), 90, "the workers to start")  # each sends a reconcile
         time.sleep(2)
         lone, fleet = environments[0], environments[1:]
         # The critical path: one rollout alone on the idle system.
@@ -353,12 +286,7 @@ def run() -> str:
     finally:
         sampler.stopped.set()
         for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, 9)
-            worker.wait()
-        server.shutdown()
-        if redis is not None:
-            redis.terminate()
+            stop(worker)
 
     updates: dict[str, int] = {}
     names = {e.fly_app_name for e in fleet}
@@ -396,7 +324,7 @@ def run() -> str:
     from bench import machine_markdown
 
     late = (
-        f"{_percentile(lateness, 50) * 1000:.0f} ms / {max(lateness) * 1000:.0f} ms "
+        f"{percentile(lateness, 50) * 1000:.0f} ms / {max(lateness) * 1000:.0f} ms "
         f"({len(lateness)} waits)"
         if lateness
         else "no waits"
