@@ -30,6 +30,7 @@ from hotdash.integrations.github_oauth import (
     GitHubUser,
     OAuthRefused,
     Team,
+    current_login,
     exchange_code,
     signed_in_user,
     team_member,
@@ -78,6 +79,14 @@ def _apply(
         user = identity.user
         before, before_teams = _current_role(user), list(identity.teams)
         after, granting = _role_from(held, mapped)
+        if login != identity.login:
+            record(
+                actor=actor,
+                verb="user.github_login_changed",
+                target=user,
+                data={"user": user.get_username(), "from": identity.login, "to": login, "via": via},
+                ip=ip,
+            )
         identity.teams, identity.login, identity.refreshed_at = held, login, timezone.now()
         identity.save(update_fields=["teams", "login", "refreshed_at"])
         if after == before:
@@ -207,13 +216,17 @@ def _identity_create(*, person: GitHubUser, ip: str | None) -> GitHubIdentity:
 
 
 def github_roles_refresh(*, identity: GitHubIdentity, actor: str, via: str) -> GitHubIdentity:
-    """Re-read which mapped teams the person is in (HotDash's token) and apply it."""
+    """Re-read which mapped teams the person is in (HotDash's token) and apply it. The person
+    is found by GitHub id, so a renamed account keeps its role; a deleted one loses it."""
+    login = current_login(identity.github_id)
     teams = {
         key
         for key in _mapped_teams()
-        if team_member(team=Team(*key.split("/", 1)), login=identity.login)
+        if login is not None and team_member(team=Team(*key.split("/", 1)), login=login)
     }
-    return _apply(identity_pk=identity.pk, teams=teams, login=identity.login, actor=actor, via=via)
+    return _apply(
+        identity_pk=identity.pk, teams=teams, login=login or identity.login, actor=actor, via=via
+    )
 
 
 def github_roles_refresh_all() -> int:

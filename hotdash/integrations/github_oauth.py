@@ -98,6 +98,19 @@ def signed_in_user(token: str) -> tuple[GitHubUser, frozenset[Team]]:
     return person, teams
 
 
+def current_login(github_id: int) -> str | None:
+    """The login GitHub account ``github_id`` has now (a rename keeps the id), or None when the
+    account no longer exists (asked with HotDash's own token)."""
+    settings = _settings()
+    with build_client(GITHUB, base_url=settings.GITHUB_API_URL, token=settings.GITHUB_TOKEN) as api:
+        try:
+            return str(api.get_json(f"/user/{int(github_id)}")["login"])
+        except PermanentAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+
+
 def team_member(*, team: Team, login: str) -> bool:
     """Whether ``login`` is an active member of ``team`` (asked with HotDash's own token)."""
     settings = _settings()

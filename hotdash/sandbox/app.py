@@ -266,6 +266,7 @@ class SandboxApp:
             ("POST", "/teams/{team}/members", self.c_team_add),
             ("DELETE", "/teams/{team}/members/{login}", self.c_team_remove),
             ("DELETE", "/teams/{team}", self.c_team_delete),
+            ("POST", "/users/{login}/rename", self.c_user_rename),
             ("GET", "/webhook", self.c_webhook),
             ("POST", "/webhook", self.c_configure_webhook),
             ("GET", "/requests", self.c_requests),
@@ -446,6 +447,9 @@ class SandboxApp:
 
     def c_team_delete(self, req: Request, team: str) -> Response:
         return self._team_change(self.world.team_delete, team)
+
+    def c_user_rename(self, req: Request, login: str) -> Response:
+        return self._team_change(self.world.user_rename, login, str(req.json()["login"]))
 
     @staticmethod
     def _team_change(change: Callable[..., dict[str, Any]], *args: str) -> Response:

@@ -2,8 +2,9 @@
 
 Kept apart from github.py (the repository): the OAuth web flow (``/login/oauth/authorize`` is a
 "sign in as" page listing the sandbox users, ``/login/oauth/access_token`` exchanges its code),
-``GET /user``, ``GET /user/teams`` and ``GET /orgs/{org}/teams/{team}/memberships/{user}``, and
-the ``membership`` and ``team`` webhooks sent when the control API changes a team. The demo
+``GET /user``, ``GET /user/{account_id}``, ``GET /user/teams`` and
+``GET /orgs/{org}/teams/{team}/memberships/{user}``, the ``membership`` and ``team`` webhooks sent
+when the control API changes a team, and renaming a user (their id stays, as on GitHub). The demo
 organisation is the repository's owner; its teams match the demo roles.
 """
 
@@ -47,6 +48,8 @@ class GitHubOrg:
         self.user_json = user_json  # github.user: the simple-user object for a login
         self.login = demo.REPO_OWNER
         self.users: list[str] = list(DEMO_USERS)
+        # A user's id outlives a rename: login -> the id it was first given.
+        self.ids: dict[str, int] = {login: user_json("", login)["id"] for login in self.users}
         self.teams: dict[str, dict[str, Any]] = {}
         for number, (slug, members) in enumerate(DEMO_TEAMS.items(), start=1):
             self.teams[slug] = {"id": 7000 + number, "slug": slug, "members": list(members)}
@@ -122,6 +125,7 @@ class GitHubOrg:
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/user", self.get_user)
         router.add("GET", "/user/teams", self.user_teams)
+        router.add("GET", "/user/{account_id}", self.user_by_id)
         router.add("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}", self.membership)
 
     def _token_user(self, req: Request) -> str:
@@ -131,8 +135,20 @@ class GitHubOrg:
             raise Problem(401, "Bad credentials")
         return login
 
+    def person(self, base: str, login: str) -> dict[str, Any]:
+        """The simple-user object, with the id the user kept through any rename."""
+        return {**self.user_json(base, login), "id": self.ids.get(login, 0)}
+
+    def user_by_id(self, req: Request, account_id: str) -> Response:
+        for login, number in self.ids.items():
+            if str(number) == account_id:
+                return self._profile(req.base_url, login)
+        raise Problem(404, "Not Found")
+
     def get_user(self, req: Request) -> Response:
-        login = self._token_user(req)
+        return self._profile(req.base_url, self._token_user(req))
+
+    def _profile(self, base: str, login: str) -> Response:
         profile = {
             "name": login.capitalize(),
             "company": None,
@@ -148,7 +164,7 @@ class GitHubOrg:
             "created_at": CREATED_AT,
             "updated_at": CREATED_AT,
         }
-        return Response(200, {**self.user_json(req.base_url, login), **profile})
+        return Response(200, {**self.person(base, login), **profile})
 
     def user_teams(self, req: Request) -> Response:
         login = self._token_user(req)
@@ -267,10 +283,10 @@ class GitHubOrg:
             {
                 "action": "added" if add else "removed",
                 "scope": "team",
-                "member": self.user_json(base, login),
+                "member": self.person(base, login),
                 "team": self._team_json(base, team),
                 "organization": self._org_json(base),
-                "sender": self.user_json(base, "admin"),
+                "sender": self.person(base, "admin"),
             },
         )
         return {"team": slug, "members": list(members), "changed": True}
@@ -287,10 +303,26 @@ class GitHubOrg:
                 "action": "deleted",
                 "team": self._team_json(base, team),
                 "organization": self._org_json(base),
-                "sender": self.user_json(base, "admin"),
+                "sender": self.person(base, "admin"),
             },
         )
         return {"team": slug, "deleted": True}
+
+    def rename(self, login: str, new_login: str) -> dict[str, Any]:
+        """Rename a user: the id, team memberships and tokens follow (no webhook: GitHub
+        sends organisations none for a rename)."""
+        if login not in self.users:
+            raise KeyError(f"no sandbox user {login!r}")
+        if new_login in self.users:
+            raise KeyError(f"{new_login!r} is taken")
+        self.users[self.users.index(login)] = new_login
+        self.ids[new_login] = self.ids.pop(login)
+        for team in self.teams.values():
+            team["members"] = [new_login if m == login else m for m in team["members"]]
+        for token, holder in self.tokens.items():
+            if holder == login:
+                self.tokens[token] = new_login
+        return {"login": new_login, "id": self.ids[new_login]}
 
     def _send(self, event: str, payload: dict[str, Any]) -> None:
         self.repo.outbox.append((event, payload))  # delivered once the world lock is released

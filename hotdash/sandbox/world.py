@@ -362,6 +362,11 @@ class World:
         """Delete ``team``; delivers ``team.deleted``."""
         return self._activity(lambda: self.org.team_delete(team))
 
+    def user_rename(self, login: str, new_login: str) -> dict[str, Any]:
+        """Rename a GitHub user; their id, teams and tokens follow."""
+        with self.lock:
+            return self.org.rename(login, new_login)
+
     # --- the request log -----------------------------------------------------------------
 
     def record(self, entry: RecordedRequest) -> None:

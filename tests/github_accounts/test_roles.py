@@ -106,6 +106,38 @@ def test_joining_a_higher_team_raises_the_role_and_names_it(
     assert last["api_tokens_revoked"] == [] and api_status(client, raw) == 200
 
 
+def test_a_renamed_github_account_keeps_its_role_and_the_new_login_is_audited(
+    client, demo, quiet_sandbox, github_sign_in
+):
+    bob = signed_in(client, github_sign_in, "bob")
+    quiet_sandbox.user_rename("bob", "robert")
+
+    assert github_roles_refresh_all() == 1
+    assert role_of(bob) == policy.APPROVER
+    identity = GitHubIdentity.objects.get(user=bob)
+    assert identity.login == "robert" and identity.teams == ["hotdash-demo/approvers"]
+    renamed = AuditEvent.objects.get(verb="user.github_login_changed")
+    assert (renamed.data["from"], renamed.data["to"], renamed.data["via"]) == (
+        "bob",
+        "robert",
+        "refresh",
+    )
+    assert renamed.actor_name == "system"
+    quiet_sandbox.team_remove("approvers", "robert")  # the new login is the one asked about
+    github_roles_refresh_all()
+    assert role_of(bob) == "none"
+
+
+def test_a_deleted_github_account_loses_its_role(client, demo, quiet_sandbox, github_sign_in):
+    bob = signed_in(client, github_sign_in, "bob")
+    identity = GitHubIdentity.objects.get(user=bob)
+    identity.github_id += 1  # an id GitHub no longer knows: the account was deleted
+    identity.save()
+    github_roles_refresh_all()
+    assert role_of(bob) == "none"
+    assert role_changes(bob)[-1]["to"] == "none"
+
+
 def test_a_membership_webhook_refreshes_the_person_at_once(
     client, demo, hooked_sandbox, process_deliveries, github_sign_in
 ):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from hotdash.integrations.github import github_client
-from hotdash.integrations.github_oauth import Team, signed_in_user, team_member
+from hotdash.integrations.github_oauth import Team, current_login, signed_in_user, team_member
 from hotdash.integrations.http import use_transport
 from hotdash.sandbox import demo
 from hotdash.sandbox.github import sign
@@ -112,6 +112,8 @@ def test_every_route_answers_as_described(sandbox, validating, raw):
     assert person.login == "bob" and Team(demo.REPO_OWNER, "approvers") in teams
     assert team_member(team=Team(demo.REPO_OWNER, "approvers"), login="bob")
     assert not team_member(team=Team(demo.REPO_OWNER, "approvers"), login="erin")  # a 404
+    assert current_login(person.id) == "bob"
+    assert current_login(1) is None  # a 404
 
     # Errors have GitHub's shape too (checked against basic-error / validation-error).
     assert raw.get(f"{REPO}/releases/tags/v0.0.0").status_code == 404

@@ -125,3 +125,24 @@ def test_the_control_api_changes_teams_and_sends_signed_webhooks(http, world):
     state = http.get("/_sandbox/state").json()["teams"]
     assert "viewers" not in state and state["approvers"] == ["carol"]
     assert set(DEMO_TEAMS) == set(state) | {"viewers"}
+
+
+def test_a_renamed_user_keeps_their_id_teams_and_token(http, world):
+    token = exchange(http, authorize(http, "bob")["code"])["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    before = http.get("/github/user", headers=headers).json()
+
+    renamed = http.post("/_sandbox/users/bob/rename", json={"login": "robert"})
+    assert renamed.status_code == 200 and renamed.json() == {"login": "robert", "id": before["id"]}
+    after = http.get("/github/user", headers=headers).json()
+    assert (after["login"], after["id"]) == ("robert", before["id"])
+    server = {"Authorization": "Bearer server"}
+    by_id = http.get(f"/github/user/{before['id']}", headers=server)
+    assert by_id.status_code == 200 and by_id.json()["login"] == "robert"
+    assert http.get("/github/user/1", headers=server).status_code == 404
+    membership = "/github/orgs/hotdash-demo/teams/approvers/memberships/"
+    assert http.get(membership + "robert", headers=server).status_code == 200
+    assert http.get(membership + "bob", headers=server).status_code == 404
+    assert http.post("/_sandbox/users/bob/rename", json={"login": "x"}).status_code == 404
+    assert http.post("/_sandbox/users/carol/rename", json={"login": "robert"}).status_code == 404
+    assert "robert" in world.org.users and "bob" not in world.org.users
