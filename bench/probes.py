@@ -16,8 +16,10 @@ import os
 import statistics
 import time
 
-APPS = int(os.environ.get("BENCH_PROBE_APPS", "100"))
-ROUNDS = int(os.environ.get("BENCH_PROBE_ROUNDS", "5"))
+from bench import quick
+
+APPS = int(os.environ.get("BENCH_PROBE_APPS", "20" if quick() else "100"))
+ROUNDS = int(os.environ.get("BENCH_PROBE_ROUNDS", "3" if quick() else "5"))
 LATENCY_SECONDS = 0.1
 
 

@@ -32,16 +32,18 @@ import threading
 import time
 from typing import Any
 
+from bench import quick
+
 # Both rollbacks change what is live, marked bad and locked: every run starts from the seed.
 FRESH_DATABASE = True
 LATENCY = float(os.environ.get("BENCH_ROLLBACK_LATENCY", "0.1"))
-GRACE = 5
+GRACE = 2 if quick() else 5
 HEADER = (
     "| s | machines | batches | click → all on the image, healthy "
     "| one machine's update (its request → healthy) | click → rollback succeeded |\n"
     "|---|---:|---:|---:|---:|---:|"
 )
-WINDOW = 15
+WINDOW = 5 if quick() else 15
 UPDATE = re.compile(r"^/fly/v1/apps/[^/]+/machines/([0-9a-f]+)$")
 
 
