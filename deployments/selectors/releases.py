@@ -114,7 +114,12 @@ def releases_by_app(
         .select_related("current_release")
         .order_by("kind", "name")
     )
-    releases = list(Release.objects.filter(app__in=apps).select_related("app", "bad_marked_by"))
+    releases = list(
+        Release.objects.filter(app__in=apps)
+        .select_related("app", "bad_marked_by")
+        # Neither the Releases page nor the API shows these (a release's own page does).
+        .defer("changelog", "assets", "ci_checks")
+    )
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
         Deploy.objects.filter(
@@ -123,6 +128,7 @@ def releases_by_app(
             release__isnull=False,
         )
         .values_list("release_id", "environment_id", "state")
+        .order_by()  # the default ordering would make every deploy distinct
         .distinct()
     ):
         if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
