@@ -284,11 +284,22 @@ def environment_get(*, pk: int) -> Environment:
 
 def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
     """The environments of the release's app where it is currently a rollback target that
-    can be chosen (a release marked bad or otherwise blocked is not offered)."""
+    can be chosen (a release marked bad or otherwise blocked is not offered). Only the
+    environments where it was live and healthy, and is not live now, can have it as a target:
+    their rollback choices are read, not every environment's."""
+    if release_blockers(release):
+        return []
     environments = (
-        Environment.objects.filter(app=release.app)
+        Environment.objects.filter(
+            app=release.app,
+            deploys__release=release,
+            deploys__state=Deploy.State.SUCCEEDED,
+            deploys__health_verified=True,
+        )
         .exclude(kind=Environment.Kind.PREVIEW)
+        .exclude(current_release=release)
         .select_related("app")
+        .distinct()
     )
     return [
         env
