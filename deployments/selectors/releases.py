@@ -114,12 +114,14 @@ def releases_by_app(
         .select_related("current_release")
         .order_by("kind", "name")
     )
-    releases = list(
+    by_app: dict[int, list[Release]] = {app.pk: [] for app in apps}
+    for release in (
         Release.objects.filter(app__in=apps)
-        .select_related("app", "bad_marked_by")
+        .select_related("bad_marked_by")
         # Neither the Releases page nor the API shows these (a release's own page does).
         .defer("changelog", "assets", "ci_checks")
-    )
+    ):
+        by_app[release.app_id].append(release)
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
         Deploy.objects.filter(
@@ -138,7 +140,8 @@ def releases_by_app(
         app_envs = [env for env in environments if env.app_id == app.pk]
         order = pipeline_order(app_envs)
         rows = []
-        for release in _ordered([r for r in releases if r.app_id == app.pk]):
+        for release in _ordered(by_app[app.pk]):
+            release.app = app  # the app is known: no join per release
             pipeline = [
                 Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
                 for env in order
