@@ -14,13 +14,13 @@ from __future__ import annotations
 from html import escape
 
 from django import template
-from django.urls import reverse
 from django.utils.formats import localize
 from django.utils.safestring import SafeString, mark_safe
 
 from deployments.models import Deploy, Environment
 from deployments.selectors.activity import Activity
 from deployments.selectors.uptime import Uptime
+from hotdash.paths import object_url
 from hotdash.templatetags.badges import state_badge_html
 from hotdash.templatetags.sparkline import sparkline
 from hotdash.templatetags.times import ago, when
@@ -33,7 +33,7 @@ def review_link_html(deploy: Deploy) -> SafeString:
     """A link opening the approval drawer of a deploy that awaits approval."""
     if deploy.state != Deploy.State.AWAITING_APPROVAL:
         return mark_safe("")
-    url = escape(reverse("approvals:deploy-drawer", args=[deploy.pk]))
+    url = escape(object_url("approvals:deploy-drawer", deploy.pk))
     return mark_safe(
         f'<a href="{url}" hx-get="{url}" hx-target="#drawer-root" hx-swap="innerHTML">Review</a>'
     )
@@ -48,7 +48,7 @@ def deploy_line_html(deploy: Deploy, prefix: str) -> str:
         moment = f"started {ago(deploy.started_at)}"
     else:
         moment = f"queued {ago(deploy.queued_at or deploy.created_at)}"
-    url = reverse("deployments:deploy-detail", args=[deploy.pk])
+    url = object_url("deployments:deploy-detail", deploy.pk)
     return (
         f'<div class="deploy-line" id="{escape(prefix)}-{deploy.pk}"><a href="{escape(url)}">'
         f"#{deploy.pk}</a>\n  {state_badge_html(deploy.state, deploy.get_state_display())}\n"

@@ -18,6 +18,7 @@ from deployments.templatetags.environment_status import (
     drift_marker_html,
     uptime_html,
 )
+from hotdash.paths import object_url
 from hotdash.permissions import role_required
 from hotdash.templatetags.badges import state_badge_html
 from hotdash.templatetags.times import when
@@ -41,12 +42,12 @@ def environment_row(row: EnvironmentSummary, queue_url: str) -> SafeString:
     Built here rather than in the template: a page of apps has dozens of these rows, and their
     template nodes and includes were most of the page's time (docs/benchmarks.md, pages)."""
     env = row.environment
-    env_url = reverse("deployments:environment-detail", args=[env.pk])
+    env_url = object_url("deployments:environment-detail", env.pk)
     release = env.current_release
     if release is None:
         live = '<span class="muted">nothing deployed</span>'
     else:
-        release_url = reverse("deployments:release-detail", args=[release.pk])
+        release_url = object_url("deployments:release-detail", release.pk)
         live = f'<a href="{escape(release_url)}">{escape(release.tag)}</a>'
         if release.is_bad:
             live += (

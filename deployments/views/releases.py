@@ -47,6 +47,7 @@ from deployments.services.rollbacks import (
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
+from hotdash.paths import object_url
 from hotdash.permissions import client_ip, role_required
 from hotdash.templatetags.badges import state_badge_html
 from hotdash.templatetags.times import when
@@ -89,7 +90,7 @@ def release_row(row: ReleaseRow) -> SafeString:
     template nodes were most of the page's time (docs/benchmarks.md, pages)."""
     release = row.release
     tag = escape(release.tag)
-    url = reverse("deployments:release-detail", args=[release.pk])
+    url = object_url("deployments:release-detail", release.pk)
     marks = ""
     if release.is_prerelease:
         marks += '<span class="state">prerelease</span>'
