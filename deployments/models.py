@@ -539,7 +539,15 @@ class Deploy(models.Model):
             ),
         ]
         # Also deploy_env_last_ran_idx, on PostgreSQL only (migration 0012).
-        indexes = [models.Index(fields=["environment", "state"], name="deploy_env_state_idx")]
+        indexes = [
+            models.Index(fields=["environment", "state"], name="deploy_env_state_idx"),
+            # The overview's banner: a few rows among every deploy ever made.
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(emergency=True, emergency_acknowledged_at__isnull=True),
+                name="deploy_emergency_unacked_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Deploy #{self.pk}"

@@ -17,6 +17,27 @@ from deployments.queue_order import queue_sort_key
 
 State = Deploy.State
 
+# What a deploy line shows (deployments.templatetags.environment_status), for the deploy and the
+# failed deploy an automatic rollback follows: the rest of these wide rows is never read.
+_LINE_FIELDS = (
+    "environment",
+    "kind",
+    "state",
+    "image_ref",
+    "requested_by_system",
+    "created_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "release__tag",
+    "requested_by__username",
+)
+DEPLOY_LINE_FIELDS = (
+    *_LINE_FIELDS,
+    "rollback_of",
+    *(f"rollback_of__{name}" for name in _LINE_FIELDS),
+)
+
 
 @dataclass
 class Activity:
@@ -52,7 +73,10 @@ def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
             environment_id__in=environment_ids,
             state__in=(State.AWAITING_APPROVAL, State.QUEUED, *Deploy.ACTIVE_STATES),
         )
-    ).select_related("release", "requested_by", "rollback_of__release", "rollback_of__requested_by")
+    )
+    deploys = deploys.select_related(
+        "release", "requested_by", "rollback_of__release", "rollback_of__requested_by"
+    ).only(*DEPLOY_LINE_FIELDS)
     activity = {pk: Activity() for pk in environment_ids}
     for deploy in deploys:
         here = activity[deploy.environment_id]

@@ -101,5 +101,19 @@ def emergency_rollbacks_unacknowledged() -> list[Deploy]:
     return list(
         Deploy.objects.filter(emergency=True, emergency_acknowledged_at__isnull=True)
         .select_related("environment__app", "release", "previous_release", "requested_by")
+        # What the banner shows: the rest of these wide rows is never read.
+        .only(
+            "state",
+            "reason",
+            "image_ref",
+            "previous_image_ref",
+            "requested_by_system",
+            "created_at",
+            "environment__name",
+            "environment__app__name",
+            "release__tag",
+            "previous_release__tag",
+            "requested_by__username",
+        )
         .order_by("-created_at", "-id")
     )

@@ -30,6 +30,27 @@ class AppSummary:
 
 # A fleet of hundreds of apps is read a page at a time, or found by name.
 APPS_PER_PAGE = 20
+# What an environment's row shows (deployments.views.overview): the rest of the environment's
+# and its live release's wide rows is never read.
+ENVIRONMENT_ROW_FIELDS = (
+    "app",
+    "name",
+    "kind",
+    "fly_app_name",
+    "region",
+    "machine_count",
+    "health",
+    "drift",
+    "drift_checked_at",
+    "uptime",
+    "uptime_since",
+    "locked_at",
+    "lock_reason",
+    "locked_by__username",
+    "current_release__tag",
+    "current_release__bad_marked_at",
+    "current_release__bad_reason",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,7 @@ def overview_list(*, search: str = "", page: str | int = 1) -> Overview:
     environments = (
         Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
         .select_related("current_release", "locked_by")
+        .only(*ENVIRONMENT_ROW_FIELDS)
         .order_by("kind", "name")
     )
     matching = App.objects.filter(name__icontains=search) if search else App.objects.all()

@@ -114,7 +114,14 @@ def releases_by_app(
         .select_related("current_release")
         .order_by("kind", "name")
     )
-    releases = list(Release.objects.filter(app__in=apps).select_related("app", "bad_marked_by"))
+    by_app: dict[int, list[Release]] = {app.pk: [] for app in apps}
+    for release in (
+        Release.objects.filter(app__in=apps)
+        .select_related("bad_marked_by")
+        # Neither the Releases page nor the API shows these (a release's own page does).
+        .defer("changelog", "assets", "ci_checks")
+    ):
+        by_app[release.app_id].append(release)
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
         Deploy.objects.filter(
@@ -123,6 +130,7 @@ def releases_by_app(
             release__isnull=False,
         )
         .values_list("release_id", "environment_id", "state")
+        .order_by()  # the default ordering would make every deploy distinct
         .distinct()
     ):
         if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
@@ -132,7 +140,8 @@ def releases_by_app(
         app_envs = [env for env in environments if env.app_id == app.pk]
         order = pipeline_order(app_envs)
         rows = []
-        for release in _ordered([r for r in releases if r.app_id == app.pk]):
+        for release in _ordered(by_app[app.pk]):
+            release.app = app  # the app is known: no join per release
             pipeline = [
                 Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
                 for env in order
@@ -278,11 +287,22 @@ def environment_get(*, pk: int) -> Environment:
 
 def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
     """The environments of the release's app where it is currently a rollback target that
-    can be chosen (a release marked bad or otherwise blocked is not offered)."""
+    can be chosen (a release marked bad or otherwise blocked is not offered). Only the
+    environments where it was live and healthy, and is not live now, can have it as a target:
+    their rollback choices are read, not every environment's."""
+    if release_blockers(release):
+        return []
     environments = (
-        Environment.objects.filter(app=release.app)
+        Environment.objects.filter(
+            app=release.app,
+            deploys__release=release,
+            deploys__state=Deploy.State.SUCCEEDED,
+            deploys__health_verified=True,
+        )
         .exclude(kind=Environment.Kind.PREVIEW)
+        .exclude(current_release=release)
         .select_related("app")
+        .distinct()
     )
     return [
         env

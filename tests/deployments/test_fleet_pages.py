@@ -70,6 +70,8 @@ def test_apps_come_a_page_at_a_time_by_name(client, viewer):
     first = client.get(reverse("overview")).content.decode()
     assert shown_apps(first) == [f"app-{n:03d}" for n in range(APPS_PER_PAGE)]
     assert f"Page 1 of 2 · {APPS_PER_PAGE + 3} in all" in first
+    # Which apps of how many, above them as well as in the pager below.
+    assert f"Apps 1–{APPS_PER_PAGE} of {APPS_PER_PAGE + 3} · page 1 of 2" in first
     assert 'rel="next" href="?page=2"' in first
     second = client.get(reverse("overview"), {"page": 2}).content.decode()
     assert shown_apps(second) == [f"app-{n:03d}" for n in range(APPS_PER_PAGE, APPS_PER_PAGE + 3)]
@@ -91,6 +93,7 @@ def test_the_search_box_finds_apps_by_part_of_their_name_and_pages_keep_it(clien
     ]
     assert 'role="search"' in html and 'value="BILL"' in html
     assert 'hx-get="/?q=+BILL+"' in html  # the region refreshes what is shown
+    assert "Apps 1–2 of 2 whose name contains “BILL” · page 1 of 1" in html
     many = client.get(reverse("overview"), {"q": "app"}).content.decode()
     assert 'href="?q=app&amp;page=2"' in many
     none = client.get(reverse("overview"), {"q": "nothing-like-it"}).content.decode()

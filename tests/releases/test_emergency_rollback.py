@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -195,6 +197,19 @@ def test_the_overview_shows_it_until_an_approver_acknowledges_it(
     with pytest.raises(Refused) as refused:
         emergency_rollback_acknowledge(deploy=deploy, actor=approver)
     assert refused.value.code == "already_acknowledged"
+
+
+def test_the_overview_banner_reads_no_more_for_a_rollback_than_without_one(
+    client, production, approver, requester, django_assert_num_queries
+):
+    client.force_login(requester)
+    overview = reverse("overview")
+    with CaptureQueriesContext(connection) as without:
+        client.get(overview)
+    deploy = emergency(production, approver)
+    with django_assert_num_queries(len(without.captured_queries)):
+        html = client.get(overview).content.decode()
+    assert f'id="emergency-{deploy.pk}"' in html and "by approver" in html
 
 
 def test_pages_offer_it_to_approvers_in_trouble_and_say_why_not_otherwise(

@@ -297,3 +297,12 @@ def test_api_path_is_in_the_openapi_schema(client, db):
     schema = client.get("/api/v1/openapi.json").json()
     operation = schema["paths"]["/apps/{app}/releases"]["get"]
     assert operation["operationId"] == "listAppReleases"
+
+
+def test_release_page_offers_no_rollback_to_a_release_marked_bad(client, demo, requester):
+    release = demo.releases.get(version="1.1.1")
+    release_mark_bad(release=release, actor="system", reason="5xx")
+    client.force_login(requester)
+    html = client.get(reverse("deployments:release-detail", args=[release.pk])).content.decode()
+    assert "Roll back to this release" not in html
+    assert "/rollback/?release=" not in html
