@@ -539,7 +539,14 @@ class Deploy(models.Model):
             ),
         ]
         # Also deploy_env_last_ran_idx, on PostgreSQL only (migration 0012).
-        indexes = [models.Index(fields=["environment", "state"], name="deploy_env_state_idx")]
+        indexes = [
+            models.Index(fields=["environment", "state"], name="deploy_env_state_idx"),
+            # The newest deploys of one kind, per environment or across them: a preview's
+            # latest deploy, the Rollbacks page.
+            models.Index(
+                fields=["kind", "environment", "-created_at", "-id"], name="deploy_kind_env_recent"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Deploy #{self.pk}"
@@ -697,6 +704,7 @@ class Preview(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="preview_recent")]
         constraints = [
             models.UniqueConstraint(fields=["app", "pr_number"], name="preview_unique_pr_per_app")
         ]

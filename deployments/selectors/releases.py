@@ -301,14 +301,96 @@ def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> Que
     deploys = Deploy.objects.filter(kind__in=ROLLBACK_KINDS)
     if environment_id:
         deploys = deploys.filter(environment_id=environment_id)
-    return deploys.select_related(
-        "environment__app", "release", "previous_release", "requested_by"
-    ).order_by("environment__app__name", "environment__name", "-created_at", "-id")[:limit]
-
-
-def rollback_environments() -> QuerySet[Environment]:
     return (
-        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
-        .select_related("app", "locked_by", "current_release")
-        .order_by("app__name", "kind", "name")
+        deploys.select_related("environment__app", "release", "previous_release", "requested_by")
+        .only(*ROLLBACK_COLUMNS)
+        .order_by("environment__app__name", "environment__name", "-created_at", "-id")[:limit]
     )
+
+
+# What the Rollbacks page shows of a rollback (rollback_hold and requester_name included).
+ROLLBACK_COLUMNS = (
+    "kind",
+    "state",
+    "fast_path",
+    "reason",
+    "error",
+    "health_verified",
+    "health_summary",
+    "image_ref",
+    "previous_image_ref",
+    "requested_by_system",
+    "created_at",
+    "started_at",
+    "environment",
+    "release",
+    "previous_release",
+    "requested_by",
+    "environment__name",
+    "environment__app__name",
+    "release__tag",
+    "previous_release__tag",
+    "requested_by__username",
+)
+
+
+@dataclass(frozen=True)
+class RollbackEnvironment:
+    """One row of the Rollbacks page's environments table."""
+
+    id: int
+    app_name: str
+    name: str
+    live: str  # the live release's tag or image, "" when nothing is
+    health: str
+    live_bad_reason: str | None  # None unless the live release is marked bad
+    locked: bool
+    locked_by: str | None
+    lock_reason: str
+
+
+def rollback_environments() -> list[RollbackEnvironment]:
+    """Every long-lived environment by app, as plain values: hundreds of rows at fleet scale."""
+    rows = (
+        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
+        .order_by("app__name", "kind", "name")
+        .values_list(
+            "id",
+            "app__name",
+            "name",
+            "current_release__tag",
+            "current_image_ref",
+            "health",
+            "current_release__bad_marked_at",
+            "current_release__bad_reason",
+            "locked_at",
+            "locked_by__username",
+            "lock_reason",
+        )
+    )
+    return [
+        RollbackEnvironment(
+            id=pk,
+            app_name=app_name,
+            name=name,
+            live=tag or image_ref,
+            health=health,
+            live_bad_reason=bad_reason if bad_marked_at else None,
+            locked=locked_at is not None,
+            locked_by=locked_by,
+            lock_reason=lock_reason,
+        )
+        for (
+            pk,
+            app_name,
+            name,
+            tag,
+            image_ref,
+            health,
+            bad_marked_at,
+            bad_reason,
+            locked_at,
+            locked_by,
+            lock_reason,
+        ) in rows
+    ]

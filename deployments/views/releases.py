@@ -3,6 +3,7 @@ emergency rollback), acknowledging an emergency rollback, Rollbacks."""
 
 from __future__ import annotations
 
+from html import escape
 from urllib.parse import urlencode
 
 from django import forms
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -21,6 +23,7 @@ from deployments.selectors.promotion import release_promote_offers
 from deployments.selectors.releases import (
     NEWEST_RELEASES_SHOWN,
     ReleaseFilters,
+    RollbackEnvironment,
     environment_get,
     live_healthy_versions,
     release_apps_page,
@@ -40,10 +43,12 @@ from deployments.services.rollbacks import (
     fast_path_explanation,
     rollback_request,
 )
+from deployments.views.rows import health_verdict, id_url, review_link, state_badge
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
+from hotdash.templatetags.times import when
 
 
 class ReasonForm(forms.Form):
@@ -236,6 +241,77 @@ def rollback_form(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "deployments/rollback_form.html", context, status=status)
 
 
+HEALTH_LABELS = dict(Environment.Health.choices)
+
+
+def rollback_environment_rows(
+    environments: list[RollbackEnvironment], *, can_request: bool, can_lock: bool
+) -> SafeString:
+    """The Rollbacks page's environments table body (see deployments.views.rows)."""
+    environment_url = id_url("deployments:environment-detail")
+    rollback_url = id_url("deployments:rollback-form")
+    rows = []
+    for env in environments:
+        bad = ""
+        if env.live_bad_reason is not None:
+            bad = f'<span class="state state-bad" title="{escape(env.live_bad_reason)}">'
+            bad += "marked bad</span>"
+        if not env.locked:
+            lock = '<span class="muted">unlocked</span>'
+        else:
+            lock = f'<span class="lock">Locked by {escape(env.locked_by or "system")}: '
+            lock += f"{escape(env.lock_reason)}</span> "
+            if can_lock:
+                lock += f'<a href="{environment_url(env.id)}">Unlock on the environment page</a>'
+            else:
+                lock += '<span class="muted">Only an admin may unlock it.</span>'
+        action = ""
+        if can_request:
+            action = f'<a class="button" href="{rollback_url(env.id)}">Roll back…</a>'
+        rows.append(
+            f'<tr id="environment-{env.id}"><td><a href="?environment={env.id}">'
+            f"{escape(env.app_name)} / {escape(env.name)}</a></td>"
+            f"<td>{escape(env.live or 'nothing')} "
+            f"{state_badge(env.health, HEALTH_LABELS.get(env.health, env.health))}{bad}</td>"
+            f"<td>{lock}</td><td>{action}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # every interpolated value is escaped above
+
+
+def rollback_history_rows(rollbacks: list[Deploy]) -> SafeString:
+    """The Rollbacks page's history table body (see deployments.views.rows)."""
+    deploy_url = id_url("deployments:deploy-detail")
+    drawer_url = id_url("approvals:deploy-drawer")
+    rows = []
+    for deploy in rollbacks:
+        environment = deploy.environment
+        fast_path = ' <span class="state">fast path</span>' if deploy.fast_path else ""
+        automatic = ""
+        if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+            automatic = ' <span class="state">automatic</span>'
+        previous = deploy.previous_release.tag if deploy.previous_release else ""
+        release = deploy.release.tag if deploy.release else ""
+        error = f'<div class="error">{escape(deploy.error)}</div>' if deploy.error else ""
+        hold = deploy.rollback_hold
+        hold = f'<div class="muted">{escape(hold.summary)}</div>' if hold else ""
+        summary = ""
+        if deploy.health_summary:
+            summary = f'<div class="muted">{escape(deploy.health_summary)}</div>'
+        rows.append(
+            f'<tr id="rollback-{deploy.pk}"><td><a href="{deploy_url(deploy.pk)}">#{deploy.pk}</a>'
+            f"</td><td>{escape(environment.app.name)} / {escape(environment.name)}{fast_path}</td>"
+            f"<td>{escape(previous or deploy.previous_image_ref)}</td>"
+            f"<td>{escape(release or deploy.image_ref)}</td>"
+            f"<td>{escape(deploy.requester_name)}{automatic}</td>"
+            f"<td>{escape(deploy.reason)}</td>"
+            f"<td>{state_badge(deploy.state, deploy.get_state_display())} "
+            f"{review_link(deploy, drawer_url)}{error}{hold}</td>"
+            f"<td>{health_verdict(deploy)}{summary}</td>"
+            f"<td>{when(deploy.created_at)}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # every interpolated value is escaped above
+
+
 @require_GET
 @role_required(policy.can_view)
 def rollback_list_page(request: HttpRequest) -> HttpResponse:
@@ -246,15 +322,18 @@ def rollback_list_page(request: HttpRequest) -> HttpResponse:
             "environment must be an environment id.\n", content_type="text/plain; charset=utf-8"
         )
     rollbacks = list(rollback_list(environment_id=environment_id))
+    can_request = policy.can_request_deploy(request.user)
     context = {
-        "rollbacks": rollbacks,
+        "rollback_rows": rollback_history_rows(rollbacks),
         "failed": [
             d for d in rollbacks if d.state == Deploy.State.FAILED or d.health_verified is False
         ],
-        "environments": rollback_environments(),
+        "environment_rows": rollback_environment_rows(
+            rollback_environments(),
+            can_request=can_request,
+            can_lock=policy.can_lock(request.user),
+        ),
         "environment_id": environment_id,
-        "can_request": policy.can_request_deploy(request.user),
-        "can_lock": policy.can_lock(request.user),
     }
     return render(request, "deployments/rollback_list.html", context)
 
