@@ -158,7 +158,7 @@ def deploy_history_page(
     )
     rows = list(
         deploys.select_related(
-            "environment__app", "release", "build", "requested_by", "approval_request"
+            "environment__app", "release", "requested_by", "approval_request"
         )
         .prefetch_related(approvals)
         .order_by("-id")[: size + 1]

@@ -43,7 +43,13 @@ from deployments.services.rollbacks import (
     fast_path_explanation,
     rollback_request,
 )
-from deployments.views.rows import health_verdict, id_url, review_link, state_badge
+from deployments.views.rows import (
+    STATE_LABELS,
+    health_verdict,
+    id_url,
+    review_link,
+    state_badge,
+)
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
@@ -304,7 +310,7 @@ def rollback_history_rows(rollbacks: list[Deploy]) -> SafeString:
             f"<td>{escape(release or deploy.image_ref)}</td>"
             f"<td>{escape(deploy.requester_name)}{automatic}</td>"
             f"<td>{escape(deploy.reason)}</td>"
-            f"<td>{state_badge(deploy.state, deploy.get_state_display())} "
+            f"<td>{state_badge(deploy.state, STATE_LABELS.get(deploy.state, deploy.state))} "
             f"{review_link(deploy, drawer_url)}{error}{hold}</td>"
             f"<td>{health_verdict(deploy)}{summary}</td>"
             f"<td>{when(deploy.created_at)}</td></tr>"

@@ -16,6 +16,9 @@ from django.urls import reverse
 
 from deployments.models import Deploy
 
+STATE_LABELS = dict(Deploy.State.choices)
+KIND_LABELS = dict(Deploy.Kind.choices)
+
 # An id no row has, replaced by each row's own (URL patterns put ids in path segments).
 _ID_MARKER = "987654321987"
 
