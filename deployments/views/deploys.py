@@ -37,7 +37,7 @@ from deployments.selectors.promotion import deploy_promote_offer
 from deployments.selectors.queue import queue_position
 from deployments.services.deploys import deploy_abort
 from deployments.services.requests import deploy_request, deploy_request_cancel
-from deployments.views.rows import KIND_LABELS, STATE_LABELS, id_url, review_link, state_badge
+from deployments.views.rows import KIND_LABELS, DeployCells, bad_mark
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
@@ -89,17 +89,13 @@ class ReasonForm(forms.Form):
 
 def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
     """The Deploys page's table body (see deployments.views.rows)."""
-    deploy_url = id_url("deployments:deploy-detail")
-    drawer_url = id_url("approvals:deploy-drawer")
+    cells = DeployCells()
     html = []
     for row in rows:
         deploy = row.deploy
         environment, release = deploy.environment, deploy.release
         tag = release.tag if release else ""
-        bad = ""
-        if release and release.is_bad:
-            bad = f' <span class="state state-bad" title="{escape(release.bad_reason)}">'
-            bad += "marked bad</span>"
+        bad = f" {bad_mark(release.bad_reason)}" if release and release.is_bad else ""
         if deploy.state == Deploy.State.SUCCEEDED:
             outcome = escape(deploy.health_summary or "Live")
         elif deploy.state == Deploy.State.FAILED:
@@ -109,15 +105,12 @@ def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
         else:
             outcome = '<span class="muted">not finished</span>'
         html.append(
-            f'<tr id="deploy-{deploy.pk}"><td data-label="#">'
-            f'<a href="{deploy_url(deploy.pk)}">#{deploy.pk}</a></td>'
+            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{cells.number(deploy)}</td>'
             f'<td data-label="Kind">{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>'
             f'<td data-label="App / environment">{escape(environment.app.name)} / '
             f"{escape(environment.name)}</td>"
             f'<td data-label="Release">{escape(tag or deploy.image_ref)}{bad}</td>'
-            f'<td data-label="State">'
-            f"{state_badge(deploy.state, STATE_LABELS.get(deploy.state, deploy.state))} "
-            f"{review_link(deploy, drawer_url)}</td>"
+            f'<td data-label="State">{cells.state(deploy)}</td>'
             f'<td data-label="Requested by">{escape(deploy.requester_name)}</td>'
             f'<td data-label="Approved by">{escape(", ".join(row.approvers) or "—")}</td>'
             f'<td data-label="When">{ago(deploy.created_at)}</td>'

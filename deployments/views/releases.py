@@ -43,13 +43,7 @@ from deployments.services.rollbacks import (
     fast_path_explanation,
     rollback_request,
 )
-from deployments.views.rows import (
-    STATE_LABELS,
-    health_verdict,
-    id_url,
-    review_link,
-    state_badge,
-)
+from deployments.views.rows import DeployCells, bad_mark, health_verdict, id_url, state_badge
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
@@ -258,10 +252,7 @@ def rollback_environment_rows(
     rollback_url = id_url("deployments:rollback-form")
     rows = []
     for env in environments:
-        bad = ""
-        if env.live_bad_reason is not None:
-            bad = f'<span class="state state-bad" title="{escape(env.live_bad_reason)}">'
-            bad += "marked bad</span>"
+        bad = bad_mark(env.live_bad_reason) if env.live_bad_reason is not None else ""
         if not env.locked:
             lock = '<span class="muted">unlocked</span>'
         else:
@@ -286,8 +277,7 @@ def rollback_environment_rows(
 
 def rollback_history_rows(rollbacks: list[Deploy]) -> SafeString:
     """The Rollbacks page's history table body (see deployments.views.rows)."""
-    deploy_url = id_url("deployments:deploy-detail")
-    drawer_url = id_url("approvals:deploy-drawer")
+    cells = DeployCells()
     rows = []
     for deploy in rollbacks:
         environment = deploy.environment
@@ -304,14 +294,13 @@ def rollback_history_rows(rollbacks: list[Deploy]) -> SafeString:
         if deploy.health_summary:
             summary = f'<div class="muted">{escape(deploy.health_summary)}</div>'
         rows.append(
-            f'<tr id="rollback-{deploy.pk}"><td><a href="{deploy_url(deploy.pk)}">#{deploy.pk}</a>'
-            f"</td><td>{escape(environment.app.name)} / {escape(environment.name)}{fast_path}</td>"
+            f'<tr id="rollback-{deploy.pk}"><td>{cells.number(deploy)}</td>'
+            f"<td>{escape(environment.app.name)} / {escape(environment.name)}{fast_path}</td>"
             f"<td>{escape(previous or deploy.previous_image_ref)}</td>"
             f"<td>{escape(release or deploy.image_ref)}</td>"
             f"<td>{escape(deploy.requester_name)}{automatic}</td>"
             f"<td>{escape(deploy.reason)}</td>"
-            f"<td>{state_badge(deploy.state, STATE_LABELS.get(deploy.state, deploy.state))} "
-            f"{review_link(deploy, drawer_url)}{error}{hold}</td>"
+            f"<td>{cells.state(deploy)}{error}{hold}</td>"
             f"<td>{health_verdict(deploy)}{summary}</td>"
             f"<td>{when(deploy.created_at)}</td></tr>"
         )

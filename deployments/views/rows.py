@@ -34,12 +34,29 @@ def state_badge(state: str, label: str) -> str:
     return f'<span class="state state-{escape(state)}">{escape(label or state)}</span>'
 
 
-def review_link(deploy: Deploy, drawer_url: Callable[[int], str]) -> str:
-    """components/_review_link.html; ``drawer_url`` is ``id_url("approvals:deploy-drawer")``."""
-    if deploy.state != Deploy.State.AWAITING_APPROVAL:
-        return ""
-    url = escape(drawer_url(deploy.pk))
-    return f'<a href="{url}" hx-get="{url}" hx-target="#drawer-root" hx-swap="innerHTML">Review</a>'
+def bad_mark(reason: str) -> str:
+    """The "marked bad" badge of a release, its reason in the title."""
+    return f'<span class="state state-bad" title="{escape(reason)}">marked bad</span>'
+
+
+class DeployCells:
+    """The cells deploy tables share, their URLs reversed once per table."""
+
+    def __init__(self) -> None:
+        self._detail_url = id_url("deployments:deploy-detail")
+        self._drawer_url = id_url("approvals:deploy-drawer")
+
+    def number(self, deploy: Deploy) -> str:
+        return f'<a href="{self._detail_url(deploy.pk)}">#{deploy.pk}</a>'
+
+    def state(self, deploy: Deploy) -> str:
+        """components/_state_badge.html, then components/_review_link.html."""
+        badge = state_badge(deploy.state, STATE_LABELS.get(deploy.state, deploy.state))
+        if deploy.state != Deploy.State.AWAITING_APPROVAL:
+            return f"{badge} "
+        url = self._drawer_url(deploy.pk)
+        review = f'<a href="{url}" hx-get="{url}" hx-target="#drawer-root" hx-swap="innerHTML">'
+        return f"{badge} {review}Review</a>"
 
 
 def health_verdict(deploy: Deploy) -> str:
