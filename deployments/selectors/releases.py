@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from deployments import semver
-from deployments.models import App, Deploy, Environment, Release
+from deployments.models import App, Deploy, Environment, Release, RollbackHold
 
 # The Releases page at fleet scale: a page of apps, each with its newest releases (all of
 # them when the page shows one app).
@@ -297,7 +297,34 @@ def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
 # --- rollbacks history -----------------------------------------------------------------------
 
 
-def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> QuerySet[Deploy]:
+@dataclass(frozen=True)
+class RollbackRow:
+    """One row of the Rollbacks page's history, as plain values."""
+
+    id: int
+    kind: str
+    state: str
+    fast_path: bool
+    app_name: str
+    environment_name: str
+    previous: str  # the release (tag) or image rolled away from
+    target: str  # the release (tag) or image rolled back to
+    requester: str
+    reason: str
+    error: str
+    health_verified: bool | None
+    health_summary: str
+    created_at: datetime
+    hold: RollbackHold | None  # Deploy.rollback_hold
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in Deploy.TERMINAL_STATES
+
+
+def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> list[RollbackRow]:
+    """The newest rollbacks, grouped by app and environment; up to 200 rows, read as plain
+    values (model instances cost more than the rest of the page)."""
     order = ("environment__app__name", "environment__name", "-created_at", "-id")
     deploys = Deploy.objects.filter(kind__in=ROLLBACK_KINDS)
     if environment_id:
@@ -305,38 +332,76 @@ def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> Que
     # The page's ids first: over the narrow rows PostgreSQL sorts every rollback at once,
     # where over the wide ones it walks the apps by name, rescanning the rollbacks for each.
     shown = deploys.order_by(*order).values("id")[:limit]
-    return (
+    rows = (
         Deploy.objects.filter(id__in=shown)
-        .select_related("environment__app", "release", "previous_release", "requested_by")
-        .only(*ROLLBACK_COLUMNS)
         .order_by(*order)
+        .values_list(
+            "id",
+            "kind",
+            "state",
+            "fast_path",
+            "environment__app__name",
+            "environment__name",
+            "previous_release__tag",
+            "previous_image_ref",
+            "release__tag",
+            "image_ref",
+            "requested_by__username",
+            "requested_by_system",
+            "reason",
+            "error",
+            "health_verified",
+            "health_summary",
+            "created_at",
+            "started_at",
+        )
     )
-
-
-# What the Rollbacks page shows of a rollback (rollback_hold and requester_name included).
-ROLLBACK_COLUMNS = (
-    "kind",
-    "state",
-    "fast_path",
-    "reason",
-    "error",
-    "health_verified",
-    "health_summary",
-    "image_ref",
-    "previous_image_ref",
-    "requested_by_system",
-    "created_at",
-    "started_at",
-    "environment",
-    "release",
-    "previous_release",
-    "requested_by",
-    "environment__name",
-    "environment__app__name",
-    "release__tag",
-    "previous_release__tag",
-    "requested_by__username",
-)
+    return [
+        RollbackRow(
+            id=pk,
+            kind=kind,
+            state=state,
+            fast_path=fast_path,
+            app_name=app_name,
+            environment_name=environment_name,
+            previous=previous_tag or previous_image,
+            target=tag or image,
+            requester=username or system,
+            reason=reason,
+            error=error,
+            health_verified=health_verified,
+            health_summary=health_summary,
+            created_at=created_at,
+            hold=RollbackHold.of(
+                environment=environment_name,
+                marks_bad=previous_tag or "",
+                state=state,
+                started=started_at is not None,
+            )
+            if kind == Deploy.Kind.ROLLBACK
+            else None,
+        )
+        for (
+            pk,
+            kind,
+            state,
+            fast_path,
+            app_name,
+            environment_name,
+            previous_tag,
+            previous_image,
+            tag,
+            image,
+            username,
+            system,
+            reason,
+            error,
+            health_verified,
+            health_summary,
+            created_at,
+            started_at,
+        ) in rows
+    ]
 
 
 @dataclass(frozen=True)

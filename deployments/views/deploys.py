@@ -105,12 +105,12 @@ def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
         else:
             outcome = '<span class="muted">not finished</span>'
         html.append(
-            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{cells.number(deploy)}</td>'
+            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{cells.number(deploy.pk)}</td>'
             f'<td data-label="Kind">{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>'
             f'<td data-label="App / environment">{escape(environment.app.name)} / '
             f"{escape(environment.name)}</td>"
             f'<td data-label="Release">{escape(tag or deploy.image_ref)}{bad}</td>'
-            f'<td data-label="State">{cells.state(deploy)}</td>'
+            f'<td data-label="State">{cells.state(deploy.pk, deploy.state)}</td>'
             f'<td data-label="Requested by">{escape(deploy.requester_name)}</td>'
             f'<td data-label="Approved by">{escape(", ".join(row.approvers) or "—")}</td>'
             f'<td data-label="When">{ago(deploy.created_at)}</td>'

@@ -24,6 +24,7 @@ from deployments.selectors.releases import (
     NEWEST_RELEASES_SHOWN,
     ReleaseFilters,
     RollbackEnvironment,
+    RollbackRow,
     environment_get,
     live_healthy_versions,
     release_apps_page,
@@ -275,34 +276,32 @@ def rollback_environment_rows(
     return mark_safe("".join(rows))  # every interpolated value is escaped above
 
 
-def rollback_history_rows(rollbacks: list[Deploy]) -> SafeString:
+def rollback_history_rows(rollbacks: list[RollbackRow]) -> SafeString:
     """The Rollbacks page's history table body (see deployments.views.rows)."""
     cells = DeployCells()
     rows = []
-    for deploy in rollbacks:
-        environment = deploy.environment
-        fast_path = ' <span class="state">fast path</span>' if deploy.fast_path else ""
+    for rollback in rollbacks:
+        fast_path = ' <span class="state">fast path</span>' if rollback.fast_path else ""
         automatic = ""
-        if deploy.kind == Deploy.Kind.AUTO_ROLLBACK:
+        if rollback.kind == Deploy.Kind.AUTO_ROLLBACK:
             automatic = ' <span class="state">automatic</span>'
-        previous = deploy.previous_release.tag if deploy.previous_release else ""
-        release = deploy.release.tag if deploy.release else ""
-        error = f'<div class="error">{escape(deploy.error)}</div>' if deploy.error else ""
-        hold = deploy.rollback_hold
-        hold = f'<div class="muted">{escape(hold.summary)}</div>' if hold else ""
+        error = f'<div class="error">{escape(rollback.error)}</div>' if rollback.error else ""
+        hold = f'<div class="muted">{escape(rollback.hold.summary)}</div>' if rollback.hold else ""
         summary = ""
-        if deploy.health_summary:
-            summary = f'<div class="muted">{escape(deploy.health_summary)}</div>'
+        if rollback.health_summary:
+            summary = f'<div class="muted">{escape(rollback.health_summary)}</div>'
+        health = health_verdict(
+            verified=rollback.health_verified,
+            summary=rollback.health_summary,
+            terminal=rollback.is_terminal,
+        )
         rows.append(
-            f'<tr id="rollback-{deploy.pk}"><td>{cells.number(deploy)}</td>'
-            f"<td>{escape(environment.app.name)} / {escape(environment.name)}{fast_path}</td>"
-            f"<td>{escape(previous or deploy.previous_image_ref)}</td>"
-            f"<td>{escape(release or deploy.image_ref)}</td>"
-            f"<td>{escape(deploy.requester_name)}{automatic}</td>"
-            f"<td>{escape(deploy.reason)}</td>"
-            f"<td>{cells.state(deploy)}{error}{hold}</td>"
-            f"<td>{health_verdict(deploy)}{summary}</td>"
-            f"<td>{when(deploy.created_at)}</td></tr>"
+            f'<tr id="rollback-{rollback.id}"><td>{cells.number(rollback.id)}</td>'
+            f"<td>{escape(rollback.app_name)} / {escape(rollback.environment_name)}{fast_path}"
+            f"</td><td>{escape(rollback.previous)}</td><td>{escape(rollback.target)}</td>"
+            f"<td>{escape(rollback.requester)}{automatic}</td><td>{escape(rollback.reason)}</td>"
+            f"<td>{cells.state(rollback.id, rollback.state)}{error}{hold}</td>"
+            f"<td>{health}{summary}</td><td>{when(rollback.created_at)}</td></tr>"
         )
     return mark_safe("".join(rows))  # every interpolated value is escaped above
 
@@ -316,7 +315,7 @@ def rollback_list_page(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(
             "environment must be an environment id.\n", content_type="text/plain; charset=utf-8"
         )
-    rollbacks = list(rollback_list(environment_id=environment_id))
+    rollbacks = rollback_list(environment_id=environment_id)
     can_request = policy.can_request_deploy(request.user)
     context = {
         "rollback_rows": rollback_history_rows(rollbacks),

@@ -46,26 +46,26 @@ class DeployCells:
         self._detail_url = id_url("deployments:deploy-detail")
         self._drawer_url = id_url("approvals:deploy-drawer")
 
-    def number(self, deploy: Deploy) -> str:
-        return f'<a href="{self._detail_url(deploy.pk)}">#{deploy.pk}</a>'
+    def number(self, pk: int) -> str:
+        return f'<a href="{self._detail_url(pk)}">#{pk}</a>'
 
-    def state(self, deploy: Deploy) -> str:
+    def state(self, pk: int, state: str) -> str:
         """components/_state_badge.html, then components/_review_link.html."""
-        badge = state_badge(deploy.state, STATE_LABELS.get(deploy.state, deploy.state))
-        if deploy.state != Deploy.State.AWAITING_APPROVAL:
+        badge = state_badge(state, STATE_LABELS.get(state, state))
+        if state != Deploy.State.AWAITING_APPROVAL:
             return f"{badge} "
-        url = self._drawer_url(deploy.pk)
+        url = self._drawer_url(pk)
         review = f'<a href="{url}" hx-get="{url}" hx-target="#drawer-root" hx-swap="innerHTML">'
         return f"{badge} {review}Review</a>"
 
 
-def health_verdict(deploy: Deploy) -> str:
+def health_verdict(*, verified: bool | None, summary: str, terminal: bool) -> str:
     """deployments/rollback_health.html."""
-    title = escape(deploy.health_summary)
-    if deploy.health_verified is True:
+    title = escape(summary)
+    if verified is True:
         return f'<span class="state state-healthy" title="{title}">healthy</span>'
-    if deploy.health_verified is False:
+    if verified is False:
         return f'<span class="state state-failing" title="{title}">unhealthy</span>'
-    if deploy.is_terminal:
+    if terminal:
         return '<span class="muted">not verified</span>'
     return '<span class="state state-pending">pending</span>'
