@@ -176,10 +176,11 @@ def approval_get(*, pk: int | None = None, deploy_id: int | None = None) -> Appr
             "deploy__release",
             "deploy__previous_release",
             "deploy__requested_by",
+            "deploy__rehearsal__environment",
         )
-        # Rarely set: no query unless they are. Joined, they took the planner past
-        # geqo_threshold (12 tables): tens of milliseconds of planning for one row.
-        .prefetch_related("deploy__overridden_by", "deploy__rehearsal__environment"),
+        # Only with an admin's override: no query otherwise. Joined, it took the planner to
+        # twelve tables, past geqo_threshold.
+        .prefetch_related("deploy__overridden_by"),
         **lookup,
     )
 
