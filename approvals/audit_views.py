@@ -6,6 +6,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from html import escape
 from typing import Any
 
@@ -28,6 +29,7 @@ from approvals.selectors_audit import (
     audit_last_verification,
 )
 from hotdash import input_gate
+from hotdash.paths import object_url
 from hotdash.permissions import client_ip, role_required
 from hotdash.templatetags.times import time_html
 
@@ -91,15 +93,24 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def target_url(target_type: str, target_id: str) -> str:
-    """Where an event's target can be seen: its page, else its audit history."""
-    if not target_type:
-        return ""
-    page = TARGET_PAGES.get(target_type)
-    if page and target_id.isdigit():
-        return reverse(page, args=[int(target_id)])
-    target = f"{target_type}:{target_id}" if target_id else target_type
-    return reverse("approvals:audit") + "?" + urlencode({"target": target})
+class TargetUrls:
+    """Where an event's target can be seen: its page, else its audit history (the URLs
+    reversed once per table)."""
+
+    def __init__(self) -> None:
+        self._pages = {
+            target_type: partial(object_url, name) for target_type, name in TARGET_PAGES.items()
+        }
+        self._audit = reverse("approvals:audit")
+
+    def __call__(self, target_type: str, target_id: str) -> str:
+        if not target_type:
+            return ""
+        page = self._pages.get(target_type)
+        if page and target_id.isdigit():
+            return page(int(target_id))
+        target = f"{target_type}:{target_id}" if target_id else target_type
+        return self._audit + "?" + urlencode({"target": target})
 
 
 ROW = (
@@ -116,6 +127,7 @@ def audit_rows(events: list[AuditRow]) -> list[SafeString]:
     rest of the page (docs/benchmarks.md, audit section). Escaped with the standard library's
     html.escape, which Django's escape wraps (same output, without the per-call overhead).
     """
+    target_url = TargetUrls()
     urls: dict[tuple[str, str], str] = {}  # consecutive events often share a target
     rows = []
     for event in events:

@@ -10,6 +10,8 @@ the same way (429 when re-authentication is throttled).
 
 from __future__ import annotations
 
+from functools import partial
+from html import escape
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +19,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve
+from django.utils.safestring import SafeString, mark_safe
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -28,6 +31,7 @@ from approvals.audit import Target, record
 from approvals.forms import BypassForm, DecisionForm
 from approvals.models import ApprovalRequest
 from approvals.selectors import (
+    PendingRow,
     approval_count_waiting_for,
     approval_drawer_facts,
     approval_get,
@@ -36,7 +40,9 @@ from approvals.selectors import (
 from approvals.services import approval_bypass, approval_decide
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
+from hotdash.paths import object_url
 from hotdash.permissions import client_ip, role_required
+from hotdash.templatetags.times import ago
 
 # Events the server announces; page regions subscribe with hx-trigger="<name> from:body".
 APPROVAL_DECIDED = "approval-decided"
@@ -47,13 +53,47 @@ def _is_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+def queue_rows(rows: list[PendingRow], *, others: bool) -> SafeString:
+    """A queue table's body as HTML, every value escaped (see deployments.views.rows)."""
+    drawer_url = partial(object_url, "approvals:drawer")
+    html = []
+    for row in rows:
+        approval, gate = row.approval, row.gate
+        deploy = approval.deploy
+        url = drawer_url(approval.pk)
+        tag = deploy.release.tag if deploy.release else ""
+        if gate.unsatisfiable:
+            verdict = f'<span class="error" data-unsatisfiable>{escape(gate.unsatisfiable)}</span>'
+        else:
+            verdict = f"{len(gate.eligible)} eligible for {gate.still_needed} more"
+        why = f'<td data-label="Why not you">{escape(row.not_yours)}</td>' if others else ""
+        html.append(
+            f'<tr id="approval-{approval.pk}"><td data-label="Deploy"><a href="{url}" '
+            f'hx-get="{url}" hx-target="#drawer-root" hx-swap="innerHTML">Review #{deploy.pk}</a>'
+            f'</td><td data-label="App / environment">{escape(deploy.environment.app.name)} / '
+            f"{escape(deploy.environment.name)}</td>"
+            f'<td data-label="Release">{escape(tag or deploy.image_ref)}</td>'
+            f'<td data-label="Requested by">{escape(deploy.requester_name)}</td>'
+            f'<td data-label="Reason">{escape(deploy.reason)}</td>'
+            f'<td data-label="Expires">{ago(approval.expires_at)}</td>'
+            f'<td data-label="Can be approved?">{verdict}</td>{why}</tr>'
+        )
+    return mark_safe("".join(html))  # every interpolated value is escaped above
+
+
 @require_GET
 @role_required(policy.can_view)
 def queue(request: HttpRequest) -> HttpResponse:
     template = "approvals/queue.html"
     if _is_partial(request):
         template += "#pending-list"
-    return render(request, template, {"queue": approval_queue_for(request.user)})
+    pending = approval_queue_for(request.user)
+    context = {
+        "queue": pending,
+        "rows_for_you": queue_rows(pending.waiting_for_you, others=False),
+        "rows_for_others": queue_rows(pending.waiting_for_others, others=True),
+    }
+    return render(request, template, context)
 
 
 @require_GET

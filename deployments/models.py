@@ -547,6 +547,11 @@ class Deploy(models.Model):
                 condition=Q(emergency=True, emergency_acknowledged_at__isnull=True),
                 name="deploy_emergency_unacked_idx",
             ),
+            # The newest deploys of one kind, per environment or across them: a preview's
+            # latest deploy, the Rollbacks page.
+            models.Index(
+                fields=["kind", "environment", "-created_at", "-id"], name="deploy_kind_env_recent"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -570,20 +575,11 @@ class Deploy(models.Model):
         ("Will lock production and mark v1.2.0 bad when approved."); None for other kinds."""
         if self.kind != self.Kind.ROLLBACK:
             return None
-        environment = self.environment.name
-        marks_bad = self.previous_release.tag if self.previous_release else ""
-        applied = self.started_at is not None
-        if applied:
-            (lock, mark), when = ("Locked", "and marked"), " when it started."
-        elif self.is_terminal:
-            (lock, mark), when = ("Did not lock", "or mark"), ": it never started."
-        else:
-            (lock, mark) = ("Will lock", "and mark")
-            when = " when it starts." if self.state == self.State.QUEUED else " when approved."
-        bad = f" {mark} {marks_bad} bad" if marks_bad else ""
-        summary = f"{lock} {environment}{bad}{when}"
-        return RollbackHold(
-            environment=environment, marks_bad=marks_bad, applied=applied, summary=summary
+        return RollbackHold.of(
+            environment=self.environment.name,
+            marks_bad=self.previous_release.tag if self.previous_release else "",
+            state=self.state,
+            started=self.started_at is not None,
         )
 
 
@@ -596,6 +592,25 @@ class RollbackHold:
     marks_bad: str
     applied: bool
     summary: str
+
+    @classmethod
+    def of(cls, *, environment: str, marks_bad: str, state: str, started: bool) -> RollbackHold:
+        """Worded for the rollback's ``state`` ("Will lock production and mark v1.2.0 bad when
+        approved.")."""
+        if started:
+            (lock, mark), when = ("Locked", "and marked"), " when it started."
+        elif state in Deploy.TERMINAL_STATES:
+            (lock, mark), when = ("Did not lock", "or mark"), ": it never started."
+        else:
+            (lock, mark) = ("Will lock", "and mark")
+            when = " when it starts." if state == Deploy.State.QUEUED else " when approved."
+        bad = f" {mark} {marks_bad} bad" if marks_bad else ""
+        return cls(
+            environment=environment,
+            marks_bad=marks_bad,
+            applied=started,
+            summary=f"{lock} {environment}{bad}{when}",
+        )
 
 
 class DeployStep(models.Model):
@@ -705,6 +720,7 @@ class Preview(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="preview_recent")]
         constraints = [
             models.UniqueConstraint(fields=["app", "pr_number"], name="preview_unique_pr_per_app")
         ]

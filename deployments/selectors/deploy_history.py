@@ -157,9 +157,7 @@ def deploy_history_page(
         to_attr="approvals",
     )
     rows = list(
-        deploys.select_related(
-            "environment__app", "release", "build", "requested_by", "approval_request"
-        )
+        deploys.select_related("environment__app", "release", "requested_by", "approval_request")
         .prefetch_related(approvals)
         .order_by("-id")[: size + 1]
     )

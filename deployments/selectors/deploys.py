@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from deployments.models import Deploy, DeployLog, DeployStep
+from hotdash.queries import one_or_404
 
 
 def deploy_get(*, pk: int) -> Deploy:
-    return get_object_or_404(
+    return one_or_404(
         Deploy.objects.select_related(
             "environment__app",
             "environment__locked_by",
@@ -19,8 +19,6 @@ def deploy_get(*, pk: int) -> Deploy:
             "release",
             "previous_release",
             "requested_by",
-            "rollback_of",
-            "superseded_by",
             "overridden_by",
             "rehearsal__environment",
             "approval_request",

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from deployments import semver
-from deployments.models import App, Deploy, Environment, Release
+from deployments.models import App, Deploy, Environment, Release, RollbackHold
 
 # The Releases page at fleet scale: a page of apps, each with its newest releases (all of
 # them when the page shows one app).
@@ -317,18 +317,170 @@ def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
 # --- rollbacks history -----------------------------------------------------------------------
 
 
-def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> QuerySet[Deploy]:
+@dataclass(frozen=True)
+class RollbackRow:
+    """One row of the Rollbacks page's history, as plain values."""
+
+    id: int
+    kind: str
+    state: str
+    fast_path: bool
+    app_name: str
+    environment_name: str
+    previous: str  # the release (tag) or image rolled away from
+    target: str  # the release (tag) or image rolled back to
+    requester: str
+    reason: str
+    error: str
+    health_verified: bool | None
+    health_summary: str
+    created_at: datetime
+    hold: RollbackHold | None  # Deploy.rollback_hold
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in Deploy.TERMINAL_STATES
+
+
+def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> list[RollbackRow]:
+    """The newest rollbacks, grouped by app and environment; up to 200 rows, read as plain
+    values (model instances cost more than the rest of the page)."""
+    order = ("environment__app__name", "environment__name", "-created_at", "-id")
     deploys = Deploy.objects.filter(kind__in=ROLLBACK_KINDS)
     if environment_id:
         deploys = deploys.filter(environment_id=environment_id)
-    return deploys.select_related(
-        "environment__app", "release", "previous_release", "requested_by"
-    ).order_by("environment__app__name", "environment__name", "-created_at", "-id")[:limit]
-
-
-def rollback_environments() -> QuerySet[Environment]:
-    return (
-        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
-        .select_related("app", "locked_by", "current_release")
-        .order_by("app__name", "kind", "name")
+    # The page's ids first: over the narrow rows PostgreSQL sorts every rollback at once,
+    # where over the wide ones it walks the apps by name, rescanning the rollbacks for each.
+    shown = deploys.order_by(*order).values("id")[:limit]
+    rows = (
+        Deploy.objects.filter(id__in=shown)
+        .order_by(*order)
+        .values_list(
+            "id",
+            "kind",
+            "state",
+            "fast_path",
+            "environment__app__name",
+            "environment__name",
+            "previous_release__tag",
+            "previous_image_ref",
+            "release__tag",
+            "image_ref",
+            "requested_by__username",
+            "requested_by_system",
+            "reason",
+            "error",
+            "health_verified",
+            "health_summary",
+            "created_at",
+            "started_at",
+        )
     )
+    return [
+        RollbackRow(
+            id=pk,
+            kind=kind,
+            state=state,
+            fast_path=fast_path,
+            app_name=app_name,
+            environment_name=environment_name,
+            previous=previous_tag or previous_image,
+            target=tag or image,
+            requester=username or system,
+            reason=reason,
+            error=error,
+            health_verified=health_verified,
+            health_summary=health_summary,
+            created_at=created_at,
+            hold=RollbackHold.of(
+                environment=environment_name,
+                marks_bad=previous_tag or "",
+                state=state,
+                started=started_at is not None,
+            )
+            if kind == Deploy.Kind.ROLLBACK
+            else None,
+        )
+        for (
+            pk,
+            kind,
+            state,
+            fast_path,
+            app_name,
+            environment_name,
+            previous_tag,
+            previous_image,
+            tag,
+            image,
+            username,
+            system,
+            reason,
+            error,
+            health_verified,
+            health_summary,
+            created_at,
+            started_at,
+        ) in rows
+    ]
+
+
+@dataclass(frozen=True)
+class RollbackEnvironment:
+    """One row of the Rollbacks page's environments table."""
+
+    id: int
+    app_name: str
+    name: str
+    live: str  # the live release's tag or image, "" when nothing is
+    health: str
+    live_bad_reason: str | None  # None unless the live release is marked bad
+    locked: bool
+    locked_by: str | None
+    lock_reason: str
+
+
+def rollback_environments() -> list[RollbackEnvironment]:
+    """Every long-lived environment by app, as plain values: hundreds of rows at fleet scale."""
+    rows = (
+        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
+        .order_by("app__name", "kind", "name")
+        .values_list(
+            "id",
+            "app__name",
+            "name",
+            "current_release__tag",
+            "current_image_ref",
+            "health",
+            "current_release__bad_marked_at",
+            "current_release__bad_reason",
+            "locked_at",
+            "locked_by__username",
+            "lock_reason",
+        )
+    )
+    return [
+        RollbackEnvironment(
+            id=pk,
+            app_name=app_name,
+            name=name,
+            live=tag or image_ref,
+            health=health,
+            live_bad_reason=bad_reason if bad_marked_at else None,
+            locked=locked_at is not None,
+            locked_by=locked_by,
+            lock_reason=lock_reason,
+        )
+        for (
+            pk,
+            app_name,
+            name,
+            tag,
+            image_ref,
+            health,
+            bad_marked_at,
+            bad_reason,
+            locked_at,
+            locked_by,
+            lock_reason,
+        ) in rows
+    ]

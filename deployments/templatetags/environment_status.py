@@ -31,9 +31,14 @@ register = template.Library()
 @register.simple_tag(name="review_link")
 def review_link_html(deploy: Deploy) -> SafeString:
     """A link opening the approval drawer of a deploy that awaits approval."""
-    if deploy.state != Deploy.State.AWAITING_APPROVAL:
+    return review_link_of(deploy.pk, deploy.state)
+
+
+def review_link_of(pk: int, state: str) -> SafeString:
+    """``review_link_html`` for a deploy known by its id and state (rows of plain values)."""
+    if state != Deploy.State.AWAITING_APPROVAL:
         return mark_safe("")
-    url = escape(object_url("approvals:deploy-drawer", deploy.pk))
+    url = escape(object_url("approvals:deploy-drawer", pk))
     return mark_safe(
         f'<a href="{url}" hx-get="{url}" hx-target="#drawer-root" hx-swap="innerHTML">Review</a>'
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from django import forms
@@ -11,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -18,7 +21,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
 from deployments.models import OVERRIDE_LABELS, Deploy, Environment, Release
-from deployments.selectors.deploy_history import DeployFilterForm, deploy_history_page
+from deployments.selectors.deploy_history import (
+    DeployFilterForm,
+    HistoryRow,
+    deploy_history_page,
+)
 from deployments.selectors.deploys import (
     deploy_duration,
     deploy_get,
@@ -30,10 +37,12 @@ from deployments.selectors.promotion import deploy_promote_offer
 from deployments.selectors.queue import queue_position
 from deployments.services.deploys import deploy_abort
 from deployments.services.requests import deploy_request, deploy_request_cancel
+from deployments.views.rows import KIND_LABELS, DeployCells, bad_mark
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.permissions import client_ip, role_required
+from hotdash.templatetags.times import ago
 
 
 def _is_partial(request: HttpRequest) -> bool:
@@ -78,6 +87,39 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=2000)
 
 
+def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
+    """The Deploys page's table body (see deployments.views.rows)."""
+    cells = DeployCells()
+    html = []
+    for row in rows:
+        deploy = row.deploy
+        environment, release = deploy.environment, deploy.release
+        tag = release.tag if release else ""
+        bad = f" {bad_mark(release.bad_reason)}" if release and release.is_bad else ""
+        if deploy.state == Deploy.State.SUCCEEDED:
+            outcome = escape(deploy.health_summary or "Live")
+        elif deploy.state == Deploy.State.FAILED:
+            outcome = escape(Truncator(deploy.error or "Failed").chars(120))
+        elif deploy.is_terminal:
+            outcome = '<span class="muted">never ran</span>'
+        else:
+            outcome = '<span class="muted">not finished</span>'
+        html.append(
+            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{cells.number(deploy.pk)}</td>'
+            f'<td data-label="Kind">{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>'
+            f'<td data-label="App / environment">{escape(environment.app.name)} / '
+            f"{escape(environment.name)}</td>"
+            f'<td data-label="Release">{escape(tag or deploy.image_ref)}{bad}</td>'
+            f'<td data-label="State">{cells.state(deploy.pk, deploy.state)}</td>'
+            f'<td data-label="Requested by">{escape(deploy.requester_name)}</td>'
+            f'<td data-label="Approved by">{escape(", ".join(row.approvers) or "—")}</td>'
+            f'<td data-label="When">{ago(deploy.created_at)}</td>'
+            f'<td data-label="Duration">{escape(row.duration or "—")}</td>'
+            f'<td data-label="Outcome">{outcome}</td></tr>'
+        )
+    return mark_safe("".join(html))  # every interpolated value is escaped above
+
+
 @require_GET
 @role_required(policy.can_view)
 def deploy_list_page(request: HttpRequest) -> HttpResponse:
@@ -95,7 +137,7 @@ def deploy_list_page(request: HttpRequest) -> HttpResponse:
         template,
         {
             "form": form,
-            "rows": rows,
+            "rows": deploy_history_rows(rows),
             "query": form.query() if form.is_valid() else "",
             "older_query": form.query(before=older) if older else "",
             "paged": bool(form.is_valid() and form.cleaned_data["before"]),

@@ -4,6 +4,9 @@ destroy). Actions answer htmx with the table row and plain forms with a redirect
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from html import escape
 from typing import Any
 
 from django import forms
@@ -11,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import policy
@@ -26,7 +30,10 @@ from deployments.services.previews import (
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.integrations import APIError
+from hotdash.links import outside_url
+from hotdash.paths import object_url
 from hotdash.permissions import client_ip, role_required
+from hotdash.templatetags.times import ago
 
 TERMINAL = {str(state) for state in Deploy.TERMINAL_STATES}
 
@@ -43,16 +50,79 @@ def _permissions(request: HttpRequest) -> dict[str, bool]:
     }
 
 
+@dataclass(frozen=True)
+class PreviewRow:
+    """A row of the previews table: its cells as HTML, but for the held note and the actions
+    (forms, kept in templates shared with the preview's page)."""
+
+    preview: Preview
+    lead: SafeString  # PR, title, author, branch
+    state: SafeString  # components/_preview_state.html
+    tail: SafeString  # URL, created, last deploy, secrets
+
+
+class PreviewCells:
+    """Builds PreviewRows, the URLs reversed once per table (see deployments.views.rows)."""
+
+    def __init__(self) -> None:
+        self._preview_url = partial(object_url, "deployments:preview-detail")
+        self._deploy_url = partial(object_url, "deployments:deploy-detail")
+
+    def __call__(self, preview: Preview) -> PreviewRow:
+        marks = ' <span class="state state-pending">fork</span>' if preview.is_fork else ""
+        marks += ' <span class="muted">draft</span>' if preview.is_draft else ""
+        lead = (
+            f'<td data-label="PR"><a href="{self._preview_url(preview.pk)}">'
+            f"{escape(preview.app.name)} #{preview.pr_number}</a>{marks}</td>"
+            f'<td data-label="Title">{escape(preview.pr_title)}</td>'
+            f'<td data-label="Author">{escape(preview.pr_author)}</td>'
+            f'<td data-label="Branch" class="mono">{escape(preview.branch)}</td>'
+        )
+        shown = "live" if preview.state == Preview.State.RUNNING else preview.state
+        state = (
+            f'<span class="state state-{escape(shown)}" '
+            f'title="{escape(preview.state_description)}">'
+            f"{escape(preview.get_state_display())}</span>"
+        )
+        url = ""
+        hidden = (Preview.State.DESTROYED, Preview.State.AWAITING_APPROVAL)
+        if preview.url and preview.state not in hidden:
+            url = f'<a href="{escape(outside_url(preview.url))}" rel="noopener">'
+            url += f"{escape(preview.url)}</a>"
+        last = '<span class="muted">none</span>'
+        if preview.last_deploy_id:
+            last = (
+                f'<a href="{self._deploy_url(preview.last_deploy_id)}">'
+                f"#{preview.last_deploy_id}</a> "
+                f'<span class="mono">{escape(preview.last_deploy_commit[:7])}</span> '
+                f"{escape(preview.last_deploy_state)}, {ago(preview.last_deploy_at)}"
+            )
+        secrets = escape(", ".join(preview.secret_names))
+        if not secrets:
+            secrets = f'<span class="muted">none{" (fork)" if preview.is_fork else ""}</span>'
+        tail = (
+            f'<td data-label="URL">{url}</td>'
+            f'<td data-label="Created">{ago(preview.created_at)}</td>'
+            f'<td data-label="Last deploy">{last}</td>'
+            f'<td data-label="Secrets from staging" class="mono">{secrets}</td>'
+        )
+        # Every interpolated value is escaped above.
+        return PreviewRow(
+            preview=preview, lead=mark_safe(lead), state=mark_safe(state), tail=mark_safe(tail)
+        )
+
+
 @require_GET
 @role_required(policy.can_view)
 def preview_list_page(request: HttpRequest) -> HttpResponse:
     page = preview_page(page=request.GET.get("page"))
     previews = list(page.object_list)
+    row = PreviewCells()
     template = "deployments/preview_list.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#preview-table"
     context = {
-        "previews": previews,
+        "rows": [row(preview) for preview in previews],
         "page": page,
         **_permissions(request),
         "preview_states": list(Preview.State),
@@ -103,8 +173,10 @@ def _act(
         if request.POST.get("from") == "detail":
             return redirect("deployments:preview-detail", pk=pk)
         return redirect("deployments:preview-list")
+    preview = preview_get(pk=pk)
     context = {
-        "preview": preview_get(pk=pk),
+        "preview": preview,
+        "row": PreviewCells()(preview),
         **_permissions(request),
         "row_message": text,
         "row_error": status != 200,

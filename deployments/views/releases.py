@@ -3,6 +3,7 @@ emergency rollback), acknowledging an emergency rollback, Rollbacks."""
 
 from __future__ import annotations
 
+from functools import partial
 from html import escape
 from urllib.parse import urlencode
 
@@ -25,6 +26,8 @@ from deployments.selectors.releases import (
     AppReleases,
     ReleaseFilters,
     ReleaseRow,
+    RollbackEnvironment,
+    RollbackRow,
     environment_get,
     live_healthy_versions,
     release_apps_page,
@@ -44,12 +47,13 @@ from deployments.services.rollbacks import (
     fast_path_explanation,
     rollback_request,
 )
+from deployments.views.rows import DeployCells, bad_mark
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
 from hotdash.paths import object_url
 from hotdash.permissions import client_ip, role_required
-from hotdash.templatetags.badges import state_badge_html
+from hotdash.templatetags.badges import health_verdict_html, state_badge_html
 from hotdash.templatetags.times import when
 
 
@@ -299,6 +303,70 @@ def rollback_form(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "deployments/rollback_form.html", context, status=status)
 
 
+HEALTH_LABELS = dict(Environment.Health.choices)
+
+
+def rollback_environment_rows(
+    environments: list[RollbackEnvironment], *, can_request: bool, can_lock: bool
+) -> SafeString:
+    """The Rollbacks page's environments table body (see deployments.views.rows)."""
+    environment_url = partial(object_url, "deployments:environment-detail")
+    rollback_url = partial(object_url, "deployments:rollback-form")
+    rows = []
+    for env in environments:
+        bad = bad_mark(env.live_bad_reason) if env.live_bad_reason is not None else ""
+        if not env.locked:
+            lock = '<span class="muted">unlocked</span>'
+        else:
+            lock = f'<span class="lock">Locked by {escape(env.locked_by or "system")}: '
+            lock += f"{escape(env.lock_reason)}</span> "
+            if can_lock:
+                lock += f'<a href="{environment_url(env.id)}">Unlock on the environment page</a>'
+            else:
+                lock += '<span class="muted">Only an admin may unlock it.</span>'
+        action = ""
+        if can_request:
+            action = f'<a class="button" href="{rollback_url(env.id)}">Roll back…</a>'
+        rows.append(
+            f'<tr id="environment-{env.id}"><td><a href="?environment={env.id}">'
+            f"{escape(env.app_name)} / {escape(env.name)}</a></td>"
+            f"<td>{escape(env.live or 'nothing')} "
+            f"{state_badge_html(env.health, HEALTH_LABELS.get(env.health, env.health))}{bad}</td>"
+            f"<td>{lock}</td><td>{action}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # every interpolated value is escaped above
+
+
+def rollback_history_rows(rollbacks: list[RollbackRow]) -> SafeString:
+    """The Rollbacks page's history table body (see deployments.views.rows)."""
+    cells = DeployCells()
+    rows = []
+    for rollback in rollbacks:
+        fast_path = ' <span class="state">fast path</span>' if rollback.fast_path else ""
+        automatic = ""
+        if rollback.kind == Deploy.Kind.AUTO_ROLLBACK:
+            automatic = ' <span class="state">automatic</span>'
+        error = f'<div class="error">{escape(rollback.error)}</div>' if rollback.error else ""
+        hold = f'<div class="muted">{escape(rollback.hold.summary)}</div>' if rollback.hold else ""
+        summary = ""
+        if rollback.health_summary:
+            summary = f'<div class="muted">{escape(rollback.health_summary)}</div>'
+        health = health_verdict_html(
+            verified=rollback.health_verified,
+            summary=rollback.health_summary,
+            terminal=rollback.is_terminal,
+        )
+        rows.append(
+            f'<tr id="rollback-{rollback.id}"><td>{cells.number(rollback.id)}</td>'
+            f"<td>{escape(rollback.app_name)} / {escape(rollback.environment_name)}{fast_path}"
+            f"</td><td>{escape(rollback.previous)}</td><td>{escape(rollback.target)}</td>"
+            f"<td>{escape(rollback.requester)}{automatic}</td><td>{escape(rollback.reason)}</td>"
+            f"<td>{cells.state(rollback.id, rollback.state)}{error}{hold}</td>"
+            f"<td>{health}{summary}</td><td>{when(rollback.created_at)}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # every interpolated value is escaped above
+
+
 @require_GET
 @role_required(policy.can_view)
 def rollback_list_page(request: HttpRequest) -> HttpResponse:
@@ -308,16 +376,19 @@ def rollback_list_page(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(
             "environment must be an environment id.\n", content_type="text/plain; charset=utf-8"
         )
-    rollbacks = list(rollback_list(environment_id=environment_id))
+    rollbacks = rollback_list(environment_id=environment_id)
+    can_request = policy.can_request_deploy(request.user)
     context = {
-        "rollbacks": rollbacks,
+        "rollback_rows": rollback_history_rows(rollbacks),
         "failed": [
             d for d in rollbacks if d.state == Deploy.State.FAILED or d.health_verified is False
         ],
-        "environments": rollback_environments(),
+        "environment_rows": rollback_environment_rows(
+            rollback_environments(),
+            can_request=can_request,
+            can_lock=policy.can_lock(request.user),
+        ),
         "environment_id": environment_id,
-        "can_request": policy.can_request_deploy(request.user),
-        "can_lock": policy.can_lock(request.user),
     }
     return render(request, "deployments/rollback_list.html", context)
 

@@ -119,6 +119,9 @@ def test_the_preview_page_shows_its_facts_and_deploys(
     assert reverse("deployments:deploy-detail", args=[deploy.pk]) in html
     assert "DATABASE_URL, SECRET_KEY" in html
     assert "Destroy this preview" not in html  # a viewer gets no actions
+    # The title is plain text; the states' explanation is in the page, once.
+    assert f"<title>Preview of PR #{number} · HotDash</title>" in html
+    assert html.count('id="preview-states"') == 1
 
 
 def _actions(html: str) -> set[str]:
