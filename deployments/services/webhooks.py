@@ -1,14 +1,16 @@
 """GitHub webhook deliveries: verify, store once, process in a worker, dispatch by event.
 
-The endpoint stores a delivery and its audit event in one transaction and sends the task on
-commit; the task processes it exactly once per state change (a replayed delivery id is a no-op,
-a delivery whose message was lost is sent again by the stuck-delivery beat).
+The endpoint stores a delivery (one INSERT, no audit-chain lock) and sends the task on commit;
+the task records ``webhook.received`` and processes it exactly once per state change (a
+replayed delivery id is a no-op, a delivery whose message was lost is sent again by the
+stuck-delivery beat).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 from datetime import timedelta
 from typing import Any
@@ -102,36 +104,60 @@ def webhook_delivery_receive(
 ) -> tuple[WebhookDelivery, bool]:
     """Store a verified delivery once. Returns (delivery, created); a replay is (existing, False).
 
-    The dedupe key and the stored event commit together, so a failed attempt never poisons a
-    later redelivery; the processing task is sent only once the row is committed. ``escaped``
-    lists the payload's strings whose NUL or lone surrogates the input gate wrote as escapes
-    (the audit event says so).
+    One INSERT in its own transaction, then the processing message: no audit-chain lock, so
+    concurrent deliveries never queue behind each other. The worker records ``webhook.received``
+    from what the row keeps (``ip``, ``escaped``: the payload's strings whose NUL or lone
+    surrogates the input gate wrote as escapes).
     """
     action = payload.get("action")
-    action = action[:50] if isinstance(action, str) else ""
-    data: dict[str, Any] = {"event": event, "action": action, "delivery_id": delivery_id}
-    if escaped:
-        data["escaped"] = escaped[:50]
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
                 delivery_id=delivery_id,
                 event=event,
-                action=action,
+                action=action[:50] if isinstance(action, str) else "",
                 payload=payload,
-            )
-            record(
-                actor="github",
-                verb="webhook.received",
-                target=delivery,
-                app=_app_name_for(payload),
-                data=data,
-                ip=ip,
+                ip=_valid_ip(ip),
+                escaped=(escaped or [])[:50],
             )
             transaction.on_commit(lambda: webhook_delivery_send(delivery_pk=delivery.pk))
     except IntegrityError:
         return WebhookDelivery.objects.get(delivery_id=delivery_id), False
     return delivery, True
+
+
+def _valid_ip(ip: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None
+
+
+def _received_record(delivery_pk: int) -> None:
+    """Record ``webhook.received`` for a stored delivery, once (the UPDATE claims it), with the
+    data the endpoint knew: event, action, delivery id, escaped strings and the sender's ip."""
+    with transaction.atomic():
+        claimed = WebhookDelivery.objects.filter(pk=delivery_pk, received_audited=False).update(
+            received_audited=True
+        )
+        if not claimed:
+            return
+        delivery = WebhookDelivery.objects.get(pk=delivery_pk)
+        data: dict[str, Any] = {
+            "event": delivery.event,
+            "action": delivery.action,
+            "delivery_id": delivery.delivery_id,
+        }
+        if delivery.escaped:
+            data["escaped"] = delivery.escaped
+        record(
+            actor="github",
+            verb="webhook.received",
+            target=delivery,
+            app=_app_name_for(delivery.payload),
+            data=data,
+            ip=delivery.ip,
+        )
 
 
 def webhook_delivery_send(*, delivery_pk: int) -> bool:
@@ -202,6 +228,7 @@ def _pull_request(*, app: App, action: str, payload: dict[str, Any]) -> str:
 def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
     """Process a stored delivery once. Retryable upstream errors propagate (the task retries);
     anything permanent ends the delivery ``failed`` with the reason."""
+    _received_record(delivery_pk)
     delivery = WebhookDelivery.objects.get(pk=delivery_pk)
     if delivery.state != WebhookDelivery.State.RECEIVED:
         return delivery
@@ -218,7 +245,8 @@ def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
 
 
 def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:
-    """Give up on a delivery (retries exhausted)."""
+    """Give up on a delivery (retries exhausted, or it crashed before being recorded)."""
+    _received_record(delivery_pk)
     return _finish(delivery_pk=delivery_pk, state=WebhookDelivery.State.FAILED, detail=detail)
 
 

@@ -87,12 +87,15 @@ def test_every_reference_payload_is_refused_without_a_good_signature(
 
 
 @pytest.mark.django_db
-def test_a_replayed_delivery_is_a_no_op(post_delivery):
+def test_a_replayed_delivery_is_a_no_op(post_delivery, process_deliveries):
     body = (REFERENCE / "pull_request.opened.payload.json").read_bytes()
     first = post_delivery("pull_request", body, delivery_id="same-guid")
     again = post_delivery("pull_request", body, delivery_id="same-guid")
     assert first.status_code == 202
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert WebhookDelivery.objects.count() == 1
+    process_deliveries()
+    post_delivery("pull_request", body, delivery_id="same-guid")  # after processing too
     assert WebhookDelivery.objects.count() == 1
     assert AuditEvent.objects.filter(verb="webhook.received").count() == 1
 
