@@ -214,3 +214,39 @@ def test_only_post_and_no_csrf_token_or_cookie_needed(settings):
         **github_headers("ping", "d-3", sign(body)),
     )
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_short_path_keeps_the_security_headers_request_id_host_and_query_checks(
+    post_delivery, client, settings
+):
+    body = (REFERENCE / "push.payload.json").read_bytes()
+    response = client.post(
+        "/webhooks/github",
+        data=body,
+        content_type="application/json",
+        HTTP_X_REQUEST_ID="req-77",
+        **github_headers("push", "d-short", sign(body)),
+    )
+    assert response.status_code == 202
+    assert response["X-Request-ID"] == "req-77"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert "Cookie" not in response.get("Vary", "") and not response.cookies
+
+    foreign_host = client.post(
+        "/webhooks/github",
+        data=body,
+        content_type="application/json",
+        HTTP_HOST="attacker.example",
+        **github_headers("push", "d-host", sign(body)),
+    )
+    nul_in_query = client.post(
+        "/webhooks/github?x=%00",
+        data=body,
+        content_type="application/json",
+        **github_headers("push", "d-query", sign(body)),
+    )
+    assert (foreign_host.status_code, nul_in_query.status_code) == (400, 400)
+    assert list(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["d-short"]
