@@ -1,9 +1,9 @@
 """GitHub webhook deliveries: verify, store once, process in a worker, dispatch by event.
 
-The endpoint stores a delivery (one INSERT, no audit-chain lock) and sends the task on commit;
-the task records ``webhook.received`` and processes it exactly once per state change (a
-replayed delivery id is a no-op, a delivery whose message was lost is sent again by the
-stuck-delivery beat).
+The endpoint stores a delivery (one INSERT, no audit-chain lock) and, on commit, asks for a
+drain: one message for a whole burst (a Redis flag). The drain records ``webhook.received``
+and processes each stored delivery exactly once per state change (a replayed delivery id is a
+no-op; a delivery whose message was lost is sent on its own by the stuck-delivery beat).
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ SIGNATURE_PREFIX = "sha256="
 # Organisation events: they name no repository, and concern people, not an app.
 TEAM_EVENTS = frozenset({"membership", "team"})
 HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS, *TEAM_EVENTS})
+# Set in the broker's Redis while a drain is queued or running (hotdash.queue.send_coalesced);
+# kept while it works, so it expires only if the drain's worker died.
+DRAIN_FLAG = "hotdash:webhook-deliveries-drain"
+DRAIN_FLAG_SECONDS = 120
+DRAIN_BATCH = 100
 
 
 class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
@@ -120,7 +125,7 @@ def webhook_delivery_receive(
                 ip=_valid_ip(ip),
                 escaped=(escaped or [])[:50],
             )
-            transaction.on_commit(lambda: webhook_delivery_send(delivery_pk=delivery.pk))
+            transaction.on_commit(webhook_deliveries_drain_request)
     except IntegrityError:
         return WebhookDelivery.objects.get(delivery_id=delivery_id), False
     return delivery, True
@@ -160,9 +165,52 @@ def _received_record(delivery_pk: int) -> None:
         )
 
 
-def webhook_delivery_send(*, delivery_pk: int) -> bool:
+def webhook_delivery_send(*, delivery_pk: int, countdown: float | None = None) -> bool:
     """Publish the processing message; a broker error is logged: the stuck-delivery beat resends."""
-    return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk)
+    return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk, countdown=countdown)
+
+
+def webhook_deliveries_drain_request() -> bool:
+    """Ask for a drain of the stored deliveries: one message while a drain is queued or
+    running, however many deliveries arrive (a broker error is logged: the beat resends)."""
+    return queue.send_coalesced(
+        task_names.WEBHOOK_DELIVERIES_DRAIN, flag=DRAIN_FLAG, seconds=DRAIN_FLAG_SECONDS
+    )
+
+
+def webhook_deliveries_drain() -> int:
+    """Process every ``received`` delivery, oldest first, DRAIN_BATCH at a time; returns how
+    many. A delivery GitHub or Fly.io answered "later" goes to its own task, which retries it
+    with backoff; one that crashes ends ``failed``. Clears the drain flag before its last look,
+    so a delivery stored after that look sends a new drain."""
+    done, handed_over = 0, set()
+    while True:
+        batch = list(
+            WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+            .exclude(pk__in=handed_over)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:DRAIN_BATCH]
+        )
+        if not batch:
+            queue.coalesced_release(DRAIN_FLAG)
+            more = (
+                WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+                .exclude(pk__in=handed_over)
+                .exists()
+            )
+            if more and queue.coalesced_claim(DRAIN_FLAG, DRAIN_FLAG_SECONDS):
+                continue
+            return done
+        for delivery_pk in batch:
+            try:
+                webhook_delivery_process(delivery_pk=delivery_pk)
+            except RetryableAPIError as error:
+                handed_over.add(delivery_pk)
+                webhook_delivery_send(delivery_pk=delivery_pk, countdown=error.retry_after or 5)
+            except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the rest
+                webhook_delivery_crashed(delivery_pk=delivery_pk, error=error)
+            done += 1
+        queue.coalesced_hold(DRAIN_FLAG, DRAIN_FLAG_SECONDS)
 
 
 def _app_name_for(payload: dict[str, Any]) -> str:
@@ -242,6 +290,12 @@ def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
         # Signed by GitHub but not the shape this event should have.
         outcome, detail = WebhookDelivery.State.FAILED, f"malformed payload: {exc!r}"
     return _finish(delivery_pk=delivery_pk, state=outcome, detail=detail)
+
+
+def webhook_delivery_crashed(*, delivery_pk: int, error: Exception) -> WebhookDelivery:
+    """Processing raised something unexpected: log it with its traceback, end ``failed``."""
+    log.exception("webhook delivery %s crashed", delivery_pk, exc_info=error)
+    return webhook_delivery_fail(delivery_pk=delivery_pk, detail=f"{type(error).__name__}: {error}")
 
 
 def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:

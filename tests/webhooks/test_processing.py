@@ -8,20 +8,26 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from approvals.models import AuditEvent
 from deployments import task_names
 from deployments.models import Build, WebhookDelivery
+from deployments.services import webhooks as webhook_services
 from deployments.services.webhooks import (
+    DRAIN_FLAG,
+    webhook_deliveries_drain,
     webhook_deliveries_resend_stuck,
     webhook_delivery_fail,
     webhook_delivery_process,
     webhook_payloads_prune,
 )
 from deployments.tasks.webhooks import webhook_delivery_process_task
+from hotdash import queue
 from hotdash.celery import app as celery_app
+from hotdash.integrations import RetryableAPIError
 from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 from tests.fixtures.messages import record_messages
 
@@ -177,7 +183,7 @@ def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resen
         response = post_delivery("push", reference("push.payload.json"), delivery_id="d-down")
     assert response.status_code == 202
     delivery = WebhookDelivery.objects.get(delivery_id="d-down")
-    assert f"could not publish {task_names.WEBHOOK_DELIVERY_PROCESS}({delivery.pk},)" in caplog.text
+    assert f"could not publish {task_names.WEBHOOK_DELIVERIES_DRAIN}()" in caplog.text
 
     messages = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERY_PROCESS)
     settings.WEBHOOK_STUCK_AFTER_SECONDS = 300
@@ -191,3 +197,52 @@ def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resen
     assert delivery.state == WebhookDelivery.State.IGNORED
     verbs = list(AuditEvent.objects.order_by("id").values_list("verb", flat=True))
     assert verbs == ["webhook.received", "webhook.ignored"]
+
+
+@pytest.mark.skipif(
+    not django_settings.REDIS_URL, reason="the drain flag lives in Redis (REDIS_URL)"
+)
+def test_a_burst_sends_one_drain_and_a_delivery_after_the_drain_sends_another(
+    db, post_delivery, monkeypatch, django_capture_on_commit_callbacks
+):
+    queue.coalesced_release(DRAIN_FLAG)  # whatever an earlier test left
+    drains = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERIES_DRAIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):
+            post_delivery("push", reference("push.payload.json"), delivery_id=f"burst-{n}")
+    assert drains == [[]]
+    assert webhook_deliveries_drain() == 5
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_delivery("push", reference("push.payload.json"), delivery_id="after-the-drain")
+    assert drains == [[], []]
+    assert webhook_deliveries_drain() == 1
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"ignored"}
+    assert AuditEvent.objects.filter(verb="webhook.received").count() == 6
+    queue.coalesced_release(DRAIN_FLAG)
+
+
+def test_the_drain_hands_a_retryable_delivery_to_its_own_task_and_fails_a_crashed_one(
+    db, post_delivery, monkeypatch
+):
+    for delivery_id in ("later", "crash", "fine"):
+        post_delivery("push", reference("push.payload.json"), delivery_id=delivery_id)
+    dispatch = webhook_services._dispatch
+
+    def flaky_dispatch(delivery):
+        if delivery.delivery_id == "later":
+            raise RetryableAPIError(
+                "busy", provider="github", method="GET", path="/", status=503, retry_after=30
+            )
+        if delivery.delivery_id == "crash":
+            raise RuntimeError("boom")
+        return dispatch(delivery)
+
+    monkeypatch.setattr(webhook_services, "_dispatch", flaky_dispatch)
+    retries = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERY_PROCESS)
+
+    assert webhook_deliveries_drain() == 3
+    states = dict(WebhookDelivery.objects.values_list("delivery_id", "state"))
+    assert states == {"later": "received", "crash": "failed", "fine": "ignored"}
+    assert retries == [[WebhookDelivery.objects.get(delivery_id="later").pk]]
+    assert WebhookDelivery.objects.get(delivery_id="crash").detail == "RuntimeError: boom"
