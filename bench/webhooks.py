@@ -44,6 +44,8 @@ DELIVERIES = 3_000 if quick() else 20_000
 REPLAYS = DELIVERIES // 10
 CONNECTIONS = 50
 WRK_THREADS = 2
+# How long the worker may take to process every delivery after the burst.
+WORKER_WAIT_SECONDS = 900
 PORT = int(os.environ.get("BENCH_WEB_PORT", "8170"))
 SECRET = "bench-webhook-secret"
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,7 +299,7 @@ def run() -> str:
             burst = _burst(requests)
             load_after = os.getloadavg()[0]
             burst_end = time.monotonic()
-            processed_by = burst_end + 300
+            processed_by = burst_end + WORKER_WAIT_SECONDS
             pending = WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
             while pending.exists() and time.monotonic() < processed_by:
                 time.sleep(0.5)

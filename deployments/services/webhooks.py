@@ -138,30 +138,38 @@ def _valid_ip(ip: str | None) -> str | None:
         return None
 
 
-def _received_record(delivery_pk: int) -> None:
-    """Record ``webhook.received`` for a stored delivery, once (the UPDATE claims it), with the
-    data the endpoint knew: event, action, delivery id, escaped strings and the sender's ip."""
+def _received_record(delivery_pks: list[int]) -> None:
+    """Record ``webhook.received`` for stored deliveries, once each (their rows are locked and
+    flagged in one transaction), with the data the endpoint knew: event, action, delivery id,
+    escaped strings and the sender's ip."""
     with transaction.atomic():
-        claimed = WebhookDelivery.objects.filter(pk=delivery_pk, received_audited=False).update(
-            received_audited=True
+        deliveries = list(
+            WebhookDelivery.objects.select_for_update()
+            .filter(pk__in=delivery_pks, received_audited=False)
+            .order_by("pk")
         )
-        if not claimed:
-            return
-        delivery = WebhookDelivery.objects.get(pk=delivery_pk)
-        data: dict[str, Any] = {
-            "event": delivery.event,
-            "action": delivery.action,
-            "delivery_id": delivery.delivery_id,
-        }
-        if delivery.escaped:
-            data["escaped"] = delivery.escaped
-        record(
-            actor="github",
-            verb="webhook.received",
-            target=delivery,
-            app=_app_name_for(delivery.payload),
-            data=data,
-            ip=delivery.ip,
+        app_names: dict[str, str] = {}
+        for delivery in deliveries:
+            data: dict[str, Any] = {
+                "event": delivery.event,
+                "action": delivery.action,
+                "delivery_id": delivery.delivery_id,
+            }
+            if delivery.escaped:
+                data["escaped"] = delivery.escaped
+            repository = _repository_of(delivery.payload)
+            if repository not in app_names:
+                app_names[repository] = _app_name_for(delivery.payload)
+            record(
+                actor="github",
+                verb="webhook.received",
+                target=delivery,
+                app=app_names[repository],
+                data=data,
+                ip=delivery.ip,
+            )
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            received_audited=True
         )
 
 
@@ -201,9 +209,10 @@ def webhook_deliveries_drain() -> int:
             if more and queue.coalesced_claim(DRAIN_FLAG, DRAIN_FLAG_SECONDS):
                 continue
             return done
+        _received_record(batch)
         for delivery_pk in batch:
             try:
-                webhook_delivery_process(delivery_pk=delivery_pk)
+                _process(delivery_pk)
             except RetryableAPIError as error:
                 handed_over.add(delivery_pk)
                 webhook_delivery_send(delivery_pk=delivery_pk, countdown=error.retry_after or 5)
@@ -218,16 +227,21 @@ def _app_name_for(payload: dict[str, Any]) -> str:
     return app.name if app else ""
 
 
-def _app_for(payload: dict[str, Any]) -> App | None:
+def _repository_of(payload: dict[str, Any]) -> str:
+    """The payload's ``owner/repo``, or "" when it names none."""
     repository = payload.get("repository")
     full_name = repository.get("full_name") if isinstance(repository, dict) else None
-    if not isinstance(full_name, str) or "/" not in full_name:
+    return full_name if isinstance(full_name, str) and "/" in full_name else ""
+
+
+def _app_for(payload: dict[str, Any]) -> App | None:
+    owner, _, repo = _repository_of(payload).partition("/")
+    if not repo:
         return None
-    owner, _, repo = full_name.partition("/")
     return App.objects.filter(github_owner__iexact=owner, github_repo__iexact=repo).first()
 
 
-def _dispatch(delivery: WebhookDelivery) -> str:
+def _dispatch(delivery: WebhookDelivery, app: App | None) -> str:
     """Act on one delivery; return a short description, or raise DeliveryIgnored."""
     if delivery.event in INSTALLATION_EVENTS:  # about the App, not one app's repository
         event = parse_webhook(delivery.event, delivery.payload)
@@ -238,7 +252,6 @@ def _dispatch(delivery: WebhookDelivery) -> str:
         if outcome is None:
             raise DeliveryIgnored(f"{delivery.event}: nobody who signs in with GitHub")
         return outcome
-    app = _app_for(delivery.payload)
     if app is None:
         raise DeliveryIgnored("unknown repository")
     if delivery.event == "pull_request":
@@ -274,14 +287,20 @@ def _pull_request(*, app: App, action: str, payload: dict[str, Any]) -> str:
 
 
 def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
-    """Process a stored delivery once. Retryable upstream errors propagate (the task retries);
-    anything permanent ends the delivery ``failed`` with the reason."""
-    _received_record(delivery_pk)
+    """Record a stored delivery received, then process it once. Retryable upstream errors
+    propagate (the task retries); anything permanent ends the delivery ``failed`` with the
+    reason."""
+    _received_record([delivery_pk])
+    return _process(delivery_pk)
+
+
+def _process(delivery_pk: int) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.get(pk=delivery_pk)
     if delivery.state != WebhookDelivery.State.RECEIVED:
         return delivery
+    app = _app_for(delivery.payload)
     try:
-        outcome, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery)
+        outcome, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery, app)
     except DeliveryIgnored as exc:
         outcome, detail = WebhookDelivery.State.IGNORED, exc.reason
     except PermanentAPIError as exc:
@@ -289,7 +308,9 @@ def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # Signed by GitHub but not the shape this event should have.
         outcome, detail = WebhookDelivery.State.FAILED, f"malformed payload: {exc!r}"
-    return _finish(delivery_pk=delivery_pk, state=outcome, detail=detail)
+    return _finish(
+        delivery_pk=delivery_pk, state=outcome, detail=detail, app_name=app.name if app else ""
+    )
 
 
 def webhook_delivery_crashed(*, delivery_pk: int, error: Exception) -> WebhookDelivery:
@@ -300,11 +321,17 @@ def webhook_delivery_crashed(*, delivery_pk: int, error: Exception) -> WebhookDe
 
 def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:
     """Give up on a delivery (retries exhausted, or it crashed before being recorded)."""
-    _received_record(delivery_pk)
-    return _finish(delivery_pk=delivery_pk, state=WebhookDelivery.State.FAILED, detail=detail)
+    _received_record([delivery_pk])
+    delivery = WebhookDelivery.objects.get(pk=delivery_pk)
+    return _finish(
+        delivery_pk=delivery_pk,
+        state=WebhookDelivery.State.FAILED,
+        detail=detail,
+        app_name=_app_name_for(delivery.payload),
+    )
 
 
-def _finish(*, delivery_pk: int, state: str, detail: str) -> WebhookDelivery:
+def _finish(*, delivery_pk: int, state: str, detail: str, app_name: str) -> WebhookDelivery:
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_pk)
         if delivery.state != WebhookDelivery.State.RECEIVED:
@@ -317,7 +344,7 @@ def _finish(*, delivery_pk: int, state: str, detail: str) -> WebhookDelivery:
             actor="worker",
             verb=f"webhook.{state}",
             target=delivery,
-            app=_app_name_for(delivery.payload),
+            app=app_name,
             data={
                 "event": delivery.event,
                 "action": delivery.action,
