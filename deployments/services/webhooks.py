@@ -125,7 +125,7 @@ def webhook_delivery_receive(
                 ip=_valid_ip(ip),
                 escaped=(escaped or [])[:50],
             )
-            transaction.on_commit(webhook_deliveries_drain_request)
+            transaction.on_commit(webhook_deliveries_drain_send)
     except IntegrityError:
         return WebhookDelivery.objects.get(delivery_id=delivery_id), False
     return delivery, True
@@ -178,7 +178,7 @@ def webhook_delivery_send(*, delivery_pk: int, countdown: float | None = None) -
     return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk, countdown=countdown)
 
 
-def webhook_deliveries_drain_request() -> bool:
+def webhook_deliveries_drain_send() -> bool:
     """Ask for a drain of the stored deliveries: one message while a drain is queued or
     running, however many deliveries arrive (a broker error is logged: the beat resends)."""
     return queue.send_coalesced(
