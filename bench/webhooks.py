@@ -20,6 +20,7 @@ Latency: client-side (request sent to response read, in the load generator) and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -208,6 +209,27 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return ordered[max(0, int(len(ordered) * fraction) - 1)]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children still running, from /proc: the
+    server's own cost per request, which other load on the machine does not inflate much."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for child in [pid, *_children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_children(int(child))]
+    return found
+
+
 def _wait_healthy(process: subprocess.Popen) -> None:
     import httpx
 
@@ -296,7 +318,10 @@ def run() -> str:
             # Warm every gunicorn process and thread (imports, DB connections), not counted.
             _burst(_requests_for_warmup())
             load_before = os.getloadavg()[0]
+            web_cpu_before, worker_cpu_before = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
             burst = _burst(requests)
+            web_cpu = _cpu_seconds(web.pid) - web_cpu_before
+            worker_cpu_in_burst = _cpu_seconds(worker.pid) - worker_cpu_before
             load_after = os.getloadavg()[0]
             burst_end = time.monotonic()
             processed_by = burst_end + WORKER_WAIT_SECONDS
@@ -374,6 +399,9 @@ def run() -> str:
         f"| Answers | {', '.join(f'{key}: {n:,}' for key, n in sorted(burst.answers.items()))} |",
         f"| Load generator's own CPU | {burst.generator_cpu_seconds:.1f} s "
         f"({burst.generator_cpu_seconds / burst.seconds:.0%} of one core) |",
+        f"| gunicorn CPU per request (all processes) | {web_cpu / len(requests) * 1000:.2f} ms |",
+        f"| Celery worker CPU during the burst | {worker_cpu_in_burst:.1f} s "
+        f"({worker_cpu_in_burst / burst.seconds:.0%} of one core) |",
         f"| Rows stored / stored twice / missing | {stored:,} / {twice} / {missing} |",
         f"| `webhook.received` audit events | {audited:,} |",
         f"| Worker done with all deliveries | {drain_seconds:.1f} s after the burst "
