@@ -176,7 +176,6 @@ def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resen
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(celery_app, "send_task", broker_down)
-    queue.coalesced_release(DRAIN_FLAG)  # whatever an earlier test left
     with (
         caplog.at_level(logging.WARNING, logger="hotdash.queue"),
         django_capture_on_commit_callbacks(execute=True),
@@ -206,7 +205,6 @@ def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resen
 def test_a_burst_sends_one_drain_and_a_delivery_after_the_drain_sends_another(
     db, post_delivery, monkeypatch, django_capture_on_commit_callbacks
 ):
-    queue.coalesced_release(DRAIN_FLAG)  # whatever an earlier test left
     drains = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERIES_DRAIN)
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(5):
