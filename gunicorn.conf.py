@@ -31,9 +31,12 @@ timeout = 30
 graceful_timeout = 25
 # The proxy in front keeps connections open between requests.
 keepalive = 75
-# Replace each worker now and then, so a slow leak never grows without bound.
-max_requests = 2000
-max_requests_jitter = 200
+# Replace each worker now and then, so a slow leak never grows without bound. Not too often:
+# a new worker costs about a second of CPU (imports, connections) and answers slowly at
+# first, and a burst of GitHub deliveries (up to 1,000 a second, each a small request) would
+# replace both workers every few seconds at 2,000. Pages alone still reach it within hours.
+max_requests = 20000
+max_requests_jitter = 2000
 
 # One line per request on stdout; errors on stderr (the platform collects both). The request
 # line has no query string: filters are not worth logging and tokens must never be.

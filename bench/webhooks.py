@@ -2,33 +2,41 @@
 
 Starts the production web server (gunicorn with gunicorn.conf.py: gthread, WEB_CONCURRENCY
 processes of WEB_THREADS threads) and one Celery worker (prefork, concurrency 2) on the
-benchmark's database, with Redis as the broker (REDIS_URL, required). An asyncio load
-generator (httpx, CONNECTIONS connections) sends DELIVERIES signed ``push`` and
+benchmark's database, with Redis as the broker (REDIS_URL, required). The load generator
+is wrk when it is installed (bench/webhooks.lua sends requests signed here beforehand: wrk's
+Lua has no HMAC), else an asyncio client in this process (httpx), which takes much of the
+two cores itself. Over CONNECTIONS connections it sends DELIVERIES signed ``push`` and
 ``pull_request`` deliveries as fast as they are answered, with REPLAYS re-sends of earlier
-delivery ids mixed in (some while their original is still in flight). Deliveries name a
+delivery ids mixed in (some while their original is still in flight); its own CPU time is
+reported. Deliveries name a
 repository no app watches, so the worker's part is the processing task's bookkeeping (load,
 mark ignored), not previews or builds. Afterwards: every delivery stored exactly once, every
 replay answered "duplicate", one ``webhook.received`` audit event each, all processed.
 
-Latency: client-side (request sent to response read, in the load generator, which shares
-the two cores) and server-side (gunicorn's access log request time).
+Latency: client-side (request sent to response read, in the load generator) and server-side
+(gunicorn's access log request time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import random
 import re
+import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import quick
@@ -36,6 +44,9 @@ from bench import quick
 DELIVERIES = 3_000 if quick() else 20_000
 REPLAYS = DELIVERIES // 10
 CONNECTIONS = 50
+WRK_THREADS = 2
+# How long the worker may take to process every delivery after the burst.
+WORKER_WAIT_SECONDS = 900
 PORT = int(os.environ.get("BENCH_WEB_PORT", "8170"))
 SECRET = "bench-webhook-secret"
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +94,83 @@ def _requests() -> list[tuple[str, str, bytes]]:
     return requests
 
 
-async def _burst(requests: list[tuple[str, str, bytes]]) -> tuple[float, list[float], dict]:
+@dataclass
+class Burst:
+    seconds: float  # first request sent to last answer read
+    p50_ms: float
+    p99_ms: float
+    answers: dict[str, int]  # "202 queued": n, "200 duplicate": n, ...
+    generator_cpu_seconds: float  # the load generator's own CPU time (user + system)
+
+
+def _burst(requests: list[tuple[str, str, bytes]]) -> Burst:
+    return _burst_wrk(requests) if shutil.which("wrk") else _burst_httpx(requests)
+
+
+def _burst_wrk(requests: list[tuple[str, str, bytes]]) -> Burst:
+    """wrk (C, WRK_THREADS threads) replaying the pre-signed requests through webhooks.lua."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = Path(tmp) / "requests.tsv"
+        with lines.open("w") as out:
+            for delivery_id, event, body in requests:
+                out.write(f"{delivery_id}\t{event}\t{_signature(body)}\t{body.decode()}\n")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk = subprocess.Popen(
+            [
+                "wrk",
+                f"--threads={WRK_THREADS}",
+                f"--connections={CONNECTIONS}",
+                "--duration=600s",  # stopped with SIGINT once every answer is read
+                "--timeout=30s",
+                f"--script={ROOT / 'bench' / 'webhooks.lua'}",
+                f"http://127.0.0.1:{PORT}",
+                "--",
+                str(lines),
+                str(WRK_THREADS),
+                tmp,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 600
+        while len(list(Path(tmp).glob("done-*"))) < WRK_THREADS:
+            if wrk.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("wrk stopped, or 10 minutes passed, before every answer")
+            time.sleep(0.05)
+        wrk.send_signal(signal.SIGINT)
+        output, _ = wrk.communicate(timeout=60)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(output.strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"wrk saw {result['errors']} socket or HTTP errors")
+    return Burst(
+        seconds=result["seconds"],
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        answers=result["answers"],
+        generator_cpu_seconds=(after.ru_utime + after.ru_stime)
+        - (before.ru_utime + before.ru_stime),
+    )
+
+
+def _burst_httpx(requests: list[tuple[str, str, bytes]]) -> Burst:
+    """Without wrk: an asyncio client in this process (httpx), itself a large CPU user."""
+    started_cpu = time.process_time()
+    seconds, latencies, answers = asyncio.run(_burst_async(requests))
+    return Burst(
+        seconds=seconds,
+        p50_ms=statistics.median(latencies),
+        p99_ms=_percentile(latencies, 0.99),
+        answers=answers,
+        generator_cpu_seconds=time.process_time() - started_cpu,
+    )
+
+
+def _signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def _burst_async(requests: list[tuple[str, str, bytes]]) -> tuple[float, list[float], dict]:
     import httpx
 
     queue: asyncio.Queue = asyncio.Queue()
@@ -97,11 +184,10 @@ async def _burst(requests: list[tuple[str, str, bytes]]) -> tuple[float, list[fl
     async def sender(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             delivery_id, event, body = queue.get_nowait()
-            signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
             headers = {
                 "X-GitHub-Event": event,
                 "X-GitHub-Delivery": delivery_id,
-                "X-Hub-Signature-256": signature,
+                "X-Hub-Signature-256": _signature(body),
                 "Content-Type": "application/json",
             }
             started = time.perf_counter()
@@ -121,6 +207,27 @@ async def _burst(requests: list[tuple[str, str, bytes]]) -> tuple[float, list[fl
 def _percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[max(0, int(len(ordered) * fraction) - 1)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children still running, from /proc: the
+    server's own cost per request, which other load on the machine does not inflate much."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for child in [pid, *_children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_children(int(child))]
+    return found
 
 
 def _wait_healthy(process: subprocess.Popen) -> None:
@@ -209,12 +316,15 @@ def run() -> str:
             _wait_healthy(web)
             requests = _requests()
             # Warm every gunicorn process and thread (imports, DB connections), not counted.
-            asyncio.run(_burst(_requests_for_warmup()))
+            _burst(_requests_for_warmup())
             load_before = os.getloadavg()[0]
-            seconds, latencies, answers = asyncio.run(_burst(requests))
+            web_cpu_before, worker_cpu_before = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
+            burst = _burst(requests)
+            web_cpu = _cpu_seconds(web.pid) - web_cpu_before
+            worker_cpu_in_burst = _cpu_seconds(worker.pid) - worker_cpu_before
             load_after = os.getloadavg()[0]
             burst_end = time.monotonic()
-            processed_by = burst_end + 300
+            processed_by = burst_end + WORKER_WAIT_SECONDS
             pending = WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
             while pending.exists() and time.monotonic() < processed_by:
                 time.sleep(0.5)
@@ -241,10 +351,17 @@ def run() -> str:
         .exclude(data__delivery_id__startswith="warmup-")
         .count()
     )
-    accepted = answers.get("202 queued", 0)
-    duplicates = answers.get("200 duplicate", 0)
-    per_second = len(requests) / seconds
-    p50, p99 = statistics.median(latencies), _percentile(latencies, 0.99)
+    accepted = burst.answers.get("202 queued", 0)
+    duplicates = burst.answers.get("200 duplicate", 0)
+    per_second = len(requests) / burst.seconds
+    p50, p99 = burst.p50_ms, burst.p99_ms
+    generator = (
+        f"wrk ({WRK_THREADS} threads, Lua script bench/webhooks.lua replaying the requests "
+        "signed beforehand)"
+        if shutil.which("wrk")
+        else "one asyncio process with httpx (wrk is not installed: `apt-get install wrk` "
+        "for a load generator that leaves the cores to the server)"
+    )
     server_p50 = statistics.median(server_ms[-len(requests) :]) if server_ms else float("nan")
     server_p99 = _percentile(server_ms[-len(requests) :], 0.99) if server_ms else float("nan")
     exactly_once = (
@@ -265,8 +382,8 @@ def run() -> str:
         f"Method: gunicorn with gunicorn.conf.py ({web_processes} processes × {web_threads} "
         "threads, gthread, access log on) and one Celery worker (prefork, concurrency 2, Redis "
         f"broker) on loopback; DEBUG off; PostgreSQL {settings.DATABASES['default']['NAME']}. "
-        f"The load generator (one asyncio process, httpx, {CONNECTIONS} keep-alive "
-        f"connections, on the same 2 cores) sends {DELIVERIES:,} signed deliveries (half "
+        f"The load generator, {generator}, on the same 2 cores with {CONNECTIONS} keep-alive "
+        f"connections, sends {DELIVERIES:,} signed deliveries (half "
         f"`push`, half `pull_request`, ~{len(requests[0][2])} bytes) and {REPLAYS:,} replays "
         "of earlier delivery ids mixed in, as fast as they are answered, after a warm-up of "
         "200 deliveries. Client latency: send to response read; server latency: gunicorn's "
@@ -275,11 +392,16 @@ def run() -> str:
         "",
         "| Figure | Value |",
         "| --- | ---: |",
-        f"| Requests (deliveries + replays) | {len(requests):,} in {seconds:.1f} s |",
+        f"| Requests (deliveries + replays) | {len(requests):,} in {burst.seconds:.1f} s |",
         f"| Requests per second | {per_second:,.0f} |",
         f"| Client latency p50 / p99 | {p50:.1f} / {p99:.1f} ms |",
         f"| Server latency p50 / p99 | {server_p50:.0f} / {server_p99:.0f} ms |",
-        f"| Answers | {', '.join(f'{key}: {n:,}' for key, n in sorted(answers.items()))} |",
+        f"| Answers | {', '.join(f'{key}: {n:,}' for key, n in sorted(burst.answers.items()))} |",
+        f"| Load generator's own CPU | {burst.generator_cpu_seconds:.1f} s "
+        f"({burst.generator_cpu_seconds / burst.seconds:.0%} of one core) |",
+        f"| gunicorn CPU per request (all processes) | {web_cpu / len(requests) * 1000:.2f} ms |",
+        f"| Celery worker CPU during the burst | {worker_cpu_in_burst:.1f} s "
+        f"({worker_cpu_in_burst / burst.seconds:.0%} of one core) |",
         f"| Rows stored / stored twice / missing | {stored:,} / {twice} / {missing} |",
         f"| `webhook.received` audit events | {audited:,} |",
         f"| Worker done with all deliveries | {drain_seconds:.1f} s after the burst "

@@ -791,6 +791,11 @@ class WebhookDelivery(models.Model):
     detail = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # What the worker's ``webhook.received`` audit event says about the request: the sender's
+    # address and the payload's strings stored escaped. The endpoint takes no audit-chain lock.
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    escaped = models.JSONField(default=list, blank=True)
+    received_audited = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-received_at"]

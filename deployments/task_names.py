@@ -7,6 +7,7 @@ and renaming a task function never strands messages already in the broker.
 DEPLOY_RUN = "deployments.tasks.deploys.deploy_run"
 NOTIFICATION_DELIVER = "deployments.tasks.notifications.notification_deliver"
 WEBHOOK_DELIVERY_PROCESS = "deployments.tasks.webhooks.webhook_delivery_process_task"
+WEBHOOK_DELIVERIES_DRAIN = "deployments.tasks.webhooks.webhook_deliveries_drain"
 PREVIEW_BUILD_READY = "deployments.tasks.previews.preview_build_ready"
 PREVIEW_REFRESH = "deployments.tasks.previews.preview_refresh"
 BACKUP_RUN = "deployments.tasks.backups.backup_scheduled"

@@ -1,14 +1,18 @@
 """``POST /webhooks/github``: verify, store once, answer fast; a worker does the rest.
 
 No cookies and no CSRF token: the HMAC signature over the raw body is the authentication,
-and it fails closed (no secret configured refuses every delivery).
+and it fails closed (no secret configured refuses every delivery). ``GitHubWebhookMiddleware``
+answers it halfway down the middleware stack (see the class).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
@@ -93,3 +97,23 @@ def github_webhook(request: HttpRequest) -> HttpResponse:
     if not created:
         return JsonResponse({"status": "duplicate", "delivery": delivery.delivery_id})
     return JsonResponse({"status": "queued", "delivery": delivery.delivery_id}, status=202)
+
+
+class GitHubWebhookMiddleware:
+    """Hands ``/webhooks/github`` to its view once the request id, the security headers, the
+    host check (CommonMiddleware) and the input gate have run, skipping the rest of the stack.
+
+    The signature is the delivery's only authentication: CSRF, the session user, login
+    enforcement, messages, the user's time zone, htmx and URL resolution were a third of the
+    endpoint's CPU per request for nothing, at up to 1,000 deliveries a second. Goes right
+    after InputGateMiddleware.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.path = reverse("github-webhook")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == self.path:
+            return github_webhook(request)
+        return self.get_response(request)

@@ -64,12 +64,17 @@ MIDDLEWARE = [
     "hotdash.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hotdash.security.ContentSecurityPolicyMiddleware",
+    # Early, so the answers that leave the stack before its end (the health probe, the GitHub
+    # webhook) carry it too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Before anything reads the Host header (see the class).
     "hotdash.health.HealthProbeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "hotdash.input_gate.InputGateMiddleware",
+    # POST /webhooks/github leaves here: the signature is its authentication (see the class).
+    "deployments.webhooks.GitHubWebhookMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hotdash.security.PrivateCacheMiddleware",
@@ -77,7 +82,6 @@ MIDDLEWARE = [
     # Times in the signed-in user's zone (from their session).
     "deployments.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "approvals.middleware.AdminClientIPMiddleware",
     # DEBUG only: the house 404 page instead of the technical one.

@@ -1,14 +1,16 @@
 """GitHub webhook deliveries: verify, store once, process in a worker, dispatch by event.
 
-The endpoint stores a delivery and its audit event in one transaction and sends the task on
-commit; the task processes it exactly once per state change (a replayed delivery id is a no-op,
-a delivery whose message was lost is sent again by the stuck-delivery beat).
+The endpoint stores a delivery (one INSERT, no audit-chain lock) and, on commit, asks for a
+drain: one message for a whole burst (a Redis flag). The drain records ``webhook.received``
+and processes each stored delivery exactly once per state change (a replayed delivery id is a
+no-op; a delivery whose message was lost is sent on its own by the stuck-delivery beat).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 from datetime import timedelta
 from typing import Any
@@ -46,6 +48,11 @@ SIGNATURE_PREFIX = "sha256="
 # Organisation events: they name no repository, and concern people, not an app.
 TEAM_EVENTS = frozenset({"membership", "team"})
 HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS, *TEAM_EVENTS})
+# Set in the broker's Redis while a drain is queued or running (hotdash.queue.send_coalesced);
+# kept while it works, so it expires only if the drain's worker died.
+DRAIN_FLAG = "hotdash:webhook-deliveries-drain"
+DRAIN_FLAG_SECONDS = 120
+DRAIN_BATCH = 100
 
 
 class DeliveryIgnored(Exception):  # noqa: N818 - an outcome, not a failure
@@ -102,41 +109,117 @@ def webhook_delivery_receive(
 ) -> tuple[WebhookDelivery, bool]:
     """Store a verified delivery once. Returns (delivery, created); a replay is (existing, False).
 
-    The dedupe key and the stored event commit together, so a failed attempt never poisons a
-    later redelivery; the processing task is sent only once the row is committed. ``escaped``
-    lists the payload's strings whose NUL or lone surrogates the input gate wrote as escapes
-    (the audit event says so).
+    One INSERT in its own transaction, then the processing message: no audit-chain lock, so
+    concurrent deliveries never queue behind each other. The worker records ``webhook.received``
+    from what the row keeps (``ip``, ``escaped``: the payload's strings whose NUL or lone
+    surrogates the input gate wrote as escapes).
     """
     action = payload.get("action")
-    action = action[:50] if isinstance(action, str) else ""
-    data: dict[str, Any] = {"event": event, "action": action, "delivery_id": delivery_id}
-    if escaped:
-        data["escaped"] = escaped[:50]
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
                 delivery_id=delivery_id,
                 event=event,
-                action=action,
+                action=action[:50] if isinstance(action, str) else "",
                 payload=payload,
+                ip=_valid_ip(ip),
+                escaped=(escaped or [])[:50],
             )
-            record(
-                actor="github",
-                verb="webhook.received",
-                target=delivery,
-                app=_app_name_for(payload),
-                data=data,
-                ip=ip,
-            )
-            transaction.on_commit(lambda: webhook_delivery_send(delivery_pk=delivery.pk))
+            transaction.on_commit(webhook_deliveries_drain_send)
     except IntegrityError:
         return WebhookDelivery.objects.get(delivery_id=delivery_id), False
     return delivery, True
 
 
-def webhook_delivery_send(*, delivery_pk: int) -> bool:
+def _valid_ip(ip: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None
+
+
+def _received_record(delivery_pks: list[int]) -> None:
+    """Record ``webhook.received`` for stored deliveries, once each (their rows are locked and
+    flagged in one transaction), with the data the endpoint knew: event, action, delivery id,
+    escaped strings and the sender's ip."""
+    with transaction.atomic():
+        deliveries = list(
+            WebhookDelivery.objects.select_for_update()
+            .filter(pk__in=delivery_pks, received_audited=False)
+            .order_by("pk")
+        )
+        app_names: dict[str, str] = {}
+        for delivery in deliveries:
+            data: dict[str, Any] = {
+                "event": delivery.event,
+                "action": delivery.action,
+                "delivery_id": delivery.delivery_id,
+            }
+            if delivery.escaped:
+                data["escaped"] = delivery.escaped
+            repository = _repository_of(delivery.payload)
+            if repository not in app_names:
+                app_names[repository] = _app_name_for(delivery.payload)
+            record(
+                actor="github",
+                verb="webhook.received",
+                target=delivery,
+                app=app_names[repository],
+                data=data,
+                ip=delivery.ip,
+            )
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            received_audited=True
+        )
+
+
+def webhook_delivery_send(*, delivery_pk: int, countdown: float | None = None) -> bool:
     """Publish the processing message; a broker error is logged: the stuck-delivery beat resends."""
-    return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk)
+    return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk, countdown=countdown)
+
+
+def webhook_deliveries_drain_send() -> bool:
+    """Ask for a drain of the stored deliveries: one message while a drain is queued or
+    running, however many deliveries arrive (a broker error is logged: the beat resends)."""
+    return queue.send_coalesced(
+        task_names.WEBHOOK_DELIVERIES_DRAIN, flag=DRAIN_FLAG, seconds=DRAIN_FLAG_SECONDS
+    )
+
+
+def webhook_deliveries_drain() -> int:
+    """Process every ``received`` delivery, oldest first, DRAIN_BATCH at a time; returns how
+    many. A delivery GitHub or Fly.io answered "later" goes to its own task, which retries it
+    with backoff; one that crashes ends ``failed``. Clears the drain flag before its last look,
+    so a delivery stored after that look sends a new drain."""
+    done, handed_over = 0, set()
+    while True:
+        batch = list(
+            WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+            .exclude(pk__in=handed_over)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:DRAIN_BATCH]
+        )
+        if not batch:
+            queue.coalesced_release(DRAIN_FLAG)
+            more = (
+                WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+                .exclude(pk__in=handed_over)
+                .exists()
+            )
+            if more and queue.coalesced_claim(DRAIN_FLAG, DRAIN_FLAG_SECONDS):
+                continue
+            return done
+        _received_record(batch)
+        for delivery_pk in batch:
+            try:
+                _process(delivery_pk)
+            except RetryableAPIError as error:
+                handed_over.add(delivery_pk)
+                webhook_delivery_send(delivery_pk=delivery_pk, countdown=error.retry_after or 5)
+            except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the rest
+                webhook_delivery_crashed(delivery_pk=delivery_pk, error=error)
+            done += 1
+        queue.coalesced_hold(DRAIN_FLAG, DRAIN_FLAG_SECONDS)
 
 
 def _app_name_for(payload: dict[str, Any]) -> str:
@@ -144,16 +227,21 @@ def _app_name_for(payload: dict[str, Any]) -> str:
     return app.name if app else ""
 
 
-def _app_for(payload: dict[str, Any]) -> App | None:
+def _repository_of(payload: dict[str, Any]) -> str:
+    """The payload's ``owner/repo``, or "" when it names none."""
     repository = payload.get("repository")
     full_name = repository.get("full_name") if isinstance(repository, dict) else None
-    if not isinstance(full_name, str) or "/" not in full_name:
+    return full_name if isinstance(full_name, str) and "/" in full_name else ""
+
+
+def _app_for(payload: dict[str, Any]) -> App | None:
+    owner, _, repo = _repository_of(payload).partition("/")
+    if not repo:
         return None
-    owner, _, repo = full_name.partition("/")
     return App.objects.filter(github_owner__iexact=owner, github_repo__iexact=repo).first()
 
 
-def _dispatch(delivery: WebhookDelivery) -> str:
+def _dispatch(delivery: WebhookDelivery, app: App | None) -> str:
     """Act on one delivery; return a short description, or raise DeliveryIgnored."""
     if delivery.event in INSTALLATION_EVENTS:  # about the App, not one app's repository
         event = parse_webhook(delivery.event, delivery.payload)
@@ -164,7 +252,6 @@ def _dispatch(delivery: WebhookDelivery) -> str:
         if outcome is None:
             raise DeliveryIgnored(f"{delivery.event}: nobody who signs in with GitHub")
         return outcome
-    app = _app_for(delivery.payload)
     if app is None:
         raise DeliveryIgnored("unknown repository")
     if delivery.event == "pull_request":
@@ -200,13 +287,20 @@ def _pull_request(*, app: App, action: str, payload: dict[str, Any]) -> str:
 
 
 def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
-    """Process a stored delivery once. Retryable upstream errors propagate (the task retries);
-    anything permanent ends the delivery ``failed`` with the reason."""
+    """Record a stored delivery received, then process it once. Retryable upstream errors
+    propagate (the task retries); anything permanent ends the delivery ``failed`` with the
+    reason."""
+    _received_record([delivery_pk])
+    return _process(delivery_pk)
+
+
+def _process(delivery_pk: int) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.get(pk=delivery_pk)
     if delivery.state != WebhookDelivery.State.RECEIVED:
         return delivery
+    app = _app_for(delivery.payload)
     try:
-        outcome, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery)
+        outcome, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery, app)
     except DeliveryIgnored as exc:
         outcome, detail = WebhookDelivery.State.IGNORED, exc.reason
     except PermanentAPIError as exc:
@@ -214,15 +308,30 @@ def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # Signed by GitHub but not the shape this event should have.
         outcome, detail = WebhookDelivery.State.FAILED, f"malformed payload: {exc!r}"
-    return _finish(delivery_pk=delivery_pk, state=outcome, detail=detail)
+    return _finish(
+        delivery_pk=delivery_pk, state=outcome, detail=detail, app_name=app.name if app else ""
+    )
+
+
+def webhook_delivery_crashed(*, delivery_pk: int, error: Exception) -> WebhookDelivery:
+    """Processing raised something unexpected: log it with its traceback, end ``failed``."""
+    log.exception("webhook delivery %s crashed", delivery_pk, exc_info=error)
+    return webhook_delivery_fail(delivery_pk=delivery_pk, detail=f"{type(error).__name__}: {error}")
 
 
 def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:
-    """Give up on a delivery (retries exhausted)."""
-    return _finish(delivery_pk=delivery_pk, state=WebhookDelivery.State.FAILED, detail=detail)
+    """Give up on a delivery (retries exhausted, or it crashed before being recorded)."""
+    _received_record([delivery_pk])
+    delivery = WebhookDelivery.objects.get(pk=delivery_pk)
+    return _finish(
+        delivery_pk=delivery_pk,
+        state=WebhookDelivery.State.FAILED,
+        detail=detail,
+        app_name=_app_name_for(delivery.payload),
+    )
 
 
-def _finish(*, delivery_pk: int, state: str, detail: str) -> WebhookDelivery:
+def _finish(*, delivery_pk: int, state: str, detail: str, app_name: str) -> WebhookDelivery:
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_pk)
         if delivery.state != WebhookDelivery.State.RECEIVED:
@@ -235,7 +344,7 @@ def _finish(*, delivery_pk: int, state: str, detail: str) -> WebhookDelivery:
             actor="worker",
             verb=f"webhook.{state}",
             target=delivery,
-            app=_app_name_for(delivery.payload),
+            app=app_name,
             data={
                 "event": delivery.event,
                 "action": delivery.action,

@@ -1,22 +1,20 @@
-"""Thin webhook tasks: process one stored delivery; re-send deliveries whose message was lost;
-empty old payloads."""
+"""Thin webhook tasks: drain the stored deliveries; process one (retries, lost messages);
+re-send deliveries whose message was lost; empty old payloads."""
 
 from __future__ import annotations
-
-import logging
 
 from celery import shared_task
 
 from deployments import task_names
 from deployments.services.webhooks import (
+    webhook_deliveries_drain,
     webhook_deliveries_resend_stuck,
+    webhook_delivery_crashed,
     webhook_delivery_fail,
     webhook_delivery_process,
     webhook_payloads_prune,
 )
 from hotdash.integrations import RetryableAPIError
-
-log = logging.getLogger(__name__)
 
 MAX_RETRIES = 6
 
@@ -33,9 +31,13 @@ def webhook_delivery_process_task(self, delivery_pk: int) -> None:
             return
         countdown = error.retry_after or min(300, 5 * 2**self.request.retries)
         raise self.retry(countdown=countdown) from None
-    except Exception as error:
-        log.exception("webhook delivery %s crashed", delivery_pk)
-        webhook_delivery_fail(delivery_pk=delivery_pk, detail=f"{type(error).__name__}: {error}")
+    except Exception as error:  # noqa: BLE001 - the delivery ends failed, with the reason
+        webhook_delivery_crashed(delivery_pk=delivery_pk, error=error)
+
+
+@shared_task(name=task_names.WEBHOOK_DELIVERIES_DRAIN, ignore_result=True)
+def webhook_deliveries_drain_task() -> None:
+    webhook_deliveries_drain()
 
 
 @shared_task(ignore_result=True, name="deployments.tasks.webhooks.webhook_deliveries_resend_stuck")

@@ -98,7 +98,9 @@ def test_login_form_with_nul_is_refused(client, db):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("kind", HOSTILE)
-def test_signed_webhook_with_hostile_text_is_stored_escaped(post_delivery, kind):
+def test_signed_webhook_with_hostile_text_is_stored_escaped(
+    post_delivery, process_deliveries, kind
+):
     payload = {"action": "opened", "pull_request": {"title": HOSTILE[kind]}, "x": [HOSTILE[kind]]}
     response = post_delivery("pull_request", escaped_json(payload), delivery_id="d-hostile")
     assert response.status_code == 202
@@ -106,6 +108,7 @@ def test_signed_webhook_with_hostile_text_is_stored_escaped(post_delivery, kind)
     escape = {"NUL": "\\u0000", "surrogate": "\\udc80"}[kind]
     assert delivery.payload["pull_request"]["title"] == f"ship{escape}it"
     assert delivery.payload["x"] == [f"ship{escape}it"]
+    process_deliveries()
     [received] = AuditEvent.objects.filter(verb="webhook.received")
     assert received.data["escaped"] == ["pull_request.title", "x[0]"]
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from deployments.models import WebhookDelivery
-from deployments.services.webhooks import webhook_delivery_process
+from deployments.services.webhooks import DRAIN_FLAG, webhook_delivery_process
+from hotdash import queue
 
 SECRET = "test-webhook-secret-0f6b"
 
@@ -27,6 +28,13 @@ def github_headers(event: str, delivery_id: str, signature: str | None) -> dict[
     if signature is not None:
         headers["HTTP_X_HUB_SIGNATURE_256"] = signature
     return headers
+
+
+@pytest.fixture(autouse=True)
+def no_drain_flag() -> None:
+    """No drain flag left in Redis by an earlier test (or another run on the same Redis
+    database): with it set, a stored delivery would send no drain."""
+    queue.coalesced_release(DRAIN_FLAG)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Concurrent copies of one delivery store it once (the unique delivery id, not a Python check)."""
+"""Concurrent copies of one delivery store it once (the unique delivery id, not a Python check),
+and concurrent processing of it audits it once."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from django.test import Client
 
 from approvals.models import AuditEvent
 from deployments.models import WebhookDelivery
+from deployments.services.webhooks import webhook_delivery_process
 from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 from tests.webhooks.conftest import SECRET, github_headers, sign
 
 BODY = (GITHUB_WEBHOOK_PAYLOADS / "push.payload.json").read_bytes()
+
+
+def process(delivery_pk: int) -> None:
+    try:
+        webhook_delivery_process(delivery_pk=delivery_pk)
+    finally:
+        connection.close()
 
 
 @pytest.mark.postgres
@@ -39,5 +48,8 @@ def test_concurrent_copies_of_a_delivery_store_one_row(settings):
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = sorted(pool.map(post, range(24)))
     assert statuses == [200] * 23 + [202]
-    assert WebhookDelivery.objects.filter(delivery_id="same-guid").count() == 1
+    [delivery] = WebhookDelivery.objects.filter(delivery_id="same-guid")
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the message and its resends, at once
+        list(pool.map(process, [delivery.pk] * 4))
     assert AuditEvent.objects.filter(verb="webhook.received").count() == 1
+    assert AuditEvent.objects.filter(verb="webhook.ignored").count() == 1

@@ -87,12 +87,15 @@ def test_every_reference_payload_is_refused_without_a_good_signature(
 
 
 @pytest.mark.django_db
-def test_a_replayed_delivery_is_a_no_op(post_delivery):
+def test_a_replayed_delivery_is_a_no_op(post_delivery, process_deliveries):
     body = (REFERENCE / "pull_request.opened.payload.json").read_bytes()
     first = post_delivery("pull_request", body, delivery_id="same-guid")
     again = post_delivery("pull_request", body, delivery_id="same-guid")
     assert first.status_code == 202
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert WebhookDelivery.objects.count() == 1
+    process_deliveries()
+    post_delivery("pull_request", body, delivery_id="same-guid")  # after processing too
     assert WebhookDelivery.objects.count() == 1
     assert AuditEvent.objects.filter(verb="webhook.received").count() == 1
 
@@ -211,3 +214,39 @@ def test_only_post_and_no_csrf_token_or_cookie_needed(settings):
         **github_headers("ping", "d-3", sign(body)),
     )
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_short_path_keeps_the_security_headers_request_id_host_and_query_checks(
+    post_delivery, client, settings
+):
+    body = (REFERENCE / "push.payload.json").read_bytes()
+    response = client.post(
+        "/webhooks/github",
+        data=body,
+        content_type="application/json",
+        HTTP_X_REQUEST_ID="req-77",
+        **github_headers("push", "d-short", sign(body)),
+    )
+    assert response.status_code == 202
+    assert response["X-Request-ID"] == "req-77"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert "Cookie" not in response.get("Vary", "") and not response.cookies
+
+    foreign_host = client.post(
+        "/webhooks/github",
+        data=body,
+        content_type="application/json",
+        HTTP_HOST="attacker.example",
+        **github_headers("push", "d-host", sign(body)),
+    )
+    nul_in_query = client.post(
+        "/webhooks/github?x=%00",
+        data=body,
+        content_type="application/json",
+        **github_headers("push", "d-query", sign(body)),
+    )
+    assert (foreign_host.status_code, nul_in_query.status_code) == (400, 400)
+    assert list(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["d-short"]

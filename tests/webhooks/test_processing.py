@@ -1,21 +1,35 @@
-"""The worker's side: dispatch by event, ignored and failed deliveries, lost messages."""
+"""The worker's side: the received audit event, dispatch by event, ignored and failed
+deliveries, lost messages."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from approvals.models import AuditEvent
+from deployments import task_names
 from deployments.models import Build, WebhookDelivery
+from deployments.services import webhooks as webhook_services
 from deployments.services.webhooks import (
+    DRAIN_FLAG,
+    webhook_deliveries_drain,
     webhook_deliveries_resend_stuck,
+    webhook_delivery_fail,
     webhook_delivery_process,
     webhook_payloads_prune,
 )
+from deployments.tasks.webhooks import webhook_delivery_process_task
+from hotdash import queue
+from hotdash.celery import app as celery_app
+from hotdash.integrations import RetryableAPIError
 from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
+from tests.fixtures.messages import record_messages
 
 REFERENCE = GITHUB_WEBHOOK_PAYLOADS
 
@@ -126,3 +140,108 @@ def test_old_finished_payloads_are_emptied_and_their_replay_still_refused(
 
     replay = post_delivery("push", body, delivery_id="old")
     assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+
+
+def test_the_worker_records_received_with_what_the_endpoint_knew(
+    demo, client, post_delivery, process_deliveries
+):
+    payload = for_demo_repo(reference("pull_request.labeled.payload.json"))
+    client.defaults["REMOTE_ADDR"] = "203.0.113.9"
+    before = AuditEvent.objects.count()
+    post_delivery("pull_request", payload, delivery_id="d-audit")
+    assert AuditEvent.objects.count() == before  # the endpoint takes no audit-chain lock
+
+    process_deliveries()
+    received, ignored = AuditEvent.objects.order_by("id")[before:]
+    assert (received.verb, ignored.verb) == ("webhook.received", "webhook.ignored")
+    assert received.actor_name == "github" and received.ip == "203.0.113.9"
+    assert received.app_name == "hot-dash"
+    assert received.data == {"event": "pull_request", "action": "labeled", "delivery_id": "d-audit"}
+    assert received.target_id == str(WebhookDelivery.objects.get(delivery_id="d-audit").pk)
+
+
+def test_a_delivery_given_up_before_processing_is_still_recorded_received(db, post_delivery):
+    post_delivery("push", reference("push.payload.json"), delivery_id="d-crash")
+    delivery = WebhookDelivery.objects.get(delivery_id="d-crash")
+    webhook_delivery_fail(delivery_pk=delivery.pk, detail="RuntimeError: boom")
+    webhook_delivery_process(delivery_pk=delivery.pk)
+    verbs = list(AuditEvent.objects.order_by("id").values_list("verb", flat=True))
+    assert verbs == ["webhook.received", "webhook.failed"]
+
+
+def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resend_beat(
+    db, post_delivery, monkeypatch, settings, caplog, django_capture_on_commit_callbacks
+):
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(celery_app, "send_task", broker_down)
+    with (
+        caplog.at_level(logging.WARNING, logger="hotdash.queue"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = post_delivery("push", reference("push.payload.json"), delivery_id="d-down")
+    assert response.status_code == 202
+    delivery = WebhookDelivery.objects.get(delivery_id="d-down")
+    assert f"could not publish {task_names.WEBHOOK_DELIVERIES_DRAIN}()" in caplog.text
+
+    messages = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERY_PROCESS)
+    settings.WEBHOOK_STUCK_AFTER_SECONDS = 300
+    assert webhook_deliveries_resend_stuck(now=delivery.received_at + timedelta(seconds=299)) == []
+    later = delivery.received_at + timedelta(seconds=301)
+    assert webhook_deliveries_resend_stuck(now=later) == [delivery.pk]
+    assert messages == [[delivery.pk]]
+
+    webhook_delivery_process_task.apply(args=messages[0])
+    delivery.refresh_from_db()
+    assert delivery.state == WebhookDelivery.State.IGNORED
+    verbs = list(AuditEvent.objects.order_by("id").values_list("verb", flat=True))
+    assert verbs == ["webhook.received", "webhook.ignored"]
+
+
+@pytest.mark.skipif(
+    not django_settings.REDIS_URL, reason="the drain flag lives in Redis (REDIS_URL)"
+)
+def test_a_burst_sends_one_drain_and_a_delivery_after_the_drain_sends_another(
+    db, post_delivery, monkeypatch, django_capture_on_commit_callbacks
+):
+    drains = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERIES_DRAIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):
+            post_delivery("push", reference("push.payload.json"), delivery_id=f"burst-{n}")
+    assert drains == [[]]
+    assert webhook_deliveries_drain() == 5
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_delivery("push", reference("push.payload.json"), delivery_id="after-the-drain")
+    assert drains == [[], []]
+    assert webhook_deliveries_drain() == 1
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"ignored"}
+    assert AuditEvent.objects.filter(verb="webhook.received").count() == 6
+    queue.coalesced_release(DRAIN_FLAG)
+
+
+def test_the_drain_hands_a_retryable_delivery_to_its_own_task_and_fails_a_crashed_one(
+    db, post_delivery, monkeypatch
+):
+    for delivery_id in ("later", "crash", "fine"):
+        post_delivery("push", reference("push.payload.json"), delivery_id=delivery_id)
+    dispatch = webhook_services._dispatch
+
+    def flaky_dispatch(delivery, app):
+        if delivery.delivery_id == "later":
+            raise RetryableAPIError(
+                "busy", provider="github", method="GET", path="/", status=503, retry_after=30
+            )
+        if delivery.delivery_id == "crash":
+            raise RuntimeError("boom")
+        return dispatch(delivery, app)
+
+    monkeypatch.setattr(webhook_services, "_dispatch", flaky_dispatch)
+    retries = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERY_PROCESS)
+
+    assert webhook_deliveries_drain() == 3
+    states = dict(WebhookDelivery.objects.values_list("delivery_id", "state"))
+    assert states == {"later": "received", "crash": "failed", "fine": "ignored"}
+    assert retries == [[WebhookDelivery.objects.get(delivery_id="later").pk]]
+    assert WebhookDelivery.objects.get(delivery_id="crash").detail == "RuntimeError: boom"
