@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("deployments", "0022_preview_states_and_comment_body")]
+    dependencies = [("deployments", "0024_deploy_kind_and_preview_recent_indexes")]
 
     operations = [
         migrations.AddField(
