@@ -15,6 +15,7 @@ from django.views.debug import ExceptionReporter
 
 from deployments.models import Deploy, Notification
 from deployments.services.requests import deploy_request
+from hotdash.celery import app as celery_app
 from hotdash.integrations import PermanentAPIError, fly_client
 from tests.engine.conftest import fast_health
 from tests.engine.test_notifications import Receiver
@@ -76,6 +77,7 @@ def test_a_deploy_approved_over_http_and_run_by_a_worker_leaks_no_secret(
     client, canary_app, canaries, caplog, live_sandbox, requester, approver, start_worker
 ):
     app, receiver = canary_app
+    celery_app.control.purge()  # messages earlier tests in this process left on the broker
     run_sandbox_clock(live_sandbox)
     production = fast_health(app.environments.get(name="production"))
     deploy = deploy_request(
