@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from approvals import policy
 from approvals.models import ApprovalRequest, AuditEvent, Decision
-from deployments.models import Deploy, DeployStep, Environment, FreezeWindow, Preview, Release
+from deployments.models import (
+    App,
+    Deploy,
+    DeployStep,
+    Environment,
+    FreezeWindow,
+    GitHubIdentity,
+    Preview,
+    Release,
+)
 from hotdash.queries import one_or_404
 
 
@@ -24,11 +33,17 @@ def _pending() -> Any:
 
 
 def _waiting_for(user: Any) -> Any:
-    """The pending requests ``user`` may decide now (policy.approval_refusal, in SQL): an
-    approver's, not their own unless the environment allows it, not yet decided by them, and
-    not past their expiry."""
+    """The pending requests ``user`` may decide now (policy.approval_refusal): an approver's,
+    not their own unless the environment allows it, not yet decided by them, not past their
+    expiry, and, on an app that counts commit authors as requesters, not of a release they
+    wrote a commit of."""
     if not policy.can_approve(user):
         return ApprovalRequest.objects.none()
+    waiting = _waiting_in_sql(user)
+    return waiting.exclude(pk__in=_commit_authored(user, waiting))
+
+
+def _waiting_in_sql(user: Any) -> Any:
     return (
         _pending()
         .filter(expires_at__gt=timezone.now())
@@ -37,13 +52,30 @@ def _waiting_for(user: Any) -> Any:
     )
 
 
-# The same rows as _waiting_for(), counted in plain SQL: the badge is on every page, and
+def _commit_authored(user: Any, waiting: Any) -> list[int]:
+    """Of ``waiting``, the requests on apps that count commit authors as requesters whose
+    release ``user`` wrote a commit of (the changelog is JSON: read in Python)."""
+    flagged = waiting.filter(deploy__environment__app__commit_authors_are_requesters=True)
+    return [
+        request.pk
+        for request in flagged.select_related("deploy__release")
+        if policy.wrote_commit_of(user, request.deploy.release)
+    ]
+
+
+# The same rows as _waiting_in_sql(), counted in plain SQL: the badge is on every page, and
 # building the ORM query cost twice the query itself (docs/benchmarks.md, audit section).
-# Tests hold the two equal (tests/audit/test_layout.py).
+# The second column counts those of them that policy.wrote_commit_of must still judge (apps
+# that count commit authors as requesters, for someone who signs in with GitHub): usually 0,
+# so the badge stays one query. Tests hold it equal to _waiting_for() (tests/audit/test_layout.py).
 WAITING_COUNT_SQL = (
-    f"SELECT COUNT(*) FROM {ApprovalRequest._meta.db_table} r "
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.commit_authors_are_requesters AND EXISTS "
+    f"(SELECT 1 FROM {GitHubIdentity._meta.db_table} i WHERE i.user_id = %s) "
+    "THEN 1 ELSE 0 END), 0) "
+    f"FROM {ApprovalRequest._meta.db_table} r "
     f"JOIN {Deploy._meta.db_table} d ON d.id = r.deploy_id "
     f"JOIN {Environment._meta.db_table} e ON e.id = d.environment_id "
+    f"JOIN {App._meta.db_table} a ON a.id = e.app_id "
     "WHERE r.state = %s AND d.state = %s AND r.expires_at > %s "
     "AND (e.allow_self_approval OR d.requested_by_id IS NULL OR d.requested_by_id <> %s) "
     f"AND NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} x "
@@ -59,6 +91,7 @@ def approval_count_waiting_for(user: Any) -> int:
         cursor.execute(
             WAITING_COUNT_SQL,
             [
+                user.pk,
                 ApprovalRequest.State.PENDING,
                 Deploy.State.AWAITING_APPROVAL,
                 timezone.now(),
@@ -66,7 +99,10 @@ def approval_count_waiting_for(user: Any) -> int:
                 user.pk,
             ],
         )
-        return cursor.fetchone()[0]
+        count, to_judge = cursor.fetchone()
+    if to_judge:
+        count -= len(_commit_authored(user, _waiting_in_sql(user)))
+    return count
 
 
 def users_holding(role: str) -> list[Any]:

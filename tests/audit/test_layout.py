@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from approvals.selectors import _waiting_for, approval_count_waiting_for
-from deployments.models import App, Deploy, Environment
+from deployments.models import App, Deploy, Environment, GitHubIdentity, Release
 
 Request = ApprovalRequest.State
 State = Deploy.State
@@ -54,6 +54,35 @@ def test_the_badge_counts_exactly_the_queue_waiting_for_the_user(open_request, a
     own.deploy.environment.allow_self_approval = True
     own.deploy.environment.save(update_fields=["allow_self_approval"])
     assert approval_count_waiting_for(approver) == _waiting_for(approver).count() == 3
+
+
+def test_the_badge_leaves_out_releases_the_approver_wrote_a_commit_of(
+    open_request, approver, django_assert_num_queries
+):
+    written, other = (
+        open_request(Request.PENDING, State.AWAITING_APPROVAL),
+        open_request(Request.PENDING, State.AWAITING_APPROVAL),
+    )
+    app = written.deploy.environment.app
+    for request, author_id in ((written, 4242), (other, 99)):
+        release = Release.objects.create(
+            app=app,
+            version=f"1.0.{author_id}",
+            tag=f"v1.0.{author_id}",
+            changelog={"groups": [{"entries": [{"author": "x", "author_id": author_id}]}]},
+        )
+        request.deploy.release = release
+        request.deploy.save(update_fields=["release"])
+    assert approval_count_waiting_for(approver) == 2  # (reads the approver's roles once)
+    with django_assert_num_queries(1):  # no GitHub identity: one query, nothing to judge
+        assert approval_count_waiting_for(approver) == 2
+    GitHubIdentity.objects.create(user=approver, github_id=4242, login="approver-gh")
+    approver = type(approver).objects.get(pk=approver.pk)
+    assert approval_count_waiting_for(approver) == 2  # the app does not count commit authors
+    app.commit_authors_are_requesters = True
+    app.save(update_fields=["commit_authors_are_requesters"])
+    assert approval_count_waiting_for(approver) == _waiting_for(approver).count() == 1
+    assert list(_waiting_for(approver)) == [other]
 
 
 def test_every_page_shows_the_badge(open_request, client, approver):
