@@ -150,11 +150,13 @@ def take(url: str, password: str, out: Path, chromium: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        # alice asks for the newest release on production.
+        # alice asks to promote v1.3.0 to production.
         alice = sign_in(browser, url, "alice", password, **DEVICES["desktop"])
         alice.click("#overview-apps a:text-is('production')")
         alice.locator("a.button:has-text('to production…')").first.click()
         request = alice.locator("#drawer-root dialog[data-drawer][open]")
+        # v1.3.0 has run healthy on staging (the promotion rule); the newest, v1.3.1, has not.
+        request.locator("select[name=release]").select_option(label="hot-dash v1.3.0")
         request.locator("textarea[name=reason]").fill("Ship the audit export before the sale")
         request.locator("button:has-text('Request deploy')").click()
         alice.wait_for_url("**/deploys/*/")
@@ -192,8 +194,14 @@ def take(url: str, password: str, out: Path, chromium: str) -> None:
         admin.click("#sandbox-control-form button[type=submit]")
         admin.locator(".message-success").wait_for()
         for device, page in bobs.items():
-            page.goto(f"{url}/previews/")
-            page.locator("#preview-table tbody tr a").first.wait_for(timeout=STATE_TIMEOUT_MS)
+            # The page polls only while a preview is in flight: reload until the PR's arrives.
+            row = page.locator("#preview-table tbody tr a").first
+            for _ in range(STATE_TIMEOUT_MS // 1000):
+                page.goto(f"{url}/previews/")
+                if row.count():
+                    break
+                page.wait_for_timeout(1000)
+            row.wait_for(timeout=STATE_TIMEOUT_MS)
             shoot(page, out, "previews", device)
         browser.close()
 
