@@ -37,7 +37,7 @@ from deployments.selectors.promotion import deploy_promote_offer
 from deployments.selectors.queue import queue_position
 from deployments.services.deploys import deploy_abort
 from deployments.services.requests import deploy_request, deploy_request_cancel
-from deployments.views.rows import KIND_LABELS, DeployCells, bad_mark
+from deployments.views.rows import KIND_LABELS, bad_mark, deploy_number_cell, deploy_state_cell
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
@@ -89,7 +89,6 @@ class ReasonForm(forms.Form):
 
 def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
     """The Deploys page's table body (see deployments.views.rows)."""
-    cells = DeployCells()
     html = []
     for row in rows:
         deploy = row.deploy
@@ -105,12 +104,12 @@ def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
         else:
             outcome = '<span class="muted">not finished</span>'
         html.append(
-            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{cells.number(deploy.pk)}</td>'
+            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{deploy_number_cell(deploy.pk)}</td>'
             f'<td data-label="Kind">{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>'
             f'<td data-label="App / environment">{escape(environment.app.name)} / '
             f"{escape(environment.name)}</td>"
             f'<td data-label="Release">{escape(tag or deploy.image_ref)}{bad}</td>'
-            f'<td data-label="State">{cells.state(deploy.pk, deploy.state)}</td>'
+            f'<td data-label="State">{deploy_state_cell(deploy.pk, deploy.state)}</td>'
             f'<td data-label="Requested by">{escape(deploy.requester_name)}</td>'
             f'<td data-label="Approved by">{escape(", ".join(row.approvers) or "—")}</td>'
             f'<td data-label="When">{ago(deploy.created_at)}</td>'

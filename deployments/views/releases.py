@@ -47,7 +47,7 @@ from deployments.services.rollbacks import (
     fast_path_explanation,
     rollback_request,
 )
-from deployments.views.rows import DeployCells, bad_mark
+from deployments.views.rows import bad_mark, deploy_number_cell, deploy_state_cell
 from hotdash.api import refusal_status
 from hotdash.errors import Refused
 from hotdash.input_gate import parse_id
@@ -339,7 +339,6 @@ def rollback_environment_rows(
 
 def rollback_history_rows(rollbacks: list[RollbackRow]) -> SafeString:
     """The Rollbacks page's history table body (see deployments.views.rows)."""
-    cells = DeployCells()
     rows = []
     for rollback in rollbacks:
         fast_path = ' <span class="state">fast path</span>' if rollback.fast_path else ""
@@ -357,11 +356,11 @@ def rollback_history_rows(rollbacks: list[RollbackRow]) -> SafeString:
             terminal=rollback.is_terminal,
         )
         rows.append(
-            f'<tr id="rollback-{rollback.id}"><td>{cells.number(rollback.id)}</td>'
+            f'<tr id="rollback-{rollback.id}"><td>{deploy_number_cell(rollback.id)}</td>'
             f"<td>{escape(rollback.app_name)} / {escape(rollback.environment_name)}{fast_path}"
             f"</td><td>{escape(rollback.previous)}</td><td>{escape(rollback.target)}</td>"
             f"<td>{escape(rollback.requester)}{automatic}</td><td>{escape(rollback.reason)}</td>"
-            f"<td>{cells.state(rollback.id, rollback.state)}{error}{hold}</td>"
+            f"<td>{deploy_state_cell(rollback.id, rollback.state)}{error}{hold}</td>"
             f"<td>{health}{summary}</td><td>{when(rollback.created_at)}</td></tr>"
         )
     return mark_safe("".join(rows))  # every interpolated value is escaped above

@@ -25,13 +25,12 @@ def bad_mark(reason: str) -> str:
     return f'<span class="state state-bad" title="{escape(reason)}">marked bad</span>'
 
 
-class DeployCells:
-    """The cells deploy tables share."""
+def deploy_number_cell(pk: int) -> str:
+    """A deploy's number, linking to its page."""
+    return f'<a href="{object_url("deployments:deploy-detail", pk)}">#{pk}</a>'
 
-    def number(self, pk: int) -> str:
-        return f'<a href="{object_url("deployments:deploy-detail", pk)}">#{pk}</a>'
 
-    def state(self, pk: int, state: str) -> str:
-        """components/_state_badge.html, then components/_review_link.html."""
-        badge = state_badge_html(state, STATE_LABELS.get(state, state))
-        return f"{badge} {review_link_of(pk, state)}"
+def deploy_state_cell(pk: int, state: str) -> str:
+    """components/_state_badge.html, then components/_review_link.html."""
+    badge = state_badge_html(state, STATE_LABELS.get(state, state))
+    return f"{badge} {review_link_of(pk, state)}"
