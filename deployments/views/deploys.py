@@ -191,6 +191,16 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
     return initial
 
 
+def _request_partial(request: HttpRequest) -> str:
+    """The piece of the request form an htmx request replaces: the form after a POST, its notes
+    when the environment or release changes, the drawer when it opens."""
+    if not _is_partial(request):
+        return ""
+    if request.method == "POST":
+        return "#request-form"
+    return "#request-notes" if request.htmx.target == "request-notes" else "#request-drawer"
+
+
 def _request_page(
     request: HttpRequest, form: DeployRequestForm, *, refusal: Refused | None, status: int
 ) -> HttpResponse:
@@ -202,8 +212,7 @@ def _request_page(
             .filter(pk=env_id)
             .first()
         )
-    partial = "#request-form" if request.method == "POST" else "#request-drawer"
-    template = "deployments/deploy_new.html" + (partial if _is_partial(request) else "")
+    template = "deployments/deploy_new.html" + _request_partial(request)
     context = {
         "form": form,
         "refusal": refusal,

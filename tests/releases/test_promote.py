@@ -91,6 +91,28 @@ def test_a_successful_staging_deploy_offers_promotion_to_production_prefilled(
     assert 'data-met="true"' in form
 
 
+def test_the_request_forms_notes_follow_the_chosen_release(
+    client, requester, production, v130, v131
+):
+    """The form fetches its notes again when the release changes (htmx, the typed reason stays
+    in the page): only the notes come back, for the release now chosen."""
+    client.force_login(requester)
+    notes = client.get(
+        reverse("deployments:deploy-new"),
+        {"environment": production.pk, "release": v131.pk},
+        headers={"HX-Request": "true", "HX-Target": "request-notes"},
+    ).content.decode()
+    assert notes.lstrip().startswith('<div id="request-notes"')
+    assert 'data-met="false"' in notes and NEVER_ON_STAGING in notes
+    assert "<form" not in notes and "textarea" not in notes
+    notes = client.get(
+        reverse("deployments:deploy-new"),
+        {"environment": production.pk, "release": v130.pk},
+        headers={"HX-Request": "true", "HX-Target": "request-notes"},
+    ).content.decode()
+    assert 'data-met="true"' in notes and NEVER_ON_STAGING not in notes
+
+
 def test_promotion_waits_for_the_rule_and_says_how_long_it_has_run(
     client, requester, production, v131, now, time_machine
 ):
