@@ -541,6 +541,14 @@ class Deploy(models.Model):
         # Also deploy_env_last_ran_idx, on PostgreSQL only (migration 0012).
         indexes = [
             models.Index(fields=["environment", "state"], name="deploy_env_state_idx"),
+            # The few deploys not finished yet among every deploy ever made (the Ops backlog).
+            models.Index(
+                fields=["state"],
+                condition=Q(
+                    state__in=["requested", "awaiting_approval", "queued", "running", "verifying"]
+                ),
+                name="deploy_open_state_idx",
+            ),
             # The overview's banner: a few rows among every deploy ever made.
             models.Index(
                 fields=["-created_at", "-id"],

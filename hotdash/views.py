@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -32,6 +33,8 @@ from hotdash.health import check_broker, check_database
 from hotdash.integrations.http import APIError
 from hotdash.permissions import client_ip, role_required
 from hotdash.sandbox_simulation import SimulationForm, simulate
+
+RUNBOOK_SEARCH_LENGTH = 60
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:
@@ -104,8 +107,16 @@ def ops_backup_now(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(policy.can_view)
 def ops_runbook(request: HttpRequest) -> HttpResponse:
-    """What to do in an incident, generated from the configuration."""
-    return render(request, "ops_runbook.html", {"runbook": runbook_build()})
+    """What to do in an incident, generated from the configuration: a page of apps at a time,
+    found by part of their name."""
+    search = request.GET.get("q", "").strip()[:RUNBOOK_SEARCH_LENGTH]
+    runbook = runbook_build(search=search, page=request.GET.get("page"))
+    context = {
+        "runbook": runbook,
+        "search": search,
+        "query": urlencode({"q": search}) if search else "",
+    }
+    return render(request, "ops_runbook.html", context)
 
 
 @require_http_methods(["GET", "POST"])

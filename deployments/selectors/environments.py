@@ -68,7 +68,19 @@ def environment_bad_releases(*, environment: Environment) -> list[Release]:
 
 def environment_freeze_windows(*, environment: Environment) -> list[FreezeWindow]:
     """Current and upcoming windows."""
-    return list(environment.freeze_windows.filter(ends_at__gt=timezone.now()))
+    return freeze_windows_by_environment(environments=[environment])[environment.pk]
+
+
+def freeze_windows_by_environment(
+    *, environments: list[Environment]
+) -> dict[int, list[FreezeWindow]]:
+    """Current and upcoming windows of each environment (by id), in one query."""
+    windows: dict[int, list[FreezeWindow]] = {environment.pk: [] for environment in environments}
+    for window in FreezeWindow.objects.filter(
+        environment__in=environments, ends_at__gt=timezone.now()
+    ):
+        windows[window.environment_id].append(window)
+    return windows
 
 
 TROUBLE_FAILED_DEPLOY_WINDOW = timedelta(hours=1)

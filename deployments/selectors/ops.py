@@ -114,7 +114,8 @@ class Backlog:
 
 
 def ops_backlog(*, now: datetime) -> Backlog:
-    deploys = Deploy.objects.aggregate(
+    waiting = (Deploy.State.QUEUED, Deploy.State.AWAITING_APPROVAL)
+    deploys = Deploy.objects.filter(state__in=waiting).aggregate(
         queued=Count("id", filter=Q(state=Deploy.State.QUEUED)),
         awaiting=Count("id", filter=Q(state=Deploy.State.AWAITING_APPROVAL)),
     )

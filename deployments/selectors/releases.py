@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404
 
 from deployments import semver
@@ -245,6 +246,42 @@ def rollback_choices(*, environment: Environment) -> RollbackChoices:
         .select_related("release__bad_marked_by")
         .order_by("finished_at", "id")
     )
+    return _rollback_choices_from(environment, ran)
+
+
+# What _rollback_choices_from reads of each deploy.
+ROLLBACK_DEPLOY_FIELDS = ("id", "environment_id", "image_ref", "finished_at", "health_verified")
+
+
+def rollback_choices_recent(
+    *, environments: list[Environment], history: int
+) -> dict[int, RollbackChoices]:
+    """``rollback_choices`` of many environments (by id) in one query, each judged from its
+    newest ``history`` successful deploys only: for a page that names the newest target of
+    every environment (the runbook), not for choosing among them."""
+    newest_first = Window(
+        RowNumber(),
+        partition_by=F("environment_id"),
+        order_by=(F("finished_at").desc(), F("id").desc()),
+    )
+    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
+    for deploy in (
+        Deploy.objects.filter(environment__in=environments, state=Deploy.State.SUCCEEDED)
+        .alias(newness=newest_first)
+        .filter(newness__lte=history)
+        .select_related("release__bad_marked_by")
+        .only(*ROLLBACK_DEPLOY_FIELDS, "release")
+        .order_by("environment_id", "finished_at", "id")
+    ):
+        ran[deploy.environment_id].append(deploy)
+    return {
+        environment.pk: _rollback_choices_from(environment, ran[environment.pk])
+        for environment in environments
+    }
+
+
+def _rollback_choices_from(environment: Environment, ran: list[Deploy]) -> RollbackChoices:
+    """The choices given the environment's successful deploys, oldest first."""
     # When what each deploy put live stopped being live: the finish of the next deploy that
     # put something else there (a redeploy of the same image changes nothing).
     stopped: dict[int, datetime] = {}

@@ -6,14 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from approvals import policy
 from approvals.selectors import users_holding
 from deployments.models import App, Environment, FreezeWindow, GitHubTeamRole
 from deployments.selectors.backups import DUMP_NAMES, BackupStatus, backup_status
-from deployments.selectors.environments import environment_freeze_windows
-from deployments.selectors.releases import rollback_choices
+from deployments.selectors.environments import freeze_windows_by_environment
+from deployments.selectors.releases import RollbackChoices, rollback_choices_recent
+
+RUNBOOK_APPS_PER_PAGE = 10
+# How far back each environment's successful deploys are searched for the release to roll back
+# to: a fleet's years of history stay out of one page; the rollback form searches it all.
+RUNBOOK_ROLLBACK_HISTORY = 20
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class AppRunbook:
 @dataclass(frozen=True)
 class Runbook:
     apps: list[AppRunbook]
+    apps_page: Page  # the page of apps (by name) shown
     admins: list[str]
     backups: BackupStatus
     vendor: str
@@ -71,9 +78,14 @@ def _shortfall(environment: Environment, approvers: list[str]) -> str:
     return ""
 
 
-def _environment(environment: Environment, approvers: list[str]) -> EnvironmentRunbook:
-    targets = [t for t in rollback_choices(environment=environment).targets if t.eligible]
-    version = targets[0].release.version if targets else ""
+def _environment(
+    environment: Environment,
+    approvers: list[str],
+    choices: RollbackChoices,
+    freeze_windows: list[FreezeWindow],
+) -> EnvironmentRunbook:
+    target = choices.last_healthy
+    version = target.version if target else ""
     return EnvironmentRunbook(
         environment=environment,
         approvals_required=policy.approvals_needed(environment),
@@ -82,30 +94,41 @@ def _environment(environment: Environment, approvers: list[str]) -> EnvironmentR
         rollback_version=version,
         rollback_command=_rollback_command(environment, version or "VERSION"),
         bypass_allowed=environment.allow_approval_bypass,
-        freeze_windows=environment_freeze_windows(environment=environment),
+        freeze_windows=freeze_windows,
     )
 
 
-def runbook_build() -> Runbook:
+def runbook_build(*, search: str = "", page: str | int | None = 1) -> Runbook:
+    """The runbook of a page of apps by name (those whose name contains ``search``), in a fixed
+    number of queries whatever the fleet's size. A page out of range shows the last page."""
+    apps = App.objects.order_by("name", "id")
+    if search:
+        apps = apps.filter(name__icontains=search)
+    apps_page = Paginator(apps, RUNBOOK_APPS_PER_PAGE).get_page(page)
+    shown = list(apps_page.object_list)
     approvers = [user.get_username() for user in users_holding(policy.APPROVER)]
-    environments = (
-        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
+    environments = list(
+        Environment.objects.filter(app__in=shown)
+        .exclude(kind=Environment.Kind.PREVIEW)
         .select_related("app", "current_release", "locked_by")
         .order_by("app__name", "kind", "name")
     )
+    choices = rollback_choices_recent(environments=environments, history=RUNBOOK_ROLLBACK_HISTORY)
+    freeze_windows = freeze_windows_by_environment(environments=environments)
     team_roles: dict[int, list[GitHubTeamRole]] = {}
-    for mapping in GitHubTeamRole.objects.order_by("org", "team_slug"):
+    for mapping in GitHubTeamRole.objects.filter(app__in=shown).order_by("org", "team_slug"):
         team_roles.setdefault(mapping.app_id, []).append(mapping)
-    by_app: dict[int, AppRunbook] = {}
+    by_app = {app.pk: AppRunbook(app, [], team_roles.get(app.pk, [])) for app in shown}
     for environment in environments:
-        entry = by_app.setdefault(
-            environment.app_id,
-            AppRunbook(environment.app, [], team_roles.get(environment.app_id, [])),
+        by_app[environment.app_id].environments.append(
+            _environment(
+                environment, approvers, choices[environment.pk], freeze_windows[environment.pk]
+            )
         )
-        entry.environments.append(_environment(environment, approvers))
     vendor = connections[DEFAULT_DB_ALIAS].vendor
     return Runbook(
         apps=list(by_app.values()),
+        apps_page=apps_page,
         admins=[user.get_username() for user in users_holding(policy.ADMIN)],
         backups=backup_status(),
         vendor=vendor,

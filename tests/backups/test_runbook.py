@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import BackupRun, Environment
+from deployments.models import App, BackupRun, Environment
 from deployments.services.environments import environment_lock
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +102,43 @@ def test_the_runbook_needs_a_login_and_is_linked_from_the_nav(client, demo, outs
     assert f'<a href="{reverse("ops-runbook")}"' in overview
     runbook = client.get(reverse("ops-runbook")).content.decode()
     assert f'<a href="{reverse("ops-runbook")}" aria-current="page">Runbook</a>' in runbook
+
+
+def _fleet(count: int) -> None:
+    for n in range(count):
+        app = App.objects.create(
+            name=f"fleet-{n:02d}", github_owner="acme", github_repo=f"fleet-{n:02d}", fly_org="acme"
+        )
+        Environment.objects.create(
+            app=app, name="production", kind="production", fly_app_name=f"fleet-{n:02d}-prod"
+        )
+
+
+def test_a_fleet_runbook_is_paged_by_app_and_searchable(page, client):
+    _fleet(11)  # with the demo's hot-dash: 12 apps, 10 a page
+
+    first = page()
+    assert "Page 1 of 2 · 12 in all" in first
+    assert 'id="runbook-fleet-09"' in first and 'id="runbook-fleet-10"' not in first
+    second = client.get(reverse("ops-runbook"), {"page": 2}).content.decode()
+    assert 'id="runbook-fleet-10"' in second and 'id="runbook-hot-dash"' in second
+    assert 'id="runbook-fleet-00"' not in second
+    found = client.get(reverse("ops-runbook"), {"q": "HOT"}).content.decode()
+    assert 'id="runbook-hot-dash"' in found and "fleet-" not in found
+    assert 'value="HOT"' in found and "Pages of apps" not in found
+    nothing = client.get(reverse("ops-runbook"), {"q": "<nope>"}).content.decode()
+    assert "No app's name contains “&lt;nope&gt;”." in nothing
+    # Every section that is not about apps is on every page.
+    assert 'id="runbook-backups"' in second and 'id="runbook-backups"' in nothing
+
+
+def test_the_runbook_takes_the_same_queries_for_one_app_or_a_full_page(page, client):
+    page()  # signs in
+    _fleet(10)
+
+    def queries(search: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("ops-runbook"), {"q": search}).status_code == 200
+        return len(captured)
+
+    assert queries("fleet-00") == queries("fleet")
