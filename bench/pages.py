@@ -338,6 +338,8 @@ def run() -> str:
         ("Approvals", "/approvals/", "", ""),
         ("Rollbacks", "/rollbacks/", f"/rollbacks/?environment={environment.first()}", ""),
         ("Audit", "/audit/", "/audit/?before=101", "/admin/approvals/auditevent/"),
+        ("Ops", "/ops/", "", ""),
+        ("Runbook", "/ops/runbook/", f"/ops/runbook/?q={last_app}", ""),
     ]
     requests: list[tuple[str, Client, str]] = []
     for label, first, deep, changelist in pages:

@@ -256,7 +256,7 @@ ROLLBACK_DEPLOY_FIELDS = ("id", "environment_id", "image_ref", "finished_at", "h
 def rollback_choices_recent(
     *, environments: list[Environment], history: int
 ) -> dict[int, RollbackChoices]:
-    """``rollback_choices`` of many environments (by id) in one query, each judged from its
+    """``rollback_choices`` of many environments (by id) in four queries, each judged from its
     newest ``history`` successful deploys only: for a page that names the newest target of
     every environment (the runbook), not for choosing among them."""
     newest_first = Window(
@@ -264,13 +264,19 @@ def rollback_choices_recent(
         partition_by=F("environment_id"),
         order_by=(F("finished_at").desc(), F("id").desc()),
     )
-    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
-    for deploy in (
+    # The ids first, then their rows, then their few releases: PostgreSQL misjudges how many
+    # rows the window keeps and would join every release to them.
+    recent = list(
         Deploy.objects.filter(environment__in=environments, state=Deploy.State.SUCCEEDED)
         .alias(newness=newest_first)
         .filter(newness__lte=history)
-        .select_related("release__bad_marked_by")
+        .values_list("pk", flat=True)
+    )
+    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
+    for deploy in (
+        Deploy.objects.filter(pk__in=recent)
         .only(*ROLLBACK_DEPLOY_FIELDS, "release")
+        .prefetch_related("release__bad_marked_by")
         .order_by("environment_id", "finished_at", "id")
     ):
         ran[deploy.environment_id].append(deploy)
