@@ -94,6 +94,11 @@ def _apply(
         user.groups.remove(*Group.objects.filter(name__in=policy.ROLE_ORDER))
         if after != NO_ROLE:
             user.groups.add(Group.objects.get(name=after))
+        if policy.ADMIN in (before, after):
+            # The role comes with the Django admin, where admins edit apps, environments and
+            # these team mappings (audited as admin.*); losing the role takes it away.
+            user.is_staff = user.is_superuser = after == policy.ADMIN
+            user.save(update_fields=["is_staff", "is_superuser"])
         cause, revoked = granting, []
         if _rank(after) < _rank(before):
             # The team whose membership (or mapping) ended and gave the old role.
@@ -116,6 +121,7 @@ def _apply(
                 "teams": held,
                 "via": via,
                 "api_tokens_revoked": revoked,
+                "django_admin": user.is_staff,
             },
             ip=ip,
         )

@@ -245,3 +245,23 @@ def test_unused_tokens_stay_revoked(client, demo, quiet_sandbox, github_sign_in)
     github_roles_refresh_all()
     assert role_of(bob) == policy.APPROVER
     assert ApiToken.objects.get(user=bob).revoked_at is not None  # a new one must be made
+
+
+def test_the_admin_role_from_a_team_opens_the_django_admin_and_losing_it_closes_it(
+    client, demo, quiet_sandbox, github_sign_in
+):
+    admin = signed_in(client, github_sign_in, "admin")  # in the admins team
+    assert role_of(admin) == policy.ADMIN
+    assert client.get("/admin/deployments/app/").status_code == 200
+    [granted] = role_changes(admin)
+    assert granted["to"] == "admin" and granted["django_admin"] is True
+
+    quiet_sandbox.team_remove("admins", "admin")
+    github_roles_refresh_all()
+
+    admin.refresh_from_db()
+    assert not admin.is_staff and not admin.is_superuser
+    assert role_of(admin) == "none"  # a superuser would still count as an admin
+    assert client.get("/admin/deployments/app/").status_code == 302
+    [_, lost] = role_changes(admin)
+    assert lost["from"] == "admin" and lost["django_admin"] is False
