@@ -108,6 +108,21 @@ def environment_trouble(*, environment: Environment, now: datetime | None = None
     return ""
 
 
+def emergency_pre_empts(*, environment_id: int) -> Deploy | None:
+    """The deploy running in the environment that an emergency rollback would stop after its
+    current batch rather than wait behind; an automatic rollback running is left to finish."""
+    return (
+        Deploy.objects.filter(
+            environment_id=environment_id,
+            state__in=Deploy.ACTIVE_STATES,
+            kind=Deploy.Kind.DEPLOY,
+        )
+        .select_related("release")
+        .order_by("pk")
+        .first()
+    )
+
+
 def emergency_rollbacks_unacknowledged() -> list[Deploy]:
     """Emergency rollbacks nobody has acknowledged yet, newest first (the overview's banner)."""
     return list(

@@ -10,7 +10,8 @@ is cancelled leaves both as they were.
 An emergency rollback is the same rollback with ``emergency`` set: only an approver, only on
 an environment in trouble (``environment_trouble``), only to the last healthy release, with
 the app name typed as confirmation everywhere. It needs no approval, passes the lock and
-freeze gates, and its plan is one batch with no verification window. It is audited
+freeze gates, and its plan is one batch with no verification window. A deploy running in the
+environment stops after its current batch (superseded) rather than holding it back. It is audited
 ``rollback.emergency``, notified, and shown on the overview until an approver acknowledges it.
 """
 
@@ -24,8 +25,9 @@ from django.utils import timezone
 from approvals import policy
 from approvals.audit import record
 from deployments.models import Deploy, Environment, Release
-from deployments.selectors.environments import environment_trouble
+from deployments.selectors.environments import emergency_pre_empts, environment_trouble
 from deployments.selectors.releases import live_healthy_versions, rollback_choices
+from deployments.services.deploys import deploy_supersede
 from deployments.services.gates import rollback_away
 from deployments.services.notifications import notification_send
 from deployments.services.requests import deploy_request
@@ -86,6 +88,16 @@ def emergency_rollback_refusal(
             {"last_healthy": last_healthy.version},
         )
     return None
+
+
+def _pre_empt(rollback: Deploy, *, actor: Any) -> int | None:
+    """Stop the deploy an emergency rollback does not wait behind (after its current batch,
+    superseded, audited); the rollback then takes every machine back. Its id, or None."""
+    running = emergency_pre_empts(environment_id=rollback.environment_id)
+    if running is None:
+        return None
+    deploy_supersede(old=running, new=rollback, actor=actor)
+    return running.pk
 
 
 def rollback_request(
@@ -168,6 +180,7 @@ def rollback_request(
             )
             Deploy.objects.filter(pk=deploy.pk).update(rollback_of=rolled_back)
             deploy.rollback_of = rolled_back
+            pre_empted = _pre_empt(deploy, actor=requested_by) if emergency else None
             record(
                 actor=requested_by,
                 verb="rollback.emergency" if emergency else "rollback.requested",
@@ -182,7 +195,7 @@ def rollback_request(
                     "policy": explanation,
                     "state": deploy.state,
                     "on_start": deploy.rollback_hold.summary,
-                    **({"trouble": trouble} if emergency else {}),
+                    **({"trouble": trouble, "pre_empted": pre_empted} if emergency else {}),
                 },
                 ip=ip,
             )

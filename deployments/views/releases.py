@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
 from deployments.models import App, Deploy, Environment
-from deployments.selectors.environments import environment_trouble
+from deployments.selectors.environments import emergency_pre_empts, environment_trouble
 from deployments.selectors.promotion import release_promote_offers
 from deployments.selectors.releases import (
     NEWEST_RELEASES_SHOWN,
@@ -288,6 +288,9 @@ def rollback_form(request: HttpRequest, pk: int) -> HttpResponse:
         "emergency": emergency,
         "emergency_refusal": emergency_refusal,
         "trouble": environment_trouble(environment=environment),
+        "pre_empts": None
+        if emergency_refusal
+        else emergency_pre_empts(environment_id=environment.pk),
         "refusal": refusal,
         "production_app": app_name if production else "",
         "policies": {

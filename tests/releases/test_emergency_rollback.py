@@ -19,7 +19,7 @@ from deployments.services.environments import environment_lock
 from deployments.services.rollbacks import emergency_rollback_acknowledge, rollback_request
 from hotdash.errors import Refused
 from hotdash.integrations import fly_client
-from tests.engine.conftest import fast_health
+from tests.engine.conftest import fast_health, make_deploy
 
 UPDATE = r"/apps/hot-dash/machines/[0-9a-f]+"
 
@@ -250,3 +250,51 @@ def test_the_rollback_form_starts_one_with_the_typed_app_name(client, production
     deploy = Deploy.objects.get(kind=Deploy.Kind.ROLLBACK)
     assert response["Location"] == reverse("deployments:deploy-detail", args=[deploy.pk])
     assert deploy.emergency and deploy.state == Deploy.State.QUEUED
+
+
+def test_it_pre_empts_a_deploy_running_there_after_that_deploys_batch(
+    production, approver, requester, driver, sandbox, client
+):
+    started = make_deploy(
+        production, production.app.releases.get(version="1.3.0"), requested_by=requester
+    )
+    driver.run(started, until=lambda d: len(sandbox.calls("POST", UPDATE, service="fly")) == 1)
+    client.force_login(approver)
+    form = client.get(reverse("deployments:rollback-form", args=[production.pk])).content.decode()
+    assert 'id="emergency-pre-empts"' in form
+    assert f"#{started.pk}</a> (v1.3.0) is running here: it stops after its current batch" in form
+
+    rollback = emergency(production, approver, reason="1.3.0 breaks checkout")
+
+    started.refresh_from_db()
+    assert started.state == Deploy.State.RUNNING and started.superseded_by == rollback
+    event = AuditEvent.objects.get(verb="rollback.emergency", target_id=str(rollback.pk))
+    assert event.data["pre_empted"] == started.pk
+    started = driver.run(started)
+    assert started.state == Deploy.State.SUPERSEDED
+    assert len(sandbox.calls("POST", UPDATE, service="fly")) == 1  # it stopped after its batch
+    driver.run(rollback)
+    assert rollback.state == Deploy.State.SUCCEEDED, rollback.error
+    with fly_client() as fly:
+        images = {m.config["image"] for m in fly.list_machines(production.fly_app_name)}
+    assert images == {production.app.releases.get(version="1.1.1").image_ref}
+
+
+def test_a_normal_rollback_waits_behind_a_running_deploy(
+    production, approver, requester, driver, sandbox
+):
+    started = make_deploy(
+        production, production.app.releases.get(version="1.3.0"), requested_by=requester
+    )
+    driver.run(started, until=lambda d: len(sandbox.calls("POST", UPDATE, service="fly")) == 1)
+
+    rollback_request(
+        environment=production,
+        release=production.app.releases.get(version="1.1.1"),
+        requested_by=approver,
+        reason="not an emergency",
+        confirmation="hot-dash",
+    )
+
+    started.refresh_from_db()
+    assert started.superseded_by is None
