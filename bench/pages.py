@@ -339,7 +339,8 @@ def run() -> str:
         ("Rollbacks", "/rollbacks/", f"/rollbacks/?environment={environment.first()}", ""),
         ("Audit", "/audit/", "/audit/?before=101", "/admin/approvals/auditevent/"),
         ("Ops", "/ops/", "", ""),
-        ("Runbook", "/ops/runbook/", f"/ops/runbook/?q={last_app}", ""),
+        ("Runbook", "/ops/runbook/", f"/ops/runbook/?page={APPS // 20}", ""),
+        ("An app's runbook", "/ops/runbook/app-000/", f"/ops/runbook/{last_app}/", ""),
     ]
     requests: list[tuple[str, Client, str]] = []
     for label, first, deep, changelist in pages:

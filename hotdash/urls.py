@@ -24,6 +24,7 @@ urlpatterns = [
     path("ops/sandbox/", views.sandbox_control, name="sandbox-control"),
     path("ops/backup/", views.ops_backup_now, name="ops-backup-now"),
     path("ops/runbook/", views.ops_runbook, name="ops-runbook"),
+    path("ops/runbook/<str:name>/", views.ops_runbook_app, name="ops-runbook-app"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/github/", github_sign_in_start, name="github-sign-in-start"),
     path("accounts/github/callback/", github_sign_in_callback, name="github-sign-in-callback"),

@@ -26,7 +26,7 @@ from deployments.selectors.ops import (
     ops_backlog,
     worker_list,
 )
-from deployments.selectors.runbook import runbook_build
+from deployments.selectors.runbook import runbook_index, runbook_of
 from deployments.services.backups import backup_request
 from deployments.services.ops import upstream_checks
 from hotdash.health import check_broker, check_database
@@ -107,16 +107,23 @@ def ops_backup_now(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(policy.can_view)
 def ops_runbook(request: HttpRequest) -> HttpResponse:
-    """What to do in an incident, generated from the configuration: a page of apps at a time,
-    found by part of their name."""
+    """What to do in an incident, generated from the configuration: the apps a page at a time,
+    found by part of their name, each linking to its own runbook; then what holds for all."""
     search = request.GET.get("q", "").strip()[:RUNBOOK_SEARCH_LENGTH]
-    runbook = runbook_build(search=search, page=request.GET.get("page"))
     context = {
-        "runbook": runbook,
+        "runbook": runbook_index(search=search, page=request.GET.get("page")),
         "search": search,
         "query": urlencode({"q": search}) if search else "",
     }
     return render(request, "ops_runbook.html", context)
+
+
+@require_GET
+@role_required(policy.can_view)
+def ops_runbook_app(request: HttpRequest, name: str) -> HttpResponse:
+    """One app's runbook: who approves, how to lock, roll back, override and break glass, per
+    environment."""
+    return render(request, "ops_runbook_app.html", {"runbook": runbook_of(app_name=name)})
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,5 +1,7 @@
 """The runbook: what to do in an incident, generated from the configuration in the database
-(apps, environments, roles) and the settings, so it names the real people, apps and commands."""
+(apps, environments, roles) and the settings, so it names the real people, apps and commands.
+Its front page lists the apps, a page at a time, and what holds for all of them; each app has
+its own page."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
 
 from approvals import policy
 from approvals.selectors import users_holding
@@ -16,7 +20,9 @@ from deployments.selectors.backups import DUMP_NAMES, BackupStatus, backup_statu
 from deployments.selectors.environments import freeze_windows_by_environment
 from deployments.selectors.releases import RollbackChoices, rollback_choices_recent
 
-RUNBOOK_APPS_PER_PAGE = 10
+RUNBOOK_APPS_PER_PAGE = 20
+# What the front page shows of each environment.
+RUNBOOK_ROW_FIELDS = ("id", "app_id", "name", "kind", "locked_at", "locked_by", "lock_reason")
 # How far back each environment's successful deploys are searched for the release to roll back
 # to: a fleet's years of history stay out of one page; the rollback form searches it all.
 RUNBOOK_ROLLBACK_HISTORY = 20
@@ -37,21 +43,27 @@ class EnvironmentRunbook:
 
 @dataclass(frozen=True)
 class AppRunbook:
+    """One app's runbook: what to do in an incident, environment by environment."""
+
     app: App
     environments: list[EnvironmentRunbook]
     team_roles: list[GitHubTeamRole]  # who holds a role through a GitHub team (Sign in with GitHub)
+    admins: list[str]
+    roles_refresh_minutes: int  # how often beat re-reads GitHub team memberships
 
 
 @dataclass(frozen=True)
-class Runbook:
-    apps: list[AppRunbook]
+class RunbookIndex:
+    """The runbook's front page: a page of apps (each linking to its runbook) and what holds for
+    all of them (admins, HotDash's own backups and restore)."""
+
     apps_page: Page  # the page of apps (by name) shown
+    apps: list[App]  # that page's apps, each with its long-lived environments prefetched
     admins: list[str]
     backups: BackupStatus
     vendor: str
     database_name: str
     dump_name: str
-    roles_refresh_minutes: int  # how often beat re-reads GitHub team memberships
 
 
 def _rollback_command(environment: Environment, version: str) -> str:
@@ -98,41 +110,56 @@ def _environment(
     )
 
 
-def runbook_build(*, search: str = "", page: str | int | None = 1) -> Runbook:
-    """The runbook of a page of apps by name (those whose name contains ``search``), in a fixed
-    number of queries whatever the fleet's size. A page out of range shows the last page."""
+def _long_lived() -> QuerySet[Environment]:
+    return Environment.objects.exclude(kind=Environment.Kind.PREVIEW).order_by("kind", "name")
+
+
+def _admins() -> list[str]:
+    return [user.get_username() for user in users_holding(policy.ADMIN)]
+
+
+def runbook_index(*, search: str = "", page: str | int | None = 1) -> RunbookIndex:
+    """A page of apps by name (those whose name contains ``search``) with their environments,
+    in a fixed number of queries whatever the fleet's size. A page out of range shows the
+    last page."""
     apps = App.objects.order_by("name", "id")
     if search:
         apps = apps.filter(name__icontains=search)
     apps_page = Paginator(apps, RUNBOOK_APPS_PER_PAGE).get_page(page)
-    shown = list(apps_page.object_list)
-    approvers = [user.get_username() for user in users_holding(policy.APPROVER)]
-    environments = list(
-        Environment.objects.filter(app__in=shown)
-        .exclude(kind=Environment.Kind.PREVIEW)
-        .select_related("app", "current_release", "locked_by")
-        .order_by("app__name", "kind", "name")
+    shown = apps_page.object_list.prefetch_related(
+        Prefetch("environments", queryset=_long_lived().only(*RUNBOOK_ROW_FIELDS))
     )
-    choices = rollback_choices_recent(environments=environments, history=RUNBOOK_ROLLBACK_HISTORY)
-    freeze_windows = freeze_windows_by_environment(environments=environments)
-    team_roles: dict[int, list[GitHubTeamRole]] = {}
-    for mapping in GitHubTeamRole.objects.filter(app__in=shown).order_by("org", "team_slug"):
-        team_roles.setdefault(mapping.app_id, []).append(mapping)
-    by_app = {app.pk: AppRunbook(app, [], team_roles.get(app.pk, [])) for app in shown}
-    for environment in environments:
-        by_app[environment.app_id].environments.append(
-            _environment(
-                environment, approvers, choices[environment.pk], freeze_windows[environment.pk]
-            )
-        )
     vendor = connections[DEFAULT_DB_ALIAS].vendor
-    return Runbook(
-        apps=list(by_app.values()),
+    return RunbookIndex(
         apps_page=apps_page,
-        admins=[user.get_username() for user in users_holding(policy.ADMIN)],
+        apps=list(shown),
+        admins=_admins(),
         backups=backup_status(),
         vendor=vendor,
         database_name=str(settings.DATABASES[DEFAULT_DB_ALIAS]["NAME"]),
         dump_name=DUMP_NAMES.get(vendor, ""),
+    )
+
+
+def runbook_of(*, app_name: str) -> AppRunbook:
+    """The app's runbook (404 for no such app), in a fixed number of queries however long its
+    history."""
+    app = get_object_or_404(App, name=app_name)
+    approvers = [user.get_username() for user in users_holding(policy.APPROVER)]
+    environments = list(
+        _long_lived().filter(app=app).select_related("app", "current_release", "locked_by")
+    )
+    choices = rollback_choices_recent(environments=environments, history=RUNBOOK_ROLLBACK_HISTORY)
+    freeze_windows = freeze_windows_by_environment(environments=environments)
+    return AppRunbook(
+        app=app,
+        environments=[
+            _environment(
+                environment, approvers, choices[environment.pk], freeze_windows[environment.pk]
+            )
+            for environment in environments
+        ],
+        team_roles=list(app.github_team_roles.order_by("org", "team_slug")),
+        admins=_admins(),
         roles_refresh_minutes=max(1, settings.GITHUB_ROLES_REFRESH_SECONDS // 60),
     )

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import App, BackupRun, Environment
+from deployments.models import App, BackupRun, Deploy, Environment
 from deployments.services.environments import environment_lock
 
 pytestmark = pytest.mark.django_db
@@ -20,15 +20,19 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def page(demo, client):
-    def read(section: str = "") -> str:
+    """``page(section)``: the hot-dash runbook's article of that id (all of it for ""); the
+    front page's for ``page(section, front=True)``."""
+
+    def read(section: str = "", *, front: bool = False) -> str:
         client.force_login(get_user_model().objects.get(username="dave"))  # a viewer
-        response = client.get(reverse("ops-runbook"))
+        url = reverse("ops-runbook") if front else reverse("ops-runbook-app", args=["hot-dash"])
+        response = client.get(url)
         assert response.status_code == 200
         html = response.content.decode()
         if not section:
             return html
         start = html.index(f'id="runbook-{section}"')
-        return html[start : html.index("</article>", start)]
+        return html[start : html.index("</section>" if front else "</article>", start)]
 
     return read
 
@@ -76,7 +80,8 @@ def test_the_runbook_follows_the_configuration(page, demo):
 
 
 def test_the_runbook_says_where_backups_go_and_when_a_drill_last_passed(page, settings):
-    assert "never" in page()[page().index('id="runbook-last-verified"') :]
+    front = page(front=True)
+    assert "never" in front[front.index('id="runbook-last-verified"') :]
     started = timezone.now() - timedelta(days=2)
     verified = BackupRun.objects.create(
         started_at=started,
@@ -85,7 +90,7 @@ def test_the_runbook_says_where_backups_go_and_when_a_drill_last_passed(page, se
         size_bytes=10,
         result=BackupRun.Result.PASSED,
     )
-    html = page()
+    html = page(front=True)
     backups = html[html.index('id="runbook-backups"') :]
     assert str(settings.BACKUP_DIR) in backups and "0 3 * * sun" in backups
     assert f"python manage.py restore_drill {verified.path}" in backups
@@ -100,8 +105,14 @@ def test_the_runbook_needs_a_login_and_is_linked_from_the_nav(client, demo, outs
     client.force_login(viewer)
     overview = client.get(reverse("overview")).content.decode()
     assert f'<a href="{reverse("ops-runbook")}"' in overview
+    current = f'<a href="{reverse("ops-runbook")}" aria-current="page">Runbook</a>'
     runbook = client.get(reverse("ops-runbook")).content.decode()
-    assert f'<a href="{reverse("ops-runbook")}" aria-current="page">Runbook</a>' in runbook
+    assert current in runbook
+    app_url = reverse("ops-runbook-app", args=["hot-dash"])
+    assert f'<a href="{app_url}"><strong>hot-dash</strong></a>' in runbook
+    one_app = client.get(app_url).content.decode()
+    assert current in one_app and f'<a href="{reverse("ops")}" aria-current' not in one_app
+    assert client.get(reverse("ops-runbook-app", args=["no-such-app"])).status_code == 404
 
 
 def _fleet(count: int) -> None:
@@ -115,30 +126,50 @@ def _fleet(count: int) -> None:
 
 
 def test_a_fleet_runbook_is_paged_by_app_and_searchable(page, client):
-    _fleet(11)  # with the demo's hot-dash: 12 apps, 10 a page
+    _fleet(20)  # with the demo's hot-dash: 21 apps, 20 a page
 
-    first = page()
-    assert "Page 1 of 2 · 12 in all" in first
-    assert 'id="runbook-fleet-09"' in first and 'id="runbook-fleet-10"' not in first
+    first = page(front=True)
+    assert "Page 1 of 2 · 21 in all" in first
+    assert 'id="runbook-app-fleet-19"' in first and 'id="runbook-app-hot-dash"' not in first
+    assert (
+        'fleet-19</strong></a> <span class="muted">acme/fleet-19</span>\n      <br>production'
+        in (first)
+    )
     second = client.get(reverse("ops-runbook"), {"page": 2}).content.decode()
-    assert 'id="runbook-fleet-10"' in second and 'id="runbook-hot-dash"' in second
-    assert 'id="runbook-fleet-00"' not in second
+    assert 'id="runbook-app-hot-dash"' in second and 'id="runbook-app-fleet-00"' not in second
+    assert "production · staging" in second
     found = client.get(reverse("ops-runbook"), {"q": "HOT"}).content.decode()
-    assert 'id="runbook-hot-dash"' in found and "fleet-" not in found
+    assert 'id="runbook-app-hot-dash"' in found and "fleet-" not in found
     assert 'value="HOT"' in found and "Pages of apps" not in found
     nothing = client.get(reverse("ops-runbook"), {"q": "<nope>"}).content.decode()
     assert "No app's name contains “&lt;nope&gt;”." in nothing
-    # Every section that is not about apps is on every page.
+    # What holds for every app is on every page.
     assert 'id="runbook-backups"' in second and 'id="runbook-backups"' in nothing
 
 
-def test_the_runbook_takes_the_same_queries_for_one_app_or_a_full_page(page, client):
+def _queries(client, url: str, **query: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url, query).status_code == 200
+    return len(captured)
+
+
+def test_the_runbooks_queries_do_not_grow_with_apps_or_history(page, client, demo):
     page()  # signs in
-    _fleet(10)
-
-    def queries(search: str) -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert client.get(reverse("ops-runbook"), {"q": search}).status_code == 200
-        return len(captured)
-
-    assert queries("fleet-00") == queries("fleet")
+    _fleet(5)
+    front = reverse("ops-runbook")
+    assert _queries(client, front, q="fleet-00") == _queries(client, front, q="fleet")
+    app = reverse("ops-runbook-app", args=["hot-dash"])
+    before = _queries(client, app)
+    production = demo.environments.get(name="production")
+    for release in demo.releases.all():
+        Deploy.objects.create(
+            environment=production,
+            release=release,
+            state=Deploy.State.SUCCEEDED,
+            health_verified=True,
+            finished_at=timezone.now(),
+            image_ref=release.image_ref,
+            reason="history",
+            requested_by_system="github",
+        )
+    assert _queries(client, app) == before

@@ -89,6 +89,7 @@ def pages(page, scene) -> list[str]:
         f"/releases/{scene.deploy.release_id}/",
         f"/releases/{scene.unrehearsed.pk}/",
         f"/previews/{scene.preview.pk}/",
+        "/ops/runbook/hot-dash/",
         "/no/such/page/",
     ]
     assert {"/", "/approvals/", "/audit/", "/ops/", "/profile/"} <= set(header), header

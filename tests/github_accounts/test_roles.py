@@ -230,7 +230,7 @@ def test_the_runbook_shows_the_mapping(client, demo, admin_user):
     demo.commit_authors_are_requesters = True
     demo.save(update_fields=["commit_authors_are_requesters"])
     client.force_login(admin_user)
-    page = client.get("/ops/runbook/").content.decode()
+    page = client.get("/ops/runbook/hot-dash/").content.decode()
     assert "hotdash-demo/approvers → approver" in page
     assert "hotdash-demo/viewers → viewer" in page
     assert "whoever wrote a commit of a release (by their GitHub account) may not approve" in page
