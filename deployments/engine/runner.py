@@ -216,13 +216,14 @@ class Runner(RunContext):
             locked.health_summary = summary
             end(locked, State.SUCCEEDED)
             log_line(locked, f"Succeeded: {locked.image_ref} is live on {env}.")
+            self.hooks.notify(deploy=locked, event="deploy.succeeded")
+            # Last: the audit chain's head stays locked from here until the commit.
             audit(
                 deploy=locked,
                 actor="worker",
                 verb="deploy.succeeded",
                 data={"image_ref": locked.image_ref, "machines": self.changed_machines()},
             )
-            self.hooks.notify(deploy=locked, event="deploy.succeeded")
         self.deploy = locked
 
     def fail(self, failure: StepFailed) -> None:
