@@ -22,7 +22,7 @@ from deployments.selectors.releases import RollbackChoices, rollback_choices_rec
 
 RUNBOOK_APPS_PER_PAGE = 20
 # What the front page shows of each environment.
-RUNBOOK_ROW_FIELDS = ("id", "app_id", "name", "kind", "locked_at", "locked_by", "lock_reason")
+RUNBOOK_ROW_FIELDS = ("id", "app_id", "name", "kind", "locked_at")
 # How far back each environment's successful deploys are searched for the release to roll back
 # to: a fleet's years of history stay out of one page; the rollback form searches it all.
 RUNBOOK_ROLLBACK_HISTORY = 20
