@@ -70,6 +70,9 @@ def test_the_runbook_follows_the_configuration(page, demo):
     assert "Not enough eligible approvers (requester excluded)" in section
     assert "Not allowed on this environment" in section
     assert "Locked by system since" in section and "incident 7" in section
+    assert 'production <span class="lock">locked</span> · staging' in page(
+        "app-hot-dash", front=True
+    )
 
     production.allow_self_approval = True
     production.approvals_required = 2
