@@ -8,6 +8,7 @@ no-op; a delivery whose message was lost is sent on its own by the stuck-deliver
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -17,7 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -106,29 +108,54 @@ def webhook_delivery_receive(
     payload: dict[str, Any],
     ip: str | None,
     escaped: list[str] | None = None,
-) -> tuple[WebhookDelivery, bool]:
-    """Store a verified delivery once. Returns (delivery, created); a replay is (existing, False).
+) -> bool:
+    """Store a verified delivery once: True when this call stored it, False for a replay of a
+    stored delivery id.
 
-    One INSERT in its own transaction, then the processing message: no audit-chain lock, so
-    concurrent deliveries never queue behind each other. The worker records ``webhook.received``
-    from what the row keeps (``ip``, ``escaped``: the payload's strings whose NUL or lone
-    surrogates the input gate wrote as escapes).
+    One ``INSERT … ON CONFLICT DO NOTHING`` in autocommit, then the drain message: no
+    transaction, no audit-chain lock, so concurrent deliveries never queue behind each other
+    and a replay costs no error. The worker records ``webhook.received`` from what the row
+    keeps (``ip``, ``escaped``: the payload's strings whose NUL or lone surrogates the input
+    gate wrote as escapes).
     """
     action = payload.get("action")
-    try:
-        with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(
-                delivery_id=delivery_id,
-                event=event,
-                action=action[:50] if isinstance(action, str) else "",
-                payload=payload,
-                ip=_valid_ip(ip),
-                escaped=(escaped or [])[:50],
-            )
-            transaction.on_commit(webhook_deliveries_drain_send)
-    except IntegrityError:
-        return WebhookDelivery.objects.get(delivery_id=delivery_id), False
-    return delivery, True
+    delivery = WebhookDelivery(
+        delivery_id=delivery_id,
+        event=event,
+        action=action[:50] if isinstance(action, str) else "",
+        payload=payload,
+        ip=_valid_ip(ip),
+        escaped=(escaped or [])[:50],
+    )
+    values = [
+        field.get_db_prep_save(field.pre_save(delivery, True), connection)
+        for field in _insert_fields()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_once_sql(), values)
+        created = cursor.fetchone() is not None
+    if created:
+        transaction.on_commit(webhook_deliveries_drain_send)
+    return created
+
+
+@functools.cache
+def _insert_fields() -> list[Field]:
+    return [field for field in WebhookDelivery._meta.concrete_fields if not field.primary_key]
+
+
+@functools.cache
+def _insert_once_sql() -> str:
+    """The delivery's INSERT that stores nothing, and returns no row, for a known delivery id."""
+    quote = connection.ops.quote_name
+    meta = WebhookDelivery._meta
+    columns = [quote(field.column) for field in _insert_fields()]
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({quote(meta.get_field('delivery_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
 
 
 def _valid_ip(ip: str | None) -> str | None:
