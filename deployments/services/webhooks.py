@@ -274,6 +274,7 @@ def webhook_deliveries_drain() -> int:
                 ignored.append(outcome)
             else:
                 _finish([outcome])
+                apps.clear()  # the work done may have changed an app (an installation event)
         _finish(ignored)
         queue.coalesced_hold(DRAIN_FLAG, DRAIN_FLAG_SECONDS)
 
