@@ -46,6 +46,8 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = (
     '%(h)s forwarded=%({x-forwarded-for}i)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 )
+# Builds only the fields above, not gunicorn's ~60 per request (see the class).
+logger_class = "hotdash.access_log.AccessLogger"
 
 # Same trust as Django's: unset means no proxy's X-Forwarded-Proto is believed.
 forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES", "")

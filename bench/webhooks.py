@@ -329,6 +329,7 @@ def run() -> str:
             while pending.exists() and time.monotonic() < processed_by:
                 time.sleep(0.5)
             drain_seconds = time.monotonic() - burst_end
+            worker_cpu = _cpu_seconds(worker.pid) - worker_cpu_before
             still_pending = pending.count()
         finally:
             web.terminate()
@@ -406,6 +407,8 @@ def run() -> str:
         f"| `webhook.received` audit events | {audited:,} |",
         f"| Worker done with all deliveries | {drain_seconds:.1f} s after the burst "
         f"({still_pending:,} left unprocessed) |",
+        f"| Celery worker CPU per delivery (burst start to all processed) | "
+        f"{worker_cpu / DELIVERIES * 1000:.2f} ms |",
         "",
         f"webhooks: {per_second:,.0f} deliveries/s, p99 {p99:.1f} ms (target ≥ 1,000/s and "
         f"≤ 50 ms: {'met' if met else 'MISSED'}); exactly once: {'yes' if exactly_once else 'NO'}",

@@ -91,12 +91,11 @@ def github_webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"status": "pong", "zen": str(payload.get("zen", ""))[:200]})
     if event not in HANDLED_EVENTS:
         return HttpResponse(status=204)
-    delivery, created = webhook_delivery_receive(
+    if not webhook_delivery_receive(
         delivery_id=delivery_id, event=event, payload=payload, escaped=escaped, ip=ip
-    )
-    if not created:
-        return JsonResponse({"status": "duplicate", "delivery": delivery.delivery_id})
-    return JsonResponse({"status": "queued", "delivery": delivery.delivery_id}, status=202)
+    ):
+        return JsonResponse({"status": "duplicate", "delivery": delivery_id})
+    return JsonResponse({"status": "queued", "delivery": delivery_id}, status=202)
 
 
 class GitHubWebhookMiddleware:

@@ -8,20 +8,22 @@ no-op; a delivery whose message was lost is sent on its own by the stuck-deliver
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from approvals.audit import record
+from approvals.audit import Entry, record, record_many
 from deployments import task_names
 from deployments.models import App, WebhookDelivery
 from deployments.services.builds import build_handle_push
@@ -106,29 +108,54 @@ def webhook_delivery_receive(
     payload: dict[str, Any],
     ip: str | None,
     escaped: list[str] | None = None,
-) -> tuple[WebhookDelivery, bool]:
-    """Store a verified delivery once. Returns (delivery, created); a replay is (existing, False).
+) -> bool:
+    """Store a verified delivery once: True when this call stored it, False for a replay of a
+    stored delivery id.
 
-    One INSERT in its own transaction, then the processing message: no audit-chain lock, so
-    concurrent deliveries never queue behind each other. The worker records ``webhook.received``
-    from what the row keeps (``ip``, ``escaped``: the payload's strings whose NUL or lone
-    surrogates the input gate wrote as escapes).
+    One ``INSERT … ON CONFLICT DO NOTHING`` in autocommit, then the drain message: no
+    transaction, no audit-chain lock, so concurrent deliveries never queue behind each other
+    and a replay costs no error. The worker records ``webhook.received`` from what the row
+    keeps (``ip``, ``escaped``: the payload's strings whose NUL or lone surrogates the input
+    gate wrote as escapes).
     """
     action = payload.get("action")
-    try:
-        with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(
-                delivery_id=delivery_id,
-                event=event,
-                action=action[:50] if isinstance(action, str) else "",
-                payload=payload,
-                ip=_valid_ip(ip),
-                escaped=(escaped or [])[:50],
-            )
-            transaction.on_commit(webhook_deliveries_drain_send)
-    except IntegrityError:
-        return WebhookDelivery.objects.get(delivery_id=delivery_id), False
-    return delivery, True
+    delivery = WebhookDelivery(
+        delivery_id=delivery_id,
+        event=event,
+        action=action[:50] if isinstance(action, str) else "",
+        payload=payload,
+        ip=_valid_ip(ip),
+        escaped=(escaped or [])[:50],
+    )
+    values = [
+        field.get_db_prep_save(field.pre_save(delivery, True), connection)
+        for field in _insert_fields()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_once_sql(), values)
+        created = cursor.fetchone() is not None
+    if created:
+        transaction.on_commit(webhook_deliveries_drain_send)
+    return created
+
+
+@functools.cache
+def _insert_fields() -> list[Field]:
+    return [field for field in WebhookDelivery._meta.concrete_fields if not field.primary_key]
+
+
+@functools.cache
+def _insert_once_sql() -> str:
+    """The delivery's INSERT that stores nothing, and returns no row, for a known delivery id."""
+    quote = connection.ops.quote_name
+    meta = WebhookDelivery._meta
+    columns = [quote(field.column) for field in _insert_fields()]
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({quote(meta.get_field('delivery_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
 
 
 def _valid_ip(ip: str | None) -> str | None:
@@ -138,18 +165,24 @@ def _valid_ip(ip: str | None) -> str | None:
         return None
 
 
-def _received_record(delivery_pks: list[int]) -> None:
-    """Record ``webhook.received`` for stored deliveries, once each (their rows are locked and
-    flagged in one transaction), with the data the endpoint knew: event, action, delivery id,
-    escaped strings and the sender's ip."""
+class _Outcome(NamedTuple):
+    delivery: WebhookDelivery
+    state: str
+    detail: str
+    app_name: str
+
+
+def _lock_and_receive(
+    deliveries: QuerySet[WebhookDelivery], apps: dict[str, App | None]
+) -> list[WebhookDelivery]:
+    """Lock ``deliveries`` (a ``select_for_update`` queryset) and record ``webhook.received``
+    for those not recorded yet, in one transaction, so each is recorded once; with the data
+    the endpoint knew: event, action, delivery id, escaped strings and the sender's ip."""
     with transaction.atomic():
-        deliveries = list(
-            WebhookDelivery.objects.select_for_update()
-            .filter(pk__in=delivery_pks, received_audited=False)
-            .order_by("pk")
-        )
-        app_names: dict[str, str] = {}
-        for delivery in deliveries:
+        locked = list(deliveries)
+        unaudited = [delivery for delivery in locked if not delivery.received_audited]
+        entries = []
+        for delivery in unaudited:
             data: dict[str, Any] = {
                 "event": delivery.event,
                 "action": delivery.action,
@@ -157,20 +190,24 @@ def _received_record(delivery_pks: list[int]) -> None:
             }
             if delivery.escaped:
                 data["escaped"] = delivery.escaped
-            repository = _repository_of(delivery.payload)
-            if repository not in app_names:
-                app_names[repository] = _app_name_for(delivery.payload)
-            record(
-                actor="github",
-                verb="webhook.received",
-                target=delivery,
-                app=app_names[repository],
-                data=data,
-                ip=delivery.ip,
+            app = _app_of(delivery, apps)
+            entries.append(
+                Entry(
+                    actor="github",
+                    verb="webhook.received",
+                    target=delivery,
+                    app=app.name if app else "",
+                    data=data,
+                    ip=delivery.ip,
+                )
             )
-        WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+        record_many(entries)
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in unaudited]).update(
             received_audited=True
         )
+    for delivery in unaudited:
+        delivery.received_audited = True
+    return locked
 
 
 def webhook_delivery_send(*, delivery_pk: int, countdown: float | None = None) -> bool:
@@ -190,14 +227,21 @@ def webhook_deliveries_drain() -> int:
     """Process every ``received`` delivery, oldest first, DRAIN_BATCH at a time; returns how
     many. A delivery GitHub or Fly.io answered "later" goes to its own task, which retries it
     with backoff; one that crashes ends ``failed``. Clears the drain flag before its last look,
-    so a delivery stored after that look sends a new drain."""
+    so a delivery stored after that look sends a new drain.
+
+    A batch costs a handful of queries, not a dozen per delivery: one lock and one audit
+    append for its ``webhook.received`` events, one app lookup per repository, and its
+    ignored deliveries finished together. A delivery whose processing did something (or
+    failed) is finished at once, so a worker dying mid-batch repeats no work but its own."""
     done, handed_over = 0, set()
     while True:
-        batch = list(
-            WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+        apps: dict[str, App | None] = {}
+        batch = _lock_and_receive(
+            WebhookDelivery.objects.select_for_update()
+            .filter(state=WebhookDelivery.State.RECEIVED)
             .exclude(pk__in=handed_over)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:DRAIN_BATCH]
+            .order_by("pk")[:DRAIN_BATCH],
+            apps,
         )
         if not batch:
             queue.coalesced_release(DRAIN_FLAG)
@@ -209,22 +253,38 @@ def webhook_deliveries_drain() -> int:
             if more and queue.coalesced_claim(DRAIN_FLAG, DRAIN_FLAG_SECONDS):
                 continue
             return done
-        _received_record(batch)
-        for delivery_pk in batch:
-            try:
-                _process(delivery_pk)
-            except RetryableAPIError as error:
-                handed_over.add(delivery_pk)
-                webhook_delivery_send(delivery_pk=delivery_pk, countdown=error.retry_after or 5)
-            except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the rest
-                webhook_delivery_crashed(delivery_pk=delivery_pk, error=error)
+        ignored: list[_Outcome] = []
+        for delivery in batch:
             done += 1
+            try:
+                outcome = _outcome(delivery, _app_of(delivery, apps))
+            except RetryableAPIError as error:
+                handed_over.add(delivery.pk)
+                webhook_delivery_send(delivery_pk=delivery.pk, countdown=error.retry_after or 5)
+                continue
+            except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the rest
+                app = _app_of(delivery, apps)
+                outcome = _Outcome(
+                    delivery,
+                    WebhookDelivery.State.FAILED,
+                    _crash_detail(delivery.pk, error),
+                    app.name if app else "",
+                )
+            if outcome.state == WebhookDelivery.State.IGNORED:
+                ignored.append(outcome)
+            else:
+                _finish([outcome])
+                apps.clear()  # the work done may have changed an app (an installation event)
+        _finish(ignored)
         queue.coalesced_hold(DRAIN_FLAG, DRAIN_FLAG_SECONDS)
 
 
-def _app_name_for(payload: dict[str, Any]) -> str:
-    app = _app_for(payload)
-    return app.name if app else ""
+def _app_of(delivery: WebhookDelivery, apps: dict[str, App | None]) -> App | None:
+    """The app watching the delivery's repository; ``apps`` keeps each repository's answer."""
+    repository = _repository_of(delivery.payload)
+    if repository not in apps:
+        apps[repository] = _app_for(repository)
+    return apps[repository]
 
 
 def _repository_of(payload: dict[str, Any]) -> str:
@@ -234,8 +294,8 @@ def _repository_of(payload: dict[str, Any]) -> str:
     return full_name if isinstance(full_name, str) and "/" in full_name else ""
 
 
-def _app_for(payload: dict[str, Any]) -> App | None:
-    owner, _, repo = _repository_of(payload).partition("/")
+def _app_for(repository: str) -> App | None:
+    owner, _, repo = repository.partition("/")
     if not repo:
         return None
     return App.objects.filter(github_owner__iexact=owner, github_repo__iexact=repo).first()
@@ -290,71 +350,101 @@ def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
     """Record a stored delivery received, then process it once. Retryable upstream errors
     propagate (the task retries); anything permanent ends the delivery ``failed`` with the
     reason."""
-    _received_record([delivery_pk])
-    return _process(delivery_pk)
-
-
-def _process(delivery_pk: int) -> WebhookDelivery:
-    delivery = WebhookDelivery.objects.get(pk=delivery_pk)
+    apps: dict[str, App | None] = {}
+    [delivery] = _lock_and_receive(
+        WebhookDelivery.objects.select_for_update().filter(pk=delivery_pk), apps
+    )
     if delivery.state != WebhookDelivery.State.RECEIVED:
         return delivery
-    app = _app_for(delivery.payload)
+    [finished] = _finish([_outcome(delivery, _app_of(delivery, apps))])
+    return finished
+
+
+def _outcome(delivery: WebhookDelivery, app: App | None) -> _Outcome:
+    """Dispatch the delivery: how it ends. RetryableAPIError propagates."""
     try:
-        outcome, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery, app)
+        state, detail = WebhookDelivery.State.PROCESSED, _dispatch(delivery, app)
     except DeliveryIgnored as exc:
-        outcome, detail = WebhookDelivery.State.IGNORED, exc.reason
+        state, detail = WebhookDelivery.State.IGNORED, exc.reason
     except PermanentAPIError as exc:
-        outcome, detail = WebhookDelivery.State.FAILED, str(exc)
+        state, detail = WebhookDelivery.State.FAILED, str(exc)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # Signed by GitHub but not the shape this event should have.
-        outcome, detail = WebhookDelivery.State.FAILED, f"malformed payload: {exc!r}"
-    return _finish(
-        delivery_pk=delivery_pk, state=outcome, detail=detail, app_name=app.name if app else ""
-    )
+        state, detail = WebhookDelivery.State.FAILED, f"malformed payload: {exc!r}"
+    return _Outcome(delivery, state, detail, app.name if app else "")
 
 
 def webhook_delivery_crashed(*, delivery_pk: int, error: Exception) -> WebhookDelivery:
     """Processing raised something unexpected: log it with its traceback, end ``failed``."""
+    return webhook_delivery_fail(delivery_pk=delivery_pk, detail=_crash_detail(delivery_pk, error))
+
+
+def _crash_detail(delivery_pk: int, error: Exception) -> str:
     log.exception("webhook delivery %s crashed", delivery_pk, exc_info=error)
-    return webhook_delivery_fail(delivery_pk=delivery_pk, detail=f"{type(error).__name__}: {error}")
+    return f"{type(error).__name__}: {error}"
 
 
 def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:
     """Give up on a delivery (retries exhausted, or it crashed before being recorded)."""
-    _received_record([delivery_pk])
-    delivery = WebhookDelivery.objects.get(pk=delivery_pk)
-    return _finish(
-        delivery_pk=delivery_pk,
-        state=WebhookDelivery.State.FAILED,
-        detail=detail,
-        app_name=_app_name_for(delivery.payload),
+    apps: dict[str, App | None] = {}
+    [delivery] = _lock_and_receive(
+        WebhookDelivery.objects.select_for_update().filter(pk=delivery_pk), apps
     )
+    app = _app_of(delivery, apps)
+    [finished] = _finish(
+        [_Outcome(delivery, WebhookDelivery.State.FAILED, detail, app.name if app else "")]
+    )
+    return finished
 
 
-def _finish(*, delivery_pk: int, state: str, detail: str, app_name: str) -> WebhookDelivery:
+def _finish(outcomes: list[_Outcome]) -> list[WebhookDelivery]:
+    """End each outcome's delivery in its state, with one audit event each, in one
+    transaction; a delivery no longer ``received`` (finished meanwhile) is left as it is.
+    Returns the deliveries as they are now, in the order of ``outcomes``."""
+    if not outcomes:
+        return []
+    now = timezone.now()
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_pk)
-        if delivery.state != WebhookDelivery.State.RECEIVED:
-            return delivery
-        delivery.state = state
-        delivery.detail = detail[:2000]
-        delivery.processed_at = timezone.now()
-        delivery.save(update_fields=["state", "detail", "processed_at"])
-        record(
-            actor="worker",
-            verb=f"webhook.{state}",
-            target=delivery,
-            app=app_name,
-            data={
-                "event": delivery.event,
-                "action": delivery.action,
-                "delivery_id": delivery.delivery_id,
-                "detail": delivery.detail,
-            },
-        )
-    if state == WebhookDelivery.State.FAILED:
-        log.error("webhook delivery %s failed: %s", delivery.delivery_id, delivery.detail)
-    return delivery
+        current = {
+            delivery.pk: delivery
+            for delivery in WebhookDelivery.objects.select_for_update()
+            .filter(pk__in=[outcome.delivery.pk for outcome in outcomes])
+            .order_by("pk")
+        }
+        ending: dict[tuple[str, str], list[int]] = {}
+        entries = []
+        for outcome in outcomes:
+            delivery = current[outcome.delivery.pk]
+            if delivery.state != WebhookDelivery.State.RECEIVED:
+                continue
+            delivery.state = outcome.state
+            delivery.detail = outcome.detail[:2000]
+            delivery.processed_at = now
+            ending.setdefault((delivery.state, delivery.detail), []).append(delivery.pk)
+            entries.append(
+                Entry(
+                    actor="worker",
+                    verb=f"webhook.{delivery.state}",
+                    target=delivery,
+                    app=outcome.app_name,
+                    data={
+                        "event": delivery.event,
+                        "action": delivery.action,
+                        "delivery_id": delivery.delivery_id,
+                        "detail": delivery.detail,
+                    },
+                )
+            )
+        for (state, detail), pks in ending.items():
+            WebhookDelivery.objects.filter(pk__in=pks).update(
+                state=state, detail=detail, processed_at=now
+            )
+        record_many(entries)
+    for (state, detail), pks in ending.items():
+        if state == WebhookDelivery.State.FAILED:
+            for pk in pks:
+                log.error("webhook delivery %s failed: %s", current[pk].delivery_id, detail)
+    return [current[outcome.delivery.pk] for outcome in outcomes]
 
 
 def webhook_deliveries_resend_stuck(*, now=None) -> list[int]:

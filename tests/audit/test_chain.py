@@ -10,7 +10,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
-from approvals.audit import GENESIS_HASH, audit_chain_verify, record, verify
+from approvals.audit import (
+    GENESIS_HASH,
+    Entry,
+    audit_chain_verify,
+    record,
+    record_many,
+    verify,
+)
 from approvals.models import AuditChainHead, AuditEvent, AuditVerification
 from tests.audit.tampering import guard_lifted
 from tests.audit.writers import write_concurrently
@@ -182,6 +189,46 @@ def test_concurrent_writers_never_fork_the_chain():
     write_concurrently(write)
     ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
     assert ids == list(range(1, 201))
+    assert verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_batches_and_single_events_from_concurrent_writers_form_one_chain():
+    def write(worker: int) -> None:
+        for n in range(10):
+            with transaction.atomic():
+                if worker % 2:
+                    record(actor="worker", verb="bench.written", data={"w": worker, "n": n})
+                else:
+                    record_many(
+                        [
+                            Entry("worker", "bench.batched", data={"w": worker, "n": n, "i": i})
+                            for i in range(3)
+                        ]
+                    )
+
+    write_concurrently(write)
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    assert ids == list(range(1, 4 * 10 + 4 * 30 + 1))
+    assert verify().ok
+
+
+def test_a_batch_is_appended_in_order_like_single_events(events):
+    before = AuditChainHead.objects.get()
+    batch = record_many(
+        [
+            Entry("worker", "webhook.received", data={"n": 1}, ip="127.0.0.1"),
+            Entry("system", "webhook.ignored", app="shop", data={"reason": "Unknown"}),
+        ]
+    )
+    assert [event.id for event in batch] == [before.last_event_id + 1, before.last_event_id + 2]
+    assert batch[0].prev_hash == before.last_hash and batch[1].prev_hash == batch[0].hash
+    stored = AuditEvent.objects.get(id=batch[1].id)
+    assert (stored.actor_name, stored.app_name, stored.search_text) == ("system", "shop", "unknown")
+    head = AuditChainHead.objects.get()
+    assert (head.last_event_id, head.last_hash) == (batch[1].id, batch[1].hash)
+    assert record_many([]) == []
     assert verify().ok
 
 

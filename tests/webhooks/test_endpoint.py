@@ -101,6 +101,19 @@ def test_a_replayed_delivery_is_a_no_op(post_delivery, process_deliveries):
 
 
 @pytest.mark.django_db
+def test_a_replay_keeps_the_stored_delivery_and_costs_one_statement(
+    post_delivery, django_assert_num_queries
+):
+    post_delivery("push", {"ref": "refs/heads/main"}, delivery_id="kept")
+    with django_assert_num_queries(1):  # the INSERT … ON CONFLICT DO NOTHING: no error to undo
+        again = post_delivery("push", {"ref": "refs/heads/other"}, delivery_id="kept")
+    assert again.status_code == 200
+    assert again.json() == {"status": "duplicate", "delivery": "kept"}
+    [stored] = WebhookDelivery.objects.all()
+    assert (stored.delivery_id, stored.payload) == ("kept", {"ref": "refs/heads/main"})
+
+
+@pytest.mark.django_db
 def test_the_task_is_sent_only_once_the_delivery_is_committed(
     post_delivery, django_capture_on_commit_callbacks
 ):

@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from approvals.audit import verify
 from approvals.models import AuditEvent
 from deployments import task_names
 from deployments.models import Build, WebhookDelivery
@@ -22,12 +23,14 @@ from deployments.services.webhooks import (
     webhook_deliveries_resend_stuck,
     webhook_delivery_fail,
     webhook_delivery_process,
+    webhook_delivery_receive,
     webhook_payloads_prune,
 )
 from deployments.tasks.webhooks import webhook_delivery_process_task
 from hotdash import queue
 from hotdash.celery import app as celery_app
 from hotdash.integrations import RetryableAPIError
+from tests.audit.writers import write_concurrently
 from tests.fixtures import GITHUB_WEBHOOK_PAYLOADS
 from tests.fixtures.messages import record_messages
 
@@ -245,3 +248,46 @@ def test_the_drain_hands_a_retryable_delivery_to_its_own_task_and_fails_a_crashe
     assert states == {"later": "received", "crash": "failed", "fine": "ignored"}
     assert retries == [[WebhookDelivery.objects.get(delivery_id="later").pk]]
     assert WebhookDelivery.objects.get(delivery_id="crash").detail == "RuntimeError: boom"
+
+
+def _store(count: int, repositories: int) -> None:
+    for n in range(count):
+        payload = reference("push.payload.json")
+        payload["repository"] = {
+            **payload["repository"],
+            "full_name": f"elsewhere/r{n % repositories}",
+        }
+        webhook_delivery_receive(
+            delivery_id=f"batch-{n}", event="push", payload=payload, ip="192.0.2.1"
+        )
+
+
+def _audited_once_each(count: int) -> None:
+    for verb in ("webhook.received", "webhook.ignored"):
+        ids = AuditEvent.objects.filter(verb=verb).values_list("data__delivery_id", flat=True)
+        assert sorted(ids) == sorted(f"batch-{n}" for n in range(count)), verb
+    assert set(WebhookDelivery.objects.values_list("state", "received_audited")) == {
+        ("ignored", True)
+    }
+    assert verify().ok
+
+
+def test_a_drain_costs_a_few_queries_per_batch_not_per_delivery(db, django_assert_max_num_queries):
+    _store(60, repositories=3)
+    with django_assert_max_num_queries(30):  # one batch; a dozen per delivery before
+        assert webhook_deliveries_drain() == 60
+    _audited_once_each(60)
+    received = AuditEvent.objects.filter(verb="webhook.received").order_by("id").first()
+    assert (received.actor_name, received.ip, received.target_type) == (
+        "github",
+        "192.0.2.1",
+        "webhookdelivery",
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_drains_record_and_finish_each_delivery_once():
+    _store(250, repositories=5)
+    write_concurrently(lambda _worker: webhook_deliveries_drain(), writers=3)
+    _audited_once_each(250)
