@@ -70,25 +70,44 @@ def recent_deploy_rows(deploys: list[Deploy]) -> SafeString:
 @role_required(policy.can_view)
 def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     environment = environment_detail_get(pk=pk)
-    template = "deployments/environment_detail.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#environment-deploys"
-    context = {
+    # What the "Now" and "Recent deploys" region shows: all its htmx refresh renders.
+    live = {
         "environment": environment,
         "deploy_rows": recent_deploy_rows(environment_recent_deploys(environment=environment)),
         "activity": environment_activity(environment_ids=[environment.pk])[environment.pk],
+    }
+    template = "deployments/environment_detail.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, template + "#environment-deploys", live)
+    user = request.user
+    can_request, can_approve = policy.can_request_deploy(user), policy.can_approve(user)
+    can_administer = policy.can_administer(user)
+    # The deploy card (releases, emergency rollback) is shown to requesters only, the fly.toml
+    # form to admins only: nothing is read for a part the page does not show.
+    emergency_refusal = (
+        emergency_rollback_refusal(environment=environment, user=user)
+        if can_request and can_approve
+        else None
+    )
+    context = {
+        **live,
         "uptime": uptime_list(environment_ids=[environment.pk], now=timezone.now())[environment.pk],
         "failures": uptime_failures(environment=environment),
-        "releases": environment_deployable_releases(environment=environment),
-        "bad_releases": environment_bad_releases(environment=environment),
+        "releases": environment_deployable_releases(environment=environment) if can_request else [],
+        "bad_releases": environment_bad_releases(environment=environment) if can_request else [],
         "freeze_windows": environment_freeze_windows(environment=environment),
-        "can_request": policy.can_request_deploy(request.user),
-        "can_lock": policy.can_lock(request.user),
-        "can_administer": policy.can_administer(request.user),
-        "can_approve": policy.can_approve(request.user),
-        "emergency_refusal": emergency_rollback_refusal(environment=environment, user=request.user),
-        "trouble": environment_trouble(environment=environment),
-        "config_releases": environment_config_releases(environment=environment),
+        "can_request": can_request,
+        "can_lock": policy.can_lock(user),
+        "can_administer": can_administer,
+        "can_approve": can_approve,
+        "emergency_refusal": emergency_refusal,
+        # Shown with the emergency rollback button, offered only when nothing refuses it.
+        "trouble": environment_trouble(environment=environment)
+        if can_request and can_approve and emergency_refusal is None
+        else "",
+        "config_releases": environment_config_releases(environment=environment)
+        if can_administer
+        else [],
         "lock_form": LockForm(),
         "window_form": FreezeWindowForm(),
     }
