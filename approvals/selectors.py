@@ -180,6 +180,23 @@ def approval_queue_for(user: Any) -> Queue:
     pending = list(
         _pending()
         .select_related("deploy__environment__app", "deploy__release", "deploy__requested_by")
+        # What the queue's rows and policy.approval_refusal read: the rest of these wide rows
+        # (a deploy's plan and overrides, an environment's machine config) is never read.
+        .only(
+            "state",
+            "approvals_required",
+            "expires_at",
+            "deploy__image_ref",
+            "deploy__reason",
+            "deploy__requested_by_system",
+            "deploy__environment__name",
+            "deploy__environment__allow_self_approval",
+            "deploy__environment__app__name",
+            "deploy__environment__app__commit_authors_are_requesters",
+            "deploy__release__tag",
+            "deploy__release__changelog",
+            "deploy__requested_by__username",
+        )
         .prefetch_related("decisions")
         .order_by("expires_at")
     )

@@ -560,6 +560,9 @@ class Deploy(models.Model):
             models.Index(
                 fields=["kind", "environment", "-created_at", "-id"], name="deploy_kind_env_recent"
             ),
+            # An environment's newest deploys of every kind (its page): without it PostgreSQL
+            # walks every deploy ever made by date until it has found ten of the environment's.
+            models.Index(fields=["environment", "-created_at", "-id"], name="deploy_env_recent"),
         ]
 
     def __str__(self) -> str:

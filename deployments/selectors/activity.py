@@ -74,9 +74,14 @@ def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
             state__in=(State.AWAITING_APPROVAL, State.QUEUED, *Deploy.ACTIVE_STATES),
         )
     )
-    deploys = deploys.select_related(
-        "release", "requested_by", "rollback_of__release", "rollback_of__requested_by"
-    ).only(*DEPLOY_LINE_FIELDS)
+    # Unordered: each list is sorted below.
+    deploys = (
+        deploys.select_related(
+            "release", "requested_by", "rollback_of__release", "rollback_of__requested_by"
+        )
+        .only(*DEPLOY_LINE_FIELDS)
+        .order_by()
+    )
     activity = {pk: Activity() for pk in environment_ids}
     for deploy in deploys:
         here = activity[deploy.environment_id]

@@ -158,6 +158,27 @@ def deploy_history_page(
     )
     rows = list(
         deploys.select_related("environment__app", "release", "requested_by", "approval_request")
+        # What the page's rows and the API's read: the rest of these wide rows (a deploy's plan
+        # and overrides, an environment's machine config, a release's changelog) is not.
+        .only(
+            "kind",
+            "state",
+            "image_ref",
+            "requested_by_system",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "health_summary",
+            "environment__name",
+            "environment__app__name",
+            "release__tag",
+            "release__version",
+            "release__bad_marked_at",
+            "release__bad_reason",
+            "requested_by__username",
+            "approval_request__deploy",
+        )
         .prefetch_related(approvals)
         .order_by("-id")[: size + 1]
     )

@@ -19,9 +19,19 @@ def environment_detail_get(*, pk: int) -> Environment:
 
 def environment_recent_deploys(*, environment: Environment, limit: int = 10) -> list[Deploy]:
     return list(
-        environment.deploys.select_related("release", "requested_by").order_by(
-            "-created_at", "-id"
-        )[:limit]
+        environment.deploys.select_related("release", "requested_by")
+        # What the table shows: the rest of these wide rows is never read.
+        .only(
+            "environment",
+            "kind",
+            "state",
+            "image_ref",
+            "requested_by_system",
+            "created_at",
+            "release__tag",
+            "requested_by__username",
+        )
+        .order_by("-created_at", "-id")[:limit]
     )
 
 
@@ -44,6 +54,7 @@ def environment_deployable_releases(*, environment: Environment, limit: int = 5)
             deleted_on_github_at__isnull=True,
         )
         .exclude(pk=environment.current_release_id)
+        .only("tag")
         .order_by("-published_at", "-id")[:limit]
     )
 
@@ -53,6 +64,7 @@ def environment_config_releases(*, environment: Environment, limit: int = 10) ->
     return list(
         Release.objects.filter(app_id=environment.app_id, deleted_on_github_at__isnull=True)
         .exclude(validation=Release.Validation.REJECTED)
+        .only("tag")
         .order_by("-published_at", "-id")[:limit]
     )
 
@@ -62,6 +74,7 @@ def environment_bad_releases(*, environment: Environment) -> list[Release]:
     return list(
         Release.objects.filter(app_id=environment.app_id, bad_marked_at__isnull=False)
         .select_related("bad_marked_by")
+        .only("tag", "bad_reason", "bad_marked_by__username")
         .order_by("-bad_marked_at")
     )
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
-from deployments.models import FreezeWindow
+from deployments.models import Deploy, FreezeWindow
 from deployments.selectors.activity import environment_activity
 from deployments.selectors.drift import machines_drift
 from deployments.selectors.environments import (
@@ -31,10 +34,12 @@ from deployments.services.environments import (
     freeze_window_remove,
 )
 from deployments.services.rollbacks import emergency_rollback_refusal
+from deployments.views.rows import KIND_LABELS, deploy_number_cell, deploy_state_cell
 from hotdash import input_gate
 from hotdash.errors import Refused
 from hotdash.integrations import APIError
 from hotdash.permissions import client_ip, role_required
+from hotdash.templatetags.times import ago
 
 
 class LockForm(forms.Form):
@@ -47,29 +52,62 @@ class FreezeWindowForm(forms.Form):
     reason = forms.CharField(max_length=200)
 
 
+def recent_deploy_rows(deploys: list[Deploy]) -> SafeString:
+    """The environment page's recent deploys table body (see deployments.views.rows)."""
+    rows = []
+    for deploy in deploys:
+        what = (deploy.release.tag if deploy.release else "") or deploy.image_ref
+        rows.append(
+            f'<tr id="deploy-{deploy.pk}"><td>{deploy_number_cell(deploy.pk)}</td>'
+            f"<td>{escape(what)}</td><td>{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>"
+            f"<td>{deploy_state_cell(deploy.pk, deploy.state)}</td>"
+            f"<td>{escape(deploy.requester_name)}</td><td>{ago(deploy.created_at)}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # every interpolated value is escaped above
+
+
 @require_GET
 @role_required(policy.can_view)
 def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     environment = environment_detail_get(pk=pk)
+    # What the "Now" and "Recent deploys" region shows: all its htmx refresh renders.
+    live = {
+        "environment": environment,
+        "deploy_rows": recent_deploy_rows(environment_recent_deploys(environment=environment)),
+        "activity": environment_activity(environment_ids=[environment.pk])[environment.pk],
+    }
     template = "deployments/environment_detail.html"
     if request.htmx and not request.htmx.history_restore_request:
-        template += "#environment-deploys"
+        return render(request, template + "#environment-deploys", live)
+    user = request.user
+    can_request, can_approve = policy.can_request_deploy(user), policy.can_approve(user)
+    can_administer = policy.can_administer(user)
+    # The deploy card (releases, emergency rollback) is shown to requesters only, the fly.toml
+    # form to admins only: nothing is read for a part the page does not show.
+    emergency_refusal = (
+        emergency_rollback_refusal(environment=environment, user=user)
+        if can_request and can_approve
+        else None
+    )
     context = {
-        "environment": environment,
-        "deploys": environment_recent_deploys(environment=environment),
-        "activity": environment_activity(environment_ids=[environment.pk])[environment.pk],
+        **live,
         "uptime": uptime_list(environment_ids=[environment.pk], now=timezone.now())[environment.pk],
         "failures": uptime_failures(environment=environment),
-        "releases": environment_deployable_releases(environment=environment),
-        "bad_releases": environment_bad_releases(environment=environment),
+        "releases": environment_deployable_releases(environment=environment) if can_request else [],
+        "bad_releases": environment_bad_releases(environment=environment) if can_request else [],
         "freeze_windows": environment_freeze_windows(environment=environment),
-        "can_request": policy.can_request_deploy(request.user),
-        "can_lock": policy.can_lock(request.user),
-        "can_administer": policy.can_administer(request.user),
-        "can_approve": policy.can_approve(request.user),
-        "emergency_refusal": emergency_rollback_refusal(environment=environment, user=request.user),
-        "trouble": environment_trouble(environment=environment),
-        "config_releases": environment_config_releases(environment=environment),
+        "can_request": can_request,
+        "can_lock": policy.can_lock(user),
+        "can_administer": can_administer,
+        "can_approve": can_approve,
+        "emergency_refusal": emergency_refusal,
+        # Shown with the emergency rollback button, offered only when nothing refuses it.
+        "trouble": environment_trouble(environment=environment)
+        if can_request and can_approve and emergency_refusal is None
+        else "",
+        "config_releases": environment_config_releases(environment=environment)
+        if can_administer
+        else [],
         "lock_form": LockForm(),
         "window_form": FreezeWindowForm(),
     }

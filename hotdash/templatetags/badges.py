@@ -5,6 +5,7 @@ was verified. Python code that builds HTML itself uses ``state_badge_html`` and
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -14,6 +15,8 @@ from django.utils.safestring import SafeString, mark_safe
 register = template.Library()
 
 
+# A page of hundreds of rows asks for the same few state badges over and over.
+@lru_cache(maxsize=256)
 def state_badge_html(state: object, label: object = "") -> SafeString:
     label = label or state
     # Both escaped (html.escape, which Django's escape wraps, without its per-call overhead).

@@ -116,6 +116,22 @@ def test_the_environment_page_shows_what_runs_and_polls_only_then(
     assert f'id="running-{running.pk}"' in html.split('id="environment-now"')[1]
 
 
+def test_the_environment_pages_refresh_renders_and_reads_only_its_live_region(
+    client, admin_user, production, make_deploy, django_assert_max_num_queries
+):
+    client.force_login(admin_user)  # an admin's page shows every part
+    url = reverse("deployments:environment-detail", args=[production.pk])
+    running = make_deploy(State.RUNNING, started=True)
+    with django_assert_max_num_queries(20) as page:
+        full = client.get(url).content.decode()
+    with django_assert_max_num_queries(len(page.captured_queries) - 5):
+        refresh = client.get(url, headers=HTMX).content.decode()
+    assert refresh.lstrip().startswith('<section id="environment-deploys"')
+    assert 'id="uptime"' in full and 'id="uptime"' not in refresh
+    assert f'<tr id="deploy-{running.pk}">' in refresh
+    assert f'id="running-{running.pk}"' in refresh.split('id="environment-now"')[1]
+
+
 def test_overview_queries_do_not_grow_with_deploys(
     client, viewer, make_deploy, django_assert_max_num_queries
 ):
