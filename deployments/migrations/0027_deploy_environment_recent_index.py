@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("deployments", "0025_webhook_delivery_received_audit_in_worker")]
+    dependencies = [("deployments", "0026_deploy_open_state_index")]
 
     operations = [
         migrations.AddIndex(
