@@ -22,6 +22,15 @@ RELEASE_APPS_PER_PAGE = 10
 NEWEST_RELEASES_SHOWN = 10
 ROLLBACK_KINDS = (Deploy.Kind.ROLLBACK, Deploy.Kind.AUTO_ROLLBACK)
 PRERELEASE_FILTERS = ("include", "exclude", "only")
+# What ranking (_ordered) and filtering (_keep, Release.is_deployable) read of a release.
+RANKING_FIELDS = (
+    "app",
+    "version",
+    "validation",
+    "is_prerelease",
+    "bad_marked_at",
+    "deleted_on_github_at",
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,11 @@ def releases_by_app(
 ) -> list[AppReleases]:
     """The releases of ``apps`` (the ``newest`` matching ones of each, or all), newest first
     by precedence, with where each is live, where it was ever deployed and how it went on each
-    environment (its pipeline). Four queries whatever the number of apps and releases."""
+    environment (its pipeline). Four queries whatever the number of apps and releases.
+
+    Precedence is only known in Python, so every release of the apps is ranked and filtered,
+    but on the few columns that takes; whole rows are loaded for the releases shown only (an
+    app's page of the fleet shows 10 of its ~50)."""
     filters = filters or ReleaseFilters()
     environments = list(
         Environment.objects.filter(app__in=apps)
@@ -115,12 +128,7 @@ def releases_by_app(
         .order_by("kind", "name")
     )
     by_app: dict[int, list[Release]] = {app.pk: [] for app in apps}
-    for release in (
-        Release.objects.filter(app__in=apps)
-        .select_related("bad_marked_by")
-        # Neither the Releases page nor the API shows these (a release's own page does).
-        .defer("changelog", "assets", "ci_checks")
-    ):
+    for release in Release.objects.filter(app__in=apps).only(*RANKING_FIELDS):
         by_app[release.app_id].append(release)
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
@@ -135,29 +143,49 @@ def releases_by_app(
     ):
         if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
             outcomes[release_id, env_id] = state
+    # (release, app) pairs that ran successfully on the app's environment of the name the
+    # filter asks for.
+    filtered = {env.pk: env.app_id for env in environments if env.name == filters.environment}
+    ran_there = {
+        (release_id, filtered[env_id])
+        for (release_id, env_id), outcome in outcomes.items()
+        if env_id in filtered and outcome == Deploy.State.SUCCEEDED
+    }
+    kept: dict[int, list[Release]] = {}
+    hidden: dict[int, int] = {}
+    for app in apps:
+        matching = [
+            release for release in _ordered(by_app[app.pk]) if _keep(release, filters, ran_there)
+        ]
+        kept[app.pk] = matching if newest is None else matching[:newest]
+        hidden[app.pk] = len(matching) - len(kept[app.pk])
+    whole = (
+        Release.objects.select_related("bad_marked_by")
+        # Neither the Releases page nor the API shows these (a release's own page does).
+        .defer("changelog", "assets", "ci_checks")
+        .in_bulk([release.pk for releases in kept.values() for release in releases])
+    )
     result = []
     for app in apps:
         app_envs = [env for env in environments if env.app_id == app.pk]
         order = pipeline_order(app_envs)
         rows = []
-        for release in _ordered(by_app[app.pk]):
+        for ranked in kept[app.pk]:
+            release = whole[ranked.pk]
             release.app = app  # the app is known: no join per release
             pipeline = [
                 Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
                 for env in order
             ]
-            row = ReleaseRow(
-                release=release,
-                live_in=[env for env in app_envs if env.current_release_id == release.pk],
-                deployed_to={s.environment.name for s in pipeline if s.outcome == "succeeded"},
-                pipeline=pipeline,
+            rows.append(
+                ReleaseRow(
+                    release=release,
+                    live_in=[env for env in app_envs if env.current_release_id == release.pk],
+                    deployed_to={s.environment.name for s in pipeline if s.outcome == "succeeded"},
+                    pipeline=pipeline,
+                )
             )
-            if _keep(row, filters):
-                rows.append(row)
-        shown = rows if newest is None else rows[:newest]
-        result.append(
-            AppReleases(app=app, environments=app_envs, rows=shown, hidden=len(rows) - len(shown))
-        )
+        result.append(AppReleases(app=app, environments=app_envs, rows=rows, hidden=hidden[app.pk]))
     return result
 
 
@@ -170,15 +198,14 @@ def pipeline_order(environments: list[Environment]) -> list[Environment]:
     )
 
 
-def _keep(row: ReleaseRow, filters: ReleaseFilters) -> bool:
-    release = row.release
+def _keep(release: Release, filters: ReleaseFilters, ran_there: set[tuple[int, int]]) -> bool:
     if filters.prereleases == "exclude" and release.is_prerelease:
         return False
     if filters.prereleases == "only" and not release.is_prerelease:
         return False
     if filters.deployable and not release.is_deployable:
         return False
-    return not filters.environment or filters.environment in row.deployed_to
+    return not filters.environment or (release.pk, release.app_id) in ran_there
 
 
 def release_get(*, pk: int) -> Release:
