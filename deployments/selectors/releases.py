@@ -14,7 +14,14 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from deployments import semver
-from deployments.models import App, Deploy, Environment, Release, RollbackHold
+from deployments.models import (
+    RELEASE_DEPLOYABLE,
+    App,
+    Deploy,
+    Environment,
+    Release,
+    RollbackHold,
+)
 
 # The Releases page at fleet scale: a page of apps, each with its newest releases (all of
 # them when the page shows one app).
@@ -22,15 +29,6 @@ RELEASE_APPS_PER_PAGE = 10
 NEWEST_RELEASES_SHOWN = 10
 ROLLBACK_KINDS = (Deploy.Kind.ROLLBACK, Deploy.Kind.AUTO_ROLLBACK)
 PRERELEASE_FILTERS = ("include", "exclude", "only")
-# What ranking (_ordered) and filtering (_keep, Release.is_deployable) read of a release.
-RANKING_FIELDS = (
-    "app",
-    "version",
-    "validation",
-    "is_prerelease",
-    "bad_marked_at",
-    "deleted_on_github_at",
-)
 
 
 @dataclass(frozen=True)
@@ -94,8 +92,9 @@ def release_blockers(release: Release) -> list[str]:
     return reasons
 
 
-def _ordered(releases: list[Release]) -> list[Release]:
-    """Newest first by precedence; rejected tags last, newest published first."""
+def _ordered(releases: list) -> list:
+    """Newest first by precedence; rejected tags last, newest published first. ``releases``
+    are releases or rows with their ``version`` and ``validation``."""
     valid = [r for r in releases if r.validation != Release.Validation.REJECTED]
     rejected = [r for r in releases if r.validation == Release.Validation.REJECTED]
     return semver.sorted_by_precedence(valid, version_of=lambda r: r.version) + rejected
@@ -117,9 +116,9 @@ def releases_by_app(
     by precedence, with where each is live, where it was ever deployed and how it went on each
     environment (its pipeline). Four queries whatever the number of apps and releases.
 
-    Precedence is only known in Python, so every release of the apps is ranked and filtered,
-    but on the few columns that takes; whole rows are loaded for the releases shown only (an
-    app's page of the fleet shows 10 of its ~50)."""
+    Precedence is only known in Python, so every matching release of the apps is ranked, but
+    on the four columns that takes; whole rows are loaded for the releases shown only (an app's
+    page of the fleet shows 10 of its ~50)."""
     filters = filters or ReleaseFilters()
     environments = list(
         Environment.objects.filter(app__in=apps)
@@ -127,9 +126,14 @@ def releases_by_app(
         .select_related("current_release")
         .order_by("kind", "name")
     )
-    by_app: dict[int, list[Release]] = {app.pk: [] for app in apps}
-    for release in Release.objects.filter(app__in=apps).only(*RANKING_FIELDS):
-        by_app[release.app_id].append(release)
+    matching = Release.objects.filter(app__in=apps)
+    if filters.prereleases != "include":
+        matching = matching.filter(is_prerelease=filters.prereleases == "only")
+    if filters.deployable:
+        matching = matching.filter(RELEASE_DEPLOYABLE)
+    by_app: dict[int, list] = {app.pk: [] for app in apps}
+    for ranked in matching.values_list("pk", "app_id", "version", "validation", named=True):
+        by_app[ranked.app_id].append(ranked)
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
         Deploy.objects.filter(
@@ -151,14 +155,16 @@ def releases_by_app(
         for (release_id, env_id), outcome in outcomes.items()
         if env_id in filtered and outcome == Deploy.State.SUCCEEDED
     }
-    kept: dict[int, list[Release]] = {}
+    kept: dict[int, list] = {}
     hidden: dict[int, int] = {}
     for app in apps:
-        matching = [
-            release for release in _ordered(by_app[app.pk]) if _keep(release, filters, ran_there)
+        ranked = [
+            release
+            for release in _ordered(by_app[app.pk])
+            if not filters.environment or (release.pk, app.pk) in ran_there
         ]
-        kept[app.pk] = matching if newest is None else matching[:newest]
-        hidden[app.pk] = len(matching) - len(kept[app.pk])
+        kept[app.pk] = ranked if newest is None else ranked[:newest]
+        hidden[app.pk] = len(ranked) - len(kept[app.pk])
     whole = (
         Release.objects.select_related("bad_marked_by")
         # Neither the Releases page nor the API shows these (a release's own page does).
@@ -196,16 +202,6 @@ def pipeline_order(environments: list[Environment]) -> list[Environment]:
         environments,
         key=lambda env: (env.promotion_position is None, env.promotion_position or 0, env.name),
     )
-
-
-def _keep(release: Release, filters: ReleaseFilters, ran_there: set[tuple[int, int]]) -> bool:
-    if filters.prereleases == "exclude" and release.is_prerelease:
-        return False
-    if filters.prereleases == "only" and not release.is_prerelease:
-        return False
-    if filters.deployable and not release.is_deployable:
-        return False
-    return not filters.environment or (release.pk, release.app_id) in ran_there
 
 
 def release_get(*, pk: int) -> Release:
