@@ -177,7 +177,9 @@ def releases_by_app(
         order = pipeline_order(app_envs)
         rows = []
         for ranked in kept[app.pk]:
-            release = whole[ranked.pk]
+            release = whole.get(ranked.pk)
+            if release is None:  # deleted (in the admin) since it was ranked
+                continue
             release.app = app  # the app is known: no join per release
             pipeline = [
                 Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
