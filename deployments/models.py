@@ -395,6 +395,12 @@ class Release(models.Model):
         )
 
 
+# The releases whose is_deployable is true, as a query filter (the two must agree).
+RELEASE_DEPLOYABLE = models.Q(
+    validation=Release.Validation.VALID, bad_marked_at=None, deleted_on_github_at=None
+)
+
+
 class Build(models.Model):
     """An image CI built for one commit (previews deploy builds; releases carry their own)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _IDENTIFIER = re.compile(r"^[0-9A-Za-z-]+$")
 _NUMERIC = re.compile(r"^[0-9]+$")
@@ -99,9 +100,20 @@ def sorted_by_precedence(items: list, *, version_of, reverse: bool = True) -> li
     newest first by default; items whose tag does not parse go last, in their given order."""
     valid, invalid = [], []
     for item in items:
-        try:
-            valid.append((parse(version_of(item)).precedence_key(), item))
-        except InvalidVersion:
+        key = _precedence_key(version_of(item))
+        if key is None:
             invalid.append(item)
+        else:
+            valid.append((key, item))
     valid.sort(key=lambda pair: pair[0], reverse=reverse)
     return [item for _, item in valid] + invalid
+
+
+@lru_cache(maxsize=8192)
+def _precedence_key(tag: str) -> tuple | None:
+    """The precedence key of ``tag``, None when it does not parse. Remembered: the Releases
+    page sorts the same few thousand tags on every request."""
+    try:
+        return parse(tag).precedence_key()
+    except InvalidVersion:
+        return None

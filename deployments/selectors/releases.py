@@ -15,7 +15,14 @@ from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404
 
 from deployments import semver
-from deployments.models import App, Deploy, Environment, Release, RollbackHold
+from deployments.models import (
+    RELEASE_DEPLOYABLE,
+    App,
+    Deploy,
+    Environment,
+    Release,
+    RollbackHold,
+)
 
 # The Releases page at fleet scale: a page of apps, each with its newest releases (all of
 # them when the page shows one app).
@@ -86,8 +93,9 @@ def release_blockers(release: Release) -> list[str]:
     return reasons
 
 
-def _ordered(releases: list[Release]) -> list[Release]:
-    """Newest first by precedence; rejected tags last, newest published first."""
+def _ordered(releases: list) -> list:
+    """Newest first by precedence; rejected tags last, newest published first. ``releases``
+    are releases or rows with their ``version`` and ``validation``."""
     valid = [r for r in releases if r.validation != Release.Validation.REJECTED]
     rejected = [r for r in releases if r.validation == Release.Validation.REJECTED]
     return semver.sorted_by_precedence(valid, version_of=lambda r: r.version) + rejected
@@ -107,7 +115,11 @@ def releases_by_app(
 ) -> list[AppReleases]:
     """The releases of ``apps`` (the ``newest`` matching ones of each, or all), newest first
     by precedence, with where each is live, where it was ever deployed and how it went on each
-    environment (its pipeline). Four queries whatever the number of apps and releases."""
+    environment (its pipeline). Four queries whatever the number of apps and releases.
+
+    Precedence is only known in Python, so every matching release of the apps is ranked, but
+    on the four columns that takes; whole rows are loaded for the releases shown only (an app's
+    page of the fleet shows 10 of its ~50)."""
     filters = filters or ReleaseFilters()
     environments = list(
         Environment.objects.filter(app__in=apps)
@@ -115,14 +127,14 @@ def releases_by_app(
         .select_related("current_release")
         .order_by("kind", "name")
     )
-    by_app: dict[int, list[Release]] = {app.pk: [] for app in apps}
-    for release in (
-        Release.objects.filter(app__in=apps)
-        .select_related("bad_marked_by")
-        # Neither the Releases page nor the API shows these (a release's own page does).
-        .defer("changelog", "assets", "ci_checks")
-    ):
-        by_app[release.app_id].append(release)
+    matching = Release.objects.filter(app__in=apps)
+    if filters.prereleases != "include":
+        matching = matching.filter(is_prerelease=filters.prereleases == "only")
+    if filters.deployable:
+        matching = matching.filter(RELEASE_DEPLOYABLE)
+    by_app: dict[int, list] = {app.pk: [] for app in apps}
+    for ranked in matching.values_list("pk", "app_id", "version", "validation", named=True):
+        by_app[ranked.app_id].append(ranked)
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
         Deploy.objects.filter(
@@ -136,29 +148,53 @@ def releases_by_app(
     ):
         if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
             outcomes[release_id, env_id] = state
+    # (release, app) pairs that ran successfully on the app's environment of the name the
+    # filter asks for.
+    filtered = {env.pk: env.app_id for env in environments if env.name == filters.environment}
+    ran_there = {
+        (release_id, filtered[env_id])
+        for (release_id, env_id), outcome in outcomes.items()
+        if env_id in filtered and outcome == Deploy.State.SUCCEEDED
+    }
+    kept: dict[int, list] = {}
+    hidden: dict[int, int] = {}
+    for app in apps:
+        ranked = [
+            release
+            for release in _ordered(by_app[app.pk])
+            if not filters.environment or (release.pk, app.pk) in ran_there
+        ]
+        kept[app.pk] = ranked if newest is None else ranked[:newest]
+        hidden[app.pk] = len(ranked) - len(kept[app.pk])
+    whole = (
+        Release.objects.select_related("bad_marked_by")
+        # Neither the Releases page nor the API shows these (a release's own page does).
+        .defer("changelog", "assets", "ci_checks")
+        .in_bulk([release.pk for releases in kept.values() for release in releases])
+    )
     result = []
     for app in apps:
         app_envs = [env for env in environments if env.app_id == app.pk]
         order = pipeline_order(app_envs)
         rows = []
-        for release in _ordered(by_app[app.pk]):
+        for ranked in kept[app.pk]:
+            release = whole.get(ranked.pk)
+            if release is None:  # deleted (in the admin) since it was ranked
+                continue
             release.app = app  # the app is known: no join per release
             pipeline = [
                 Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
                 for env in order
             ]
-            row = ReleaseRow(
-                release=release,
-                live_in=[env for env in app_envs if env.current_release_id == release.pk],
-                deployed_to={s.environment.name for s in pipeline if s.outcome == "succeeded"},
-                pipeline=pipeline,
+            rows.append(
+                ReleaseRow(
+                    release=release,
+                    live_in=[env for env in app_envs if env.current_release_id == release.pk],
+                    deployed_to={s.environment.name for s in pipeline if s.outcome == "succeeded"},
+                    pipeline=pipeline,
+                )
             )
-            if _keep(row, filters):
-                rows.append(row)
-        shown = rows if newest is None else rows[:newest]
-        result.append(
-            AppReleases(app=app, environments=app_envs, rows=shown, hidden=len(rows) - len(shown))
-        )
+        result.append(AppReleases(app=app, environments=app_envs, rows=rows, hidden=hidden[app.pk]))
     return result
 
 
@@ -169,17 +205,6 @@ def pipeline_order(environments: list[Environment]) -> list[Environment]:
         environments,
         key=lambda env: (env.promotion_position is None, env.promotion_position or 0, env.name),
     )
-
-
-def _keep(row: ReleaseRow, filters: ReleaseFilters) -> bool:
-    release = row.release
-    if filters.prereleases == "exclude" and release.is_prerelease:
-        return False
-    if filters.prereleases == "only" and not release.is_prerelease:
-        return False
-    if filters.deployable and not release.is_deployable:
-        return False
-    return not filters.environment or filters.environment in row.deployed_to
 
 
 def release_get(*, pk: int) -> Release:

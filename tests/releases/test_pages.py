@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from approvals.models import AuditEvent
-from deployments.models import Deploy, Release
+from deployments.models import RELEASE_DEPLOYABLE, Deploy, Release
 from deployments.services.releases import release_mark_bad
 from deployments.services.tokens import api_token_create
 from hotdash.links import github_url
@@ -54,6 +54,16 @@ def test_release_filters(client, demo, viewer, query, expected):
     html = client.get(reverse("deployments:release-list"), query, HTTP_HX_REQUEST="true")
     assert html.content.decode().lstrip().startswith('<div id="release-tables">')
     assert versions(html.content.decode()) == expected
+
+
+def test_the_deployable_filter_picks_exactly_the_releases_that_say_they_are_deployable(demo):
+    release_mark_bad(release=demo.releases.get(version="1.2.0"), actor="system", reason="5xx")
+    Release.objects.filter(version="1.1.0").update(deleted_on_github_at=datetime.now(UTC))
+    Release.objects.filter(version="1.0.0").update(validation=Release.Validation.PENDING)
+    releases = list(Release.objects.all())
+    said = {release.pk for release in releases if release.is_deployable}
+    assert said and len(said) < len(releases) - 2
+    assert set(Release.objects.filter(RELEASE_DEPLOYABLE).values_list("pk", flat=True)) == said
 
 
 def test_release_page_says_exactly_why_it_is_not_deployable(client, demo, requester):
