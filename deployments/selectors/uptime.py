@@ -70,7 +70,7 @@ def _percent(ok: int, total: int) -> float | None:
 def uptime_list(*, environment_ids: list[int], now: datetime) -> dict[int, Uptime]:
     """Uptime over 24 h and 7 d and the hourly latency of the last 24 h for each environment,
     from the raw probes and the hourly roll-ups of older ones alike: two queries however many
-    environments.
+    environments, one when none of them was probed in the last 24 h.
 
     Both windows start on the hour (the one 24 h, or 7 d, before ``now`` falls in): a rolled-up
     hour is counted whole or not at all, so this starts the raw rows' window there too, and the
@@ -100,22 +100,24 @@ def uptime_list(*, environment_ids: list[int], now: datetime) -> dict[int, Uptim
     for row in window_totals.order_by().union(rolled_window_totals.order_by(), all=True):
         for name in _WINDOW_TOTALS:
             counts[row["environment_id"]][name] += row[name]
-    hours = (
-        probe_hourly_totals(raw.filter(raw_in_day))
-        .order_by()
-        .union(
-            rolled.filter(rolled_in_day).values(
-                "environment_id", "hour", "probes", "successes", "latency_ms_total"
-            ),
-            all=True,
-        )
-    )
     # Per environment and hour: [latency_ms_total, probes].
     latency: dict[int, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for row in hours:
-        totals = latency[row["environment_id"]][row["hour"]]
-        totals[0] += row["latency_ms_total"]
-        totals[1] += row["probes"]
+    # None of them probed in the last 24 h: no hour to read.
+    if any(row["day_total"] for row in counts.values()):
+        hours = (
+            probe_hourly_totals(raw.filter(raw_in_day))
+            .order_by()
+            .union(
+                rolled.filter(rolled_in_day).values(
+                    "environment_id", "hour", "probes", "successes", "latency_ms_total"
+                ),
+                all=True,
+            )
+        )
+        for row in hours:
+            totals = latency[row["environment_id"]][row["hour"]]
+            totals[0] += row["latency_ms_total"]
+            totals[1] += row["probes"]
     uptimes = {}
     for pk in environment_ids:
         row = counts[pk]

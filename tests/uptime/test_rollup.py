@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Environment, Probe, ProbeHour
-from deployments.selectors.uptime import uptime_list
+from deployments.selectors.uptime import hour_start, uptime_list
 from deployments.services.uptime import RollUp, uptime_probes_roll_up
 
 # Mid-hour on purpose: both uptime windows and the roll-up cutoff start on an earlier hour.
@@ -137,3 +137,23 @@ def test_uptime_list_queries_do_not_grow_with_the_environments(demo, environment
         return len(captured)
 
     assert queries([environments[0].pk]) == queries([e.pk for e in environments]) == 2
+
+
+@pytest.mark.parametrize("rolled_up", [False, True])
+def test_uptime_list_reads_no_hours_when_none_was_probed_in_the_last_day(
+    demo, time_machine, rolled_up
+):
+    """Probes from 9 to 6 days ago only: the 7 d figure from them, no 24 h figure and no hourly
+    latency, in the one query."""
+    time_machine.move_to(NOW, tick=False)
+    production = demo.environments.order_by("pk").first()
+    probes = [minute_probe(production, minute) for minute in range(3 * 1440)]
+    Probe.objects.bulk_create(probes)
+    if rolled_up:
+        assert uptime_probes_roll_up().probes_rolled_up == len(probes)
+    in_week = [p.ok for p in probes if p.checked_at >= hour_start(NOW - timedelta(days=7))]
+    with CaptureQueriesContext(connection) as captured:
+        uptime = uptime_list(environment_ids=[production.pk], now=NOW)[production.pk]
+    assert len(captured) == 1
+    assert uptime.percent_7d == round(100 * sum(in_week) / len(in_week), 2)
+    assert (uptime.percent_24h, uptime.hourly_latency_ms) == (None, [])
