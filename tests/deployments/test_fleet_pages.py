@@ -262,6 +262,40 @@ def test_previews_page_queries_do_not_grow_with_previews(
     assert len(re.findall(r'<tr id="preview-\d+"', html)) == PREVIEWS_PER_PAGE
 
 
+def hold_with_a_deploy(previews, approver) -> None:
+    """Each of ``previews`` deployed once, then held at a new fork commit after ``approver``
+    approved an earlier one: every column and relation its row and held note show."""
+    for preview in previews:
+        Deploy.objects.create(
+            environment=preview.environment,
+            kind=Deploy.Kind.PREVIEW,
+            commit_sha="a" * 40,
+            reason="test",
+            state=Deploy.State.SUCCEEDED,
+            requested_by_system="preview",
+        )
+        preview.state, preview.is_fork = Preview.State.AWAITING_APPROVAL, True
+        preview.approved_sha, preview.head_sha, preview.approved_by = "a" * 40, "b" * 40, approver
+        preview.save()
+
+
+@pytest.mark.django_db
+def test_previews_page_reads_what_its_rows_show_in_its_own_queries(
+    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    make_previews(1)
+    hold_with_a_deploy(Preview.objects.all(), viewer)
+    with django_assert_max_num_queries(8) as small:
+        client.get(reverse("deployments:preview-list"))
+    make_previews(PREVIEWS_PER_PAGE)
+    hold_with_a_deploy(Preview.objects.filter(approved_by=None), viewer)
+    with django_assert_num_queries(len(small.captured_queries)):
+        html = client.get(reverse("deployments:preview-list")).content.decode()
+    assert html.count("aaaaaaa</span> was approved by viewer;") == PREVIEWS_PER_PAGE
+    assert html.count('<span class="mono">aaaaaaa</span> succeeded, ') == PREVIEWS_PER_PAGE
+
+
 @pytest.mark.django_db
 def test_previews_come_a_page_at_a_time_most_recently_updated_first(client, viewer):
     client.force_login(viewer)
