@@ -34,12 +34,35 @@ def preview_list() -> QuerySet[Preview]:
 
 
 PREVIEWS_PER_PAGE = 50
+# What the Previews table, its actions and held notes read: not the environment (its row is
+# wide) nor the comment, which only the preview's page shows.
+PREVIEW_ROW_FIELDS = (
+    "app__name",
+    "pr_number",
+    "pr_title",
+    "pr_author",
+    "branch",
+    "head_sha",
+    "is_fork",
+    "is_draft",
+    "url",
+    "state",
+    "secret_names",
+    "approved_sha",
+    "approved_by__username",
+    "created_at",
+)
 
 
 def preview_page(*, page: str | int | None = 1) -> Page:
-    """A page of previews, most recently updated first; a page number out of range shows the
-    last page, one that is not a number the first."""
-    return Paginator(preview_list(), PREVIEWS_PER_PAGE).get_page(page)
+    """A page of previews, most recently updated first, with the columns their rows show; a
+    page number out of range shows the last page, one that is not a number the first."""
+    previews = (
+        Preview.objects.select_related("app", "approved_by")
+        .only(*PREVIEW_ROW_FIELDS)
+        .order_by("-updated_at", "-id")
+    )
+    return Paginator(_with_last_deploy(previews), PREVIEWS_PER_PAGE).get_page(page)
 
 
 def preview_get(*, pk: int) -> Preview:

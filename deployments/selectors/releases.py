@@ -28,6 +28,8 @@ from deployments.models import (
 # them when the page shows one app).
 RELEASE_APPS_PER_PAGE = 10
 NEWEST_RELEASES_SHOWN = 10
+# The Rollbacks page at fleet scale: a page of apps, their environments and rollbacks.
+ROLLBACK_APPS_PER_PAGE = 10
 ROLLBACK_KINDS = (Deploy.Kind.ROLLBACK, Deploy.Kind.AUTO_ROLLBACK)
 PRERELEASE_FILTERS = ("include", "exclude", "only")
 
@@ -385,6 +387,15 @@ def rollback_targets_by_environment(*, release: Release) -> list[Environment]:
 # --- rollbacks history -----------------------------------------------------------------------
 
 
+def rollback_apps_page(*, environment_id: int | None = None, page: str | int | None = 1) -> Page:
+    """A page of app ids, apps by name, for the Rollbacks page (only ``environment_id``'s app if
+    given); a page number out of range shows the last page, one that is not a number the first."""
+    apps = App.objects.order_by("name", "id")
+    if environment_id:
+        apps = apps.filter(environments__id=environment_id)
+    return Paginator(apps.values_list("id", flat=True), ROLLBACK_APPS_PER_PAGE).get_page(page)
+
+
 @dataclass(frozen=True)
 class RollbackRow:
     """One row of the Rollbacks page's history, as plain values."""
@@ -410,11 +421,13 @@ class RollbackRow:
         return self.state in Deploy.TERMINAL_STATES
 
 
-def rollback_list(*, environment_id: int | None = None, limit: int = 200) -> list[RollbackRow]:
-    """The newest rollbacks, grouped by app and environment; up to 200 rows, read as plain
-    values (model instances cost more than the rest of the page)."""
+def rollback_list(
+    *, app_ids: list[int], environment_id: int | None = None, limit: int = 200
+) -> list[RollbackRow]:
+    """The newest rollbacks of the apps ``app_ids``, grouped by app and environment; up to
+    200 rows, read as plain values (model instances cost more than the rest of the page)."""
     order = ("environment__app__name", "environment__name", "-created_at", "-id")
-    deploys = Deploy.objects.filter(kind__in=ROLLBACK_KINDS)
+    deploys = Deploy.objects.filter(kind__in=ROLLBACK_KINDS, environment__app_id__in=app_ids)
     if environment_id:
         deploys = deploys.filter(environment_id=environment_id)
     # The page's ids first: over the narrow rows PostgreSQL sorts every rollback at once,
@@ -507,10 +520,11 @@ class RollbackEnvironment:
     lock_reason: str
 
 
-def rollback_environments() -> list[RollbackEnvironment]:
-    """Every long-lived environment by app, as plain values: hundreds of rows at fleet scale."""
+def rollback_environments(*, app_ids: list[int]) -> list[RollbackEnvironment]:
+    """The long-lived environments of the apps ``app_ids`` by app, as plain values."""
     rows = (
-        Environment.objects.exclude(kind=Environment.Kind.PREVIEW)
+        Environment.objects.filter(app_id__in=app_ids)
+        .exclude(kind=Environment.Kind.PREVIEW)
         .order_by("app__name", "kind", "name")
         .values_list(
             "id",

@@ -35,6 +35,7 @@ from deployments.selectors.releases import (
     release_deploy_history,
     release_get,
     releases_by_app,
+    rollback_apps_page,
     rollback_choices,
     rollback_environments,
     rollback_list,
@@ -378,19 +379,24 @@ def rollback_list_page(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(
             "environment must be an environment id.\n", content_type="text/plain; charset=utf-8"
         )
-    rollbacks = rollback_list(environment_id=environment_id)
+    page = rollback_apps_page(environment_id=environment_id, page=request.GET.get("page"))
+    app_ids = list(page.object_list)
+    rollbacks = rollback_list(app_ids=app_ids, environment_id=environment_id)
     can_request = policy.can_request_deploy(request.user)
+    others = {name: value for name, value in request.GET.items() if name != "page"}
     context = {
         "rollback_rows": rollback_history_rows(rollbacks),
         "failed": [
             d for d in rollbacks if d.state == Deploy.State.FAILED or d.health_verified is False
         ],
         "environment_rows": rollback_environment_rows(
-            rollback_environments(),
+            rollback_environments(app_ids=app_ids),
             can_request=can_request,
             can_lock=policy.can_lock(request.user),
         ),
         "environment_id": environment_id,
+        "page": page,
+        "query": urlencode(others),
     }
     return render(request, "deployments/rollback_list.html", context)
 

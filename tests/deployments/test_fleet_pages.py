@@ -14,11 +14,20 @@ from django.utils import timezone
 from deployments.models import App, Deploy, Environment, Preview, Release
 from deployments.selectors.overview import APPS_PER_PAGE
 from deployments.selectors.previews import PREVIEWS_PER_PAGE
-from deployments.selectors.releases import NEWEST_RELEASES_SHOWN, RELEASE_APPS_PER_PAGE
+from deployments.selectors.releases import (
+    NEWEST_RELEASES_SHOWN,
+    RELEASE_APPS_PER_PAGE,
+    ROLLBACK_APPS_PER_PAGE,
+)
 
 
 def make_apps(
-    count: int, *, prefix: str = "app", deploys_each: int = 1, releases_each: int = 1
+    count: int,
+    *,
+    prefix: str = "app",
+    deploys_each: int = 1,
+    releases_each: int = 1,
+    deploy_kind: str = Deploy.Kind.DEPLOY,
 ) -> None:
     start = App.objects.count()
     for n in range(start, start + count):
@@ -39,6 +48,7 @@ def make_apps(
                 Deploy.objects.create(
                     environment=environment,
                     release=release,
+                    kind=deploy_kind,
                     reason="test",
                     state=Deploy.State.SUCCEEDED,
                     requested_by_system="release",
@@ -153,6 +163,70 @@ def test_releases_page_shows_each_apps_newest_and_links_to_all_of_them(client, v
     assert '<input type="hidden" name="app" value="app-000">' in one  # filters keep the app
 
 
+def rollbacks_page_apps(html: str) -> tuple[list[str], list[str]]:
+    """The apps of the Rollbacks page's environments table and of its history, in order."""
+    environments = re.findall(r'<tr id="environment-\d+"><td><a [^>]+>([^<]+) / ', html)
+    history = re.findall(r'<tr id="rollback-\d+"><td>.*?</td><td>([^<]+) / ', html)
+    return environments, history
+
+
+def each_of(apps: range, times: int) -> list[str]:
+    return [f"app-{n:03d}" for n in apps for _ in range(times)]
+
+
+@pytest.mark.django_db
+def test_rollbacks_page_queries_do_not_grow_with_apps_or_rollbacks(
+    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    make_apps(2, deploy_kind=Deploy.Kind.ROLLBACK)
+    with django_assert_max_num_queries(10) as small:
+        client.get(reverse("deployments:rollback-list"))
+    make_apps(ROLLBACK_APPS_PER_PAGE * 2, deploys_each=3, deploy_kind=Deploy.Kind.ROLLBACK)
+    with django_assert_num_queries(len(small.captured_queries)):
+        html = client.get(reverse("deployments:rollback-list")).content.decode()
+    environments, history = rollbacks_page_apps(html)
+    # Two environments an app; the first two apps have one rollback on each, the rest three.
+    assert environments == each_of(range(ROLLBACK_APPS_PER_PAGE), 2)
+    assert history == each_of(range(2), 2) + each_of(range(2, ROLLBACK_APPS_PER_PAGE), 6)
+
+
+@pytest.mark.django_db
+def test_rollbacks_come_a_page_of_apps_at_a_time_by_name(client, viewer):
+    client.force_login(viewer)
+    make_apps(ROLLBACK_APPS_PER_PAGE + 3, deploy_kind=Deploy.Kind.ROLLBACK)
+    url = reverse("deployments:rollback-list")
+    first = client.get(url).content.decode()
+    assert rollbacks_page_apps(first) == (each_of(range(ROLLBACK_APPS_PER_PAGE), 2),) * 2
+    assert f"Page 1 of 2 · {ROLLBACK_APPS_PER_PAGE + 3} in all" in first
+    assert 'rel="next" href="?page=2"' in first
+    second = client.get(url, {"page": 2}).content.decode()
+    rest = each_of(range(ROLLBACK_APPS_PER_PAGE, ROLLBACK_APPS_PER_PAGE + 3), 2)
+    assert rollbacks_page_apps(second) == (rest, rest)
+    assert 'rel="prev" href="?page=1"' in second
+    # Refreshed after an approval, the history stays on its page.
+    assert 'hx-get="/rollbacks/?page=2"' in second
+    # Past the end: the last page, not an error.
+    assert rollbacks_page_apps(client.get(url, {"page": 99}).content.decode()) == (rest, rest)
+
+
+@pytest.mark.django_db
+def test_the_environment_filter_shows_its_app_and_only_its_rollbacks(client, viewer):
+    client.force_login(viewer)
+    make_apps(ROLLBACK_APPS_PER_PAGE + 3, deploys_each=2, deploy_kind=Deploy.Kind.ROLLBACK)
+    last = Environment.objects.get(
+        app__name=f"app-{ROLLBACK_APPS_PER_PAGE + 2:03d}", name="staging"
+    )
+    html = client.get(reverse("deployments:rollback-list"), {"environment": last.pk})
+    html = html.content.decode()
+    environments, history = rollbacks_page_apps(html)
+    assert environments == [last.app.name] * 2 and history == [last.app.name] * 2
+    shown = {int(pk) for pk in re.findall(r'<tr id="rollback-(\d+)">', html)}
+    assert shown == set(last.deploys.values_list("pk", flat=True))
+    assert 'class="pager"' not in html  # one app: one page
+    assert "Show every environment's history</a>" in html
+
+
 def make_previews(count: int) -> None:
     app = App.objects.get_or_create(
         name="previewed", defaults={"github_owner": "acme", "github_repo": "p", "fly_org": "acme"}
@@ -186,6 +260,40 @@ def test_previews_page_queries_do_not_grow_with_previews(
     with django_assert_num_queries(len(small.captured_queries)):
         html = client.get(reverse("deployments:preview-list")).content.decode()
     assert len(re.findall(r'<tr id="preview-\d+"', html)) == PREVIEWS_PER_PAGE
+
+
+def hold_with_a_deploy(previews, approver) -> None:
+    """Each of ``previews`` deployed once, then held at a new fork commit after ``approver``
+    approved an earlier one: every column and relation its row and held note show."""
+    for preview in previews:
+        Deploy.objects.create(
+            environment=preview.environment,
+            kind=Deploy.Kind.PREVIEW,
+            commit_sha="a" * 40,
+            reason="test",
+            state=Deploy.State.SUCCEEDED,
+            requested_by_system="preview",
+        )
+        preview.state, preview.is_fork = Preview.State.AWAITING_APPROVAL, True
+        preview.approved_sha, preview.head_sha, preview.approved_by = "a" * 40, "b" * 40, approver
+        preview.save()
+
+
+@pytest.mark.django_db
+def test_previews_page_reads_what_its_rows_show_in_its_own_queries(
+    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    make_previews(1)
+    hold_with_a_deploy(Preview.objects.all(), viewer)
+    with django_assert_max_num_queries(8) as small:
+        client.get(reverse("deployments:preview-list"))
+    make_previews(PREVIEWS_PER_PAGE)
+    hold_with_a_deploy(Preview.objects.filter(approved_by=None), viewer)
+    with django_assert_num_queries(len(small.captured_queries)):
+        html = client.get(reverse("deployments:preview-list")).content.decode()
+    assert html.count("aaaaaaa</span> was approved by viewer;") == PREVIEWS_PER_PAGE
+    assert html.count('<span class="mono">aaaaaaa</span> succeeded, ') == PREVIEWS_PER_PAGE
 
 
 @pytest.mark.django_db
