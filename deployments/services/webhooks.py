@@ -190,13 +190,12 @@ def _lock_and_receive(
             }
             if delivery.escaped:
                 data["escaped"] = delivery.escaped
-            app = _app_of(delivery, apps)
             entries.append(
                 Entry(
                     actor="github",
                     verb="webhook.received",
                     target=delivery,
-                    app=app.name if app else "",
+                    app=_app_name_of(delivery, apps),
                     data=data,
                     ip=delivery.ip,
                 )
@@ -263,12 +262,11 @@ def webhook_deliveries_drain() -> int:
                 webhook_delivery_send(delivery_pk=delivery.pk, countdown=error.retry_after or 5)
                 continue
             except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the rest
-                app = _app_of(delivery, apps)
                 outcome = _Outcome(
                     delivery,
                     WebhookDelivery.State.FAILED,
                     _crash_detail(delivery.pk, error),
-                    app.name if app else "",
+                    _app_name_of(delivery, apps),
                 )
             if outcome.state == WebhookDelivery.State.IGNORED:
                 ignored.append(outcome)
@@ -285,6 +283,11 @@ def _app_of(delivery: WebhookDelivery, apps: dict[str, App | None]) -> App | Non
     if repository not in apps:
         apps[repository] = _app_for(repository)
     return apps[repository]
+
+
+def _app_name_of(delivery: WebhookDelivery, apps: dict[str, App | None]) -> str:
+    app = _app_of(delivery, apps)
+    return app.name if app else ""
 
 
 def _repository_of(payload: dict[str, Any]) -> str:
@@ -350,14 +353,21 @@ def webhook_delivery_process(*, delivery_pk: int) -> WebhookDelivery:
     """Record a stored delivery received, then process it once. Retryable upstream errors
     propagate (the task retries); anything permanent ends the delivery ``failed`` with the
     reason."""
-    apps: dict[str, App | None] = {}
-    [delivery] = _lock_and_receive(
-        WebhookDelivery.objects.select_for_update().filter(pk=delivery_pk), apps
-    )
+    delivery, apps = _received_one(delivery_pk)
     if delivery.state != WebhookDelivery.State.RECEIVED:
         return delivery
     [finished] = _finish([_outcome(delivery, _app_of(delivery, apps))])
     return finished
+
+
+def _received_one(delivery_pk: int) -> tuple[WebhookDelivery, dict[str, App | None]]:
+    """Lock one stored delivery and record it received if it is not yet (``_lock_and_receive``
+    for one), with the app lookups made."""
+    apps: dict[str, App | None] = {}
+    [delivery] = _lock_and_receive(
+        WebhookDelivery.objects.select_for_update().filter(pk=delivery_pk), apps
+    )
+    return delivery, apps
 
 
 def _outcome(delivery: WebhookDelivery, app: App | None) -> _Outcome:
@@ -386,13 +396,9 @@ def _crash_detail(delivery_pk: int, error: Exception) -> str:
 
 def webhook_delivery_fail(*, delivery_pk: int, detail: str) -> WebhookDelivery:
     """Give up on a delivery (retries exhausted, or it crashed before being recorded)."""
-    apps: dict[str, App | None] = {}
-    [delivery] = _lock_and_receive(
-        WebhookDelivery.objects.select_for_update().filter(pk=delivery_pk), apps
-    )
-    app = _app_of(delivery, apps)
+    delivery, apps = _received_one(delivery_pk)
     [finished] = _finish(
-        [_Outcome(delivery, WebhookDelivery.State.FAILED, detail, app.name if app else "")]
+        [_Outcome(delivery, WebhookDelivery.State.FAILED, detail, _app_name_of(delivery, apps))]
     )
     return finished
 
