@@ -28,6 +28,11 @@ from hotdash.templatetags.times import ago, when
 
 register = template.Library()
 
+# The choices' labels, looked up directly: a model's get_FOO_display() rebuilds its choices'
+# dict on every call, several times per environment row.
+DEPLOY_KIND_LABELS = dict(Deploy.Kind.choices)
+DEPLOY_STATE_LABELS = dict(Deploy.State.choices)
+
 
 @register.simple_tag(name="review_link")
 def review_link_html(deploy: Deploy) -> SafeString:
@@ -46,7 +51,10 @@ def review_link_of(pk: int, state: str) -> SafeString:
 
 
 def deploy_line_html(deploy: Deploy, prefix: str) -> str:
-    kind = "" if deploy.kind == Deploy.Kind.DEPLOY else f"{deploy.get_kind_display()} to "
+    if deploy.kind == Deploy.Kind.DEPLOY:
+        kind = ""
+    else:
+        kind = f"{DEPLOY_KIND_LABELS.get(deploy.kind, deploy.kind)} to "
     what = (deploy.release.tag if deploy.release else "") or deploy.image_ref
     if deploy.finished_at:
         moment = f"finished {ago(deploy.finished_at)}"
@@ -55,9 +63,10 @@ def deploy_line_html(deploy: Deploy, prefix: str) -> str:
     else:
         moment = f"queued {ago(deploy.queued_at or deploy.created_at)}"
     url = object_url("deployments:deploy-detail", deploy.pk)
+    state = state_badge_html(deploy.state, DEPLOY_STATE_LABELS.get(deploy.state, deploy.state))
     return (
         f'<div class="deploy-line" id="{escape(prefix)}-{deploy.pk}"><a href="{escape(url)}">'
-        f"#{deploy.pk}</a>\n  {state_badge_html(deploy.state, deploy.get_state_display())}\n"
+        f"#{deploy.pk}</a>\n  {state}\n"
         f'  {review_link_html(deploy)}\n  <span class="muted">{escape(kind)}{escape(what)} · '
         f"{escape(deploy.requester_name)} · {moment}</span></div>"
     )
