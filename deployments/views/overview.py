@@ -37,6 +37,7 @@ class OverviewForm(forms.Form):
     )
 
 
+# As get_health_display(), without rebuilding the choices' dict for every row.
 HEALTH_LABELS = dict(Environment.Health.choices)
 
 
