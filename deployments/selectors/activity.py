@@ -54,23 +54,38 @@ class Activity:
         return self.running is not None or bool(self.queued)
 
 
+def last_ran_id() -> Subquery:
+    """The id of the last deploy that ran to its end in the environment (annotate environments
+    with it), found through an index: no scan of the environment's whole history."""
+    ran = Deploy.objects.filter(
+        environment=OuterRef("pk"), started_at__isnull=False, state__in=Deploy.TERMINAL_STATES
+    ).order_by(F("finished_at").desc(nulls_last=True), "-id")
+    return Subquery(ran.values("id")[:1])
+
+
 def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
     """The activity of each environment in ``environment_ids``. Two queries whatever their
     number."""
     if not environment_ids:
         return {}
-    ran = Deploy.objects.filter(
-        environment=OuterRef("pk"), started_at__isnull=False, state__in=Deploy.TERMINAL_STATES
-    ).order_by(F("finished_at").desc(nulls_last=True), "-id")
-    last_ids = dict(
-        Environment.objects.filter(pk__in=environment_ids)
-        .annotate(last_ran_id=Subquery(ran.values("id")[:1]))
-        .values_list("pk", "last_ran_id")
+    return activity_of(
+        dict(
+            Environment.objects.filter(pk__in=environment_ids)
+            .annotate(last_ran_id=last_ran_id())
+            .values_list("pk", "last_ran_id")
+        )
     )
+
+
+def activity_of(last_ran_ids: dict[int, int | None]) -> dict[int, Activity]:
+    """The activity of each environment of ``last_ran_ids``, which maps it to its
+    ``last_ran_id()``. One query whatever their number."""
+    if not last_ran_ids:
+        return {}
     deploys = Deploy.objects.filter(
-        Q(pk__in=[pk for pk in last_ids.values() if pk])
+        Q(pk__in=[pk for pk in last_ran_ids.values() if pk])
         | Q(
-            environment_id__in=environment_ids,
+            environment_id__in=list(last_ran_ids),
             state__in=(State.AWAITING_APPROVAL, State.QUEUED, *Deploy.ACTIVE_STATES),
         )
     )
@@ -82,10 +97,10 @@ def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
         .only(*DEPLOY_LINE_FIELDS)
         .order_by()
     )
-    activity = {pk: Activity() for pk in environment_ids}
+    activity = {pk: Activity() for pk in last_ran_ids}
     for deploy in deploys:
         here = activity[deploy.environment_id]
-        if deploy.pk == last_ids.get(deploy.environment_id):
+        if deploy.pk == last_ran_ids[deploy.environment_id]:
             here.last = [deploy]
             if deploy.kind == Deploy.Kind.AUTO_ROLLBACK and deploy.rollback_of is not None:
                 here.last.insert(0, deploy.rollback_of)

@@ -11,6 +11,7 @@ wraps); the ``<time>`` and badge helpers return escaped HTML.
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 
 from django import template
@@ -26,6 +27,11 @@ from hotdash.templatetags.sparkline import sparkline
 from hotdash.templatetags.times import ago, when
 
 register = template.Library()
+
+# The choices' labels, looked up directly: a model's get_FOO_display() rebuilds its choices'
+# dict on every call, several times per environment row.
+DEPLOY_KIND_LABELS = dict(Deploy.Kind.choices)
+DEPLOY_STATE_LABELS = dict(Deploy.State.choices)
 
 
 @register.simple_tag(name="review_link")
@@ -45,7 +51,10 @@ def review_link_of(pk: int, state: str) -> SafeString:
 
 
 def deploy_line_html(deploy: Deploy, prefix: str) -> str:
-    kind = "" if deploy.kind == Deploy.Kind.DEPLOY else f"{deploy.get_kind_display()} to "
+    if deploy.kind == Deploy.Kind.DEPLOY:
+        kind = ""
+    else:
+        kind = f"{DEPLOY_KIND_LABELS.get(deploy.kind, deploy.kind)} to "
     what = (deploy.release.tag if deploy.release else "") or deploy.image_ref
     if deploy.finished_at:
         moment = f"finished {ago(deploy.finished_at)}"
@@ -54,9 +63,10 @@ def deploy_line_html(deploy: Deploy, prefix: str) -> str:
     else:
         moment = f"queued {ago(deploy.queued_at or deploy.created_at)}"
     url = object_url("deployments:deploy-detail", deploy.pk)
+    state = state_badge_html(deploy.state, DEPLOY_STATE_LABELS.get(deploy.state, deploy.state))
     return (
         f'<div class="deploy-line" id="{escape(prefix)}-{deploy.pk}"><a href="{escape(url)}">'
-        f"#{deploy.pk}</a>\n  {state_badge_html(deploy.state, deploy.get_state_display())}\n"
+        f"#{deploy.pk}</a>\n  {state}\n"
         f'  {review_link_html(deploy)}\n  <span class="muted">{escape(kind)}{escape(what)} · '
         f"{escape(deploy.requester_name)} · {moment}</span></div>"
     )
@@ -97,15 +107,20 @@ def _percent(value: float | None) -> str:
 def uptime_html(env: Environment, uptime: Uptime) -> SafeString:
     """The uptime probes' verdict on ``env``: state and since when, 24 h and 7 d, latency
     trend."""
-    if env.uptime == Environment.Uptime.DOWN:
-        state = f"{state_badge_html('failing', 'down')} since {when(env.uptime_since)}"
-    elif env.uptime == Environment.Uptime.UP:
-        state = f"{state_badge_html('healthy', 'up')} since {when(env.uptime_since)}"
+    return uptime_of(env.uptime, env.uptime_since, uptime)
+
+
+def uptime_of(state: str, since: datetime | None, uptime: Uptime) -> SafeString:
+    """``uptime_html`` for an environment known by its uptime state and since when."""
+    if state == Environment.Uptime.DOWN:
+        verdict = f"{state_badge_html('failing', 'down')} since {when(since)}"
+    elif state == Environment.Uptime.UP:
+        verdict = f"{state_badge_html('healthy', 'up')} since {when(since)}"
     else:
-        state = '<span class="muted">not probed yet</span>'
+        verdict = '<span class="muted">not probed yet</span>'
     trend = sparkline(uptime.hourly_latency_ms, "Hourly mean probe latency over 24 h")
     return mark_safe(
-        f'<div class="uptime">\n  {state}\n'
+        f'<div class="uptime">\n  {verdict}\n'
         f'  <div class="muted"><span class="uptime-24h">{_percent(uptime.percent_24h)}</span>'
         " over 24 h ·\n"
         f'    <span class="uptime-7d">{_percent(uptime.percent_7d)}</span> over 7 d</div>\n'
@@ -116,11 +131,16 @@ def uptime_html(env: Environment, uptime: Uptime) -> SafeString:
 @register.simple_tag(name="drift_marker")
 def drift_marker_html(env: Environment) -> SafeString:
     """Whether the machines match the declared config, as the last drift check found."""
-    if env.drifted:
+    return drift_marker_of(env.drift, env.drift_checked_at)
+
+
+def drift_marker_of(drift: dict, checked_at: datetime | None) -> SafeString:
+    """``drift_marker_html`` for an environment known by its drift and when it was checked."""
+    if drift:
         return mark_safe(
-            f'<span class="state state-drifted" title="{len(env.drift)} machine(s) differ from '
+            f'<span class="state state-drifted" title="{len(drift)} machine(s) differ from '
             'the declared config">drifted</span>'
         )
-    if env.drift_checked_at:
+    if checked_at:
         return mark_safe('<span class="muted">config as declared</span>')
     return mark_safe('<span class="muted">config not checked yet</span>')

@@ -11,12 +11,13 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
 from approvals import policy
+from deployments.models import Environment
 from deployments.selectors.environments import emergency_rollbacks_unacknowledged
 from deployments.selectors.overview import AppSummary, EnvironmentSummary, overview_list
 from deployments.templatetags.environment_status import (
     activity_html,
-    drift_marker_html,
-    uptime_html,
+    drift_marker_of,
+    uptime_of,
 )
 from hotdash.paths import object_url
 from hotdash.permissions import role_required
@@ -36,29 +37,30 @@ class OverviewForm(forms.Form):
     )
 
 
+# As get_health_display(), without rebuilding the choices' dict for every row.
+HEALTH_LABELS = dict(Environment.Health.choices)
+
+
 def environment_row(row: EnvironmentSummary, queue_url: str) -> SafeString:
     """One environment's row of the apps' tables, every value escaped.
 
     Built here rather than in the template: a page of apps has dozens of these rows, and their
     template nodes and includes were most of the page's time (docs/benchmarks.md, pages)."""
-    env = row.environment
-    env_url = object_url("deployments:environment-detail", env.pk)
-    release = env.current_release
-    if release is None:
+    env_url = object_url("deployments:environment-detail", row.id)
+    if row.release_id is None:
         live = '<span class="muted">nothing deployed</span>'
     else:
-        release_url = object_url("deployments:release-detail", release.pk)
-        live = f'<a href="{escape(release_url)}">{escape(release.tag)}</a>'
-        if release.is_bad:
+        release_url = object_url("deployments:release-detail", row.release_id)
+        live = f'<a href="{escape(release_url)}">{escape(row.release_tag)}</a>'
+        if row.release_bad_marked_at is not None:
             live += (
-                f' <span class="state state-bad" title="{escape(release.bad_reason)}">'
+                f' <span class="state state-bad" title="{escape(row.release_bad_reason)}">'
                 "marked bad</span>"
             )
-    if env.is_locked:
-        locker = env.locked_by.get_username() if env.locked_by else ""
+    if row.locked_at is not None:
         lock = (
-            f'<span class="lock">Locked by {escape(locker or "system")}</span>'
-            f'<div class="muted">{escape(env.lock_reason)} · since {when(env.locked_at)}</div>'
+            f'<span class="lock">Locked by {escape(row.locked_by_name or "system")}</span>'
+            f'<div class="muted">{escape(row.lock_reason)} · since {when(row.locked_at)}</div>'
         )
     else:
         lock = '<span class="muted">unlocked</span>'
@@ -66,15 +68,17 @@ def environment_row(row: EnvironmentSummary, queue_url: str) -> SafeString:
         pending = f'<a href="{escape(queue_url)}">{row.pending_approvals} waiting</a>'
     else:
         pending = '<span class="muted">0</span>'
+    health = state_badge_html(row.health, HEALTH_LABELS.get(row.health, row.health))
+    uptime = uptime_of(row.uptime_state, row.uptime_since, row.uptime)
     return mark_safe(
-        f'<tr id="environment-{env.pk}">\n'
-        f'<th data-label="Environment" scope="row"><a href="{escape(env_url)}">{escape(env.name)}'
-        f'</a><div class="muted mono">{escape(env.fly_app_name)} · {escape(env.region)} · '
-        f"{env.machine_count}×</div></th>\n"
+        f'<tr id="environment-{row.id}">\n'
+        f'<th data-label="Environment" scope="row"><a href="{escape(env_url)}">{escape(row.name)}'
+        f'</a><div class="muted mono">{escape(row.fly_app_name)} · {escape(row.region)} · '
+        f"{row.machine_count}×</div></th>\n"
         f'<td data-label="Live release">{live}</td>\n'
-        f'<td data-label="Health">{state_badge_html(env.health, env.get_health_display())}\n'
-        f"  <div>{drift_marker_html(env)}</div></td>\n"
-        f'<td data-label="Uptime">{uptime_html(env, row.uptime)}</td>\n'
+        f'<td data-label="Health">{health}\n'
+        f"  <div>{drift_marker_of(row.drift, row.drift_checked_at)}</div></td>\n"
+        f'<td data-label="Uptime">{uptime}</td>\n'
         f'<td data-label="Lock">{lock}</td>\n'
         f'<td data-label="Last deploy">{activity_html(row.activity, "last")}</td>\n'
         f'<td data-label="Now">{activity_html(row.activity, "now")}</td>\n'

@@ -74,6 +74,81 @@ def test_queries_do_not_grow_with_apps_environments_or_deploys(
 
 
 @pytest.mark.django_db
+def test_the_overview_reads_a_page_in_nine_queries_with_locks_releases_and_previews(
+    client, viewer, django_assert_max_num_queries
+):
+    """Session, user and roles, then the count, the page's apps with their active previews,
+    their environments with the last deploy that ran, what runs and waits, the uptime figures
+    and the emergency banner."""
+    client.force_login(viewer)
+    make_apps(APPS_PER_PAGE + 2, deploys_each=2)
+    for app in App.objects.all():
+        Preview.objects.create(app=app, pr_number=1, state=Preview.State.RUNNING)
+    Environment.objects.update(locked_at=timezone.now(), locked_by=viewer, lock_reason="x")
+    with django_assert_max_num_queries(9):
+        html = client.get(reverse("overview")).content.decode()
+    assert len(shown_apps(html)) == APPS_PER_PAGE
+    assert html.count("Locked by viewer") == APPS_PER_PAGE * 2
+
+
+@pytest.mark.django_db
+def test_each_app_counts_its_own_previews_that_are_not_destroyed(client, viewer):
+    client.force_login(viewer)
+    make_apps(3)
+    first, second, third = App.objects.order_by("name")
+    for number, state in enumerate(Preview.State.values):
+        Preview.objects.create(app=first, pr_number=number, state=state)
+    Preview.objects.create(app=second, pr_number=1, state=Preview.State.DESTROYED)
+    Preview.objects.create(app=third, pr_number=1, state=Preview.State.SLEEPING)
+    html = client.get(reverse("overview")).content.decode()
+    heading = r'<h2 id="app-{}">{}\s*<span class="muted">· acme/r\d+ · (\d+) active preview'
+    counts = [
+        re.search(heading.format(app.name, app.name), html)[1] for app in (first, second, third)
+    ]
+    assert counts == [str(len(Preview.State.values) - 1), "0", "1"]
+    assert "· 1 active preview</span>" in html and "· 0 active previews</span>" in html
+
+
+@pytest.mark.django_db
+def test_an_environment_row_shows_its_release_lock_health_drift_and_uptime(client, viewer):
+    client.force_login(viewer)
+    make_apps(1)
+    production = Environment.objects.get(kind=Environment.Kind.PRODUCTION)
+    staging = Environment.objects.get(kind=Environment.Kind.STAGING)
+    Release.objects.filter(pk=production.current_release_id).update(
+        bad_marked_at=timezone.now(), bad_reason="breaks <login>"
+    )
+    since = timezone.now() - timedelta(hours=2)
+    Environment.objects.filter(pk=production.pk).update(
+        locked_at=since,
+        locked_by=viewer,
+        lock_reason="incident & more",
+        health=Environment.Health.DEGRADED,
+        drift={"m1": [], "m2": []},
+        drift_checked_at=since,
+        uptime=Environment.Uptime.DOWN,
+        uptime_since=since,
+    )
+    Environment.objects.filter(pk=staging.pk).update(
+        current_release=None, locked_at=since, locked_by=None, drift_checked_at=since
+    )
+    html = client.get(reverse("overview")).content.decode()
+    row = html.split(f'<tr id="environment-{production.pk}">')[1].split("</tr>")[0]
+    assert f'<a href="/environments/{production.pk}/">production</a>' in row
+    assert "app-000-production · ord · 1×</div>" in row
+    assert f'<a href="/releases/{production.current_release_id}/">v1.0.0</a>' in row
+    assert 'title="breaks &lt;login&gt;">marked bad</span>' in row
+    assert "Locked by viewer</span>" in row and "incident &amp; more · since <time" in row
+    assert '<span class="state state-degraded">Degraded</span>' in row
+    assert 'title="2 machine(s) differ from the declared config">drifted</span>' in row
+    assert '<span class="state state-failing">down</span> since <time' in row
+    other = html.split(f'<tr id="environment-{staging.pk}">')[1].split("</tr>")[0]
+    assert '<span class="muted">nothing deployed</span>' in other
+    assert "Locked by system</span>" in other
+    assert "config as declared" in other and "not probed yet" in other
+
+
+@pytest.mark.django_db
 def test_apps_come_a_page_at_a_time_by_name(client, viewer):
     client.force_login(viewer)
     make_apps(APPS_PER_PAGE + 3)
