@@ -8,6 +8,7 @@ viewer (read everything, export audit) < deployer (request deploys and rollbacks
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 VIEWER = "viewer"
@@ -27,12 +28,37 @@ def roles_of(user: Any) -> frozenset[str]:
     if user.is_superuser:
         highest = len(ROLE_ORDER) - 1
     else:
-        names = set(user.groups.values_list("name", flat=True))
+        names = _group_names(user)
         ranks = [index for index, role in enumerate(ROLE_ORDER) if role in names]
         highest = max(ranks, default=-1)
     roles = frozenset(ROLE_ORDER[: highest + 1])
     user._hotdash_roles = roles
     return roles
+
+
+def _group_names(user: Any) -> set[str]:
+    """The names of the user's groups, read on every page (the nav, the role checks) with one
+    plain statement: building the related manager's query cost ~0.35 ms of CPU."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_group_names_sql(), [user.pk])
+        return {name for (name,) in cursor.fetchall()}
+
+
+@cache
+def _group_names_sql() -> str:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    groups = get_user_model()._meta.get_field("groups")
+    quote = connection.ops.quote_name
+    group = groups.related_model._meta
+    return (
+        f"SELECT g.{quote('name')} FROM {quote(group.db_table)} g"
+        f" JOIN {quote(groups.m2m_db_table())} m ON m.{quote(groups.m2m_reverse_name())}"
+        f" = g.{quote(group.pk.column)} WHERE m.{quote(groups.m2m_column_name())} = %s"
+    )
 
 
 def can_view(user: Any) -> bool:

@@ -1,5 +1,5 @@
-"""Page URLs of objects by id for code that builds many rows of HTML: ``reverse`` once per URL
-name (and script prefix), then only the id put in for each row."""
+"""Page URLs for code that builds many rows of HTML, and for the nav every page draws:
+``reverse`` once per URL name (and script prefix), then only an object's id put in."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ _MARK = 9_876_543_210_987
 def _around_id(name: str, script_prefix: str) -> tuple[str, str]:
     before, _, after = reverse(name, args=[_MARK]).partition(str(_MARK))
     return before, after
+
+
+@lru_cache(maxsize=128)
+def _page_url(name: str, script_prefix: str) -> str:
+    return reverse(name)
+
+
+def page_url(name: str) -> str:
+    """``reverse(name)`` for a URL pattern without arguments."""
+    return _page_url(name, get_script_prefix())
 
 
 def object_url(name: str, pk: int) -> str:

@@ -8,10 +8,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals.selectors import WAITING_COUNT_SQL
 from approvals.services import approval_decide
 
 HTMX = {"HX-Request": "true"}
@@ -105,3 +108,19 @@ def test_self_approval_environments_let_the_requester_decide(two_requests, peopl
     bob = _client(people["bob"])
     assert f'id="approval-{bobs.pk}"' in _sections(bob)["you"]
     assert _badge(bob) == 2
+
+
+def test_the_badge_is_counted_only_where_it_is_shown(two_requests, people):
+    """A page counts it once; an htmx fragment (the deploy page polls its live part every
+    2 s) has no badge and does not count it."""
+    alices, _bobs = two_requests
+    bob = _client(people["bob"])
+    deploy_page = reverse("deployments:deploy-detail", args=[alices.deploy_id])
+
+    def badge_queries(**headers) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert bob.get(deploy_page, headers=headers).status_code == 200
+        return sum(WAITING_COUNT_SQL.strip()[:40] in query["sql"] for query in queries)
+
+    assert badge_queries() == 1
+    assert badge_queries(**HTMX) == 0
