@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from deployments.models import Deploy, DeployLog, DeployStep
@@ -11,20 +12,29 @@ from hotdash.queries import one_or_404
 
 
 def deploy_get(*, pk: int) -> Deploy:
-    return one_or_404(
+    """The deploy with what its page and the API show of it.
+
+    The relations often unset are read after the deploy, and only those that are set: joined
+    too, the ten tables cost PostgreSQL 3-6 ms of planning, more than the primary-key lookups
+    of the few set (and an unset prefetch still costs Django a queryset to build)."""
+    deploy = one_or_404(
         Deploy.objects.select_related(
             "environment__app",
-            "environment__locked_by",
             "environment__current_release",
             "release",
-            "previous_release",
             "requested_by",
-            "overridden_by",
-            "rehearsal__environment",
             "approval_request",
         ),
         pk=pk,
     )
+    optional = {
+        "environment__locked_by": deploy.environment.locked_by_id,
+        "previous_release": deploy.previous_release_id,
+        "overridden_by": deploy.overridden_by_id,
+        "rehearsal__environment": deploy.rehearsal_id,
+    }
+    prefetch_related_objects([deploy], *[lookup for lookup, key in optional.items() if key])
+    return deploy
 
 
 @dataclass(frozen=True)
