@@ -150,7 +150,8 @@ def _rank(
     newest: int | None,
 ) -> Ranking:
     """The releases of ``app_ids`` matching ``filters`` (the ``newest`` of each, or all),
-    given the apps' ``environments`` as (id, app id, name). Two queries.
+    given the apps' ``environments`` as (id, app id, name). Two queries (three with an
+    environment filter).
 
     Precedence is only known in Python, so every matching release of the apps is ranked, but
     on the four columns that takes."""
@@ -162,29 +163,24 @@ def _rank(
     by_app: dict[int, list] = {app_id: [] for app_id in app_ids}
     for ranked in matching.values_list("pk", "app_id", "version", "validation", named=True):
         by_app[ranked.app_id].append(ranked)
-    outcomes: dict[tuple[int, int], str] = {}
-    for release_id, env_id, state in (
-        Deploy.objects.filter(
-            environment__in=[env_id for env_id, _app_id, _name in environments],
-            state__in=(Deploy.State.SUCCEEDED, Deploy.State.FAILED),
-            release__isnull=False,
-        )
-        .values_list("release_id", "environment_id", "state")
-        .order_by()  # the default ordering would make every deploy distinct
-        .distinct()
-    ):
-        if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
-            outcomes[release_id, env_id] = state
+    ran = Deploy.objects.filter(
+        state__in=(Deploy.State.SUCCEEDED, Deploy.State.FAILED), release__isnull=False
+    ).order_by()  # the default ordering would make every deploy distinct
     # (release, app) pairs that ran successfully on the app's environment of the name the
     # filter asks for.
-    filtered = {
-        env_id: app_id for env_id, app_id, name in environments if name == filters.environment
-    }
-    ran_there = {
-        (release_id, filtered[env_id])
-        for (release_id, env_id), outcome in outcomes.items()
-        if env_id in filtered and outcome == Deploy.State.SUCCEEDED
-    }
+    ran_there: set[tuple[int, int]] = set()
+    if filters.environment:
+        named = {
+            env_id: app_id for env_id, app_id, name in environments if name == filters.environment
+        }
+        ran_there = {
+            (release_id, named[env_id])
+            for release_id, env_id in ran.filter(
+                environment__in=list(named), state=Deploy.State.SUCCEEDED
+            )
+            .values_list("release_id", "environment_id")
+            .distinct()
+        }
     shown: dict[int, list[int]] = {}
     hidden: dict[int, int] = {}
     for app_id in app_ids:
@@ -195,6 +191,18 @@ def _rank(
         ]
         shown[app_id] = ranked if newest is None else ranked[:newest]
         hidden[app_id] = len(ranked) - len(shown[app_id])
+    # How the releases shown went: their own deploys, not every deploy of the apps.
+    outcomes: dict[tuple[int, int], str] = {}
+    for release_id, env_id, state in (
+        ran.filter(
+            environment__in=[env_id for env_id, _app_id, _name in environments],
+            release__in=[pk for ids in shown.values() for pk in ids],
+        )
+        .values_list("release_id", "environment_id", "state")
+        .distinct()
+    ):
+        if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
+            outcomes[release_id, env_id] = state
     return Ranking(shown=shown, hidden=hidden, outcomes=outcomes)
 
 
@@ -204,8 +212,8 @@ def releases_by_app(
     """The releases of ``apps`` (the ``newest`` matching ones of each, or all), newest first
     by precedence, with where each is live, where it was ever deployed and how it went on each
     environment (its pipeline), as models (for the releases API; the Releases page reads
-    ``release_tables``). Four queries whatever the number of apps and releases; whole rows are
-    loaded for the releases shown only."""
+    ``release_tables``). Four queries (five with an environment filter) whatever the number
+    of apps and releases; whole rows are loaded for the releases shown only."""
     environments = list(
         Environment.objects.filter(app__in=apps)
         .exclude(kind=Environment.Kind.PREVIEW)
@@ -296,7 +304,8 @@ def release_tables(
 ) -> list[AppReleaseLines]:
     """What the Releases page shows of ``apps``: what ``releases_by_app`` reads, as plain
     values (model instances of the wide environments and releases cost more than the rest of
-    the page). Four queries whatever the number of apps and releases."""
+    the page). Four queries (five with an environment filter) whatever the number of apps
+    and releases."""
     environments = [
         LiveEnvironment(*row)
         for row in Environment.objects.filter(app__in=apps)
