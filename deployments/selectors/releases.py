@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import NamedTuple, TypeVar
 
 from django.core.paginator import Page, Paginator
-from django.db.models import BooleanField, ExpressionWrapper, F, QuerySet, Window
+from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404
 
@@ -472,27 +472,26 @@ ROLLBACK_DEPLOY_FIELDS = ("id", "environment_id", "image_ref", "finished_at", "h
 def rollback_choices_recent(
     *, environments: list[Environment], history: int
 ) -> dict[int, RollbackChoices]:
-    """``rollback_choices`` of many environments (by id) in four queries, each judged from its
-    newest ``history`` successful deploys only: for a page that names the newest target of
-    every environment (the runbook), not for choosing among them."""
+    """``rollback_choices`` of many environments (by id) in two queries (three if a release
+    was marked bad by someone), each judged from its newest ``history`` successful deploys
+    only: for a page that names the newest target of every environment (the runbook), not for
+    choosing among them."""
     newest_first = Window(
         RowNumber(),
         partition_by=F("environment_id"),
         order_by=(F("finished_at").desc(), F("id").desc()),
     )
-    # The ids first, then their rows, then their few releases: PostgreSQL misjudges how many
-    # rows the window keeps and would join every release to them.
-    recent = list(
+    # Their few releases apart: PostgreSQL misjudges how many rows the window keeps and would
+    # join every release to them. Without their changelog, assets and CI checks: a runbook
+    # names a release and what blocks it.
+    releases = Release.objects.defer("changelog", "assets", "ci_checks")
+    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
+    for deploy in (
         Deploy.objects.filter(environment__in=environments, state=Deploy.State.SUCCEEDED)
         .alias(newness=newest_first)
         .filter(newness__lte=history)
-        .values_list("pk", flat=True)
-    )
-    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
-    for deploy in (
-        Deploy.objects.filter(pk__in=recent)
         .only(*ROLLBACK_DEPLOY_FIELDS, "release")
-        .prefetch_related("release__bad_marked_by")
+        .prefetch_related(Prefetch("release", queryset=releases), "release__bad_marked_by")
         .order_by("environment_id", "finished_at", "id")
     ):
         ran[deploy.environment_id].append(deploy)
