@@ -406,6 +406,18 @@ def release_deploy_history(*, release: Release) -> QuerySet[Deploy]:
     return (
         Deploy.objects.filter(release=release)
         .select_related("environment", "requested_by")
+        # What the release page's history shows: not the rest of the wide deploy and
+        # environment rows.
+        .only(
+            "kind",
+            "state",
+            "health_verified",
+            "health_summary",
+            "requested_by_system",
+            "created_at",
+            "environment__name",
+            "requested_by__username",
+        )
         .order_by("-created_at", "-id")
     )
 

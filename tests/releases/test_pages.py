@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from approvals.models import AuditEvent
@@ -377,3 +379,31 @@ def test_release_page_offers_no_rollback_to_a_release_marked_bad(client, demo, r
     html = client.get(reverse("deployments:release-detail", args=[release.pk])).content.decode()
     assert "Roll back to this release" not in html
     assert "/rollback/?release=" not in html
+
+
+def test_release_page_history_is_one_query_whatever_its_length(
+    client, demo, requester, approver, django_assert_num_queries
+):
+    release = demo.releases.get(version="1.2.0")
+    client.force_login(requester)
+    url = reverse("deployments:release-detail", args=[release.pk])
+    with CaptureQueriesContext(connection) as before:
+        client.get(url)
+    for environment in demo.environments.all():
+        for who in (requester, approver, None):
+            Deploy.objects.create(
+                environment=environment,
+                release=release,
+                state=Deploy.State.FAILED,
+                health_verified=False,
+                health_summary="5xx on /healthz",
+                reason="history",
+                requested_by=who,
+                requested_by_system="" if who else "github",
+            )
+    with django_assert_num_queries(len(before)):
+        html = client.get(url).content.decode()
+    history = html[html.index('id="release-history"') :]
+    assert history.count("5xx on /healthz") == 3 * demo.environments.count()
+    for name in (requester.get_username(), approver.get_username(), "github", "staging"):
+        assert f"<td>{name}</td>" in history
