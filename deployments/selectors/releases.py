@@ -327,7 +327,7 @@ def release_tables(
         newest=newest,
     )
     rows = {
-        row[0]: row
+        row.id: row
         for row in Release.objects.filter(
             pk__in=[pk for shown in ranking.shown.values() for pk in shown]
         )
@@ -346,6 +346,7 @@ def release_tables(
             "bad_marked_by__username",
             "bad_reason",
             "deployable",
+            named=True,
         )
     }
     result = []
@@ -354,29 +355,28 @@ def release_tables(
         order = pipeline_order(app_envs)
         lines = []
         for pk in ranking.shown[app.pk]:
-            if pk not in rows:  # deleted (in the admin) since it was ranked
+            row = rows.get(pk)
+            if row is None:  # deleted (in the admin) since it was ranked
                 continue
-            (_pk, tag, prerelease, sha, validation, results, published, deleted, bad_at, bad_by,
-             bad_reason, deployable) = rows[pk]  # fmt: skip
             lines.append(
                 ReleaseLine(
                     id=pk,
-                    tag=tag,
-                    is_prerelease=prerelease,
-                    is_bad=bad_at is not None,
-                    deleted_on_github=deleted is not None,
-                    is_deployable=deployable,
+                    tag=row.tag,
+                    is_prerelease=row.is_prerelease,
+                    is_bad=row.bad_marked_at is not None,
+                    deleted_on_github=row.deleted_on_github_at is not None,
+                    is_deployable=row.deployable,
                     blockers=blockers_of(
-                        deleted_on_github_at=deleted,
-                        bad_marked_at=bad_at,
-                        bad_marked_by=bad_by,
-                        bad_reason=bad_reason,
-                        validation=validation,
-                        validation_results=results,
+                        deleted_on_github_at=row.deleted_on_github_at,
+                        bad_marked_at=row.bad_marked_at,
+                        bad_marked_by=row.bad_marked_by__username,
+                        bad_reason=row.bad_reason,
+                        validation=row.validation,
+                        validation_results=row.validation_results,
                     ),
-                    validation=validation,
-                    published_at=published,
-                    commit_sha=sha,
+                    validation=row.validation,
+                    published_at=row.published_at,
+                    commit_sha=row.commit_sha,
                     pipeline=[(env.name, ranking.outcome(pk, env.id)) for env in order],
                     live_in=[env.name for env in app_envs if env.current_release_id == pk],
                 )
