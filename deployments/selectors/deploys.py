@@ -127,7 +127,20 @@ def deploy_outcome(*, deploy: Deploy, steps: list[StepProgress]) -> DeployOutcom
         for i in steps
         if i.step.kind == DeployStep.Kind.ROLLBACK_MACHINES
     }
-    rollbacks = deploy.rollbacks.select_related("release").order_by("created_at", "id")
+    rollbacks = (
+        deploy.rollbacks.select_related("release")
+        # What the deploy page says of each: not the rest of the wide deploy and release rows.
+        .only(
+            "kind",
+            "state",
+            "image_ref",
+            "health_summary",
+            "created_at",
+            "rollback_of",
+            "release__tag",
+        )
+        .order_by("created_at", "id")
+    )
     untouched = [
         machine.id
         for i in steps

@@ -5,6 +5,9 @@ that are set."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from deployments.models import Deploy, Environment
@@ -60,3 +63,40 @@ def test_the_rare_relations_that_are_set_are_read_with_it_and_none_later(
 
     assert read[2] == admin_user and read[4] == staging.release and read[6] == admin_user
     assert read[7] == "staging"
+
+
+def test_the_rollbacks_of_a_deploy_are_one_query_whatever_their_number(
+    client, deploy, viewer, django_assert_num_queries
+):
+    Deploy.objects.filter(pk=deploy.pk).update(state=Deploy.State.FAILED, error="5xx")
+    staging = Deploy.objects.filter(environment__name="staging").latest("id")
+    url = reverse("deployments:deploy-detail", args=[deploy.pk])
+    client.force_login(viewer)
+
+    def roll_back(state: str, summary: str) -> Deploy:
+        return Deploy.objects.create(
+            environment=deploy.environment,
+            release=staging.release,
+            kind=Deploy.Kind.ROLLBACK,
+            state=state,
+            health_summary=summary,
+            requested_by=viewer,
+            reason="incident",
+            rollback_of=deploy,
+        )
+
+    first = roll_back(Deploy.State.FAILED, "still 5xx")
+    with CaptureQueriesContext(connection) as one:
+        client.get(url)
+    second = roll_back(Deploy.State.SUCCEEDED, "healthy again")
+    with django_assert_num_queries(len(one)):
+        html = client.get(url).content.decode()
+
+    for rollback, label, summary in (
+        (first, "Failed", "still 5xx"),
+        (second, "Succeeded", "healthy again"),
+    ):
+        item = html[html.index(f'id="rolled-back-by-{rollback.pk}"') :]
+        item = item[: item.index("</li>")]
+        assert f"to <strong>{staging.release.tag}</strong>" in item
+        assert f">{label}</span>" in item and summary in item
