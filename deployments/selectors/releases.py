@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple, TypeVar
 
 from django.core.paginator import Page, Paginator
-from django.db.models import F, QuerySet, Window
+from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404
 
@@ -67,10 +68,6 @@ class ReleaseRow:
     deployed_to: set[str] = field(default_factory=set)
     pipeline: list[Stage] = field(default_factory=list)
 
-    @property
-    def blockers(self) -> list[str]:
-        return release_blockers(self.release)
-
 
 @dataclass
 class AppReleases:
@@ -83,15 +80,34 @@ class AppReleases:
 
 def release_blockers(release: Release) -> list[str]:
     """Why ``release`` cannot be deployed, one sentence each ([] when it can)."""
+    return blockers_of(
+        deleted_on_github_at=release.deleted_on_github_at,
+        bad_marked_at=release.bad_marked_at,
+        bad_marked_by=release.bad_marked_by.get_username() if release.bad_marked_by else None,
+        bad_reason=release.bad_reason,
+        validation=release.validation,
+        validation_results=release.validation_results,
+    )
+
+
+def blockers_of(
+    *,
+    deleted_on_github_at: datetime | None,
+    bad_marked_at: datetime | None,
+    bad_marked_by: str | None,
+    bad_reason: str,
+    validation: str,
+    validation_results: list[dict],
+) -> list[str]:
+    """``release_blockers`` from a release's values (``bad_marked_by`` a username)."""
     reasons = []
-    if release.deleted_on_github_at is not None:
-        reasons.append(f"Deleted on GitHub on {release.deleted_on_github_at:%Y-%m-%d %H:%M} UTC.")
-    if release.is_bad:
-        who = release.bad_marked_by.get_username() if release.bad_marked_by else "system"
-        reasons.append(f"Marked bad by {who}: {release.bad_reason}")
-    if release.validation == Release.Validation.PENDING:
+    if deleted_on_github_at is not None:
+        reasons.append(f"Deleted on GitHub on {deleted_on_github_at:%Y-%m-%d %H:%M} UTC.")
+    if bad_marked_at is not None:
+        reasons.append(f"Marked bad by {bad_marked_by or 'system'}: {bad_reason}")
+    if validation == Release.Validation.PENDING:
         reasons.append("Not validated yet.")
-    reasons += [r["message"] for r in release.validation_results if not r.get("ok")]
+    reasons += [r["message"] for r in validation_results if not r.get("ok")]
     return reasons
 
 
@@ -112,81 +128,122 @@ def release_apps_page(*, app_name: str = "", page: str | int | None = 1) -> Page
     return Paginator(apps, RELEASE_APPS_PER_PAGE).get_page(page)
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """Which releases of each app are shown, newest first, and how each went where it ran."""
+
+    shown: dict[int, list[int]]  # app id: the ids of the releases shown
+    hidden: dict[int, int]  # app id: matching releases left out (older than those shown)
+    # (release id, environment id): succeeded (ran there successfully at least once) or failed
+    # (ran there and only failed).
+    outcomes: dict[tuple[int, int], str]
+
+    def outcome(self, release_id: int, environment_id: int) -> str:
+        return self.outcomes.get((release_id, environment_id), "never")
+
+
+def _rank(
+    *,
+    app_ids: list[int],
+    environments: list[tuple[int, int, str]],
+    filters: ReleaseFilters,
+    newest: int | None,
+) -> Ranking:
+    """The releases of ``app_ids`` matching ``filters`` (the ``newest`` of each, or all),
+    given the apps' ``environments`` as (id, app id, name). Two queries (three with an
+    environment filter).
+
+    Precedence is only known in Python, so every matching release of the apps is ranked, but
+    on the four columns that takes."""
+    matching = Release.objects.filter(app__in=app_ids)
+    if filters.prereleases != "include":
+        matching = matching.filter(is_prerelease=filters.prereleases == "only")
+    if filters.deployable:
+        matching = matching.filter(RELEASE_DEPLOYABLE)
+    by_app: dict[int, list] = {app_id: [] for app_id in app_ids}
+    for ranked in matching.values_list("pk", "app_id", "version", "validation", named=True):
+        by_app[ranked.app_id].append(ranked)
+    ran = Deploy.objects.filter(
+        state__in=(Deploy.State.SUCCEEDED, Deploy.State.FAILED), release__isnull=False
+    ).order_by()  # the default ordering would make every deploy distinct
+    # (release, app) pairs that ran successfully on the app's environment of the name the
+    # filter asks for.
+    ran_there: set[tuple[int, int]] = set()
+    if filters.environment:
+        named = {
+            env_id: app_id for env_id, app_id, name in environments if name == filters.environment
+        }
+        ran_there = {
+            (release_id, named[env_id])
+            for release_id, env_id in ran.filter(
+                environment__in=list(named), state=Deploy.State.SUCCEEDED
+            )
+            .values_list("release_id", "environment_id")
+            .distinct()
+        }
+    shown: dict[int, list[int]] = {}
+    hidden: dict[int, int] = {}
+    for app_id in app_ids:
+        ranked = [
+            release.pk
+            for release in _ordered(by_app[app_id])
+            if not filters.environment or (release.pk, app_id) in ran_there
+        ]
+        shown[app_id] = ranked if newest is None else ranked[:newest]
+        hidden[app_id] = len(ranked) - len(shown[app_id])
+    # How the releases shown went: their own deploys, not every deploy of the apps.
+    outcomes: dict[tuple[int, int], str] = {}
+    for release_id, env_id, state in (
+        ran.filter(
+            environment__in=[env_id for env_id, _app_id, _name in environments],
+            release__in=[pk for ids in shown.values() for pk in ids],
+        )
+        .values_list("release_id", "environment_id", "state")
+        .distinct()
+    ):
+        if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
+            outcomes[release_id, env_id] = state
+    return Ranking(shown=shown, hidden=hidden, outcomes=outcomes)
+
+
 def releases_by_app(
     *, apps: list[App], filters: ReleaseFilters | None = None, newest: int | None = None
 ) -> list[AppReleases]:
     """The releases of ``apps`` (the ``newest`` matching ones of each, or all), newest first
     by precedence, with where each is live, where it was ever deployed and how it went on each
-    environment (its pipeline). Four queries whatever the number of apps and releases.
-
-    Precedence is only known in Python, so every matching release of the apps is ranked, but
-    on the four columns that takes; whole rows are loaded for the releases shown only (an app's
-    page of the fleet shows 10 of its ~50)."""
-    filters = filters or ReleaseFilters()
+    environment (its pipeline), as models (for the releases API; the Releases page reads
+    ``release_tables``). Four queries (five with an environment filter) whatever the number
+    of apps and releases; whole rows are loaded for the releases shown only."""
     environments = list(
         Environment.objects.filter(app__in=apps)
         .exclude(kind=Environment.Kind.PREVIEW)
         .select_related("current_release")
         .order_by("kind", "name")
     )
-    matching = Release.objects.filter(app__in=apps)
-    if filters.prereleases != "include":
-        matching = matching.filter(is_prerelease=filters.prereleases == "only")
-    if filters.deployable:
-        matching = matching.filter(RELEASE_DEPLOYABLE)
-    by_app: dict[int, list] = {app.pk: [] for app in apps}
-    for ranked in matching.values_list("pk", "app_id", "version", "validation", named=True):
-        by_app[ranked.app_id].append(ranked)
-    outcomes: dict[tuple[int, int], str] = {}
-    for release_id, env_id, state in (
-        Deploy.objects.filter(
-            environment__in=environments,
-            state__in=(Deploy.State.SUCCEEDED, Deploy.State.FAILED),
-            release__isnull=False,
-        )
-        .values_list("release_id", "environment_id", "state")
-        .order_by()  # the default ordering would make every deploy distinct
-        .distinct()
-    ):
-        if outcomes.get((release_id, env_id)) != Deploy.State.SUCCEEDED:
-            outcomes[release_id, env_id] = state
-    # (release, app) pairs that ran successfully on the app's environment of the name the
-    # filter asks for.
-    filtered = {env.pk: env.app_id for env in environments if env.name == filters.environment}
-    ran_there = {
-        (release_id, filtered[env_id])
-        for (release_id, env_id), outcome in outcomes.items()
-        if env_id in filtered and outcome == Deploy.State.SUCCEEDED
-    }
-    kept: dict[int, list] = {}
-    hidden: dict[int, int] = {}
-    for app in apps:
-        ranked = [
-            release
-            for release in _ordered(by_app[app.pk])
-            if not filters.environment or (release.pk, app.pk) in ran_there
-        ]
-        kept[app.pk] = ranked if newest is None else ranked[:newest]
-        hidden[app.pk] = len(ranked) - len(kept[app.pk])
+    ranking = _rank(
+        app_ids=[app.pk for app in apps],
+        environments=[(env.pk, env.app_id, env.name) for env in environments],
+        filters=filters or ReleaseFilters(),
+        newest=newest,
+    )
     whole = (
         Release.objects.select_related("bad_marked_by")
-        # Neither the Releases page nor the API shows these (a release's own page does).
+        # The API does not show these (a release's own page does).
         .defer("changelog", "assets", "ci_checks")
-        .in_bulk([release.pk for releases in kept.values() for release in releases])
+        .in_bulk([pk for shown in ranking.shown.values() for pk in shown])
     )
     result = []
     for app in apps:
         app_envs = [env for env in environments if env.app_id == app.pk]
         order = pipeline_order(app_envs)
         rows = []
-        for ranked in kept[app.pk]:
-            release = whole.get(ranked.pk)
+        for pk in ranking.shown[app.pk]:
+            release = whole.get(pk)
             if release is None:  # deleted (in the admin) since it was ranked
                 continue
             release.app = app  # the app is known: no join per release
             pipeline = [
-                Stage(environment=env, outcome=outcomes.get((release.pk, env.pk), "never"))
-                for env in order
+                Stage(environment=env, outcome=ranking.outcome(release.pk, env.pk)) for env in order
             ]
             rows.append(
                 ReleaseRow(
@@ -196,11 +253,143 @@ def releases_by_app(
                     pipeline=pipeline,
                 )
             )
-        result.append(AppReleases(app=app, environments=app_envs, rows=rows, hidden=hidden[app.pk]))
+        result.append(
+            AppReleases(app=app, environments=app_envs, rows=rows, hidden=ranking.hidden[app.pk])
+        )
     return result
 
 
-def pipeline_order(environments: list[Environment]) -> list[Environment]:
+class LiveEnvironment(NamedTuple):
+    """A long-lived environment as the Releases page shows it."""
+
+    id: int
+    app_id: int
+    name: str
+    promotion_position: int | None
+    current_release_id: int | None
+    live_tag: str | None  # the tag of the release live there
+
+
+E = TypeVar("E", Environment, LiveEnvironment)
+
+
+@dataclass(frozen=True)
+class ReleaseLine:
+    """One release's row of the Releases page, as plain values."""
+
+    id: int
+    tag: str
+    is_prerelease: bool
+    is_bad: bool
+    deleted_on_github: bool
+    is_deployable: bool
+    blockers: list[str]
+    validation: str
+    published_at: datetime | None
+    commit_sha: str
+    pipeline: list[tuple[str, str]]  # (environment name, outcome) in the promotion order
+    live_in: list[str]  # the names of the environments it is live in
+
+
+@dataclass(frozen=True)
+class AppReleaseLines:
+    app: App
+    environments: list[LiveEnvironment]
+    rows: list[ReleaseLine]
+    hidden: int  # matching releases left out (older than the newest shown)
+
+
+def release_tables(
+    *, apps: list[App], filters: ReleaseFilters, newest: int | None
+) -> list[AppReleaseLines]:
+    """What the Releases page shows of ``apps``: what ``releases_by_app`` reads, as plain
+    values (model instances of the wide environments and releases cost more than the rest of
+    the page). Four queries (five with an environment filter) whatever the number of apps
+    and releases."""
+    environments = [
+        LiveEnvironment(*row)
+        for row in Environment.objects.filter(app__in=apps)
+        .exclude(kind=Environment.Kind.PREVIEW)
+        .order_by("kind", "name")
+        .values_list(
+            "id",
+            "app_id",
+            "name",
+            "promotion_position",
+            "current_release_id",
+            "current_release__tag",
+        )
+    ]
+    ranking = _rank(
+        app_ids=[app.pk for app in apps],
+        environments=[(env.id, env.app_id, env.name) for env in environments],
+        filters=filters,
+        newest=newest,
+    )
+    rows = {
+        row.id: row
+        for row in Release.objects.filter(
+            pk__in=[pk for shown in ranking.shown.values() for pk in shown]
+        )
+        .annotate(deployable=ExpressionWrapper(RELEASE_DEPLOYABLE, output_field=BooleanField()))
+        .order_by()
+        .values_list(
+            "id",
+            "tag",
+            "is_prerelease",
+            "commit_sha",
+            "validation",
+            "validation_results",
+            "published_at",
+            "deleted_on_github_at",
+            "bad_marked_at",
+            "bad_marked_by__username",
+            "bad_reason",
+            "deployable",
+            named=True,
+        )
+    }
+    result = []
+    for app in apps:
+        app_envs = [env for env in environments if env.app_id == app.pk]
+        order = pipeline_order(app_envs)
+        lines = []
+        for pk in ranking.shown[app.pk]:
+            row = rows.get(pk)
+            if row is None:  # deleted (in the admin) since it was ranked
+                continue
+            lines.append(
+                ReleaseLine(
+                    id=pk,
+                    tag=row.tag,
+                    is_prerelease=row.is_prerelease,
+                    is_bad=row.bad_marked_at is not None,
+                    deleted_on_github=row.deleted_on_github_at is not None,
+                    is_deployable=row.deployable,
+                    blockers=blockers_of(
+                        deleted_on_github_at=row.deleted_on_github_at,
+                        bad_marked_at=row.bad_marked_at,
+                        bad_marked_by=row.bad_marked_by__username,
+                        bad_reason=row.bad_reason,
+                        validation=row.validation,
+                        validation_results=row.validation_results,
+                    ),
+                    validation=row.validation,
+                    published_at=row.published_at,
+                    commit_sha=row.commit_sha,
+                    pipeline=[(env.name, ranking.outcome(pk, env.id)) for env in order],
+                    live_in=[env.name for env in app_envs if env.current_release_id == pk],
+                )
+            )
+        result.append(
+            AppReleaseLines(
+                app=app, environments=app_envs, rows=lines, hidden=ranking.hidden[app.pk]
+            )
+        )
+    return result
+
+
+def pipeline_order(environments: list[E]) -> list[E]:
     """Environments as a release goes through them: the promotion order first, then the rest by
     name."""
     return sorted(
@@ -217,6 +406,18 @@ def release_deploy_history(*, release: Release) -> QuerySet[Deploy]:
     return (
         Deploy.objects.filter(release=release)
         .select_related("environment", "requested_by")
+        # What the release page's history shows: not the rest of the wide deploy and
+        # environment rows.
+        .only(
+            "kind",
+            "state",
+            "health_verified",
+            "health_summary",
+            "requested_by_system",
+            "created_at",
+            "environment__name",
+            "requested_by__username",
+        )
         .order_by("-created_at", "-id")
     )
 
@@ -283,27 +484,26 @@ ROLLBACK_DEPLOY_FIELDS = ("id", "environment_id", "image_ref", "finished_at", "h
 def rollback_choices_recent(
     *, environments: list[Environment], history: int
 ) -> dict[int, RollbackChoices]:
-    """``rollback_choices`` of many environments (by id) in four queries, each judged from its
-    newest ``history`` successful deploys only: for a page that names the newest target of
-    every environment (the runbook), not for choosing among them."""
+    """``rollback_choices`` of many environments (by id) in two queries (three if a release
+    was marked bad by someone), each judged from its newest ``history`` successful deploys
+    only: for a page that names the newest target of every environment (the runbook), not for
+    choosing among them."""
     newest_first = Window(
         RowNumber(),
         partition_by=F("environment_id"),
         order_by=(F("finished_at").desc(), F("id").desc()),
     )
-    # The ids first, then their rows, then their few releases: PostgreSQL misjudges how many
-    # rows the window keeps and would join every release to them.
-    recent = list(
+    # Their few releases apart: PostgreSQL misjudges how many rows the window keeps and would
+    # join every release to them. Without their changelog, assets and CI checks: a runbook
+    # names a release and what blocks it.
+    releases = Release.objects.defer("changelog", "assets", "ci_checks")
+    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
+    for deploy in (
         Deploy.objects.filter(environment__in=environments, state=Deploy.State.SUCCEEDED)
         .alias(newness=newest_first)
         .filter(newness__lte=history)
-        .values_list("pk", flat=True)
-    )
-    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
-    for deploy in (
-        Deploy.objects.filter(pk__in=recent)
         .only(*ROLLBACK_DEPLOY_FIELDS, "release")
-        .prefetch_related("release__bad_marked_by")
+        .prefetch_related(Prefetch("release", queryset=releases), "release__bad_marked_by")
         .order_by("environment_id", "finished_at", "id")
     ):
         ran[deploy.environment_id].append(deploy)

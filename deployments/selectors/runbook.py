@@ -147,8 +147,10 @@ def runbook_of(*, app_name: str) -> AppRunbook:
     app = get_object_or_404(App, name=app_name)
     approvers = [user.get_username() for user in users_holding(policy.APPROVER)]
     environments = list(
-        _long_lived().filter(app=app).select_related("app", "current_release", "locked_by")
+        _long_lived().filter(app=app).select_related("current_release", "locked_by")
     )
+    for environment in environments:
+        environment.app = app  # known: no join
     choices = rollback_choices_recent(environments=environments, history=RUNBOOK_ROLLBACK_HISTORY)
     freeze_windows = freeze_windows_by_environment(environments=environments)
     return AppRunbook(

@@ -18,14 +18,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import policy
-from deployments.models import App, Deploy, Environment
+from deployments.models import App, Deploy, Environment, Release
 from deployments.selectors.environments import emergency_pre_empts, environment_trouble
 from deployments.selectors.promotion import release_promote_offers
 from deployments.selectors.releases import (
     NEWEST_RELEASES_SHOWN,
-    AppReleases,
+    AppReleaseLines,
     ReleaseFilters,
-    ReleaseRow,
+    ReleaseLine,
     RollbackEnvironment,
     RollbackRow,
     environment_get,
@@ -34,7 +34,7 @@ from deployments.selectors.releases import (
     release_blockers,
     release_deploy_history,
     release_get,
-    releases_by_app,
+    release_tables,
     rollback_apps_page,
     rollback_choices,
     rollback_environments,
@@ -88,32 +88,34 @@ STAGE_MARKS = {
 }
 
 
-def release_row(row: ReleaseRow) -> SafeString:
+VALIDATION_LABELS = dict(Release.Validation.choices)
+
+
+def release_row(row: ReleaseLine) -> SafeString:
     """One release's row of its app's table on the Releases page, every value escaped.
 
     Built here rather than in the template: a page shows a hundred of these rows, and their
     template nodes were most of the page's time (docs/benchmarks.md, pages)."""
-    release = row.release
-    tag = escape(release.tag)
-    url = object_url("deployments:release-detail", release.pk)
+    tag = escape(row.tag)
+    url = object_url("deployments:release-detail", row.id)
     marks = ""
-    if release.is_prerelease:
+    if row.is_prerelease:
         marks += '<span class="state">prerelease</span>'
-    if release.is_bad:
+    if row.is_bad:
         marks += '<span class="state state-bad">marked bad</span>'
-    if release.deleted_on_github_at:
+    if row.deleted_on_github:
         marks += '<span class="state state-bad">deleted on GitHub</span>'
     pipeline = "".join(
-        f'<li data-outcome="{stage.outcome}"><span class="state'
-        f'{"" if stage.outcome == "never" else f" state-{stage.outcome}"}">'
-        f"{escape(stage.environment.name)} {STAGE_MARKS.get(stage.outcome, 'never')}</span></li>"
-        for stage in row.pipeline
+        f'<li data-outcome="{outcome}"><span class="state'
+        f'{"" if outcome == "never" else f" state-{outcome}"}">'
+        f"{escape(name)} {STAGE_MARKS.get(outcome, 'never')}</span></li>"
+        for name, outcome in row.pipeline
     )
     live_in = (
-        "".join(f'<span class="state state-live">{escape(env.name)}</span> ' for env in row.live_in)
+        "".join(f'<span class="state state-live">{escape(name)}</span> ' for name in row.live_in)
         or '<span class="muted">—</span>'
     )
-    if release.is_deployable:
+    if row.is_deployable:
         deployable = '<span class="state state-valid">deployable</span>'
     else:
         blockers = row.blockers
@@ -122,20 +124,22 @@ def release_row(row: ReleaseRow) -> SafeString:
             f'not deployable</span>\n<div class="muted">{escape(blockers[0] if blockers else "")}'
             "</div>"
         )
-    validation = state_badge_html(release.validation, release.get_validation_display())
+    validation = state_badge_html(row.validation, VALIDATION_LABELS[row.validation])
     return mark_safe(
-        f'<tr id="release-{release.pk}">\n<td><a href="{escape(url)}">{tag}</a>\n{marks}</td>\n'
+        f'<tr id="release-{row.id}">\n<td><a href="{escape(url)}">{tag}</a>\n{marks}</td>\n'
         f'<td><ol class="pipeline" aria-label="Where {tag} has run">{pipeline}</ol></td>\n'
         f"<td>{live_in}</td>\n"
         f"<td>{deployable}</td>\n<td>{validation}</td>\n"
-        f"<td>{when(release.published_at, 'date')}</td>\n"
-        f'<td class="mono">{escape(release.commit_sha[:7])}</td>\n</tr>\n'
+        f"<td>{when(row.published_at, 'date')}</td>\n"
+        f'<td class="mono">{escape(row.commit_sha[:7])}</td>\n</tr>\n'
     )
 
 
-def release_sections(groups: list[AppReleases]) -> list[tuple[AppReleases, list[SafeString]]]:
+def release_sections(
+    tables: list[AppReleaseLines],
+) -> list[tuple[AppReleaseLines, list[SafeString]]]:
     """Each app of the page with the HTML rows of its releases."""
-    return [(group, [release_row(row) for row in group.rows]) for group in groups]
+    return [(table, [release_row(row) for row in table.rows]) for table in tables]
 
 
 @require_GET
@@ -144,18 +148,18 @@ def release_list_page(request: HttpRequest) -> HttpResponse:
     filters = ReleaseFilters.from_query(request.GET)
     app_name = request.GET.get("app", "")
     page = release_apps_page(app_name=app_name, page=request.GET.get("page"))
-    groups = releases_by_app(
+    tables = release_tables(
         apps=list(page.object_list),
         filters=filters,
         newest=None if app_name else NEWEST_RELEASES_SHOWN,
     )
     others = {name: value for name, value in request.GET.items() if name != "page"}
     context = {
-        "apps": release_sections(groups),
+        "apps": release_sections(tables),
         "app_name": app_name,
         "page": page,
         "query": urlencode(others),
-        "environment_names": sorted({env.name for group in groups for env in group.environments}),
+        "environment_names": sorted({env.name for table in tables for env in table.environments}),
         "filters": filters,
         "can_sync": policy.can_request_deploy(request.user),
     }

@@ -13,7 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments.models import App, BackupRun, Deploy, Environment
+from deployments.selectors.runbook import runbook_of
 from deployments.services.environments import environment_lock
+from deployments.services.releases import release_mark_bad
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +178,22 @@ def test_the_runbooks_queries_do_not_grow_with_apps_or_history(page, client, dem
             requested_by_system="github",
         )
     assert _queries(client, app) == before
+
+
+def test_an_apps_rollback_targets_are_read_with_their_releases_in_two_queries(
+    demo, admin_user, django_assert_num_queries
+):
+    production = demo.environments.get(name="production")
+    target = runbook_of(app_name="hot-dash").environments[0]
+    assert target.environment == production and target.rollback_version
+    # The app, approvers, environments, recent deploys, their releases, freeze windows, GitHub
+    # team roles, admins.
+    with django_assert_num_queries(8):
+        runbook_of(app_name="hot-dash")
+    release_mark_bad(
+        release=demo.releases.get(version=target.rollback_version), actor=admin_user, reason="5xx"
+    )
+    # And who marked it bad; the next release back is the target now.
+    with django_assert_num_queries(9):
+        after = runbook_of(app_name="hot-dash").environments[0]
+    assert after.rollback_version and after.rollback_version != target.rollback_version

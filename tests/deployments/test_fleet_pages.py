@@ -208,16 +208,17 @@ def release_tags(html: str) -> list[str]:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("query", [{}, {"environment": "staging"}])
 def test_releases_page_queries_do_not_grow_with_apps_or_releases(
-    client, viewer, django_assert_num_queries, django_assert_max_num_queries
+    client, viewer, query, django_assert_num_queries, django_assert_max_num_queries
 ):
     client.force_login(viewer)
     make_apps(2, releases_each=2)
     with django_assert_max_num_queries(11) as small:
-        client.get(reverse("deployments:release-list"))
+        client.get(reverse("deployments:release-list"), query)
     make_apps(RELEASE_APPS_PER_PAGE * 2, releases_each=NEWEST_RELEASES_SHOWN + 3, deploys_each=2)
     with django_assert_num_queries(len(small.captured_queries)):
-        html = client.get(reverse("deployments:release-list")).content.decode()
+        html = client.get(reverse("deployments:release-list"), query).content.decode()
     assert html.count('<section class="card" id="app-') == RELEASE_APPS_PER_PAGE
 
 

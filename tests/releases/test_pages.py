@@ -6,10 +6,18 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from approvals.models import AuditEvent
 from deployments.models import RELEASE_DEPLOYABLE, Deploy, Release
+from deployments.selectors.releases import (
+    ReleaseFilters,
+    release_blockers,
+    release_tables,
+    releases_by_app,
+)
 from deployments.services.releases import release_mark_bad
 from deployments.services.tokens import api_token_create
 from hotdash.links import github_url
@@ -64,6 +72,61 @@ def test_the_deployable_filter_picks_exactly_the_releases_that_say_they_are_depl
     said = {release.pk for release in releases if release.is_deployable}
     assert said and len(said) < len(releases) - 2
     assert set(Release.objects.filter(RELEASE_DEPLOYABLE).values_list("pk", flat=True)) == said
+
+
+def test_the_releases_page_rows_say_what_the_releases_models_say(demo, admin_user):
+    """The page reads plain values (release_tables); the API reads models (releases_by_app):
+    the same releases, marks, reasons, pipelines and live environments."""
+    release_mark_bad(release=demo.releases.get(version="1.2.0"), actor=admin_user, reason="5xx")
+    Release.objects.filter(version="1.1.0").update(deleted_on_github_at=datetime.now(UTC))
+    Release.objects.filter(version="1.0.0").update(validation=Release.Validation.PENDING)
+
+    (table,) = release_tables(apps=[demo], filters=ReleaseFilters(), newest=None)
+    (group,) = releases_by_app(apps=[demo])
+
+    assert [env.name for env in table.environments] == [env.name for env in group.environments]
+    assert [env.live_tag for env in table.environments] == [
+        env.current_release.tag for env in group.environments
+    ]
+    seen = [
+        (
+            line.id,
+            line.tag,
+            line.is_prerelease,
+            line.is_bad,
+            line.deleted_on_github,
+            line.is_deployable,
+            line.blockers,
+            line.validation,
+            line.published_at,
+            line.commit_sha,
+            line.pipeline,
+            line.live_in,
+        )
+        for line in table.rows
+    ]
+    assert seen == [
+        (
+            row.release.pk,
+            row.release.tag,
+            row.release.is_prerelease,
+            row.release.is_bad,
+            row.release.deleted_on_github_at is not None,
+            row.release.is_deployable,
+            release_blockers(row.release),
+            row.release.validation,
+            row.release.published_at,
+            row.release.commit_sha,
+            [(stage.environment.name, stage.outcome) for stage in row.pipeline],
+            [env.name for env in row.live_in],
+        )
+        for row in group.rows
+    ]
+    reasons = {line.tag: line.blockers for line in table.rows}
+    assert reasons["v1.2.0"] == [f"Marked bad by {admin_user.get_username()}: 5xx"]
+    assert reasons["v1.1.0"][0].startswith("Deleted on GitHub on ")
+    assert reasons["v1.0.0"] == ["Not validated yet."]
+    assert {"succeeded"} <= {outcome for line in table.rows for _name, outcome in line.pipeline}
 
 
 def test_release_page_says_exactly_why_it_is_not_deployable(client, demo, requester):
@@ -316,3 +379,31 @@ def test_release_page_offers_no_rollback_to_a_release_marked_bad(client, demo, r
     html = client.get(reverse("deployments:release-detail", args=[release.pk])).content.decode()
     assert "Roll back to this release" not in html
     assert "/rollback/?release=" not in html
+
+
+def test_release_page_history_is_one_query_whatever_its_length(
+    client, demo, requester, approver, django_assert_num_queries
+):
+    release = demo.releases.get(version="1.2.0")
+    client.force_login(requester)
+    url = reverse("deployments:release-detail", args=[release.pk])
+    with CaptureQueriesContext(connection) as before:
+        client.get(url)
+    for environment in demo.environments.all():
+        for who in (requester, approver, None):
+            Deploy.objects.create(
+                environment=environment,
+                release=release,
+                state=Deploy.State.FAILED,
+                health_verified=False,
+                health_summary="5xx on /healthz",
+                reason="history",
+                requested_by=who,
+                requested_by_system="" if who else "github",
+            )
+    with django_assert_num_queries(len(before)):
+        html = client.get(url).content.decode()
+    history = html[html.index('id="release-history"') :]
+    assert history.count("5xx on /healthz") == 3 * demo.environments.count()
+    for name in (requester.get_username(), approver.get_username(), "github", "staging"):
+        assert f"<td>{name}</td>" in history
