@@ -1,7 +1,8 @@
 """GitHub webhook deliveries: verify, store once, process in a worker, dispatch by event.
 
 The endpoint stores a delivery (one INSERT, no audit-chain lock) and, on commit, asks for a
-drain: one message for a whole burst (a Redis flag). The drain records ``webhook.received``
+drain: one message for a whole burst (a Redis flag, checked by one thread per process for
+all the deliveries it stored since its last check). The drain records ``webhook.received``
 and processes each stored delivery exactly once per state change (a replayed delivery id is a
 no-op; a delivery whose message was lost is sent on its own by the stuck-delivery beat).
 """
@@ -50,8 +51,9 @@ SIGNATURE_PREFIX = "sha256="
 # Organisation events: they name no repository, and concern people, not an app.
 TEAM_EVENTS = frozenset({"membership", "team"})
 HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS, *TEAM_EVENTS})
-# Set in the broker's Redis while a drain is queued or running (hotdash.queue.send_coalesced);
-# kept while it works, so it expires only if the drain's worker died.
+# Set in the broker's Redis while a drain is queued or running (see
+# hotdash.queue.send_coalesced_soon); kept while it works, so it expires only if the drain's
+# worker died.
 DRAIN_FLAG = "hotdash:webhook-deliveries-drain"
 DRAIN_FLAG_SECONDS = 120
 DRAIN_BATCH = 100
@@ -214,10 +216,12 @@ def webhook_delivery_send(*, delivery_pk: int, countdown: float | None = None) -
     return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk, countdown=countdown)
 
 
-def webhook_deliveries_drain_send() -> bool:
+def webhook_deliveries_drain_send() -> None:
     """Ask for a drain of the stored deliveries: one message while a drain is queued or
-    running, however many deliveries arrive (a broker error is logged: the beat resends)."""
-    return queue.send_coalesced(
+    running, however many deliveries arrive, and one check of that in Redis per process every
+    few milliseconds, not one per delivery (``queue.send_coalesced_soon``; a broker error is
+    logged: the beat resends)."""
+    queue.send_coalesced_soon(
         task_names.WEBHOOK_DELIVERIES_DRAIN, flag=DRAIN_FLAG, seconds=DRAIN_FLAG_SECONDS
     )
 
