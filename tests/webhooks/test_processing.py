@@ -187,6 +187,7 @@ def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resen
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = post_delivery("push", reference("push.payload.json"), delivery_id="d-down")
+    queue.coalesced_flush()  # the drain asked for on commit, at the end of the block
     assert response.status_code == 202
     delivery = WebhookDelivery.objects.get(delivery_id="d-down")
     assert f"could not publish {task_names.WEBHOOK_DELIVERIES_DRAIN}()" in caplog.text
