@@ -800,7 +800,7 @@ class WebhookDelivery(models.Model):
         IGNORED = "ignored", "Ignored"
         FAILED = "failed", "Failed"
 
-    delivery_id = models.CharField(max_length=100, unique=True)
+    delivery_id = models.CharField(max_length=100)  # unique: see Meta.constraints
     event = models.CharField(max_length=50)
     action = models.CharField(max_length=50, blank=True)
     payload = models.JSONField()
@@ -816,6 +816,21 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            # A constraint rather than unique=True, which on PostgreSQL adds a second index
+            # for LIKE queries that nothing makes: a quarter of the INSERT's cost in the
+            # database, at up to 1,000 deliveries a second.
+            models.UniqueConstraint(fields=["delivery_id"], name="webhookdelivery_delivery_id_once")
+        ]
+        indexes = [
+            # The drain's and the stuck-delivery sweep's look for work: the few deliveries not
+            # processed yet, not a scan of every delivery ever kept (rows stay for replays).
+            models.Index(
+                fields=["id"],
+                name="webhookdelivery_received",
+                condition=models.Q(state="received"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event}.{self.action} {self.delivery_id}"

@@ -2,7 +2,7 @@
 
 No cookies and no CSRF token: the HMAC signature over the raw body is the authentication,
 and it fails closed (no secret configured refuses every delivery). ``GitHubWebhookMiddleware``
-answers it halfway down the middleware stack (see the class).
+answers it near the top of the middleware stack (see the class).
 """
 
 from __future__ import annotations
@@ -99,13 +99,15 @@ def github_webhook(request: HttpRequest) -> HttpResponse:
 
 
 class GitHubWebhookMiddleware:
-    """Hands ``/webhooks/github`` to its view once the request id, the security headers, the
-    host check (CommonMiddleware) and the input gate have run, skipping the rest of the stack.
+    """Hands ``/webhooks/github`` to its view right after the request id and SecurityMiddleware
+    (plain HTTP redirected, nosniff), with the host check (ALLOWED_HOSTS, as CommonMiddleware
+    makes it) and the input gate's query-string check made here, skipping the rest.
 
-    The signature is the delivery's only authentication: CSRF, the session user, login
-    enforcement, messages, the user's time zone, htmx and URL resolution were a third of the
-    endpoint's CPU per request for nothing, at up to 1,000 deliveries a second. Goes right
-    after InputGateMiddleware.
+    The signature is the delivery's only authentication and the answer is a short JSON
+    document for GitHub, not a page: the page headers (CSP, frame options), static files,
+    the session, CSRF, the session user, login enforcement, messages, the user's time zone,
+    htmx and URL resolution were a third of the endpoint's CPU per request for nothing, at up
+    to 1,000 deliveries a second. Goes right after SecurityMiddleware.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -113,6 +115,11 @@ class GitHubWebhookMiddleware:
         self.path = reverse("github-webhook")
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info == self.path:
-            return github_webhook(request)
-        return self.get_response(request)
+        if request.path_info != self.path:
+            return self.get_response(request)
+        request.get_host()  # DisallowedHost: answered 400, as for any page
+        try:
+            input_gate.check_params(request.GET)
+        except input_gate.InputRefused as refused:
+            return input_gate.refused_response(request, refused)
+        return github_webhook(request)

@@ -63,9 +63,11 @@ MIDDLEWARE = [
     # Request id (from X-Request-ID or new, echoed) and user on the request's log lines.
     "hotdash.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # POST /webhooks/github leaves here, with its host and query string checked: the
+    # signature is its authentication and its answer is no page (see the class).
+    "deployments.webhooks.GitHubWebhookMiddleware",
     "hotdash.security.ContentSecurityPolicyMiddleware",
-    # Early, so the answers that leave the stack before its end (the health probe, the GitHub
-    # webhook) carry it too.
+    # Early, so the answers that leave the stack before its end (the health probe) carry it too.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Before anything reads the Host header (see the class).
     "hotdash.health.HealthProbeMiddleware",
@@ -73,8 +75,6 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "hotdash.input_gate.InputGateMiddleware",
-    # POST /webhooks/github leaves here: the signature is its authentication (see the class).
-    "deployments.webhooks.GitHubWebhookMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hotdash.security.PrivateCacheMiddleware",

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from approvals import policy
+from hotdash import queue
 from hotdash.integrations import upstream_tally
 
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker"]
@@ -51,6 +52,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _empty_cache():
     """Each test starts with an empty cache (throttles and counters live there)."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_coalesced_check_left(monkeypatch):
+    """A task message a test asked for (``queue.send_coalesced_soon``) is sent during that
+    test (while its patches, which may record the messages, still hold), not a later one."""
+    yield
+    queue.coalesced_flush()
 
 
 @pytest.fixture(autouse=True)

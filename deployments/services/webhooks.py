@@ -1,7 +1,8 @@
 """GitHub webhook deliveries: verify, store once, process in a worker, dispatch by event.
 
 The endpoint stores a delivery (one INSERT, no audit-chain lock) and, on commit, asks for a
-drain: one message for a whole burst (a Redis flag). The drain records ``webhook.received``
+drain: one message for a whole burst (a Redis flag, checked by one thread per process for
+all the deliveries it stored since its last check). The drain records ``webhook.received``
 and processes each stored delivery exactly once per state change (a replayed delivery id is a
 no-op; a delivery whose message was lost is sent on its own by the stuck-delivery beat).
 """
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -50,8 +51,9 @@ SIGNATURE_PREFIX = "sha256="
 # Organisation events: they name no repository, and concern people, not an app.
 TEAM_EVENTS = frozenset({"membership", "team"})
 HANDLED_EVENTS = frozenset({"pull_request", "push", "release", *INSTALLATION_EVENTS, *TEAM_EVENTS})
-# Set in the broker's Redis while a drain is queued or running (hotdash.queue.send_coalesced);
-# kept while it works, so it expires only if the drain's worker died.
+# Set in the broker's Redis while a drain is queued or running (see
+# hotdash.queue.send_coalesced_soon); kept while it works, so it expires only if the drain's
+# worker died.
 DRAIN_FLAG = "hotdash:webhook-deliveries-drain"
 DRAIN_FLAG_SECONDS = 120
 DRAIN_BATCH = 100
@@ -131,12 +133,38 @@ def webhook_delivery_receive(
         field.get_db_prep_save(field.pre_save(delivery, True), connection)
         for field in _insert_fields()
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_once_sql(), values)
-        created = cursor.fetchone() is not None
+    created = _insert_once(values)
     if created:
         transaction.on_commit(webhook_deliveries_drain_send)
     return created
+
+
+def _insert_once(values: list[Any]) -> bool:
+    """Run the delivery's INSERT: True when it stored the row.
+
+    Outside a transaction the INSERT is its own check of a kept connection, in place of
+    Django's ``SELECT 1`` before a request's first query (CONN_HEALTH_CHECKS), a round trip
+    per delivery at up to 1,000 a second: on a connection the server dropped it fails, and it
+    runs again on a new one. The failed one may have stored the row just before the
+    connection broke, so a drain is asked for either way."""
+    if connection.in_atomic_block:
+        return _execute_insert(values)
+    connection.health_check_done = True
+    try:
+        return _execute_insert(values)
+    except (InterfaceError, OperationalError):
+        if connection.is_usable():
+            raise
+        log.warning("database connection lost: storing the webhook delivery on a new one")
+        connection.close()
+    transaction.on_commit(webhook_deliveries_drain_send)
+    return _execute_insert(values)
+
+
+def _execute_insert(values: list[Any]) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_once_sql(), values)
+        return cursor.fetchone() is not None
 
 
 @functools.cache
@@ -214,10 +242,12 @@ def webhook_delivery_send(*, delivery_pk: int, countdown: float | None = None) -
     return queue.send(task_names.WEBHOOK_DELIVERY_PROCESS, delivery_pk, countdown=countdown)
 
 
-def webhook_deliveries_drain_send() -> bool:
+def webhook_deliveries_drain_send() -> None:
     """Ask for a drain of the stored deliveries: one message while a drain is queued or
-    running, however many deliveries arrive (a broker error is logged: the beat resends)."""
-    return queue.send_coalesced(
+    running, however many deliveries arrive, and one check of that in Redis per process every
+    few milliseconds, not one per delivery (``queue.send_coalesced_soon``; a broker error is
+    logged: the beat resends)."""
+    queue.send_coalesced_soon(
         task_names.WEBHOOK_DELIVERIES_DRAIN, flag=DRAIN_FLAG, seconds=DRAIN_FLAG_SECONDS
     )
 

@@ -3,8 +3,11 @@ deliveries, lost messages."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -184,6 +187,7 @@ def test_a_delivery_stored_while_the_broker_is_down_is_processed_after_the_resen
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = post_delivery("push", reference("push.payload.json"), delivery_id="d-down")
+    queue.coalesced_flush()  # the drain asked for on commit, at the end of the block
     assert response.status_code == 202
     delivery = WebhookDelivery.objects.get(delivery_id="d-down")
     assert f"could not publish {task_names.WEBHOOK_DELIVERIES_DRAIN}()" in caplog.text
@@ -212,16 +216,98 @@ def test_a_burst_sends_one_drain_and_a_delivery_after_the_drain_sends_another(
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(5):
             post_delivery("push", reference("push.payload.json"), delivery_id=f"burst-{n}")
+    queue.coalesced_flush()
     assert drains == [[]]
     assert webhook_deliveries_drain() == 5
 
     with django_capture_on_commit_callbacks(execute=True):
         post_delivery("push", reference("push.payload.json"), delivery_id="after-the-drain")
+    queue.coalesced_flush()
     assert drains == [[], []]
     assert webhook_deliveries_drain() == 1
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"ignored"}
     assert AuditEvent.objects.filter(verb="webhook.received").count() == 6
     queue.coalesced_release(DRAIN_FLAG)
+
+
+@pytest.mark.skipif(
+    not django_settings.REDIS_URL, reason="the drain flag lives in Redis (REDIS_URL)"
+)
+@pytest.mark.parametrize(
+    "stored", ["before the drain lets go", "after it lets go, before its last look", "after"]
+)
+def test_a_delivery_stored_while_the_drain_finishes_is_drained(
+    db, monkeypatch, django_capture_on_commit_callbacks, stored
+):
+    drains = record_messages(monkeypatch, task_names.WEBHOOK_DELIVERIES_DRAIN)
+
+    def store(delivery_id: str) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            webhook_delivery_receive(
+                delivery_id=delivery_id,
+                event="push",
+                payload=reference("push.payload.json"),
+                ip=None,
+            )
+        queue.coalesced_flush()  # its check in Redis made at this very point
+
+    late: list[str] = []
+
+    def store_late_once(when: str) -> None:
+        if stored == when and not late:
+            late.append("late")
+            store("late")
+
+    release = queue.coalesced_release
+
+    def release_storing_a_delivery(flag: str) -> None:
+        store_late_once("before the drain lets go")
+        release(flag)
+        store_late_once("after it lets go, before its last look")
+
+    monkeypatch.setattr(queue, "coalesced_release", release_storing_a_delivery)
+    store("first")
+    assert drains == [[]]
+    while drains:  # what the worker does with each message, until none is left
+        drains.pop()
+        webhook_deliveries_drain()
+        store_late_once("after")
+    states = dict(WebhookDelivery.objects.values_list("delivery_id", "state"))
+    assert states == {"first": "ignored", "late": "ignored"}
+    assert AuditEvent.objects.filter(verb="webhook.received").count() == 2
+    queue.coalesced_release(DRAIN_FLAG)
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="coalesced only with Redis")
+def test_a_burst_of_asks_makes_a_check_in_redis_every_few_milliseconds_not_one_each(
+    monkeypatch,
+):
+    checks = []
+    monkeypatch.setattr(queue, "send_coalesced", lambda task, **_: checks.append(task))
+    for _ in range(1000):
+        queue.send_coalesced_soon("tests.burst", flag="tests:burst", seconds=5)
+    queue.coalesced_flush()
+    assert 1 <= len(checks) <= 3
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="coalesced only with Redis")
+def test_every_ask_from_any_thread_is_followed_by_a_check_without_a_flush(monkeypatch):
+    order = itertools.count()
+    checks: list[int] = []
+    monkeypatch.setattr(queue, "send_coalesced", lambda task, **_: checks.append(next(order)))
+
+    def ask(_: int) -> int:
+        asked = next(order)
+        queue.send_coalesced_soon("tests.threads", flag="tests:threads", seconds=5)
+        return asked
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        last_ask = max(pool.map(ask, range(2000)))
+    deadline = time.monotonic() + 5
+    while not (checks and checks[-1] > last_ask) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert checks[-1] > last_ask
+    assert len(checks) < 2000
 
 
 def test_the_drain_hands_a_retryable_delivery_to_its_own_task_and_fails_a_crashed_one(
