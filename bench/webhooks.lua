@@ -4,6 +4,9 @@
 --
 -- Arguments: the requests file, the number of wrk threads, a directory. Thread i sends lines
 -- i, i + threads, ... in order, once each; a connection with nothing left to send stays idle.
+-- With WEBHOOKS_RATE_PER_THREAD set in the environment, the thread's n-th request is due
+-- n / rate seconds after its first, sent then on the first of its connections to be free (wrk
+-- asks delay() before each request, if the script has one; latency counts from the send).
 -- When a thread has all its answers it writes "done-i" in the directory (the benchmark then
 -- stops wrk with SIGINT). done() prints one JSON line: answers by status, latency percentiles
 -- (wrk's histogram), and the seconds from the first request sent to the last answer read.
@@ -64,6 +67,19 @@ function request()
   end
   sent = sent + 1
   return pending[sent]
+end
+
+local rate = tonumber(os.getenv("WEBHOOKS_RATE_PER_THREAD") or "")
+if rate then
+  local scheduled, paced_from = 0, nil
+  function delay()
+    if scheduled == 0 then
+      paced_from = now()
+    end
+    local due = paced_from + scheduled / rate
+    scheduled = scheduled + 1
+    return math.max(0, math.floor((due - now()) * 1000))
+  end
 end
 
 function response(status, headers, body)
