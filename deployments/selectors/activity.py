@@ -64,6 +64,7 @@ def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
     ).order_by(F("finished_at").desc(nulls_last=True), "-id")
     last_ids = dict(
         Environment.objects.filter(pk__in=environment_ids)
+        .order_by()  # a dict: the default order would join the apps only to sort
         .annotate(last_ran_id=Subquery(ran.values("id")[:1]))
         .values_list("pk", "last_ran_id")
     )
