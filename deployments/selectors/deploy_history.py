@@ -157,7 +157,8 @@ def _filtered(filters: DeployFilters) -> QuerySet[Deploy]:
     return deploys
 
 
-# The columns of a history row, in the order of HistoryRow's fields up to requester_name.
+# The columns of a history row: HistoryRow's fields up to environment_name, then what the rest
+# is computed from.
 _ROW_COLUMNS = (
     "id",
     "kind",
@@ -176,6 +177,7 @@ _ROW_COLUMNS = (
     "release__bad_reason",
     "requested_by__username",
     "requested_by_system",
+    "approval_request__id",
 )
 
 
@@ -201,7 +203,9 @@ def deploy_history_page(
     rows = list(deploys.order_by("-id").values_list(*_ROW_COLUMNS)[: size + 1])
     older = rows[size - 1][0] if len(rows) > size else None
     rows = rows[:size]
-    approvers = _approvers([row[0] for row in rows]) if rows else {}
+    # Only deploys that needed an approval request can have approvers.
+    requested = [row[0] for row in rows if row[-1] is not None]
+    approvers = _approvers(requested) if requested else {}
     return DeployHistoryPage(
         rows=[
             HistoryRow(
@@ -213,7 +217,16 @@ def deploy_history_page(
                 approvers=approvers.get(values[0], []),
                 duration=rollout_duration(started_at=values[5], finished_at=values[6]),
             )
-            for (*values, tag, version, bad_marked_at, bad_reason, username, system) in rows
+            for (
+                *values,
+                tag,
+                version,
+                bad_marked_at,
+                bad_reason,
+                username,
+                system,
+                _request,
+            ) in rows
         ],
         older_cursor=older,
     )
