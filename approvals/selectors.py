@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Case, Max, Q, Value, When
 from django.utils import timezone
 
 from approvals import policy
@@ -106,14 +106,27 @@ def approval_count_waiting_for(user: Any) -> int:
 
 
 def users_holding(role: str) -> list[Any]:
-    """Active users holding ``role``: members of a group granting it, and superusers."""
-    return list(
+    """Active users holding ``role``: members of a group granting it, and superusers; each with
+    its roles known (policy.roles_of asks no query for them)."""
+    group_rank = Max(
+        Case(
+            *(
+                When(groups__name=name, then=Value(rank))
+                for rank, name in enumerate(policy.ROLE_ORDER)
+            ),
+            default=Value(-1),
+        )
+    )
+    users = list(
         get_user_model()
         .objects.filter(is_active=True)
         .filter(Q(is_superuser=True) | Q(groups__name__in=policy.groups_granting(role)))
-        .distinct()
+        .annotate(group_rank=group_rank)  # grouped by user: one row each
         .order_by("username")
     )
+    for user in users:
+        policy.remember_roles(user, group_rank=user.group_rank)
+    return users
 
 
 def approver_candidates() -> list[Any]:

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -105,3 +107,23 @@ def test_self_approval_environments_let_the_requester_decide(two_requests, peopl
     bob = _client(people["bob"])
     assert f'id="approval-{bobs.pk}"' in _sections(bob)["you"]
     assert _badge(bob) == 2
+
+
+def test_the_queue_costs_the_same_queries_however_many_approvers(
+    pending, make_user, viewer, django_assert_num_queries
+):
+    """Whether each approver may still decide each request is worked out from one read of the
+    approvers and their roles, not a query per approver."""
+
+    def eligible(html: str) -> int:
+        return int(re.search(r"(\d+) eligible for 1 more", html).group(1))
+
+    client = _client(viewer)
+    client.get(reverse("approvals:queue"))
+    with CaptureQueriesContext(connection) as before:
+        html = client.get(reverse("approvals:queue")).content.decode()
+    for n in range(5):
+        make_user(f"approver-{n}", "approver")
+    with django_assert_num_queries(len(before.captured_queries)):
+        more = client.get(reverse("approvals:queue")).content.decode()
+    assert eligible(more) == eligible(html) + 5
