@@ -24,20 +24,19 @@ def roles_of(user: Any) -> frozenset[str]:
     cached = getattr(user, "_hotdash_roles", None)
     if cached is not None:
         return cached
-    group_rank = -1
-    if not user.is_superuser:
-        names = set(user.groups.values_list("name", flat=True))
-        group_rank = max(
-            (rank for rank, role in enumerate(ROLE_ORDER) if role in names), default=-1
-        )
-    return remember_roles(user, group_rank=group_rank)
+    names = set() if user.is_superuser else set(user.groups.values_list("name", flat=True))
+    return remember_roles(user, group_names=names)
 
 
-def remember_roles(user: Any, *, group_rank: int) -> frozenset[str]:
-    """Cache on ``user`` (as roles_of does) the roles it holds when the highest role among its
-    groups is ROLE_ORDER[group_rank] (-1: none): for users read together with that rank, so
-    that asking each one's roles costs no query."""
-    highest = len(ROLE_ORDER) - 1 if user.is_superuser else group_rank
+def remember_roles(user: Any, *, group_names: set[str]) -> frozenset[str]:
+    """Cache on ``user`` (as roles_of does) the roles it holds as a member of ``group_names``:
+    for users read together with their groups, so that asking each one's roles costs no
+    query."""
+    if user.is_superuser:
+        highest = len(ROLE_ORDER) - 1
+    else:
+        ranks = [index for index, role in enumerate(ROLE_ORDER) if role in group_names]
+        highest = max(ranks, default=-1)
     roles = frozenset(ROLE_ORDER[: highest + 1])
     user._hotdash_roles = roles
     return roles

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Case, Max, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from approvals import policy
@@ -107,25 +107,23 @@ def approval_count_waiting_for(user: Any) -> int:
 
 def users_holding(role: str) -> list[Any]:
     """Active users holding ``role``: members of a group granting it, and superusers; each with
-    its roles known (policy.roles_of asks no query for them)."""
-    group_rank = Max(
-        Case(
-            *(
-                When(groups__name=name, then=Value(rank))
-                for rank, name in enumerate(policy.ROLE_ORDER)
-            ),
-            default=Value(-1),
-        )
-    )
+    its roles known (policy.roles_of asks no query for them): one more query for the groups of
+    those that are not superusers, rather than one each."""
+    user_model = get_user_model()
     users = list(
-        get_user_model()
-        .objects.filter(is_active=True)
+        user_model.objects.filter(is_active=True)
         .filter(Q(is_superuser=True) | Q(groups__name__in=policy.groups_granting(role)))
-        .annotate(group_rank=group_rank)  # grouped by user: one row each
+        .distinct()
         .order_by("username")
     )
-    for user in users:
-        policy.remember_roles(user, group_rank=user.group_rank)
+    members = [user for user in users if not user.is_superuser]
+    if members:
+        names: dict[int, set[str]] = {user.pk: set() for user in members}
+        memberships = user_model.groups.through.objects.filter(user_id__in=names)
+        for user_id, name in memberships.values_list("user_id", "group__name"):
+            names[user_id].add(name)
+        for user in members:
+            policy.remember_roles(user, group_names=names[user.pk])
     return users
 
 
