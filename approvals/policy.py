@@ -25,11 +25,17 @@ def roles_of(user: Any) -> frozenset[str]:
     cached = getattr(user, "_hotdash_roles", None)
     if cached is not None:
         return cached
+    return remember_roles(user, group_names=set() if user.is_superuser else _group_names(user))
+
+
+def remember_roles(user: Any, *, group_names: set[str]) -> frozenset[str]:
+    """Cache on ``user`` (as roles_of does) the roles it holds as a member of ``group_names``:
+    for users read together with their groups, so that asking each one's roles costs no
+    query."""
     if user.is_superuser:
         highest = len(ROLE_ORDER) - 1
     else:
-        names = _group_names(user)
-        ranks = [index for index, role in enumerate(ROLE_ORDER) if role in names]
+        ranks = [index for index, role in enumerate(ROLE_ORDER) if role in group_names]
         highest = max(ranks, default=-1)
     roles = frozenset(ROLE_ORDER[: highest + 1])
     user._hotdash_roles = roles

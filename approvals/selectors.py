@@ -106,14 +106,25 @@ def approval_count_waiting_for(user: Any) -> int:
 
 
 def users_holding(role: str) -> list[Any]:
-    """Active users holding ``role``: members of a group granting it, and superusers."""
-    return list(
-        get_user_model()
-        .objects.filter(is_active=True)
+    """Active users holding ``role``: members of a group granting it, and superusers; each with
+    its roles known (policy.roles_of asks no query for them): one more query for the groups of
+    those that are not superusers, rather than one each."""
+    user_model = get_user_model()
+    users = list(
+        user_model.objects.filter(is_active=True)
         .filter(Q(is_superuser=True) | Q(groups__name__in=policy.groups_granting(role)))
         .distinct()
         .order_by("username")
     )
+    members = [user for user in users if not user.is_superuser]
+    if members:
+        names: dict[int, set[str]] = {user.pk: set() for user in members}
+        memberships = user_model.groups.through.objects.filter(user_id__in=names)
+        for user_id, name in memberships.values_list("user_id", "group__name"):
+            names[user_id].add(name)
+        for user in members:
+            policy.remember_roles(user, group_names=names[user.pk])
+    return users
 
 
 def approver_candidates() -> list[Any]:

@@ -158,15 +158,20 @@ def _deploy_for(pk: str) -> Deploy:
 
 
 def _history_json(row: HistoryRow) -> dict[str, Any]:
-    deploy = row.deploy
     return {
-        **_identity_json(deploy),
-        "requested_by": deploy.requester_name,
+        "id": row.pk,
+        "app": row.app_name,
+        "environment": row.environment_name,
+        "kind": row.kind,
+        "state": row.state,
+        "version": row.release_version,
+        "image_ref": row.image_ref,
+        "requested_by": row.requester_name,
         "approved_by": row.approvers,
-        "created_at": deploy.created_at.isoformat(),
-        "started_at": deploy.started_at.isoformat() if deploy.started_at else None,
-        "finished_at": deploy.finished_at.isoformat() if deploy.finished_at else None,
-        "error": deploy.error,
+        "created_at": row.created_at.isoformat(),
+        "started_at": row.started_at.isoformat() if row.started_at else None,
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "error": row.error,
     }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+from functools import partial
+from html import escape
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,8 +34,11 @@ from deployments.services.backups import backup_request
 from deployments.services.ops import upstream_checks
 from hotdash.health import check_broker, check_database
 from hotdash.integrations.http import APIError
+from hotdash.paths import object_url
 from hotdash.permissions import client_ip, role_required
 from hotdash.sandbox_simulation import SimulationForm, simulate
+from hotdash.templatetags.badges import state_badge_html
+from hotdash.templatetags.times import ago, when
 
 RUNBOOK_SEARCH_LENGTH = 60
 
@@ -65,6 +71,22 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
+def uptime_rows(environments: list[tuple]) -> SafeString:
+    """The Ops page's uptime table body, one row per probed environment (a fleet has hundreds):
+    built here rather than by template nodes per row (see deployments.views.rows)."""
+    environment_url = partial(object_url, "deployments:environment-detail")
+    down, up = state_badge_html("failing", "down"), state_badge_html("healthy", "up")
+    rows = [
+        f'<tr><td data-label="Environment"><a href="{environment_url(environment.id)}">'
+        f"{escape(environment.app_name)} {escape(environment.name)}</a></td>"
+        f'<td data-label="State">{down if environment.uptime == "down" else up}</td>'
+        f'<td data-label="Since">{when(environment.uptime_since)} '
+        f"({ago(environment.uptime_since)})</td></tr>"
+        for environment in environments
+    ]
+    return mark_safe("".join(rows))  # every interpolated value is escaped above
+
+
 @require_GET
 @role_required(policy.can_view)
 def ops(request: HttpRequest) -> HttpResponse:
@@ -80,7 +102,7 @@ def ops(request: HttpRequest) -> HttpResponse:
         "notifications": notification_list_recent() if is_admin else [],
         "backups": backup_status(),
         "workers": worker_list(now=now),
-        "uptimes": environment_uptime_list(),
+        "uptime_rows": uptime_rows(environment_uptime_list()),
     }
     return render(request, "ops.html", context)
 

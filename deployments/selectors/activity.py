@@ -71,6 +71,7 @@ def environment_activity(*, environment_ids: list[int]) -> dict[int, Activity]:
     return activity_of(
         dict(
             Environment.objects.filter(pk__in=environment_ids)
+            .order_by()  # a dict: the default order would join the apps only to sort
             .annotate(last_ran_id=last_ran_id())
             .values_list("pk", "last_ran_id")
         )

@@ -34,7 +34,8 @@ class BackupStatus:
 def backup_status(*, limit: int = 5) -> BackupStatus:
     recent = list(BackupRun.objects.select_related("requested_by")[:limit])
     last_verified = next((run for run in recent if run.result == BackupRun.Result.PASSED), None)
-    if last_verified is None:
+    # Fewer runs than the limit: they are all of them, there is no older one to look for.
+    if last_verified is None and len(recent) == limit:
         last_verified = BackupRun.objects.filter(result=BackupRun.Result.PASSED).first()
     return BackupStatus(
         recent=recent,

@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from approvals.models import Decision
 from deployments.models import Deploy
-from deployments.selectors.deploys import deploy_duration
+from deployments.selectors.deploys import rollout_duration
 from hotdash import input_gate
 
 PAGE_SIZE = 50
@@ -97,9 +97,30 @@ class DeployFilters:
 
 @dataclass(frozen=True)
 class HistoryRow:
-    deploy: Deploy
+    """What the page's rows and the API read of one deploy: plain values, no model instances
+    (a page of them is built from one tuple query)."""
+
+    pk: int
+    kind: str
+    state: str
+    image_ref: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str
+    health_summary: str
+    app_name: str
+    environment_name: str
+    release_tag: str  # "" for an image deploy
+    release_version: str | None  # None for an image deploy
+    bad_reason: str | None  # None unless its release is marked bad
+    requester_name: str
     approvers: list[str]  # who approved, in order
     duration: str  # how long the rollout took ("" when it never ran)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in Deploy.TERMINAL_STATES
 
 
 @dataclass(frozen=True)
@@ -136,10 +157,40 @@ def _filtered(filters: DeployFilters) -> QuerySet[Deploy]:
     return deploys
 
 
-def _approvals(deploy: Deploy) -> list[Decision]:
-    """The approvals prefetched on ``deploy`` (none when it needed no request)."""
-    approval = getattr(deploy, "approval_request", None)
-    return getattr(approval, "approvals", [])
+# The columns of a history row: HistoryRow's fields up to environment_name, then what the rest
+# is computed from.
+_ROW_COLUMNS = (
+    "id",
+    "kind",
+    "state",
+    "image_ref",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "health_summary",
+    "environment__app__name",
+    "environment__name",
+    "release__tag",
+    "release__version",
+    "release__bad_marked_at",
+    "release__bad_reason",
+    "requested_by__username",
+    "requested_by_system",
+    "approval_request__id",
+)
+
+
+def _approvers(deploy_ids: list[int]) -> dict[int, list[str]]:
+    """Who approved each of ``deploy_ids``, in order (no entry when it needed no request)."""
+    approvers: dict[int, list[str]] = {}
+    for deploy_id, username in (
+        Decision.objects.filter(request__deploy_id__in=deploy_ids, verdict=Decision.Verdict.APPROVE)
+        .order_by("created_at", "id")
+        .values_list("request__deploy_id", "user__username")
+    ):
+        approvers.setdefault(deploy_id, []).append(username)
+    return approvers
 
 
 def deploy_history_page(
@@ -149,48 +200,33 @@ def deploy_history_page(
     deploys = _filtered(filters)
     if before is not None:
         deploys = deploys.filter(id__lt=before)
-    approvals = Prefetch(
-        "approval_request__decisions",
-        queryset=Decision.objects.filter(verdict=Decision.Verdict.APPROVE)
-        .select_related("user")
-        .order_by("created_at", "id"),
-        to_attr="approvals",
-    )
-    rows = list(
-        deploys.select_related("environment__app", "release", "requested_by", "approval_request")
-        # What the page's rows and the API's read: the rest of these wide rows (a deploy's plan
-        # and overrides, an environment's machine config, a release's changelog) is not.
-        .only(
-            "kind",
-            "state",
-            "image_ref",
-            "requested_by_system",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "error",
-            "health_summary",
-            "environment__name",
-            "environment__app__name",
-            "release__tag",
-            "release__version",
-            "release__bad_marked_at",
-            "release__bad_reason",
-            "requested_by__username",
-            "approval_request__deploy",
-        )
-        .prefetch_related(approvals)
-        .order_by("-id")[: size + 1]
-    )
-    older = rows[size - 1].pk if len(rows) > size else None
+    rows = list(deploys.order_by("-id").values_list(*_ROW_COLUMNS)[: size + 1])
+    older = rows[size - 1][0] if len(rows) > size else None
+    rows = rows[:size]
+    # Only deploys that needed an approval request can have approvers.
+    requested = [row[0] for row in rows if row[-1] is not None]
+    approvers = _approvers(requested) if requested else {}
     return DeployHistoryPage(
         rows=[
             HistoryRow(
-                deploy=deploy,
-                approvers=[decision.user.get_username() for decision in _approvals(deploy)],
-                duration=deploy_duration(deploy=deploy),
+                *values,
+                release_tag=tag or "",
+                release_version=version,
+                bad_reason=bad_reason if bad_marked_at is not None else None,
+                requester_name=username if username is not None else system,
+                approvers=approvers.get(values[0], []),
+                duration=rollout_duration(started_at=values[5], finished_at=values[6]),
             )
-            for deploy in rows[:size]
+            for (
+                *values,
+                tag,
+                version,
+                bad_marked_at,
+                bad_reason,
+                username,
+                system,
+                _request,
+            ) in rows
         ],
         older_cursor=older,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
@@ -156,9 +157,15 @@ def deploy_outcome(*, deploy: Deploy, steps: list[StepProgress]) -> DeployOutcom
 
 def deploy_duration(*, deploy: Deploy) -> str:
     """How long the rollout took (or has taken so far), e.g. "3 min 23 s"."""
-    if deploy.started_at is None:
+    return rollout_duration(started_at=deploy.started_at, finished_at=deploy.finished_at)
+
+
+def rollout_duration(*, started_at: datetime | None, finished_at: datetime | None) -> str:
+    """How long a rollout that started at ``started_at`` took (or has taken so far, while
+    ``finished_at`` is None): "" when it never started."""
+    if started_at is None:
         return ""
-    end = deploy.finished_at or timezone.now()
-    seconds = max(int((end - deploy.started_at).total_seconds()), 0)
+    end = finished_at or timezone.now()
+    seconds = max(int((end - started_at).total_seconds()), 0)
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"

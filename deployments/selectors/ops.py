@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from deployments.models import Deploy, Environment, Notification, WorkerHeartbeat
 
@@ -134,10 +134,12 @@ def ops_backlog(*, now: datetime) -> Backlog:
     )
 
 
-def environment_uptime_list() -> list[Environment]:
-    """Every environment the uptime probes have judged, down ones first."""
+def environment_uptime_list() -> list[tuple]:
+    """Every environment the uptime probes have judged, down ones first, as what the Ops page
+    shows of it: named tuples of id, app_name, name, uptime and uptime_since."""
     return list(
-        Environment.objects.select_related("app")
-        .exclude(uptime=Environment.Uptime.UNKNOWN)
-        .order_by("uptime", "app__name", "name")
+        Environment.objects.exclude(uptime=Environment.Uptime.UNKNOWN)
+        .annotate(app_name=F("app__name"))
+        .order_by("uptime", "app_name", "name")
+        .values_list("id", "app_name", "name", "uptime", "uptime_since", named=True)
     )

@@ -21,7 +21,8 @@ from deployments.selectors.environments import freeze_windows_by_environment
 from deployments.selectors.releases import RollbackChoices, rollback_choices_recent
 
 RUNBOOK_APPS_PER_PAGE = 20
-# What the front page shows of each environment.
+# What the front page shows of each app and of each of its environments.
+RUNBOOK_APP_FIELDS = ("id", "name", "github_owner", "github_repo")
 RUNBOOK_ROW_FIELDS = ("id", "app_id", "name", "kind", "locked_at")
 # How far back each environment's successful deploys are searched for the release to roll back
 # to: a fleet's years of history stay out of one page; the rollback form searches it all.
@@ -122,7 +123,7 @@ def runbook_index(*, search: str = "", page: str | int | None = 1) -> RunbookInd
     """A page of apps by name (those whose name contains ``search``) with their environments,
     in a fixed number of queries whatever the fleet's size. A page out of range shows the
     last page."""
-    apps = App.objects.order_by("name", "id")
+    apps = App.objects.only(*RUNBOOK_APP_FIELDS).order_by("name", "id")
     if search:
         apps = apps.filter(name__icontains=search)
     apps_page = Paginator(apps, RUNBOOK_APPS_PER_PAGE).get_page(page)

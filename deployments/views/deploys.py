@@ -91,28 +91,25 @@ def deploy_history_rows(rows: list[HistoryRow]) -> SafeString:
     """The Deploys page's table body (see deployments.views.rows)."""
     html = []
     for row in rows:
-        deploy = row.deploy
-        environment, release = deploy.environment, deploy.release
-        tag = release.tag if release else ""
-        bad = f" {bad_mark(release.bad_reason)}" if release and release.is_bad else ""
-        if deploy.state == Deploy.State.SUCCEEDED:
-            outcome = escape(deploy.health_summary or "Live")
-        elif deploy.state == Deploy.State.FAILED:
-            outcome = escape(Truncator(deploy.error or "Failed").chars(120))
-        elif deploy.is_terminal:
+        bad = f" {bad_mark(row.bad_reason)}" if row.bad_reason is not None else ""
+        if row.state == Deploy.State.SUCCEEDED:
+            outcome = escape(row.health_summary or "Live")
+        elif row.state == Deploy.State.FAILED:
+            outcome = escape(Truncator(row.error or "Failed").chars(120))
+        elif row.is_terminal:
             outcome = '<span class="muted">never ran</span>'
         else:
             outcome = '<span class="muted">not finished</span>'
         html.append(
-            f'<tr id="deploy-{deploy.pk}"><td data-label="#">{deploy_number_cell(deploy.pk)}</td>'
-            f'<td data-label="Kind">{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>'
-            f'<td data-label="App / environment">{escape(environment.app.name)} / '
-            f"{escape(environment.name)}</td>"
-            f'<td data-label="Release">{escape(tag or deploy.image_ref)}{bad}</td>'
-            f'<td data-label="State">{deploy_state_cell(deploy.pk, deploy.state)}</td>'
-            f'<td data-label="Requested by">{escape(deploy.requester_name)}</td>'
+            f'<tr id="deploy-{row.pk}"><td data-label="#">{deploy_number_cell(row.pk)}</td>'
+            f'<td data-label="Kind">{escape(KIND_LABELS.get(row.kind, row.kind))}</td>'
+            f'<td data-label="App / environment">{escape(row.app_name)} / '
+            f"{escape(row.environment_name)}</td>"
+            f'<td data-label="Release">{escape(row.release_tag or row.image_ref)}{bad}</td>'
+            f'<td data-label="State">{deploy_state_cell(row.pk, row.state)}</td>'
+            f'<td data-label="Requested by">{escape(row.requester_name)}</td>'
             f'<td data-label="Approved by">{escape(", ".join(row.approvers) or "—")}</td>'
-            f'<td data-label="When">{ago(deploy.created_at)}</td>'
+            f'<td data-label="When">{ago(row.created_at)}</td>'
             f'<td data-label="Duration">{escape(row.duration or "—")}</td>'
             f'<td data-label="Outcome">{outcome}</td></tr>'
         )
@@ -140,7 +137,7 @@ def deploy_list_page(request: HttpRequest) -> HttpResponse:
             "query": form.query() if form.is_valid() else "",
             "older_query": form.query(before=older) if older else "",
             "paged": bool(form.is_valid() and form.cleaned_data["before"]),
-            "any_live": any(not row.deploy.is_terminal for row in rows),
+            "any_live": any(not row.is_terminal for row in rows),
             "can_request": policy.can_request_deploy(request.user),
         },
         status=200 if form.is_valid() else 400,

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy
-from deployments.models import Deploy, FreezeWindow
+from deployments.models import FreezeWindow
 from deployments.selectors.activity import environment_activity
 from deployments.selectors.drift import machines_drift
 from deployments.selectors.environments import (
@@ -52,15 +52,15 @@ class FreezeWindowForm(forms.Form):
     reason = forms.CharField(max_length=200)
 
 
-def recent_deploy_rows(deploys: list[Deploy]) -> SafeString:
+def recent_deploy_rows(deploys: list[tuple]) -> SafeString:
     """The environment page's recent deploys table body (see deployments.views.rows)."""
     rows = []
     for deploy in deploys:
-        what = (deploy.release.tag if deploy.release else "") or deploy.image_ref
         rows.append(
-            f'<tr id="deploy-{deploy.pk}"><td>{deploy_number_cell(deploy.pk)}</td>'
-            f"<td>{escape(what)}</td><td>{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>"
-            f"<td>{deploy_state_cell(deploy.pk, deploy.state)}</td>"
+            f'<tr id="deploy-{deploy.id}"><td>{deploy_number_cell(deploy.id)}</td>'
+            f"<td>{escape(deploy.release_tag or deploy.image_ref)}</td>"
+            f"<td>{escape(KIND_LABELS.get(deploy.kind, deploy.kind))}</td>"
+            f"<td>{deploy_state_cell(deploy.id, deploy.state)}</td>"
             f"<td>{escape(deploy.requester_name)}</td><td>{ago(deploy.created_at)}</td></tr>"
         )
     return mark_safe("".join(rows))  # every interpolated value is escaped above

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -86,3 +88,20 @@ def test_a_page_costs_at_most_eight_queries(
     client.force_login(viewer)
     with django_assert_max_num_queries(8):
         client.get(reverse("deployments:deploy-list") + "?app=hot-dash")
+
+
+def test_a_page_reads_approvers_only_when_one_of_its_deploys_needed_approval(
+    client, history, viewer
+):
+    """The approvers are one more query, and none on a page of deploys that needed no request
+    (the seeded history: alice's deploys, never approved)."""
+    client.force_login(viewer)
+    url = reverse("deployments:deploy-list")
+    with CaptureQueriesContext(connection) as approved:
+        html = client.get(url + "?state=failed").content.decode()
+    assert "approver, approver2" in html
+    with CaptureQueriesContext(connection) as seeded:
+        html = client.get(url + "?requester=alice").content.decode()
+    assert 'id="deploy-' in html
+    assert len(seeded.captured_queries) == len(approved.captured_queries) - 1
+    assert not any("approvals_decision" in q["sql"] for q in seeded.captured_queries)

@@ -124,3 +124,23 @@ def test_the_badge_is_counted_only_where_it_is_shown(two_requests, people):
 
     assert badge_queries() == 1
     assert badge_queries(**HTMX) == 0
+
+
+def test_the_queue_costs_the_same_queries_however_many_approvers(
+    pending, make_user, viewer, django_assert_num_queries
+):
+    """Whether each approver may still decide each request is worked out from one read of the
+    approvers and their roles, not a query per approver."""
+
+    def eligible(html: str) -> int:
+        return int(re.search(r"(\d+) eligible for 1 more", html).group(1))
+
+    client = _client(viewer)
+    client.get(reverse("approvals:queue"))
+    with CaptureQueriesContext(connection) as before:
+        html = client.get(reverse("approvals:queue")).content.decode()
+    for n in range(5):
+        make_user(f"approver-{n}", "approver")
+    with django_assert_num_queries(len(before.captured_queries)):
+        more = client.get(reverse("approvals:queue")).content.decode()
+    assert eligible(more) == eligible(html) + 5

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from approvals.models import AuditEvent
 from deployments.models import BackupRun
+from deployments.selectors.backups import backup_status
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +91,18 @@ def test_running_a_backup_needs_a_post_with_a_csrf_token(admin_user):
     assert client.post(reverse("ops-backup-now")).status_code == 403
     assert not AuditEvent.objects.filter(verb="backup.requested").exists()
     assert AuditEvent.objects.filter(verb="request.csrf_refused").exists()
+
+
+def test_the_last_verified_backup_is_found_behind_the_recent_failed_ones(
+    django_assert_num_queries,
+):
+    """The recent runs are one query; an older passed run is looked for only when all of the
+    recent ones failed and there may be older ones."""
+    with django_assert_num_queries(1):
+        assert backup_status().last_verified is None
+    passed = run("passed", days_ago=30)
+    for days_ago in range(5, 0, -1):
+        run("failed", days_ago=days_ago)
+    with django_assert_num_queries(2):
+        status = backup_status()
+    assert status.last_verified == passed and status.failing

@@ -104,3 +104,27 @@ def test_overview_queries_do_not_grow_with_environments(client, viewer, demo, pr
 def test_sparkline_points_span_the_box_with_the_largest_value_on_top():
     assert sparkline_points([0, 50, 100]) == "2.0,22.0 48.0,12.0 94.0,2.0"
     assert sparkline_points([7, 7]) == "2.0,2.0 94.0,2.0"
+
+
+def test_the_ops_page_lists_judged_environments_down_first_in_constant_queries(
+    client, viewer, demo, production
+):
+    staging = demo.environments.get(kind=Environment.Kind.STAGING)
+    probe_history(staging)
+    client.force_login(viewer)
+
+    def uptime_section() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get("/ops/").content.decode()
+        return html[html.index('id="uptime"') : html.index('id="backups"')], len(queries)
+
+    one, queries = uptime_section()
+    assert f'<a href="/environments/{staging.pk}/">{demo.name} staging</a>' in one
+    assert '<span class="state state-healthy">up</span>' in one
+    assert "1\xa0hour, 40\xa0minutes ago" in one
+    probe_history(production, failing_last=3)
+    both, more_queries = uptime_section()
+    assert more_queries == queries
+    down = both.index(f'<a href="/environments/{production.pk}/">{demo.name} production</a>')
+    assert '<span class="state state-failing">down</span>' in both[down:]
+    assert down < both.index(f"/environments/{staging.pk}/")
