@@ -186,14 +186,14 @@ def test_an_apps_rollback_targets_are_read_with_their_releases_in_two_queries(
     production = demo.environments.get(name="production")
     target = runbook_of(app_name="hot-dash").environments[0]
     assert target.environment == production and target.rollback_version
-    # The app, approvers, environments, recent deploys, their releases, freeze windows, GitHub
-    # team roles, admins.
-    with django_assert_num_queries(8):
+    # The app, approvers and their groups, environments, recent deploys, their releases, freeze
+    # windows, GitHub team roles, admins and their groups.
+    with django_assert_num_queries(10):
         runbook_of(app_name="hot-dash")
     release_mark_bad(
         release=demo.releases.get(version=target.rollback_version), actor=admin_user, reason="5xx"
     )
     # And who marked it bad; the next release back is the target now.
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(11):
         after = runbook_of(app_name="hot-dash").environments[0]
     assert after.rollback_version and after.rollback_version != target.rollback_version
