@@ -7,11 +7,14 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals import policy
+from approvals.selectors import users_holding
 from deployments.models import App, BackupRun, Deploy, Environment
 from deployments.selectors.releases import rollback_choices
 from deployments.selectors.runbook import runbook_of
@@ -207,3 +210,14 @@ def test_an_apps_runbook_names_as_rollback_target_what_the_rollback_form_offers(
     for runbook in runbook_of(app_name="hot-dash").environments:
         last_healthy = rollback_choices(environment=runbook.environment).last_healthy
         assert runbook.rollback_version == (last_healthy.version if last_healthy else "")
+
+
+def test_an_apps_runbook_names_as_admins_the_holders_of_the_admin_role(demo, admin_user):
+    """Read among the approvers: group admins and superusers, not mere approvers."""
+    users = get_user_model().objects
+    for name, group in (("rb-ann", "admin"), ("rb-bob", "approver"), ("rb-cid", "deployer")):
+        users.create_user(name).groups.add(Group.objects.get_or_create(name=group)[0])
+    admins = runbook_of(app_name="hot-dash").admins
+    assert admins == [user.get_username() for user in users_holding(policy.ADMIN)]
+    assert "rb-ann" in admins and admin_user.username in admins
+    assert "rb-bob" not in admins and "rb-cid" not in admins
