@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import NamedTuple, TypeVar
 
 from django.core.paginator import Page, Paginator
-from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, QuerySet, Window
+from django.db.models import BooleanField, ExpressionWrapper, F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404
 
@@ -477,40 +477,65 @@ def rollback_choices(*, environment: Environment) -> RollbackChoices:
     return _rollback_choices_from(environment, ran)
 
 
-# What _rollback_choices_from reads of each deploy.
-ROLLBACK_DEPLOY_FIELDS = ("id", "environment_id", "image_ref", "finished_at", "health_verified")
-
-
-def rollback_choices_recent(
-    *, environments: list[Environment], history: int
-) -> dict[int, RollbackChoices]:
-    """``rollback_choices`` of many environments (by id) in two queries (three if a release
-    was marked bad by someone), each judged from its newest ``history`` successful deploys
-    only: for a page that names the newest target of every environment (the runbook), not for
-    choosing among them."""
+def last_healthy_versions(*, environments: list[Environment], history: int) -> dict[int, str]:
+    """The version of each environment's (by id) ``RollbackChoices.last_healthy`` ("" when
+    there is none), judged from its newest ``history`` successful deploys only: for a page that
+    names the newest target of every environment (the runbook), not for choosing among them.
+    Two queries of plain values, whatever marks its releases carry. Each environment's app must
+    be loaded (its ``rollback_targets_kept``)."""
     newest_first = Window(
         RowNumber(),
         partition_by=F("environment_id"),
         order_by=(F("finished_at").desc(), F("id").desc()),
     )
-    # Their few releases apart: PostgreSQL misjudges how many rows the window keeps and would
-    # join every release to them. Without their changelog, assets and CI checks: a runbook
-    # names a release and what blocks it.
-    releases = Release.objects.defer("changelog", "assets", "ci_checks")
-    ran: dict[int, list[Deploy]] = {environment.pk: [] for environment in environments}
-    for deploy in (
+    ran: dict[int, list[int]] = {environment.pk: [] for environment in environments}
+    for environment_id, release_id, health_verified in (
         Deploy.objects.filter(environment__in=environments, state=Deploy.State.SUCCEEDED)
         .alias(newness=newest_first)
         .filter(newness__lte=history)
-        .only(*ROLLBACK_DEPLOY_FIELDS, "release")
-        .prefetch_related(Prefetch("release", queryset=releases), "release__bad_marked_by")
-        .order_by("environment_id", "finished_at", "id")
+        .order_by("environment_id", "-finished_at", "-id")
+        .values_list("environment_id", "release_id", "health_verified")
     ):
-        ran[deploy.environment_id].append(deploy)
-    return {
-        environment.pk: _rollback_choices_from(environment, ran[environment.pk])
-        for environment in environments
-    }
+        if release_id is not None and health_verified:
+            ran[environment_id].append(release_id)
+    # Their few releases apart: PostgreSQL misjudges how many rows the window keeps and would
+    # join every release to them.
+    eligible: dict[int, str] = {}
+    for release_id, version, *marks in Release.objects.filter(
+        pk__in={release_id for releases in ran.values() for release_id in releases}
+    ).values_list(
+        "id",
+        "version",
+        "deleted_on_github_at",
+        "bad_marked_at",
+        "bad_reason",
+        "validation",
+        "validation_results",
+    ):
+        deleted_on_github_at, bad_marked_at, bad_reason, validation, validation_results = marks
+        blocked = blockers_of(
+            deleted_on_github_at=deleted_on_github_at,
+            bad_marked_at=bad_marked_at,
+            bad_marked_by=None,  # only whether anything blocks it counts here, not the wording
+            bad_reason=bad_reason,
+            validation=validation,
+            validation_results=validation_results,
+        )
+        if not blocked:
+            eligible[release_id] = version
+    versions = {}
+    for environment in environments:
+        # The targets (_rollback_choices_from): its distinct releases, newest first, but the
+        # current one, the first rollback_targets_kept of them; the first eligible one.
+        targets = [
+            release_id
+            for release_id in dict.fromkeys(ran[environment.pk])
+            if release_id != environment.current_release_id
+        ][: environment.app.rollback_targets_kept]
+        versions[environment.pk] = next(
+            (eligible[release_id] for release_id in targets if release_id in eligible), ""
+        )
+    return versions
 
 
 def _rollback_choices_from(environment: Environment, ran: list[Deploy]) -> RollbackChoices:

@@ -18,7 +18,7 @@ from approvals.selectors import users_holding
 from deployments.models import App, Environment, FreezeWindow, GitHubTeamRole
 from deployments.selectors.backups import DUMP_NAMES, BackupStatus, backup_status
 from deployments.selectors.environments import freeze_windows_by_environment
-from deployments.selectors.releases import RollbackChoices, rollback_choices_recent
+from deployments.selectors.releases import last_healthy_versions
 
 RUNBOOK_APPS_PER_PAGE = 20
 # What the front page shows of each app and of each of its environments.
@@ -92,13 +92,8 @@ def _shortfall(environment: Environment, approvers: list[str]) -> str:
 
 
 def _environment(
-    environment: Environment,
-    approvers: list[str],
-    choices: RollbackChoices,
-    freeze_windows: list[FreezeWindow],
+    environment: Environment, approvers: list[str], version: str, freeze_windows: list[FreezeWindow]
 ) -> EnvironmentRunbook:
-    target = choices.last_healthy
-    version = target.version if target else ""
     return EnvironmentRunbook(
         environment=environment,
         approvals_required=policy.approvals_needed(environment),
@@ -146,23 +141,25 @@ def runbook_of(*, app_name: str) -> AppRunbook:
     """The app's runbook (404 for no such app), in a fixed number of queries however long its
     history."""
     app = get_object_or_404(App, name=app_name)
-    approvers = [user.get_username() for user in users_holding(policy.APPROVER)]
+    # Admins are approvers too (roles include the ones below them): one read serves both.
+    approver_users = users_holding(policy.APPROVER)
+    approvers = [user.get_username() for user in approver_users]
     environments = list(
         _long_lived().filter(app=app).select_related("current_release", "locked_by")
     )
     for environment in environments:
         environment.app = app  # known: no join
-    choices = rollback_choices_recent(environments=environments, history=RUNBOOK_ROLLBACK_HISTORY)
+    versions = last_healthy_versions(environments=environments, history=RUNBOOK_ROLLBACK_HISTORY)
     freeze_windows = freeze_windows_by_environment(environments=environments)
     return AppRunbook(
         app=app,
         environments=[
             _environment(
-                environment, approvers, choices[environment.pk], freeze_windows[environment.pk]
+                environment, approvers, versions[environment.pk], freeze_windows[environment.pk]
             )
             for environment in environments
         ],
         team_roles=list(app.github_team_roles.order_by("org", "team_slug")),
-        admins=_admins(),
+        admins=[user.get_username() for user in approver_users if policy.can_administer(user)],
         roles_refresh_minutes=max(1, settings.GITHUB_ROLES_REFRESH_SECONDS // 60),
     )

@@ -7,12 +7,16 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals import policy
+from approvals.selectors import users_holding
 from deployments.models import App, BackupRun, Deploy, Environment
+from deployments.selectors.releases import rollback_choices
 from deployments.selectors.runbook import runbook_of
 from deployments.services.environments import environment_lock
 from deployments.services.releases import release_mark_bad
@@ -186,14 +190,34 @@ def test_an_apps_rollback_targets_are_read_with_their_releases_in_two_queries(
     production = demo.environments.get(name="production")
     target = runbook_of(app_name="hot-dash").environments[0]
     assert target.environment == production and target.rollback_version
-    # The app, approvers and their groups, environments, recent deploys, their releases, freeze
-    # windows, GitHub team roles, admins and their groups.
-    with django_assert_num_queries(10):
+    # The app, approvers and their groups (the admins among them), environments, recent
+    # deploys, their releases, freeze windows, GitHub team roles.
+    with django_assert_num_queries(8):
         runbook_of(app_name="hot-dash")
     release_mark_bad(
         release=demo.releases.get(version=target.rollback_version), actor=admin_user, reason="5xx"
     )
-    # And who marked it bad; the next release back is the target now.
-    with django_assert_num_queries(11):
+    # Who marked it bad is not read: only that it is blocked. The next release back is the
+    # target now.
+    with django_assert_num_queries(8):
         after = runbook_of(app_name="hot-dash").environments[0]
     assert after.rollback_version and after.rollback_version != target.rollback_version
+
+
+def test_an_apps_runbook_names_as_rollback_target_what_the_rollback_form_offers(demo):
+    """The runbook's target, read from plain values, is the rollback form's last healthy
+    release, environment by environment."""
+    for runbook in runbook_of(app_name="hot-dash").environments:
+        last_healthy = rollback_choices(environment=runbook.environment).last_healthy
+        assert runbook.rollback_version == (last_healthy.version if last_healthy else "")
+
+
+def test_an_apps_runbook_names_as_admins_the_holders_of_the_admin_role(demo, admin_user):
+    """Read among the approvers: group admins and superusers, not mere approvers."""
+    users = get_user_model().objects
+    for name, group in (("rb-ann", "admin"), ("rb-bob", "approver"), ("rb-cid", "deployer")):
+        users.create_user(name).groups.add(Group.objects.get_or_create(name=group)[0])
+    admins = runbook_of(app_name="hot-dash").admins
+    assert admins == [user.get_username() for user in users_holding(policy.ADMIN)]
+    assert "rb-ann" in admins and admin_user.username in admins
+    assert "rb-bob" not in admins and "rb-cid" not in admins
