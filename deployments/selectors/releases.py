@@ -191,13 +191,11 @@ def _rank(
         ]
         shown[app_id] = ranked if newest is None else ranked[:newest]
         hidden[app_id] = len(ranked) - len(shown[app_id])
-    # How the releases shown went: their own deploys, not every deploy of the apps.
+    # How the releases shown went: their own deploys, not every deploy of the apps. Those on
+    # other environments (previews) are read too, and never asked for.
     outcomes: dict[tuple[int, int], str] = {}
     for release_id, env_id, state in (
-        ran.filter(
-            environment__in=[env_id for env_id, _app_id, _name in environments],
-            release__in=[pk for ids in shown.values() for pk in ids],
-        )
+        ran.filter(release__in=[pk for ids in shown.values() for pk in ids])
         .values_list("release_id", "environment_id", "state")
         .distinct()
     ):

@@ -135,11 +135,10 @@ def release_row(row: ReleaseLine) -> SafeString:
     )
 
 
-def release_sections(
-    tables: list[AppReleaseLines],
-) -> list[tuple[AppReleaseLines, list[SafeString]]]:
-    """Each app of the page with the HTML rows of its releases."""
-    return [(table, [release_row(row) for row in table.rows]) for table in tables]
+def release_sections(tables: list[AppReleaseLines]) -> list[tuple[AppReleaseLines, SafeString]]:
+    """Each app of the page with the HTML rows of its releases, as one string ("" when none):
+    one template variable per app rather than a loop over its rows."""
+    return [(table, mark_safe("".join(release_row(row) for row in table.rows))) for table in tables]
 
 
 @require_GET

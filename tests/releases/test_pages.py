@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from approvals.models import AuditEvent
-from deployments.models import RELEASE_DEPLOYABLE, Deploy, Release
+from deployments.models import RELEASE_DEPLOYABLE, Deploy, Environment, Release
 from deployments.selectors.releases import (
     ReleaseFilters,
     release_blockers,
@@ -62,6 +62,35 @@ def test_release_filters(client, demo, viewer, query, expected):
     html = client.get(reverse("deployments:release-list"), query, HTTP_HX_REQUEST="true")
     assert html.content.decode().lstrip().startswith('<div id="release-tables">')
     assert versions(html.content.decode()) == expected
+
+
+def test_a_deploy_on_a_preview_leaves_the_release_pipeline_as_it_was(client, demo, viewer):
+    """The pipeline shows the long-lived environments only: a release's deploys on a preview
+    (read with its others) change none of its stages."""
+    release = demo.releases.get(version="1.3.1")
+    (before,) = release_tables(apps=[demo], filters=ReleaseFilters(), newest=None)
+    preview = Environment.objects.create(
+        app=demo, name="pr-5", kind=Environment.Kind.PREVIEW, fly_app_name="hot-dash-pr-5"
+    )
+    for state in (Deploy.State.SUCCEEDED, Deploy.State.FAILED):
+        Deploy.objects.create(
+            environment=preview,
+            release=release,
+            state=state,
+            reason="pr",
+            requested_by_system="github",
+        )
+
+    (after,) = release_tables(apps=[demo], filters=ReleaseFilters(), newest=None)
+
+    assert [line.pipeline for line in after.rows] == [line.pipeline for line in before.rows]
+    client.force_login(viewer)
+    html = client.get(reverse("deployments:release-list"), {"prereleases": "only"}).content
+    assert b'<ol class="pipeline" aria-label="Where v1.3.0-rc.1 has run">' in html
+    html = client.get(
+        reverse("deployments:release-list"), {"prereleases": "only", "environment": "qa"}
+    ).content.decode()
+    assert versions(html) == [] and "No releases match." in html
 
 
 def test_the_deployable_filter_picks_exactly_the_releases_that_say_they_are_deployable(demo):
