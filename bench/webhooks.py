@@ -434,15 +434,16 @@ def run() -> str:
         f"| gunicorn CPU per request (all processes) | {web_cpu / len(requests) * 1000:.2f} ms |",
         f"| Celery worker CPU during the burst | {worker_cpu_in_burst:.1f} s "
         f"({worker_cpu_in_burst / burst.seconds:.0%} of one core) |",
-        f"| Rows stored / stored twice / missing | {stored:,} / {twice} / {missing} |",
-        f"| `webhook.received` audit events | {audited:,} |",
-        f"| Left unprocessed at the end | {still_pending:,} |",
         f"| Worker done with the burst's deliveries | {drain_seconds:.1f} s after it |",
         f"| Celery worker CPU per delivery (burst start to all processed) | "
         f"{worker_cpu / DELIVERIES * 1000:.2f} ms |",
         "",
         "| Both phases | Value |",
         "| --- | ---: |",
+        f"| Rows stored / stored twice / missing | {stored:,} / {twice} / {missing} |",
+        f"| `webhook.received` audit events | {audited:,} |",
+        f"| Left unprocessed at the end | {still_pending:,} |",
+        "",
         f"webhooks: {per_second:,.0f} deliveries/s (burst, p99 {p99:.1f} ms); at "
         f"{paced_per_second:,.0f}/s paced p99 {paced.p99_ms:.1f} ms (target ≥ 1,000/s and "
         f"≤ 50 ms: {'met' if met else 'MISSED'}); exactly once: {'yes' if exactly_once else 'NO'}",
