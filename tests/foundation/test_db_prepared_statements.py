@@ -3,15 +3,9 @@ their 5th run on a connection; off for a transaction-pooling proxy."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from urllib.parse import quote
-
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
+
+from tests.foundation.settings_probe import run_probe
 
 pytestmark = pytest.mark.postgres
 
@@ -37,27 +31,8 @@ print(json.dumps({
 """
 
 
-def probe(**env: str) -> dict:
-    db = connection.settings_dict
-    credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    url = f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    inherited = {k: v for k, v in os.environ.items() if k != "DATABASE_PREPARED_STATEMENTS"}
-    environment = {
-        **inherited,
-        "DJANGO_SETTINGS_MODULE": "hotdash.settings",
-        "DATABASE_URL": url,
-        **env,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=environment,
-        cwd=django_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def probe(**env: str | None) -> dict:
+    return run_probe(PROBE, **{"DATABASE_PREPARED_STATEMENTS": None, **env})
 
 
 @pytest.mark.django_db(transaction=True)

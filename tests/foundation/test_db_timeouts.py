@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from urllib.parse import quote
-
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection, transaction
+
+from tests.foundation.settings_probe import run_probe
 
 pytestmark = pytest.mark.postgres
 
@@ -53,25 +48,7 @@ print(json.dumps({
 
 
 def probe(**env: str) -> dict:
-    db = connection.settings_dict
-    credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    url = f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "hotdash.settings",
-        "DATABASE_URL": url,
-        **env,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=environment,
-        cwd=django_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_probe(PROBE, **env)
 
 
 @pytest.mark.django_db
