@@ -157,8 +157,7 @@ def _filtered(filters: DeployFilters) -> QuerySet[Deploy]:
     return deploys
 
 
-# The columns of a history row: HistoryRow's fields up to environment_name, then what the rest
-# is computed from.
+# The columns a history row is built from.
 _ROW_COLUMNS = (
     "id",
     "kind",
@@ -200,33 +199,40 @@ def deploy_history_page(
     deploys = _filtered(filters)
     if before is not None:
         deploys = deploys.filter(id__lt=before)
-    rows = list(deploys.order_by("-id").values_list(*_ROW_COLUMNS)[: size + 1])
-    older = rows[size - 1][0] if len(rows) > size else None
+    rows = list(deploys.order_by("-id").values_list(*_ROW_COLUMNS, named=True)[: size + 1])
+    older = rows[size - 1].id if len(rows) > size else None
     rows = rows[:size]
     # Only deploys that needed an approval request can have approvers.
-    requested = [row[0] for row in rows if row[-1] is not None]
+    requested = [row.id for row in rows if row.approval_request__id is not None]
     approvers = _approvers(requested) if requested else {}
     return DeployHistoryPage(
         rows=[
             HistoryRow(
-                *values,
-                release_tag=tag or "",
-                release_version=version,
-                bad_reason=bad_reason if bad_marked_at is not None else None,
-                requester_name=username if username is not None else system,
-                approvers=approvers.get(values[0], []),
-                duration=rollout_duration(started_at=values[5], finished_at=values[6]),
+                pk=row.id,
+                kind=row.kind,
+                state=row.state,
+                image_ref=row.image_ref,
+                created_at=row.created_at,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                error=row.error,
+                health_summary=row.health_summary,
+                app_name=row.environment__app__name,
+                environment_name=row.environment__name,
+                release_tag=row.release__tag or "",
+                release_version=row.release__version,
+                bad_reason=(
+                    row.release__bad_reason if row.release__bad_marked_at is not None else None
+                ),
+                requester_name=(
+                    row.requested_by__username
+                    if row.requested_by__username is not None
+                    else row.requested_by_system
+                ),
+                approvers=approvers.get(row.id, []),
+                duration=rollout_duration(started_at=row.started_at, finished_at=row.finished_at),
             )
-            for (
-                *values,
-                tag,
-                version,
-                bad_marked_at,
-                bad_reason,
-                username,
-                system,
-                _request,
-            ) in rows
+            for row in rows
         ],
         older_cursor=older,
     )
