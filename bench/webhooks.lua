@@ -109,11 +109,12 @@ function done(summary, latency, requests)
   end
   local errors = summary.errors
   io.write(string.format(
-    '{"answers": {%s}, "seconds": %.6f, "p50_ms": %.3f, "p99_ms": %.3f, "errors": %d}\n',
+    '{"answers": {%s}, "seconds": %.6f, "p50_ms": %.3f, "p99_ms": %.3f, '
+      .. '"errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d, "status >= 400": %d}}\n',
     table.concat(parts, ", "),
     (last or 0) - (first or 0),
     latency:percentile(50) / 1000,
     latency:percentile(99) / 1000,
-    errors.connect + errors.read + errors.write + errors.status
+    errors.connect, errors.read, errors.write, errors.timeout, errors.status
   ))
 end

@@ -155,8 +155,9 @@ def _burst_wrk(requests: list[tuple[str, str, bytes]], rate: float) -> Burst:
         output, _ = wrk.communicate(timeout=60)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(output.strip().splitlines()[-1])
-    if result["errors"]:
-        raise RuntimeError(f"wrk saw {result['errors']} socket or HTTP errors")
+    errors = {kind: count for kind, count in result["errors"].items() if count}
+    if errors:
+        raise RuntimeError(f"wrk saw errors {errors}; answers {result['answers']}")
     return Burst(
         seconds=result["seconds"],
         p50_ms=result["p50_ms"],
