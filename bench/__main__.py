@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # Register a benchmark here: the name of its module in bench/.
@@ -101,6 +102,7 @@ def main() -> int:
     failed, headlines = [], []
     for name in args.names or BENCHMARKS:
         print(f"== bench {name}", flush=True)
+        started = time.monotonic()
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hotdash.settings",
@@ -123,7 +125,11 @@ def main() -> int:
                 continue
             section = output.read_text()
             _update_results(name, section)
-        print(f"== bench {name}: section written to {RESULTS.relative_to(ROOT)}", flush=True)
+        print(
+            f"== bench {name}: section written to {RESULTS.relative_to(ROOT)} "
+            f"in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         headlines.append(section.strip().splitlines()[-1])
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

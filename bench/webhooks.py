@@ -2,16 +2,16 @@
 
 Starts the production web server (gunicorn with gunicorn.conf.py: gthread, WEB_CONCURRENCY
 processes of WEB_THREADS threads) and one Celery worker (prefork, concurrency 2) on the
-benchmark's database, with Redis as the broker (REDIS_URL, required). The load generator
-is wrk when it is installed (bench/webhooks.lua sends requests signed here beforehand: wrk's
-Lua has no HMAC), else an asyncio client in this process (httpx), which takes much of the
-two cores itself. Over CONNECTIONS connections it sends DELIVERIES signed ``push`` and
-``pull_request`` deliveries as fast as they are answered, with REPLAYS re-sends of earlier
+benchmark's database, with Redis as the broker (REDIS_URL, else a private redis-server). The
+load generator is wrk when it is installed (bench/webhooks.lua sends requests signed here
+beforehand: wrk's Lua has no HMAC), else an asyncio client in this process (httpx), which takes
+much of the two cores itself. Over CONNECTIONS connections it sends DELIVERIES signed ``push``
+and ``pull_request`` deliveries as fast as they are answered, with REPLAYS re-sends of earlier
 delivery ids mixed in (some while their original is still in flight); its own CPU time is
-reported. Deliveries name a
-repository no app watches, so the worker's part is the processing task's bookkeeping (load,
-mark ignored), not previews or builds. Afterwards: every delivery stored exactly once, every
-replay answered "duplicate", one ``webhook.received`` audit event each, all processed.
+reported. Deliveries name a repository no app watches, so the worker's part is the processing
+task's bookkeeping (load, mark ignored), not previews or builds. Afterwards: every delivery
+stored exactly once, every replay answered "duplicate", one ``webhook.received`` audit event
+each, all processed.
 
 Two phases, each with its own deliveries and replays: a burst as fast as the server answers
 (its rate is the throughput; its latency is mostly the queue that CONNECTIONS requests always
@@ -279,24 +279,29 @@ def _wipe() -> None:
 
 
 def run() -> str:
+    from bench import celery_broker
+
+    with celery_broker() as broker:
+        return _run(broker)
+
+
+def _run(broker: str) -> str:
     from django.conf import settings
     from django.db.models import Count
 
     from approvals.models import AuditEvent
-    from bench import machine_markdown
+    from bench import machine_markdown, process_env
     from deployments.models import WebhookDelivery
 
-    if not os.environ.get("REDIS_URL"):
-        raise SystemExit("The webhooks benchmark needs REDIS_URL (its broker), e.g. redis://…/7.")
     _wipe()
-    env = {
-        **os.environ,
-        "GITHUB_WEBHOOK_SECRET": SECRET,
-        "HOST": "127.0.0.1",
-        "PORT": str(PORT),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = process_env(
+        broker,
+        GITHUB_WEBHOOK_SECRET=SECRET,
+        HOST="127.0.0.1",
+        PORT=str(PORT),
+        ALLOWED_HOSTS="127.0.0.1",
+        LOG_LEVEL="WARNING",
+    )
     web_processes = int(env.get("WEB_CONCURRENCY", "2"))
     web_threads = int(env.get("WEB_THREADS", "4"))
     bin_dir = Path(sys.executable).parent
