@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from approvals import policy
@@ -23,12 +23,13 @@ from deployments.models import (
     Preview,
     Release,
 )
-from hotdash.queries import one_or_404
+from hotdash.queries import ConstantIn, one_or_404
 
 
 def _pending() -> Any:
     return ApprovalRequest.objects.filter(
-        state=ApprovalRequest.State.PENDING, deploy__state=Deploy.State.AWAITING_APPROVAL
+        ConstantIn(F("deploy__state"), (Deploy.State.AWAITING_APPROVAL,)),
+        state=ApprovalRequest.State.PENDING,
     )
 
 

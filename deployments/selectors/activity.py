@@ -14,6 +14,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 
 from deployments.models import Deploy, Environment
 from deployments.queue_order import queue_sort_key
+from hotdash.queries import ConstantIn
 
 State = Deploy.State
 
@@ -58,7 +59,9 @@ def last_ran_id() -> Subquery:
     """The id of the last deploy that ran to its end in the environment (annotate environments
     with it), found through an index: no scan of the environment's whole history."""
     ran = Deploy.objects.filter(
-        environment=OuterRef("pk"), started_at__isnull=False, state__in=Deploy.TERMINAL_STATES
+        ConstantIn(F("state"), Deploy.TERMINAL_STATES),
+        environment=OuterRef("pk"),
+        started_at__isnull=False,
     ).order_by(F("finished_at").desc(nulls_last=True), "-id")
     return Subquery(ran.values("id")[:1])
 
@@ -86,8 +89,8 @@ def activity_of(last_ran_ids: dict[int, int | None]) -> dict[int, Activity]:
     deploys = Deploy.objects.filter(
         Q(pk__in=[pk for pk in last_ran_ids.values() if pk])
         | Q(
+            ConstantIn(F("state"), (State.AWAITING_APPROVAL, State.QUEUED, *Deploy.ACTIVE_STATES)),
             environment_id__in=list(last_ran_ids),
-            state__in=(State.AWAITING_APPROVAL, State.QUEUED, *Deploy.ACTIVE_STATES),
         )
     )
     # Unordered: each list is sorted below.

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.db.models import Count, F, Q
 
 from deployments.models import Deploy, Environment, Notification, WorkerHeartbeat
+from hotdash.queries import ConstantIn
 
 # A worker whose heartbeat (beat sends one every 30 s) is older than this is shown as stale.
 WORKER_STALE_AFTER = timedelta(minutes=2)
@@ -82,7 +83,9 @@ def _running_by_worker(now: datetime) -> dict[str, list[int]]:
     """Deploy ids per worker hostname, from the live ``run:<worker>:<id>`` leases."""
     running: dict[str, list[int]] = {}
     leases = Deploy.objects.filter(
-        state__in=Deploy.ACTIVE_STATES, lease_owner__startswith="run:", lease_expires_at__gt=now
+        ConstantIn(F("state"), Deploy.ACTIVE_STATES),
+        lease_owner__startswith="run:",
+        lease_expires_at__gt=now,
     ).order_by("pk")
     for pk, owner in leases.values_list("pk", "lease_owner"):
         hostname = owner.removeprefix("run:").rsplit(":", 1)[0]
@@ -115,7 +118,7 @@ class Backlog:
 
 def ops_backlog(*, now: datetime) -> Backlog:
     waiting = (Deploy.State.QUEUED, Deploy.State.AWAITING_APPROVAL)
-    deploys = Deploy.objects.filter(state__in=waiting).aggregate(
+    deploys = Deploy.objects.filter(ConstantIn(F("state"), waiting)).aggregate(
         queued=Count("id", filter=Q(state=Deploy.State.QUEUED)),
         awaiting=Count("id", filter=Q(state=Deploy.State.AWAITING_APPROVAL)),
     )
